@@ -1,0 +1,220 @@
+//! The command line: clap definitions and dispatch. One file per subcommand
+//! under `cli/`; each returns the process exit code or an error that `main`
+//! prints in one line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+mod check;
+mod client;
+mod hash;
+mod logs;
+mod pin;
+mod run;
+mod schema;
+
+/// A failure with a specific exit code (2 for usage errors and "no launcher").
+/// Any other error exits 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Exit {
+    pub fn usage(message: impl Into<String>) -> anyhow::Error {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+        .into()
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A desktop launcher that hosts backends",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// The launcher's control socket.
+    #[arg(long, global = true, env = "BERTH_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--backends DIR`, else `BERTH_BACKENDS`, else `./backends`, else the config folder.
+#[derive(Debug, Clone, Args)]
+pub struct BackendsArg {
+    /// The folder of backend manifests.
+    #[arg(long = "backends", env = "BERTH_BACKENDS", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+impl BackendsArg {
+    pub fn resolve(&self) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(crate::paths::default_backends_dir)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the launcher (tray unless --headless).
+    Run(RunArgs),
+    /// Validate every manifest and verify every checksum.
+    Check {
+        /// The folder to check (default: the backends folder).
+        dir: Option<PathBuf>,
+    },
+    /// Print the SHA-256 of a file.
+    Hash { file: PathBuf },
+    /// Write the current digest of ID's executable into its manifest.
+    Pin {
+        id: String,
+        #[command(flatten)]
+        backends: BackendsArg,
+    },
+    /// Print the JSON Schema of the manifest.
+    Schema,
+    /// Show every backend of the running launcher.
+    Status {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a backend and wait until it is running.
+    Start { id: String },
+    /// Stop a backend and wait until its processes are gone.
+    Stop { id: String },
+    /// Restart a backend and wait until it is running.
+    Restart { id: String },
+    /// Print a backend's log (works without a launcher).
+    Logs {
+        id: String,
+        /// Keep printing new lines, across rotation.
+        #[arg(short, long)]
+        follow: bool,
+        /// Print only the last N lines.
+        #[arg(short = 'n', long, value_name = "N")]
+        lines: Option<usize>,
+    },
+    /// Internal: the guardian that stops backends if the launcher dies.
+    #[command(name = "__guardian", hide = true)]
+    Guardian,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub backends: BackendsArg,
+    /// No tray: serve the control socket only.
+    #[arg(long)]
+    pub headless: bool,
+    /// Rotate a backend log past this size (e.g. 10MB, 512KiB).
+    #[arg(long, default_value = "10MB", value_parser = parse_size, value_name = "SIZE")]
+    pub log_max_size: u64,
+    /// Rotated logs to keep per backend.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub log_backups: u32,
+}
+
+/// Parses `10MB`, `512KiB`, `1G` or a plain byte count. `K`/`M`/`G` are powers
+/// of 1024, as in supervisord's `logfile_maxbytes`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("invalid size {text:?}: expected a number with an optional unit, like 10MB")
+    })?;
+    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "invalid size {text:?}: unknown unit {unit:?} (use B, KB, MB or GB)"
+            ));
+        }
+    };
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("invalid size {text:?}: too large"))?;
+    if bytes == 0 {
+        return Err(format!("invalid size {text:?}: must be greater than zero"));
+    }
+    Ok(bytes)
+}
+
+/// Entry point of the `berth` binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            let code = err.downcast_ref::<Exit>().map_or(1, |e| e.code);
+            eprintln!("berth: {}", one_line(&format!("{err:#}")));
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Errors are printed on one line, whatever a library put into them.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let socket = cli.socket.unwrap_or_else(crate::paths::default_socket);
+    match cli.command {
+        Command::Run(args) => run::run(args, socket),
+        Command::Check { dir } => check::run(dir),
+        Command::Hash { file } => hash::run(&file),
+        Command::Pin { id, backends } => pin::run(&id, &backends.resolve()),
+        Command::Schema => schema::run(),
+        Command::Status { json } => client::status(&socket, json),
+        Command::Start { id } => client::action(&socket, "start", &id),
+        Command::Stop { id } => client::action(&socket, "stop", &id),
+        Command::Restart { id } => client::action(&socket, "restart", &id),
+        Command::Logs { id, follow, lines } => logs::run(&id, follow, lines),
+        Command::Guardian => crate::supervisor::guardian::main(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10MB"), Ok(10 << 20));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("10XB").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("MB").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

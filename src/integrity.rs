@@ -1,0 +1,1 @@
+//! Hashing and verified exec: berth runs exactly the bytes it hashed. (Issues #2, #3.)

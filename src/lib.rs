@@ -1,0 +1,44 @@
+//! # berth: a desktop launcher that hosts backends
+//!
+//! ## Theory of operation
+//!
+//! State flows one way: manifests and user commands flow in, snapshots flow out.
+//!
+//! ```text
+//! backends/*.yaml ──notify──▶ watch ──▶ registry (parse, validate, resolve winners)
+//!                                            │ Catalog
+//! tray clicks ─┐                             ▼
+//! CLI/socket ──┴──commands──▶ supervisor (one task per backend: verify, spawn,
+//!                                            │  stop, restart, logs, readiness)
+//!                                            ▼ Snapshot (tokio::sync::watch)
+//!                              tray (main thread) · control socket · CLI output
+//! ```
+//!
+//! - [`manifest`] turns one YAML file into a validated [`manifest::Backend`].
+//! - [`registry`] loads a folder of manifests and decides which file wins for
+//!   each backend id ([`registry::Catalog`]).
+//! - [`watch`] follows the folder with notify and produces new catalogs.
+//! - [`integrity`] hashes executables and launches exactly the bytes it hashed.
+//! - [`supervisor`] owns the processes and publishes [`supervisor::Snapshot`]s.
+//! - [`control`] serves the snapshots and commands on a Unix socket; the CLI
+//!   client talks to it.
+//! - [`tray`] renders snapshots as a system-tray menu and turns clicks into
+//!   commands.
+//! - [`launcher`] wires all of the above together for `berth run`.
+
+pub mod cli;
+pub mod control;
+pub mod integrity;
+pub mod launcher;
+pub mod manifest;
+pub mod paths;
+pub mod registry;
+pub mod supervisor;
+pub mod tray;
+pub mod watch;
+
+/// berth's own version, matched against a manifest's `requires`.
+pub fn berth_version() -> semver::Version {
+    // CARGO_PKG_VERSION is always valid semver: cargo refuses anything else.
+    semver::Version::parse(env!("CARGO_PKG_VERSION")).expect("cargo version is semver")
+}

@@ -1,0 +1,267 @@
+//! Manifest v1: one YAML file describes one backend.
+//!
+//! Parsing is two-phase (like ripgrep's low/high args): serde reads the text
+//! into [`raw::RawManifest`], which mirrors the file exactly and generates the
+//! JSON Schema; [`validate`] turns it into a [`Backend`] with absolute paths,
+//! a 32-byte digest and `Duration`s, or a [`ManifestError`] that names the
+//! file, line, column and field in one line.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub mod raw;
+pub mod validate;
+
+/// Largest manifest berth reads; a bigger file is rejected unread.
+pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
+
+/// A backend id: `[a-z0-9][a-z0-9-]{0,62}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct BackendId(String);
+
+impl BackendId {
+    /// Checks the id's syntax.
+    pub fn new(id: &str) -> Result<Self, String> {
+        let bytes = id.as_bytes();
+        let ok_first = bytes
+            .first()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let ok_rest = bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+        if ok_first && ok_rest && bytes.len() <= 63 {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(format!(
+                "invalid id {id:?}: expected 1 to 63 characters of a-z, 0-9 and '-', starting with a letter or digit"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BackendId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A SHA-256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// Parses 64 lowercase hex digits (the only form a manifest accepts).
+    pub fn from_hex(text: &str) -> Result<Self, String> {
+        if text.len() != 64 {
+            return Err(format!(
+                "expected 64 lowercase hex digits, found {} characters",
+                text.chars().count()
+            ));
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in text.as_bytes().chunks(2).enumerate() {
+            let nibble = |c: u8| match c {
+                b'0'..=b'9' => Ok(c - b'0'),
+                b'a'..=b'f' => Ok(c - b'a' + 10),
+                b'A'..=b'F' => {
+                    Err("uppercase hex digits are not allowed; use lowercase".to_owned())
+                }
+                _ => Err(format!("{:?} is not a hex digit", c as char)),
+            };
+            out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        }
+        Ok(Self(out))
+    }
+
+    /// The all-zero digest a shipped manifest carries until its first `berth pin`.
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 32]
+    }
+
+    /// `3f7c…9a01`: for menus.
+    pub fn short(&self) -> String {
+        let hex = self.to_string();
+        format!("{}…{}", &hex[..4], &hex[60..])
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+/// Stop signals a manifest may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    Term,
+    Int,
+    Hup,
+    Quit,
+    Usr1,
+    Usr2,
+    Kill,
+}
+
+impl StopSignal {
+    /// The Unix signal number.
+    #[cfg(unix)]
+    pub fn to_nix(self) -> nix::sys::signal::Signal {
+        use nix::sys::signal::Signal as S;
+        match self {
+            Self::Term => S::SIGTERM,
+            Self::Int => S::SIGINT,
+            Self::Hup => S::SIGHUP,
+            Self::Quit => S::SIGQUIT,
+            Self::Usr1 => S::SIGUSR1,
+            Self::Usr2 => S::SIGUSR2,
+            Self::Kill => S::SIGKILL,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    Never,
+    OnFailure,
+    Always,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StopSpec {
+    pub signal: StopSignal,
+    pub timeout: Duration,
+}
+
+impl Default for StopSpec {
+    fn default() -> Self {
+        Self {
+            signal: StopSignal::Term,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartSpec {
+    pub policy: RestartPolicy,
+    pub max_retries: u32,
+    pub backoff: Duration,
+}
+
+impl Default for RestartSpec {
+    fn default() -> Self {
+        Self {
+            policy: RestartPolicy::Never,
+            max_retries: 3,
+            backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How berth tells that a backend is ready.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// A stdout line that is a JSON object containing every given key with the given value.
+    StdoutJson(serde_json::Map<String, serde_json::Value>),
+    /// A successful TCP connect to `host:port`.
+    Tcp(String),
+    /// Any 2xx answer to a GET of this `http://` URL.
+    Http(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadySpec {
+    pub probe: Probe,
+    pub timeout: Duration,
+}
+
+/// The current platform's executable entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executable {
+    /// Absolute candidate paths, `${resources}` expanded, in the order to try.
+    pub candidates: Vec<PathBuf>,
+    pub sha256: Digest,
+    /// The platform key that was chosen (`linux-x86_64` or `linux`), for messages.
+    pub platform_key: String,
+}
+
+impl Executable {
+    /// The first candidate that exists, if any.
+    pub fn resolve(&self) -> Option<&Path> {
+        self.candidates
+            .iter()
+            .map(PathBuf::as_path)
+            .find(|p| p.is_file())
+    }
+}
+
+/// A validated manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    /// Absolute path of the manifest file.
+    pub file: PathBuf,
+    pub id: BackendId,
+    pub name: String,
+    pub version: semver::Version,
+    pub requires: Option<semver::VersionReq>,
+    /// `None`: no entry for this platform, the backend is `unsupported` here.
+    pub executable: Option<Executable>,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// Absolute working directory.
+    pub workdir: PathBuf,
+    pub autostart: bool,
+    pub stop: StopSpec,
+    pub restart: RestartSpec,
+    pub ready: Option<ReadySpec>,
+}
+
+/// Why a manifest cannot be used. Displays as one line:
+/// `backends/x.yaml: line 4 column 3: args: invalid type ...`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ManifestError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted path of the field at fault (`stop.timeout`), when known.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, ": line {l} column {c}")?,
+            (Some(l), None) => write!(f, ": line {l}")?,
+            _ => {}
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Reads and validates one manifest file. `resources` is the folder
+/// `${resources}` expands to.
+pub fn load(file: &Path, resources: &Path) -> Result<Backend, ManifestError> {
+    validate::load(file, resources)
+}

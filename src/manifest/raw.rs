@@ -1,0 +1,1 @@
+//! The manifest exactly as written: serde + schemars types. (Issue #2 fills this in.)

@@ -1,0 +1,99 @@
+//! Where berth's files live: backends folder, logs, control socket, resources.
+//!
+//! Every function reads the environment at call time so tests can point berth
+//! at a temporary folder with `XDG_*` variables.
+
+use std::env;
+use std::path::{Path, PathBuf};
+
+fn env_path(var: &str) -> Option<PathBuf> {
+    env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+fn home() -> PathBuf {
+    env_path("HOME").unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// `${XDG_STATE_HOME:-$HOME/.local/state}/berth`.
+pub fn state_dir() -> PathBuf {
+    env_path("XDG_STATE_HOME")
+        .unwrap_or_else(|| home().join(".local/state"))
+        .join("berth")
+}
+
+/// Folder of the backend logs: `<state>/logs`.
+pub fn log_dir() -> PathBuf {
+    state_dir().join("logs")
+}
+
+/// The log file of one backend.
+pub fn backend_log(log_dir: &Path, id: &str) -> PathBuf {
+    log_dir.join(format!("{id}.log"))
+}
+
+/// berth's own log: `<state>/berth.log`.
+pub fn berth_log() -> PathBuf {
+    state_dir().join("berth.log")
+}
+
+/// The default control socket: `$XDG_RUNTIME_DIR/berth/berth.sock`, else
+/// `/tmp/berth-$UID/berth.sock`.
+pub fn default_socket() -> PathBuf {
+    match env_path("XDG_RUNTIME_DIR") {
+        Some(dir) => dir.join("berth").join("berth.sock"),
+        None => {
+            #[cfg(unix)]
+            let uid = nix::unistd::getuid().as_raw();
+            #[cfg(not(unix))]
+            let uid = 0;
+            env::temp_dir()
+                .join(format!("berth-{uid}"))
+                .join("berth.sock")
+        }
+    }
+}
+
+/// `$XDG_CONFIG_HOME/berth/backends` (or `~/.config/berth/backends`).
+pub fn config_backends_dir() -> PathBuf {
+    env_path("XDG_CONFIG_HOME")
+        .unwrap_or_else(|| home().join(".config"))
+        .join("berth")
+        .join("backends")
+}
+
+/// Where the backends folder is when `--backends` / `BERTH_BACKENDS` are not
+/// given: `./backends` when it exists, else the config folder.
+pub fn default_backends_dir() -> PathBuf {
+    let local = PathBuf::from("backends");
+    if local.is_dir() {
+        local
+    } else {
+        config_backends_dir()
+    }
+}
+
+/// Makes `path` absolute against the current directory without touching the
+/// file system (the path may not exist yet).
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// What `${resources}` expands to: `BERTH_RESOURCES`, else `resources/` beside
+/// the berth binary (`../Resources` inside a macOS bundle).
+pub fn resources_dir() -> PathBuf {
+    if let Some(dir) = env_path("BERTH_RESOURCES") {
+        return dir;
+    }
+    let exe_dir = env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    if cfg!(target_os = "macos") && exe_dir.ends_with("Contents/MacOS") {
+        exe_dir.join("../Resources")
+    } else {
+        exe_dir.join("resources")
+    }
+}
