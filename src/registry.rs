@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::manifest::{Backend, BackendId};
+use crate::manifest::{Backend, BackendId, ManifestError};
 
 /// Where one manifest file stands after resolution.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,8 +82,47 @@ pub fn is_manifest_name(name: &str) -> bool {
     !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
 }
 
-/// Loads every manifest of `dir` and resolves winners. (Issue #2 fills this in.)
+/// The latest read of one manifest file, as kept by the loader or watcher.
+#[derive(Debug, Clone)]
+pub struct FileRead {
+    /// Absolute path.
+    pub file: PathBuf,
+    /// What the file says now.
+    pub current: Result<Arc<Backend>, ManifestError>,
+    /// The last valid definition this file had during this run (hot reload
+    /// keeps it in force while the file is broken).
+    pub last_good: Option<Arc<Backend>>,
+}
+
+/// The manifest files directly in `dir` (absolute paths, sorted by name):
+/// `*.yaml` / `*.yml`, not hidden, not folders. (Issue #2 fills this in.)
+pub fn list(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
+    let _ = dir;
+    todo!("registry::list")
+}
+
+/// Decides where every file stands. `previous` is the catalog in force before
+/// (empty at start-up): a file that won there keeps winning a same-version
+/// clash. (Issue #2 fills this in.)
+pub fn resolve(files: &[FileRead], previous: &Catalog, berth: &semver::Version) -> Catalog {
+    let _ = (files, previous, berth);
+    todo!("registry::resolve")
+}
+
+/// Loads every manifest of `dir` and resolves winners: `berth check` and the
+/// launcher's first load.
 pub fn scan(dir: &Path, resources: &Path) -> Result<Catalog, RegistryError> {
-    let _ = (dir, resources);
-    todo!("registry::scan")
+    let reads: Vec<FileRead> = list(dir)?
+        .into_iter()
+        .map(|file| FileRead {
+            current: crate::manifest::load(&file, resources).map(Arc::new),
+            last_good: None,
+            file,
+        })
+        .collect();
+    Ok(resolve(
+        &reads,
+        &Catalog::default(),
+        &crate::berth_version(),
+    ))
 }
