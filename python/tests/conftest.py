@@ -140,12 +140,22 @@ class Backend:
         return [json.loads(line) for line in self.drain(timeout)]
 
     def kill(self) -> None:
-        """Cleanup: SIGKILLs the whole group (also an orphaned onefile child)."""
+        """Cleanup as berth stops a backend: SIGTERM to the group, SIGKILL late.
+
+        SIGKILL first would leave a onefile's _MEIxxxxxx folder behind (and,
+        sent to the bootloader alone, orphan the Python process).
+        """
         if self._own_group:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            for signum in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(self.proc.pid, signum)
+                except (ProcessLookupError, PermissionError):
+                    break
+                try:
+                    self.proc.wait(timeout=STOP_DEADLINE_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
         elif self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=STOP_DEADLINE_S)
@@ -167,13 +177,31 @@ def base_argv(variant: str) -> List[str]:
     return [str(EXECUTABLE)]
 
 
-@pytest.fixture(params=["script", "onefile"])
-def variant(request) -> str:
-    if request.param == "onefile" and not EXECUTABLE.exists():
+@pytest.fixture(scope="session", autouse=True)
+def private_tmpdir(tmp_path_factory):
+    """TMPDIR for every backend: a onefile unpacks into $TMPDIR/_MEIxxxxxx, so
+    whatever a test leaves there stays out of the machine's /tmp."""
+    path = tmp_path_factory.mktemp("backend-tmp")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TMPDIR", str(path))
+    yield path
+    mp.undo()
+
+
+def require_executable() -> None:
+    """Skips the calling test if the onefile build is missing (fails instead
+    under BACKEND_REQUIRE_EXECUTABLE=1, as test.sh runs it)."""
+    if not EXECUTABLE.exists():
         reason = f"{EXECUTABLE} is not built (run python/build.sh)"
         if os.environ.get("BACKEND_REQUIRE_EXECUTABLE") == "1":
             pytest.fail(reason + " and BACKEND_REQUIRE_EXECUTABLE=1")
         pytest.skip(reason)
+
+
+@pytest.fixture(params=["script", "onefile"])
+def variant(request) -> str:
+    if request.param == "onefile":
+        require_executable()
     return request.param
 
 

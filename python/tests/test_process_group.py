@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import time
 
 import pytest
+
+from conftest import Backend, base_argv, require_executable
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process groups")
 
@@ -78,3 +81,31 @@ def test_repeated_group_sigterm(spawn):
     assert b.proc.returncode == 0, b.stderr
     assert [o.get("status") for o in lines].count("stopped") == 1
     assert lines[-1] == {"status": "stopped"}
+
+
+@pytest.mark.skipif(os.name == "nt", reason="TMPDIR is the POSIX extraction folder")
+def test_onefile_temp_folder_removed_on_graceful_stop_kept_after_sigkill(tmp_path):
+    """The onefile trade-off: graceful stop cleans _MEIxxxxxx, SIGKILL cannot."""
+    require_executable()
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    started = []
+    try:
+        graceful = Backend(base_argv("onefile") + ["--port", "0"], "onefile", env=env)
+        started.append(graceful)
+        graceful.ready()
+        assert [p.name[:4] for p in tmp_path.iterdir()] == ["_MEI"]
+        os.killpg(graceful.pid, signal.SIGTERM)
+        assert graceful.wait() == 0
+        assert list(tmp_path.iterdir()) == [], "graceful stop must remove _MEI"
+
+        killed = Backend(base_argv("onefile") + ["--port", "0"], "onefile", env=env)
+        started.append(killed)
+        killed.ready()
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+        leftovers = list(tmp_path.iterdir())
+        assert len(leftovers) == 1 and leftovers[0].name.startswith("_MEI")
+    finally:
+        for backend in started:
+            backend.kill()
+        shutil.rmtree(tmp_path, ignore_errors=True)  # 30+ MB of unpacked runtime
