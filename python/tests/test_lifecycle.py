@@ -164,3 +164,27 @@ def test_stop_is_prompt(backend):
     backend.send('{"action": "shutdown"}\n')
     backend.finish(timeout=STOP_DEADLINE_S)
     assert time.monotonic() - start < 3.0
+
+
+def _ipv6_loopback_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback_available(), reason="no IPv6 loopback here")
+def test_ipv6_host(spawn):
+    b = spawn("--host", "::1", "--port", "0")
+    port = b.ready()["port"]
+    socket.create_connection(("::1", port), timeout=5).close()
+
+
+def test_unresolvable_host_exits_1(spawn):
+    b = spawn("--host", "host.invalid", "--port", "0")
+    lines = b.finish(timeout=30)
+    assert b.proc.returncode == 1
+    assert lines == [{"status": "starting"}]
+    assert b.stderr.startswith("backend: error: cannot listen on host.invalid:0: ")
