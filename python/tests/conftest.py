@@ -184,6 +184,9 @@ def private_tmpdir(tmp_path_factory):
     path = tmp_path_factory.mktemp("backend-tmp")
     mp = pytest.MonkeyPatch()
     mp.setenv("TMPDIR", str(path))
+    # The script must flush by itself, as the frozen build must: a harness
+    # that exports PYTHONUNBUFFERED would hide a missing flush.
+    mp.delenv("PYTHONUNBUFFERED", raising=False)
     yield path
     mp.undo()
 
