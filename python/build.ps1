@@ -18,6 +18,10 @@ $vpy = Join-Path $venv 'Scripts\python.exe'
 
 # Runs a native command quietly; shows its output and stops if it fails.
 function Invoke-Quiet([string]$exe, [string[]]$arguments) {
+    # Windows PowerShell 5.1 turns each stderr line of a native command into
+    # an error record under 'Stop' (warnings would abort the build): judge by
+    # the exit code instead.
+    $ErrorActionPreference = 'Continue'
     $out = & $exe @arguments 2>&1
     if ($LASTEXITCODE -ne 0) {
         $out | ForEach-Object { Write-Host $_ }
