@@ -72,7 +72,7 @@ impl Board {
             }
         }
         first.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-        rest.sort_by(|a, b| file_name(&a.file).cmp(&file_name(&b.file)));
+        rest.sort_by_key(|a| file_name(&a.file));
         first.extend(rest);
         Snapshot { backends: first }
     }

@@ -433,10 +433,11 @@ impl Job {
         let Some(live) = self.live.as_ref() else {
             return;
         };
-        if let Some(Probe::StdoutJson(want)) = live.def.ready.as_ref().map(|r| &r.probe) {
-            if self.state() == State::Starting && ready::subset_match(&line, want) {
-                self.mark_ready();
-            }
+        if let Some(Probe::StdoutJson(want)) = live.def.ready.as_ref().map(|r| &r.probe)
+            && self.state() == State::Starting
+            && ready::subset_match(&line, want)
+        {
+            self.mark_ready();
         }
     }
 

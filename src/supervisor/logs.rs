@@ -209,19 +209,20 @@ struct Sink<'a> {
 
 impl Sink<'_> {
     fn line(&mut self, stream: &'static str, text: &[u8]) {
-        if !self.failed {
-            if let Err(e) = self.log.write_line(stream, text) {
-                tracing::warn!(backend = %self.id, error = %e, "cannot write backend log");
-                self.failed = true;
-            }
+        if !self.failed
+            && let Err(e) = self.log.write_line(stream, text)
+        {
+            tracing::warn!(backend = %self.id, error = %e, "cannot write backend log");
+            self.failed = true;
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(backend = %self.id, stream, "{}", String::from_utf8_lossy(text));
         }
-        if stream == "stdout" && text.first() == Some(&b'{') {
-            if let Ok(obj) = serde_json::from_slice::<JsonLine>(text) {
-                let _ = self.json.send(obj);
-            }
+        if stream == "stdout"
+            && text.first() == Some(&b'{')
+            && let Ok(obj) = serde_json::from_slice::<JsonLine>(text)
+        {
+            let _ = self.json.send(obj);
         }
     }
 }
