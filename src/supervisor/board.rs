@@ -40,7 +40,6 @@ pub struct Board {
     pub jobs: BTreeMap<String, Slot>,
     /// Files that have no job: superseded, incompatible, invalid.
     pub others: Vec<BackendStatus>,
-    pub seen_catalog: bool,
     pub shut_down: bool,
     pub next_generation: u64,
 }
