@@ -38,10 +38,11 @@ fn producer(dir: &Path) -> PathBuf {
 fn read_secs(path: &Path, timeout: Duration) -> Option<f64> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(t) = std::fs::read_to_string(path) {
-            if let Ok(v) = t.trim().parse() {
-                return Some(v);
-            }
+        if let Some(v) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return Some(v);
         }
         if Instant::now() > deadline {
             return None;
