@@ -756,6 +756,16 @@ fn killed_supervisor_leaves_no_process_behind() {
             "expected the onefile's two processes: {all:?}"
         );
     }
+    // The guardian: berth's child, in its own group, deaf to Ctrl-C.
+    let guardian = guardian_of(child.id()).expect("no guardian process");
+    assert_eq!(crate::util::group_pids(guardian), [guardian]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(guardian as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(running(guardian), "SIGINT killed the guardian");
     child.kill().unwrap();
     let killed = Instant::now();
     child.wait().unwrap();
@@ -771,4 +781,76 @@ fn killed_supervisor_leaves_no_process_behind() {
         "all backend processes gone {:?} after SIGKILL",
         killed.elapsed()
     );
+    assert!(wait_gone(guardian, T), "the guardian did not exit");
+    eprintln!("guardian gone {:?} after SIGKILL", killed.elapsed());
+}
+
+/// The child of `parent` running `__guardian`.
+fn guardian_of(parent: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid: u32 = stat[stat.rfind(')')? + 1..]
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
+        (ppid == parent && cmdline.contains("__guardian")).then_some(pid)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_rotate_by_size_through_the_supervisor() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let sup = berth::supervisor::spawn_with_guardian(
+        berth::supervisor::Config {
+            log_dir: logs.clone(),
+            log_max_size: 2000,
+            log_backups: 2,
+        },
+        None,
+    );
+    let exe = script(
+        dir.path(),
+        "chatty.sh",
+        "i=0; while [ $i -lt 200 ]; do echo \"line $i\"; i=$((i+1)); done",
+    );
+    sup.apply(catalog([backend(dir.path(), "chatty", &exe)]))
+        .await;
+    sup.start("chatty").await.unwrap();
+    wait_for(&sup, "chatty", T, |s| s.state == State::Exited).await;
+    let read = |name: &str| std::fs::read_to_string(logs.join(name)).unwrap();
+    let (cur, one, two) = (
+        read("chatty.log"),
+        read("chatty.log.1"),
+        read("chatty.log.2"),
+    );
+    assert!(!logs.join("chatty.log.3").exists());
+    assert!(cur.ends_with(" stdout line 199\n"), "{cur}");
+    for f in [&cur, &one, &two] {
+        assert!(f.len() <= 2000, "{} bytes", f.len());
+        assert!(f.lines().all(|l| l.contains(" stdout line ")), "{f}");
+    }
+    // Backups hold the lines just before the current file, in order.
+    let first_cur: u32 = cur
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let last_one: u32 = one
+        .lines()
+        .last()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(last_one + 1, first_cur);
 }
