@@ -1,4 +1,5 @@
 //! berth's integration tests: one binary, one module per area.
 
+mod control;
 mod supervisor;
 mod util;
