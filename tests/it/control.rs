@@ -670,10 +670,41 @@ fn sighup_rescans_the_backends_folder() {
     assert!(home.status_json().is_empty());
     home.backend("late", "exec sleep 600", "");
     l.signal(Signal::SIGHUP);
-    assert!(wait_until(Duration::from_secs(10), || home
-        .status_json()
-        .len()
-        == 1));
+    let listed = || home.status_json().len();
+    assert!(wait_until(Duration::from_secs(10), || listed() == 1));
+    // The socket's `rescan` does the same and answers once it is applied.
+    home.backend("later", "exec sleep 600", "");
+    let reply = raw(&home.socket(), b"{\"cmd\":\"rescan\"}\n");
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(listed(), 2);
+}
+
+#[test]
+fn the_default_backends_folder_is_created_on_first_run() {
+    let home = Home::new();
+    // No --backends, no ./backends in the working directory: the config folder.
+    let mut child = home
+        .berth(&["run", "--headless"])
+        .current_dir(home.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let created = home.path().join("config/berth/backends");
+    let ok = wait_until(Duration::from_secs(15), || {
+        UnixStream::connect(home.socket()).is_ok()
+    });
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(ok, "launcher never served: {err}");
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(created.is_dir());
 }
 
 // -------------------------------------------------------------------- logs
