@@ -34,10 +34,11 @@ pub fn run(id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
     let reads: Vec<FileRead> = registry::list(dir)?
         .into_iter()
         .map(|file| {
-            let shown = file.file_name().map_or_else(|| file.clone(), |n| dir.join(n));
-            let current = validate::read_bounded(&shown).and_then(|bytes| {
-                locate::parse_pinnable(&shown, &bytes, &resources, platform)
-            });
+            let shown = file
+                .file_name()
+                .map_or_else(|| file.clone(), |n| dir.join(n));
+            let current = validate::read_bounded(&shown)
+                .and_then(|bytes| locate::parse_pinnable(&shown, &bytes, &resources, platform));
             let current = current.map(|p| {
                 spans.push((file.clone(), p.span));
                 Arc::new(p.backend)
@@ -66,10 +67,18 @@ pub fn run(id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
         .find(|(f, _)| *f == backend.file)
         .and_then(|(_, s)| s)
     else {
-        bail!("{}: cannot locate the sha256 of {}", shown.display(), exe.platform_key);
+        bail!(
+            "{}: cannot locate the sha256 of {}",
+            shown.display(),
+            exe.platform_key
+        );
     };
     let Some(path) = exe.resolve() else {
-        let tried: Vec<String> = exe.candidates.iter().map(|c| c.display().to_string()).collect();
+        let tried: Vec<String> = exe
+            .candidates
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect();
         bail!(
             "{}: executable.{}.path: not found: tried {}",
             shown.display(),
@@ -104,14 +113,27 @@ fn no_winner(id: &str, dir: &Path, catalog: &Catalog) -> String {
             let name = e.file.file_name().unwrap_or_default().to_string_lossy();
             match (&e.standing, &e.error) {
                 (_, Some(err)) => format!("{name}: {err}"),
-                (Standing::Incompatible { reason }, None) => format!("{name}: incompatible: {reason}"),
+                (Standing::Incompatible { reason }, None) => {
+                    format!("{name}: incompatible: {reason}")
+                }
                 (Standing::Superseded { .. }, None) => format!("{name}: superseded"),
                 (Standing::Winner | Standing::Invalid, None) => format!("{name}: invalid"),
             }
         })
         .collect();
     if reasons.is_empty() {
-        format!("unknown backend id `{id}` in {}", dir.display())
+        // The id may be in a file that does not parse: say so.
+        let invalid: Vec<&str> = catalog
+            .entries
+            .iter()
+            .filter(|e| e.backend.is_none())
+            .filter_map(|e| e.error.as_deref())
+            .collect();
+        let mut msg = format!("unknown backend id `{id}` in {}", dir.display());
+        if !invalid.is_empty() {
+            msg.push_str(&format!("; invalid files: {}", invalid.join("; ")));
+        }
+        msg
     } else {
         format!("{id}: no usable manifest: {}", reasons.join("; "))
     }
@@ -167,10 +189,14 @@ fn check_rewrite(
         .map(|e| e.sha256.0.to_string());
     let fresh = locate::digest_span(new, platform).ok().flatten();
     let zeros = locate::with_digest(old, span, &"0".repeat(64));
-    let old_raw = validate::parse_raw(file, zeros.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let old_raw =
+        validate::parse_raw(file, zeros.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let same_rest =
         locate::without_digest(old_raw, &span.key) == locate::without_digest(new_raw, &span.key);
-    if pinned.as_deref() != Some(hex) || fresh.map(|s| s.key) != Some(span.key.clone()) || !same_rest {
+    if pinned.as_deref() != Some(hex)
+        || fresh.map(|s| s.key) != Some(span.key.clone())
+        || !same_rest
+    {
         bail!("the rewritten text would not say what it should; file left unchanged");
     }
     Ok(())

@@ -399,6 +399,11 @@ impl JsonSchema for RawReady {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let mut schema = ReadyFields::json_schema(generator);
         schema.insert(
+            "description".to_owned(),
+            "Exactly one probe (stdout_json, tcp or http) plus an optional timeout (default 15s)."
+                .into(),
+        );
+        schema.insert(
             "oneOf".to_owned(),
             serde_json::json!([
                 { "required": ["stdout_json"] },

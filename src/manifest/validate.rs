@@ -163,6 +163,23 @@ fn yaml_error(file: &Path, text: &str, err: &serde_yaml::Error) -> ManifestError
         field = Some(head.to_owned());
         message = tail.to_owned();
     }
+    // serde reports a missing or repeated field at the enclosing mapping:
+    // name the field itself.
+    for (prefix, what) in [
+        ("missing field `", "required field missing"),
+        ("duplicate field `", "given twice"),
+    ] {
+        if let Some(name) = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix('`'))
+        {
+            field = Some(match field {
+                Some(parent) => format!("{parent}.{name}"),
+                None => name.to_owned(),
+            });
+            message = what.to_owned();
+        }
+    }
     let message = explain(&message, text, location.as_ref());
     let (line, column) = match location {
         Some(loc) => (Some(loc.line()), Some(loc.column())),
