@@ -20,6 +20,9 @@ use super::{
     RestartSpec, StopSignal, StopSpec,
 };
 
+/// Most `[` and `{` characters a manifest may hold (see [`decode`]).
+pub const MAX_FLOW_OPENERS: usize = 1000;
+
 const DEFAULT_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl ManifestError {
@@ -118,6 +121,23 @@ fn decode<'a>(file: &Path, bytes: &'a [u8]) -> Result<&'a str, ManifestError> {
         return Err(ManifestError::file(
             file,
             "the file is empty: expected a mapping with id, name, version and executable",
+        ));
+    }
+    // libyaml re-examines every open flow collection at each token, so deep
+    // flow nesting (`[[[[...`) costs quadratic time long before serde_yaml's
+    // depth limit applies. Every `[` and `{` is counted, wherever it is: a
+    // bound that needs no YAML lexer and that no real manifest comes near.
+    if let Some((offset, _)) = text
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| matches!(b, b'[' | b'{'))
+        .nth(MAX_FLOW_OPENERS)
+    {
+        return Err(at(
+            offset,
+            format!(
+                "more than {MAX_FLOW_OPENERS} '[' and '{{': nested too deeply or too many flow collections"
+            ),
         ));
     }
     if text

@@ -116,8 +116,12 @@ const INVALID: &[(&str, &str)] = &[
         "the file has only comments: expected a mapping with id, name, version and executable",
     ),
     (
-        "deeply-nested.yaml",
-        "line 10 column 138: nested too deeply (YAML recursion limit exceeded)",
+        "deeply-nested-block.yaml",
+        "line 136 column 257: nested too deeply (YAML recursion limit exceeded)",
+    ),
+    (
+        "deeply-nested-flow.yaml",
+        "line 10 column 1013: more than 1000 '[' and '{': nested too deeply or too many flow collections",
     ),
     (
         "digest-not-hex.yaml",
@@ -289,6 +293,21 @@ fn a_10_mb_file_is_rejected_unread() {
         text.len()
     );
     assert_one_line_error("big.yaml", &out, &dir, &expected);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// Regression: libyaml's cost grows with the square of flow nesting; a
+/// megabyte of `[` once took minutes. The 30 s limit of [`berth`] guards it.
+#[test]
+fn a_megabyte_of_brackets_is_rejected_cheaply() {
+    let text = "[".repeat(1024 * 1024);
+    let (dir, out) = check_alone("brackets.yaml", text.as_bytes());
+    assert_one_line_error(
+        "brackets.yaml",
+        &out,
+        &dir,
+        "line 1 column 1001: more than 1000 '[' and '{': nested too deeply or too many flow collections",
+    );
     fs::remove_dir_all(dir).unwrap();
 }
 
