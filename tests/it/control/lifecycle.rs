@@ -30,6 +30,13 @@ fn sigterm_stops_every_backend_removes_the_socket_and_exits_0() {
         assert!(!alive(pid), "backend {pid} survived");
     }
     assert!(!home.socket().exists(), "socket removed");
+    // berth's own log keeps what it said, without terminal colours.
+    let own = std::fs::read_to_string(home.path().join("state/berth/berth.log")).unwrap();
+    assert!(own.contains("berth launcher ready"), "{own}");
+    assert!(
+        own.contains("SIGTERM: quitting") && !own.contains('\x1b'),
+        "{own}"
+    );
 }
 
 #[test]
