@@ -1,0 +1,8 @@
+//! The control socket and its CLI through the real binary: `berth run
+//! --headless` in a temp dir, clients as separate processes, raw sockets for
+//! protocol abuse. (Issue #4.)
+
+mod commands;
+mod home;
+mod lifecycle;
+mod socket;
