@@ -1,0 +1,4 @@
+//! berth's integration tests: one binary, one module per area.
+
+mod supervisor;
+mod util;
