@@ -2,3 +2,4 @@
 
 mod supervisor;
 mod util;
+mod watch;
