@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::registry::{self, Catalog, FileRead, RegistryError};
+use crate::manifest::BackendId;
+use crate::registry::{self, Catalog, Entry, FileRead, RegistryError};
 
 /// A file read this soon after its last change may change again within the
 /// same file-system timestamp tick (a jiffy, at most 10 ms on Linux) without
@@ -168,42 +169,28 @@ impl FolderState {
     /// Brings the state up to date with the folder for `scope`, and resolves a
     /// new catalog when anything moved. On error the state is unchanged.
     pub fn reload(&mut self, scope: &Scope) -> Result<Reload, ReloadError> {
-        let listed = match registry::list(&self.dir) {
-            Ok(listed) => listed,
-            Err(RegistryError::ReadDir { source, .. })
-                if source.kind() == io::ErrorKind::NotFound =>
-            {
-                return Err(ReloadError::FolderMissing {
-                    dir: self.dir.clone(),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let in_scope = |path: &Path| match scope {
-            Scope::Full { .. } => true,
-            Scope::Paths(paths) => paths.contains(path),
-        };
-        let force = matches!(scope, Scope::Full { force: true });
+        match scope {
+            Scope::Full { force } => self.reload_all(*force),
+            Scope::Paths(paths) => self.reload_paths(paths),
+        }
+    }
 
+    /// Lists the folder and refreshes every file: O(files) by nature.
+    fn reload_all(&mut self, force: bool) -> Result<Reload, ReloadError> {
+        let listed = self.list()?;
         let mut out = Reload::default();
         let present: BTreeSet<&Path> = listed.iter().map(PathBuf::as_path).collect();
         let before = self.files.len();
         self.files
-            .retain(|path, _| present.contains(path.as_path()) || !in_scope(path));
+            .retain(|path, _| present.contains(path.as_path()));
         out.dropped = before - self.files.len();
-
-        for path in listed.iter().filter(|p| in_scope(p)) {
+        for path in &listed {
             match self.refresh(path, force) {
                 Refresh::Unchanged => {}
                 Refresh::Reread => out.reread += 1,
-                Refresh::Gone => {
-                    if self.files.remove(path).is_some() {
-                        out.dropped += 1;
-                    }
-                }
+                Refresh::Gone => out.dropped += usize::from(self.files.remove(path).is_some()),
             }
         }
-
         if out.reread == 0 && out.dropped == 0 {
             return Ok(out);
         }
@@ -212,6 +199,105 @@ impl FolderState {
         out.changed = next != self.catalog;
         self.catalog = next;
         Ok(out)
+    }
+
+    /// Refreshes only `paths`, then resolves again only the ids those files
+    /// had or have now: the work follows the change, not the folder.
+    fn reload_paths(&mut self, paths: &BTreeSet<PathBuf>) -> Result<Reload, ReloadError> {
+        if !self.dir.is_dir() {
+            // Deleted (or replaced by something else): nothing counts as
+            // removed until the folder is back.
+            self.list()?;
+        }
+        let mut out = Reload::default();
+        let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
+        for path in paths {
+            let outcome = if is_manifest_file(path) {
+                self.refresh(path, false)
+            } else {
+                Refresh::Gone
+            };
+            match outcome {
+                Refresh::Unchanged => {}
+                Refresh::Reread => {
+                    out.reread += 1;
+                    touched.insert(path.clone());
+                }
+                Refresh::Gone => {
+                    if self.files.remove(path).is_some() {
+                        out.dropped += 1;
+                        touched.insert(path.clone());
+                    }
+                }
+            }
+        }
+        if touched.is_empty() {
+            return Ok(out);
+        }
+        out.changed = self.resolve_around(&touched);
+        Ok(out)
+    }
+
+    /// Re-resolves the files of every id that `touched` files had (in the
+    /// catalog) or have (in their new read), plus the touched files, and
+    /// splices the result into the catalog. Resolution is per id, so this is
+    /// the same catalog a full resolve would give (a unit test checks it).
+    /// Returns whether the catalog changed.
+    fn resolve_around(&mut self, touched: &BTreeSet<PathBuf>) -> bool {
+        let mut ids: BTreeSet<BackendId> = BTreeSet::new();
+        for entry in &self.catalog.entries {
+            if touched.contains(&entry.file)
+                && let Some(id) = entry.id()
+            {
+                ids.insert(id.clone());
+            }
+        }
+        for path in touched {
+            if let Some(id) = self.files.get(path).and_then(|t| effective_id(&t.read)) {
+                ids.insert(id.clone());
+            }
+        }
+        let in_subset = |file: &Path, id: Option<&BackendId>| {
+            touched.contains(file) || id.is_some_and(|id| ids.contains(id))
+        };
+        let reads: Vec<FileRead> = self
+            .files
+            .values()
+            .filter(|t| in_subset(&t.read.file, effective_id(&t.read)))
+            .map(|t| t.read.clone())
+            .collect();
+        let fresh = registry::resolve(&reads, &self.catalog, &self.berth).entries;
+        let stale: Vec<Entry> = self
+            .catalog
+            .entries
+            .iter()
+            .filter(|e| in_subset(&e.file, e.id()))
+            .cloned()
+            .collect();
+        if stale == fresh {
+            return false;
+        }
+        let entries = &mut self.catalog.entries;
+        entries.retain(|e| !in_subset(&e.file, e.id()));
+        for entry in fresh {
+            let at = entries.partition_point(|e| catalog_order(e) < catalog_order(&entry));
+            entries.insert(at, entry);
+        }
+        true
+    }
+
+    fn list(&self) -> Result<Vec<PathBuf>, ReloadError> {
+        match registry::list(&self.dir) {
+            Ok(listed) => Ok(listed),
+            Err(RegistryError::ReadDir { source, .. })
+                if source.kind() == io::ErrorKind::NotFound =>
+            {
+                Err(ReloadError::FolderMissing {
+                    dir: self.dir.clone(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads `path` again if its fingerprint moved (or `force`).
@@ -262,6 +348,29 @@ impl FolderState {
         );
         Refresh::Reread
     }
+}
+
+/// The id a read stands for: its current definition's, else its last good one's.
+fn effective_id(read: &FileRead) -> Option<&BackendId> {
+    read.current
+        .as_ref()
+        .ok()
+        .or(read.last_good.as_ref())
+        .map(|b| &b.id)
+}
+
+/// The order of catalog entries (the one `registry::resolve` produces).
+fn catalog_order(e: &Entry) -> (Option<&std::ffi::OsStr>, &Path) {
+    (e.file.file_name(), &e.file)
+}
+
+/// Would `registry::list` list this path? (The same rule, for one path:
+/// a manifest name, and a regular file once symlinks are followed.)
+fn is_manifest_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(registry::is_manifest_name)
+        && std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
 enum Refresh {
@@ -438,5 +547,42 @@ mod tests {
         assert_eq!(r.reread, 1, "the last read was still racy when it was made");
         let r = s.reload(&paths(dir, &["a.yaml"])).unwrap();
         assert_eq!(r.reread, 0);
+    }
+
+    #[test]
+    fn incremental_resolution_equals_a_full_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut incremental = state(dir);
+        let mut full = state(dir);
+        // A fixed pseudo-random walk over ids, versions, requires, broken
+        // files and deletions (no rand dependency; an LCG is enough here).
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        for step in 0..400 {
+            let name = format!("f{}.yaml", next(8));
+            let path = dir.join(&name);
+            match next(10) {
+                0 => {
+                    let _ = std::fs::remove_file(&path);
+                }
+                1 => std::fs::write(&path, "id: a\nname: [broken\n").unwrap(),
+                _ => {
+                    let id = ["a", "b", "c"][next(3) as usize];
+                    let version = ["1.0.0", "1.0.0", "2.0.0"][next(3) as usize];
+                    let requires =
+                        ["", "requires: \">=0.1\"\n", "requires: \">=9\"\n"][next(3) as usize];
+                    std::fs::write(&path, format!("{}{requires}", manifest(id, version))).unwrap();
+                }
+            }
+            incremental.reload(&paths(dir, &[&name])).unwrap();
+            full.reload(&Scope::Full { force: false }).unwrap();
+            assert_eq!(incremental.catalog(), full.catalog(), "step {step}");
+        }
     }
 }

@@ -688,15 +688,48 @@ async fn unrelated_reloads_leave_a_running_backend_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn rescan_reads_every_file_and_changes_nothing() {
+async fn rescan_reads_every_file_and_catches_what_notify_missed() {
     let (fx, pid) = with_running(&["a", "b"]).await;
     let before = fx.progress();
-    fx.watch.rescan();
-    fx.wait_reloads(before, 1).await;
+    fx.watch.rescan_and_wait().await.unwrap();
     let after = fx.progress();
     assert_eq!(after.full_scans, before.full_scans + 1);
-    assert_eq!(after.rereads, before.rereads + 2);
+    assert_eq!(
+        after.rereads,
+        before.rereads + 2,
+        "a rescan reads every file"
+    );
     assert_eq!(after.applied, before.applied, "same files, same catalog");
+
+    // An edit through a hard link outside the folder: inotify on the folder
+    // does not see it, SIGHUP's rescan does.
+    let outside = fx.env.path().join("b-link.yaml");
+    std::fs::hard_link(fx.dir.join("b.yaml"), &outside).unwrap();
+    let b = fx.env.path().join("bin/b");
+    let before = fx.progress();
+    std::fs::write(&outside, manifest("b", "1.1.0", &b, "")).unwrap();
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        fx.progress().applied,
+        before.applied,
+        "notify saw it after all"
+    );
+    fx.watch.rescan();
+    fx.wait("b 1.1.0", |s| {
+        s.get("b")
+            .is_some_and(|b| b.version.as_deref() == Some("1.1.0"))
+    })
+    .await;
+
+    // A rescan of a missing folder says so and changes nothing.
+    let aside = fx.env.path().join("aside");
+    std::fs::rename(&fx.dir, &aside).unwrap();
+    let err = fx.watch.rescan_and_wait().await.unwrap_err();
+    assert!(
+        matches!(err, watch::RescanError::FolderMissing { .. }),
+        "{err}"
+    );
     assert_eq!(fx.pid("a"), Some(pid));
+    fx.assert_never("a disturbed", stopped_or_moved("a", pid));
     fx.finish().await;
 }
