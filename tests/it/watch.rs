@@ -733,3 +733,68 @@ async fn rescan_reads_every_file_and_catches_what_notify_missed() {
     fx.assert_never("a disturbed", stopped_or_moved("a", pid));
     fx.finish().await;
 }
+
+/// `berth status --json` against the launcher of `home`: the listed ids.
+fn listed_ids(home: &Path) -> Option<Vec<String>> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--socket")
+        .arg(home.join("run/berth/berth.sock"))
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    Some(
+        list.iter()
+            .filter_map(|b| b["id"].as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
+#[test]
+fn the_launcher_follows_the_folder_without_sighup() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("backends");
+    std::fs::create_dir(&dir).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--socket")
+        .arg(home.path().join("run/berth/berth.sock"))
+        .args(["run", "--headless", "--backends"])
+        .arg(&dir)
+        .env("XDG_STATE_HOME", home.path().join("state"))
+        .env("XDG_RUNTIME_DIR", home.path().join("run"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env_remove("BERTH_SOCKET")
+        .env_remove("BERTH_BACKENDS")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = |what: &str, pred: &dyn Fn(&[String]) -> bool| {
+        let deadline = Instant::now() + T;
+        loop {
+            if listed_ids(home.path()).is_some_and(|ids| pred(&ids)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "launcher never showed {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until("an empty folder", &|ids| ids.is_empty());
+
+    let a = exe(home.path(), "a");
+    std::fs::write(dir.join("a.yaml"), manifest("a", "1.0.0", &a, "")).unwrap();
+    until("the new manifest", &|ids| ids == ["a"]);
+    std::fs::remove_file(dir.join("a.yaml")).unwrap();
+    until("the removal", &|ids| ids.is_empty());
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
