@@ -245,10 +245,12 @@ impl FolderState {
     /// Returns whether the catalog changed.
     fn resolve_around(&mut self, touched: &BTreeSet<PathBuf>) -> bool {
         let mut ids: BTreeSet<BackendId> = BTreeSet::new();
-        for entry in &self.catalog.entries {
-            if touched.contains(&entry.file)
-                && let Some(id) = entry.id()
-            {
+        for path in touched {
+            let key = (path.file_name(), path.as_path());
+            let entries = &self.catalog.entries;
+            let at = entries.partition_point(|e| catalog_order(e) < key);
+            let old = entries.get(at).filter(|e| &e.file == path);
+            if let Some(id) = old.and_then(Entry::id) {
                 ids.insert(id.clone());
             }
         }
@@ -257,8 +259,13 @@ impl FolderState {
                 ids.insert(id.clone());
             }
         }
+        // Every file is directly in the folder, so its name identifies it;
+        // comparing names is much cheaper than ordering whole paths, and this
+        // runs once per file of the folder.
+        let names: Vec<&std::ffi::OsStr> = touched.iter().filter_map(|p| p.file_name()).collect();
         let in_subset = |file: &Path, id: Option<&BackendId>| {
-            touched.contains(file) || id.is_some_and(|id| ids.contains(id))
+            id.is_some_and(|id| ids.contains(id))
+                || file.file_name().is_some_and(|n| names.contains(&n))
         };
         let reads: Vec<FileRead> = self
             .files
