@@ -163,6 +163,14 @@ impl WatchHandle {
         rx.await.unwrap_or(Err(RescanError::Stopped))
     }
 
+    /// Feeds a debounced result to the watcher as if notify had sent it:
+    /// lets tests drive the overflow (`Flag::Rescan`) and watcher-error paths,
+    /// which a real inotify queue reaches only under load.
+    #[doc(hidden)]
+    pub fn inject(&self, result: notify_debouncer_full::DebounceEventResult) {
+        let _ = self.tx.send(Msg::Events(result));
+    }
+
     /// The watcher's counters, updated after every reload.
     pub fn progress(&self) -> channel::Receiver<Progress> {
         self.progress.clone()

@@ -279,3 +279,46 @@ fn the_launcher_follows_the_folder_without_sighup() {
     .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overflow_and_watcher_errors_rescan_instead_of_losing_a_change() {
+    use notify::event::{EventKind, Flag};
+    use notify_debouncer_full::DebouncedEvent;
+
+    let (fx, pid) = with_running(&["a", "b"]).await;
+    let b = fx.env.path().join("bin/b");
+    // Edits through a hard link outside the folder: inotify on the folder
+    // never reports them, as if their events had been lost.
+    let outside = fx.env.path().join("b-link.yaml");
+    std::fs::hard_link(fx.dir.join("b.yaml"), &outside).unwrap();
+    let version = |v: &'static str| {
+        move |s: &Snapshot| s.get("b").is_some_and(|b| b.version.as_deref() == Some(v))
+    };
+
+    let before = fx.progress();
+    std::fs::write(&outside, manifest("b", "1.1.0", &b, "")).unwrap();
+    let overflow = notify::Event::new(EventKind::Other).set_flag(Flag::Rescan);
+    fx.watch
+        .inject(Ok(vec![DebouncedEvent::new(overflow, Instant::now())]));
+    fx.wait("the change after the overflow", version("1.1.0"))
+        .await;
+    fx.wait_reloads(before, 1).await;
+    assert_eq!(fx.progress().full_scans, before.full_scans + 1);
+
+    let before = fx.progress();
+    std::fs::write(&outside, manifest("b", "1.2.0", &b, "")).unwrap();
+    fx.watch
+        .inject(Err(vec![notify::Error::generic("simulated watcher error")]));
+    fx.wait("the change after the watcher error", version("1.2.0"))
+        .await;
+    fx.wait_reloads(before, 1).await;
+    assert_eq!(fx.progress().full_scans, before.full_scans + 1);
+
+    // The watches were set up again: ordinary edits still arrive.
+    let c = exe(fx.env.path(), "c");
+    fx.write("c.yaml", &manifest("c", "1.0.0", &c, ""));
+    fx.wait("c", |s| s.get("c").is_some()).await;
+    assert_eq!(fx.pid("a"), Some(pid));
+    fx.assert_never("a disturbed", stopped_or_moved("a", pid));
+    fx.finish().await;
+}
