@@ -84,15 +84,29 @@ fn work_per_reload() {
     fill(large.path(), 1000);
 
     let full = full_scan(large.path(), 5);
+    let one = median(
+        (0..30)
+            .map(|_| {
+                let t = Instant::now();
+                berth::manifest::load(&large.path().join("b0001.yaml"), large.path()).unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    );
     let inc_large = incremental(large.path(), 30);
     let inc_small = incremental(small.path(), 30);
     println!("reload work, 1000 manifests, one edited:");
     println!("  full scan of 1000 files:           {full:>12.3?}");
     println!("  incremental reload of 1 (of 1000): {inc_large:>12.3?}");
     println!("  incremental reload of 1 (of 100):  {inc_small:>12.3?}");
+    println!("  reference, parsing one manifest:   {one:>12.3?}");
     println!(
         "  full / incremental:                {:>9.1}x",
         full.as_secs_f64() / inc_large.as_secs_f64()
+    );
+    println!(
+        "  incremental / one parse:            {:>9.2}x",
+        inc_large.as_secs_f64() / one.as_secs_f64()
     );
     println!(
         "  incremental growth, 1000 vs 100 files: {:.2}x (files: 10x)",

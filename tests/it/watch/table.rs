@@ -21,7 +21,12 @@ async fn new_valid_manifest_appears_stopped_or_autostarted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn removed_manifest_stops_its_backend_then_drops_it_and_spares_the_others() {
     let tmp = util::env();
-    let a = exe(tmp.path(), "a");
+    // Takes its time to stop gracefully, so the stop is visible.
+    let a = script(
+        tmp.path(),
+        "slow-stop.sh",
+        "trap 'sleep 0.3; exit 0' TERM\nwhile true; do sleep 0.05; done",
+    );
     let b = exe(tmp.path(), "b");
     let dir = tmp.path().join("backends");
     std::fs::create_dir(&dir).unwrap();
@@ -30,16 +35,25 @@ async fn removed_manifest_stops_its_backend_then_drops_it_and_spares_the_others(
     let fx = Fx::start(tmp, dir).await;
     let pid_a = fx.start_running("a").await;
     let pid_b = fx.start_running("b").await;
+    fx.mark().await;
 
     std::fs::remove_file(fx.dir.join("a.yaml")).unwrap();
     fx.wait("a gone from the snapshot", |s| {
         !ids(s).contains(&"a".into())
     })
     .await;
+    // Stopped gracefully first, then removed: by the time the entry is gone,
+    // so is the process (a zombie not yet reaped counts as gone).
     assert!(
-        wait_gone(pid_a, T),
-        "the removed backend's process survived"
+        !running(pid_a),
+        "the entry was removed before its process stopped"
     );
+    let stopping = fx.seen.lock().unwrap().iter().any(|s| {
+        s.backends
+            .iter()
+            .any(|x| x.id.as_deref() == Some("a") && x.state == State::Stopping)
+    });
+    assert!(stopping, "the removed backend was never seen stopping");
     assert_eq!(
         fx.pid("b"),
         Some(pid_b),
