@@ -9,7 +9,7 @@
 //! again, so the cost of a reload follows the size of the change, not the size
 //! of the folder (see `benches/reload.rs`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::Metadata;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -131,6 +131,9 @@ pub struct FolderState {
     resources: PathBuf,
     berth: semver::Version,
     files: BTreeMap<PathBuf, Tracked>,
+    /// The files of each id (current definition, else last good one): the
+    /// files to resolve again when one of them changes, without a scan.
+    by_id: HashMap<BackendId, BTreeSet<PathBuf>>,
     catalog: Catalog,
 }
 
@@ -143,6 +146,7 @@ impl FolderState {
             resources,
             berth: crate::berth_version(),
             files: BTreeMap::new(),
+            by_id: HashMap::new(),
             catalog: Catalog::default(),
         }
     }
@@ -180,15 +184,20 @@ impl FolderState {
         let listed = self.list()?;
         let mut out = Reload::default();
         let present: BTreeSet<&Path> = listed.iter().map(PathBuf::as_path).collect();
-        let before = self.files.len();
-        self.files
-            .retain(|path, _| present.contains(path.as_path()));
-        out.dropped = before - self.files.len();
+        let gone: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|path| !present.contains(path.as_path()))
+            .cloned()
+            .collect();
+        for path in &gone {
+            out.dropped += usize::from(self.untrack(path));
+        }
         for path in &listed {
             match self.refresh(path, force) {
                 Refresh::Unchanged => {}
                 Refresh::Reread => out.reread += 1,
-                Refresh::Gone => out.dropped += usize::from(self.files.remove(path).is_some()),
+                Refresh::Gone => out.dropped += usize::from(self.untrack(path)),
             }
         }
         if out.reread == 0 && out.dropped == 0 {
@@ -224,7 +233,7 @@ impl FolderState {
                     touched.insert(path.clone());
                 }
                 Refresh::Gone => {
-                    if self.files.remove(path).is_some() {
+                    if self.untrack(path) {
                         out.dropped += 1;
                         touched.insert(path.clone());
                     }
@@ -241,56 +250,83 @@ impl FolderState {
     /// Re-resolves the files of every id that `touched` files had (in the
     /// catalog) or have (in their new read), plus the touched files, and
     /// splices the result into the catalog. Resolution is per id, so this is
-    /// the same catalog a full resolve would give (a unit test checks it).
+    /// the same catalog a full resolve would give (a unit test checks it);
+    /// the cost follows the files of those ids, not the folder.
     /// Returns whether the catalog changed.
     fn resolve_around(&mut self, touched: &BTreeSet<PathBuf>) -> bool {
-        let mut ids: BTreeSet<BackendId> = BTreeSet::new();
+        let mut subset: BTreeSet<PathBuf> = touched.clone();
         for path in touched {
-            let key = (path.file_name(), path.as_path());
-            let entries = &self.catalog.entries;
-            let at = entries.partition_point(|e| catalog_order(e) < key);
-            let old = entries.get(at).filter(|e| &e.file == path);
-            if let Some(id) = old.and_then(Entry::id) {
-                ids.insert(id.clone());
+            let old = self.catalog_index(path).map(|i| &self.catalog.entries[i]);
+            let new = self.files.get(path).map(|t| &t.read);
+            let ids = [old.and_then(Entry::id), new.and_then(effective_id)];
+            for id in ids.into_iter().flatten() {
+                subset.extend(self.by_id.get(id).into_iter().flatten().cloned());
             }
         }
-        for path in touched {
-            if let Some(id) = self.files.get(path).and_then(|t| effective_id(&t.read)) {
-                ids.insert(id.clone());
-            }
-        }
-        // Every file is directly in the folder, so its name identifies it;
-        // comparing names is much cheaper than ordering whole paths, and this
-        // runs once per file of the folder.
-        let names: Vec<&std::ffi::OsStr> = touched.iter().filter_map(|p| p.file_name()).collect();
-        let in_subset = |file: &Path, id: Option<&BackendId>| {
-            id.is_some_and(|id| ids.contains(id))
-                || file.file_name().is_some_and(|n| names.contains(&n))
-        };
-        let reads: Vec<FileRead> = self
-            .files
-            .values()
-            .filter(|t| in_subset(&t.read.file, effective_id(&t.read)))
+        let reads: Vec<FileRead> = subset
+            .iter()
+            .filter_map(|path| self.files.get(path))
             .map(|t| t.read.clone())
             .collect();
         let fresh = registry::resolve(&reads, &self.catalog, &self.berth).entries;
-        let stale: Vec<Entry> = self
-            .catalog
-            .entries
+        let mut stale: Vec<usize> = subset
             .iter()
-            .filter(|e| in_subset(&e.file, e.id()))
-            .cloned()
+            .filter_map(|path| self.catalog_index(path))
             .collect();
-        if stale == fresh {
+        stale.sort_unstable();
+        let unchanged = stale.len() == fresh.len()
+            && stale
+                .iter()
+                .zip(&fresh)
+                .all(|(&i, e)| self.catalog.entries[i] == *e);
+        if unchanged {
             return false;
         }
         let entries = &mut self.catalog.entries;
-        entries.retain(|e| !in_subset(&e.file, e.id()));
+        for &i in stale.iter().rev() {
+            entries.remove(i);
+        }
         for entry in fresh {
             let at = entries.partition_point(|e| catalog_order(e) < catalog_order(&entry));
             entries.insert(at, entry);
         }
         true
+    }
+
+    /// Where `path` is in the catalog (sorted by file name, as `resolve` sorts).
+    fn catalog_index(&self, path: &Path) -> Option<usize> {
+        let key = (path.file_name(), path);
+        let entries = &self.catalog.entries;
+        let at = entries.partition_point(|e| catalog_order(e) < key);
+        entries.get(at).filter(|e| e.file == path).map(|_| at)
+    }
+
+    /// Forgets `path`; `false` if it was not known.
+    fn untrack(&mut self, path: &Path) -> bool {
+        let Some(old) = self.files.remove(path) else {
+            return false;
+        };
+        if let Some(id) = effective_id(&old.read)
+            && let Some(files) = self.by_id.get_mut(id)
+        {
+            files.remove(path);
+            if files.is_empty() {
+                self.by_id.remove(id);
+            }
+        }
+        true
+    }
+
+    /// Records a new read of `path`, replacing the previous one.
+    fn track(&mut self, path: &Path, tracked: Tracked) {
+        self.untrack(path);
+        if let Some(id) = effective_id(&tracked.read) {
+            self.by_id
+                .entry(id.clone())
+                .or_default()
+                .insert(path.to_path_buf());
+        }
+        self.files.insert(path.to_path_buf(), tracked);
     }
 
     fn list(&self) -> Result<Vec<PathBuf>, ReloadError> {
@@ -341,8 +377,8 @@ impl FolderState {
             racy,
             "manifest read"
         );
-        self.files.insert(
-            path.to_path_buf(),
+        self.track(
+            path,
             Tracked {
                 fingerprint,
                 racy,
