@@ -6,8 +6,10 @@
 //! folder as it is *now*, never at what the events said happened: a file
 //! deleted and recreated by an atomic-rename save is simply present, so it is
 //! an edit, never a removal. Only files whose [`Fingerprint`] moved are parsed
-//! again, so the cost of a reload follows the size of the change, not the size
-//! of the folder (see `benches/reload.rs`).
+//! again, and only the ids they had or have are resolved again (an index of
+//! files by id avoids scanning the folder), so the cost of a reload follows
+//! the size of the change, not the size of the folder (see
+//! `benches/reload.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::Metadata;
