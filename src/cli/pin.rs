@@ -51,10 +51,10 @@ pub fn run(id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let catalog = registry::resolve(&reads, &Catalog::default(), &crate::berth_version());
-    let Some(backend) = catalog.winner(id) else {
+    let Some((entry, backend)) = catalog.winners().find(|(_, b)| b.id.as_str() == id) else {
         bail!("{}", no_winner(id, dir, &catalog));
     };
-    let shown = dir.join(backend.file.file_name().unwrap_or_default());
+    let shown = dir.join(entry.file.file_name().unwrap_or_default());
     let Some(exe) = &backend.executable else {
         bail!(
             "{}: {id} has no executable entry for {}",
@@ -64,7 +64,7 @@ pub fn run(id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
     };
     let Some(span) = spans
         .into_iter()
-        .find(|(f, _)| *f == backend.file)
+        .find(|(f, _)| *f == entry.file)
         .and_then(|(_, s)| s)
     else {
         bail!(
@@ -92,7 +92,7 @@ pub fn run(id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
         println!("{}: {id} already pinned to {digest}", shown.display());
         return Ok(ExitCode::SUCCESS);
     }
-    rewrite(&backend.file, &span, &digest.to_string())
+    rewrite(&entry.file, &span, &digest.to_string())
         .with_context(|| format!("{}: cannot pin", shown.display()))?;
     println!(
         "{}: {id} {} pinned to {digest} ({})",
