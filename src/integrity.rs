@@ -65,6 +65,9 @@ fn join_paths(paths: &[PathBuf]) -> String {
 pub struct Verified {
     path: PathBuf,
     file: File,
+    /// Starts with `#!`: its interpreter re-opens `/dev/fd/N`, so the
+    /// descriptor must survive the exec (an ELF binary needs no such leak).
+    script: bool,
 }
 
 type Hook = Box<dyn Fn(&Path) + Send + Sync>;
@@ -109,10 +112,27 @@ pub fn verify(candidates: &[PathBuf], expected: &Digest) -> Result<Verified, Ver
     {
         hook(path);
     }
+    let script = starts_with_shebang(&file);
     Ok(Verified {
         path: path.clone(),
         file,
+        script,
     })
+}
+
+/// Reads the first two bytes at offset 0 without moving the file position.
+fn starts_with_shebang(file: &File) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        let mut head = [0u8; 2];
+        matches!(file.read_at(&mut head, 0), Ok(2)) && head == *b"#!"
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        false
+    }
 }
 
 impl Verified {
@@ -131,6 +151,9 @@ impl Verified {
         let fd = self.file.as_raw_fd();
         let mut cmd = tokio::process::Command::new(format!("/proc/self/fd/{fd}"));
         cmd.arg0(&self.path);
+        if !self.script {
+            return cmd;
+        }
         // SAFETY: fcntl is async-signal-safe; the closure touches no heap.
         unsafe {
             cmd.pre_exec(move || {

@@ -759,6 +759,16 @@ fn killed_supervisor_leaves_no_process_behind() {
     // The guardian: berth's child, in its own group, deaf to Ctrl-C.
     let guardian = guardian_of(child.id()).expect("no guardian process");
     assert_eq!(crate::util::group_pids(guardian), [guardian]);
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{guardian}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    fds.sort();
+    assert_eq!(
+        fds,
+        ["0", "1", "2"],
+        "the guardian holds descriptors of berth's"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(guardian as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -853,4 +863,29 @@ async fn logs_rotate_by_size_through_the_supervisor() {
         .parse()
         .unwrap();
     assert_eq!(last_one + 1, first_cur);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_all_now_kills_every_group_at_once() {
+    let e = env();
+    let exe = script(
+        e.path(),
+        "deaf.sh",
+        "trap '' TERM\nsleep 60 &\necho $! > gc.$$\nwait",
+    );
+    let mut b = backend(e.path(), "deaf", &exe);
+    b.stop.timeout = Duration::from_secs(30);
+    e.sup.apply(catalog([b])).await;
+    e.sup.start("deaf").await.unwrap();
+    let pid = wait_for(&e.sup, "deaf", T, |s| s.pid.is_some())
+        .await
+        .pid
+        .unwrap();
+    let gc: u32 = wait_file(&e.path().join(format!("gc.{pid}")), T)
+        .parse()
+        .unwrap();
+    e.sup.kill_all_now();
+    assert!(wait_gone(pid, Duration::from_secs(3)) && wait_gone(gc, Duration::from_secs(3)));
+    let s = wait_for(&e.sup, "deaf", T, |s| s.state == State::Exited).await;
+    assert_eq!(s.signal.as_deref(), Some("SIGKILL"));
 }
