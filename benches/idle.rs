@@ -6,7 +6,8 @@
 //! supervisord (measured here, when installed) and the PM2 daemon (65 MB
 //! resident, measured once on this machine; not re-measured: it needs node).
 //!
-//! `BERTH_IDLE_SECS` shortens the window for a quick look.
+//! `BERTH_IDLE_SECS` shortens the window for a quick look; `BERTH_BIN`
+//! measures another berth binary (an installed or release build).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -45,8 +46,9 @@ fn main() {
     }
 
     let socket = dir.join("run/berth.sock");
+    let bin = std::env::var_os("BERTH_BIN").unwrap_or_else(|| BERTH.into());
     let mut berth = Guard(
-        Command::new(BERTH)
+        Command::new(&bin)
             .args(["run", "--headless", "--backends"])
             .arg(&backends)
             .arg("--socket")
@@ -71,7 +73,10 @@ fn main() {
         .chain(supervisord.as_ref().map(|s| ("supervisord", s.0.id())))
         .collect();
     let before: Vec<u64> = pids.iter().map(|(_, pid)| cpu_ticks(*pid)).collect();
-    println!("idle: measuring for {secs} s with three stopped backends ...");
+    println!(
+        "idle: {} measuring for {secs} s with three stopped backends ...",
+        Path::new(&bin).display()
+    );
     std::thread::sleep(Duration::from_secs(secs));
     let tick_ms = 1000.0 / clock_ticks_per_second();
     let mut rows = Vec::new();

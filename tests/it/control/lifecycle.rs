@@ -1,0 +1,192 @@
+//! Quitting, SIGHUP, the default folder, and `berth logs`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::home::*;
+
+// ------------------------------------------------------------- lifecycle
+
+#[test]
+fn sigterm_stops_every_backend_removes_the_socket_and_exits_0() {
+    let home = Home::new();
+    home.backend("alpha", "exec sleep 600", "");
+    home.backend("beta", "exec sleep 600", "");
+    let mut l = home.launch();
+    assert_eq!(home.run(&["start", "alpha"]).code(), 0);
+    assert_eq!(home.run(&["start", "beta"]).code(), 0);
+    let pids: Vec<u64> = ["alpha", "beta"]
+        .iter()
+        .map(|id| home.status_of(id)["pid"].as_u64().unwrap())
+        .collect();
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait(Duration::from_secs(15)), Some(0), "{}", l.stderr());
+    for pid in pids {
+        assert!(!alive(pid), "backend {pid} survived");
+    }
+    assert!(!home.socket().exists(), "socket removed");
+    // berth's own log keeps what it said, without terminal colours.
+    let own = std::fs::read_to_string(home.path().join("state/berth/berth.log")).unwrap();
+    assert!(own.contains("berth launcher ready"), "{own}");
+    assert!(
+        own.contains("SIGTERM: quitting") && !own.contains('\x1b'),
+        "{own}"
+    );
+}
+
+#[test]
+fn a_second_sigint_kills_every_backend_and_exits_130() {
+    let home = Home::new();
+    // Ignores SIGTERM and has a long stop timeout: only SIGKILL ends it soon.
+    home.backend(
+        "stubborn",
+        "trap '' TERM INT\nwhile :; do sleep 1; done",
+        "",
+    );
+    let manifest = home.backends().join("stubborn.yaml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("timeout: 2s", "timeout: 60s");
+    std::fs::write(&manifest, text).unwrap();
+    let mut l = home.launch();
+    assert_eq!(home.run(&["start", "stubborn"]).code(), 0);
+    let pid = home.status_of("stubborn")["pid"].as_u64().unwrap();
+    l.signal(Signal::SIGINT);
+    assert!(wait_until(Duration::from_secs(10), || home
+        .status_of("stubborn")["state"]
+        == "stopping"));
+    l.signal(Signal::SIGINT);
+    assert_eq!(l.wait(Duration::from_secs(15)), Some(130), "{}", l.stderr());
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(pid)),
+        "SIGKILL reached the group"
+    );
+}
+
+#[test]
+fn sighup_rescans_the_backends_folder() {
+    let home = Home::new();
+    let l = home.launch();
+    assert!(home.status_json().is_empty());
+    home.backend("late", "exec sleep 600", "");
+    l.signal(Signal::SIGHUP);
+    let listed = || home.status_json().len();
+    assert!(wait_until(Duration::from_secs(10), || listed() == 1));
+    // The socket's `rescan` does the same and answers once it is applied.
+    home.backend("later", "exec sleep 600", "");
+    let reply = raw(&home.socket(), b"{\"cmd\":\"rescan\"}\n");
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(listed(), 2);
+}
+
+#[test]
+fn the_default_backends_folder_is_created_on_first_run() {
+    let home = Home::new();
+    // No --backends, no ./backends in the working directory: the config folder.
+    let mut child = home
+        .berth(&["run", "--headless"])
+        .current_dir(home.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let created = home.path().join("config/berth/backends");
+    let ok = wait_until(Duration::from_secs(15), || {
+        UnixStream::connect(home.socket()).is_ok()
+    });
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(ok, "launcher never served: {err}");
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(created.is_dir());
+}
+
+// -------------------------------------------------------------------- logs
+
+#[test]
+fn logs_print_the_file_without_a_launcher() {
+    let home = Home::new();
+    let log = home.log("alpha");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "one\ntwo\nthree\n").unwrap();
+
+    let out = home.run(&["logs", "alpha"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout(), "one\ntwo\nthree\n");
+    let out = home.run(&["logs", "alpha", "-n", "2"]);
+    assert_eq!(out.stdout(), "two\nthree\n");
+
+    let out = home.run(&["logs", "ghost"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(
+        out.stderr().starts_with("berth: no log for ghost at "),
+        "{out:?}"
+    );
+    assert!(one_line(&out.stderr()));
+    let out = home.run(&["logs", "../etc"]);
+    assert_eq!(out.code(), 2, "{out:?}");
+}
+
+#[test]
+fn logs_of_a_running_backend_come_from_the_supervisor() {
+    let home = Home::new();
+    home.backend("talker", "echo hello from talker; exec sleep 600", "");
+    let _l = home.launch();
+    assert_eq!(home.run(&["start", "talker"]).code(), 0);
+    assert!(wait_until(Duration::from_secs(10), || {
+        home.run(&["logs", "talker"])
+            .stdout()
+            .contains("stdout hello from talker")
+    }));
+}
+
+#[test]
+fn logs_follow_across_rotation() {
+    let home = Home::new();
+    let log = home.log("alpha");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "before\n").unwrap();
+    let mut child = home
+        .berth(&["logs", "alpha", "-f"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(next(), "before");
+    let append = |text: &str| {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    append("appended\n");
+    assert_eq!(next(), "appended");
+    // Rotation as the supervisor does it: rename, then a new file.
+    append("last of old\n");
+    std::fs::rename(&log, log.with_extension("log.1")).unwrap();
+    std::fs::write(&log, "first of new\n").unwrap();
+    assert_eq!(next(), "last of old");
+    assert_eq!(next(), "first of new");
+    append("second of new\n");
+    assert_eq!(next(), "second of new");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
