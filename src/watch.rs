@@ -6,7 +6,7 @@
 //! - [`state`] is pure bookkeeping, testable and benchmarkable without notify:
 //!   per file, a cheap fingerprint and the last read (current parse result and
 //!   last good definition). A reload re-reads only the files whose fingerprint
-//!   moved, then resolves a new catalog from all reads.
+//!   moved, then resolves again only the ids those files had or have.
 //! - [`events`] turns a debounced notify batch into a plan: which manifest
 //!   paths to look at, whether the whole folder must be rescanned, whether the
 //!   watches must be set up again.
@@ -27,7 +27,7 @@
 //!    back, with a slow poll as a fallback).
 //!
 //! Event overflow, watcher errors and SIGHUP ([`WatchHandle::rescan`]) lead to
-//! a full rescan.
+//! a full rescan (SIGHUP's also re-reads files whose fingerprint did not move).
 
 use std::path::PathBuf;
 use std::time::Duration;
