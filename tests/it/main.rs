@@ -4,3 +4,4 @@ mod control;
 mod manifest;
 mod supervisor;
 mod util;
+mod watch;
