@@ -1,6 +1,7 @@
 //! `berth hash` against `openssl dgst -sha256` on the same 256 MB file, in the
 //! same run: prints both times (best of 5) and the ratio openssl/berth
-//! (target >= 1.0, i.e. berth at least as fast as OpenSSL).
+//! (target >= 1.0, i.e. berth at least as fast as OpenSSL). Runs are
+//! interleaved so a change of load on a shared machine hits both tools alike.
 //!
 //! Run with `cargo bench --bench hash`. The file is hashed once by each tool
 //! before timing so both read from the page cache.
@@ -38,12 +39,14 @@ fn main() {
         .to_owned();
     assert_eq!(berth_digest, openssl_digest, "the two tools disagree");
 
-    let berth_time = best(|| {
-        run(berth, &["hash"], &file);
-    });
-    let openssl_time = best(|| {
-        run("openssl", &["dgst", "-sha256", "-r"], &file);
-    });
+    // Interleaved, so a change of load on a shared machine hits both alike.
+    let mut berth_time = Duration::MAX;
+    let mut openssl_time = Duration::MAX;
+    for _ in 0..RUNS {
+        berth_time = berth_time.min(timed(|| run(berth, &["hash"], &file)));
+        openssl_time =
+            openssl_time.min(timed(|| run("openssl", &["dgst", "-sha256", "-r"], &file)));
+    }
     let ratio = openssl_time.as_secs_f64() / berth_time.as_secs_f64();
     println!("hash 256 MB, best of {RUNS}:");
     println!("  berth hash          {:>8.3} s", berth_time.as_secs_f64());
@@ -84,13 +87,8 @@ fn run(program: &str, args: &[&str], file: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn best(mut f: impl FnMut()) -> Duration {
-    (0..RUNS)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
+fn timed(f: impl FnOnce() -> String) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
 }
