@@ -190,3 +190,57 @@ fn logs_follow_across_rotation() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+// Regression guard for "nothing orphaned, even when berth itself is killed":
+// the real launcher, the real PyInstaller build and a script whose grandchild
+// ignores SIGTERM, then `kill -9` of berth. The guardian must clean up.
+#[test]
+fn sigkill_of_the_launcher_leaves_no_backend_process_behind() {
+    let Some(pyinstaller) = crate::util::pyinstaller_backend() else {
+        return;
+    };
+    let home = Home::new();
+    home.backend(
+        "family",
+        "(trap '' TERM; while :; do sleep 1; done) &\nsleep 600 &\nwait",
+        "",
+    );
+    let digest = berth::integrity::hash_file(&pyinstaller).unwrap();
+    std::fs::write(
+        home.backends().join("python.yaml"),
+        format!(
+            "id: python\nname: Python Backend\nversion: 1.0.0\nexecutable:\n  linux:\n    path: {}\n    sha256: \"{digest}\"\nargs: [\"--port\", \"0\"]\nready: {{ stdout_json: {{ status: ready }} }}\nstop: {{ timeout: 2s }}\n",
+            pyinstaller.display()
+        ),
+    )
+    .unwrap();
+    let l = home.launch();
+    for id in ["family", "python"] {
+        let out = home.run(&["start", id]);
+        assert_eq!(out.code(), 0, "{out:?}");
+    }
+    // Every member of both groups: the script, its children, the bootloader
+    // and the Python process it unpacked.
+    let mut members = Vec::new();
+    for id in ["family", "python"] {
+        let pgid = home.status_of(id)["pid"].as_u64().unwrap() as u32;
+        assert!(wait_until(Duration::from_secs(10), || {
+            crate::util::group_pids(pgid).len() >= 2
+        }));
+        members.extend(crate::util::group_pids(pgid));
+    }
+    assert!(members.len() >= 5, "{members:?}");
+
+    kill(l.pid(), Signal::SIGKILL).unwrap();
+    let killed = std::time::Instant::now();
+    // Target: stop timeout (2 s) + 1 s; the deadline is three times that.
+    let gone = wait_until(Duration::from_secs(9), || {
+        members.iter().all(|&pid| !alive(pid.into()))
+    });
+    let survivors: Vec<_> = members.iter().filter(|&&p| alive(p.into())).collect();
+    assert!(gone, "survived the launcher: {survivors:?}");
+    eprintln!(
+        "every backend process gone {:?} after kill -9",
+        killed.elapsed()
+    );
+}
