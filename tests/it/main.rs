@@ -1,0 +1,5 @@
+//! berth's integration tests: one binary, one module per area.
+
+mod desktop;
+mod panel;
+mod tray;
