@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing berth needs on a fresh Debian 12
+# machine, and nothing when it is already there (so it is cheap to call from
+# every other script). Needs root or sudo for apt-get.
+set -euo pipefail
+
+packages=(
+  # building the tray (gtk-rs -sys crates) and running it (dlopen'ed at run time)
+  pkg-config libgtk-3-dev libayatana-appindicator3-dev
+  # testing the tray like a desktop panel: a session bus and an X server
+  dbus dbus-x11 xvfb xauth
+  # the hash benchmark's reference, the log benchmark's reference
+  openssl supervisor
+  # setpriv (socket permission test), procps (ps/pgrep in tests)
+  util-linux procps
+  # opening logs and folders from the tray
+  xdg-utils
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "deps: cargo not found: install Rust with rustup (https://rustup.rs)" >&2
+  exit 1
+fi
