@@ -6,7 +6,8 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use sha2::{Digest as _, Sha256};
 
@@ -32,6 +33,122 @@ pub fn hash_reader(mut reader: impl Read) -> io::Result<Digest> {
 /// SHA-256 of the file at `path`.
 pub fn hash_file(path: &Path) -> io::Result<Digest> {
     hash_reader(File::open(path)?)
+}
+
+/// Why an executable may not run.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("executable not found: tried {}", join_paths(.tried))]
+    NotFound { tried: Vec<PathBuf> },
+    #[error("checksum mismatch: expected {expected}, found {found}")]
+    Mismatch {
+        path: PathBuf,
+        expected: Digest,
+        found: Digest,
+    },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+fn join_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An executable that was opened once and hashed from that descriptor; on
+/// Linux it is executed from the same descriptor, so replacing the file at its
+/// path afterwards cannot make berth run other bytes.
+#[derive(Debug)]
+pub struct Verified {
+    path: PathBuf,
+    file: File,
+}
+
+type Hook = Box<dyn Fn(&Path) + Send + Sync>;
+static AFTER_VERIFY: Mutex<Option<Hook>> = Mutex::new(None);
+
+/// Test support: runs `hook` with the path after each successful check and
+/// before the spawn (the window a path swap would exploit). Not for
+/// production use.
+#[doc(hidden)]
+pub fn set_after_verify_hook(hook: Option<Hook>) {
+    if let Ok(mut slot) = AFTER_VERIFY.lock() {
+        *slot = hook;
+    }
+}
+
+/// Opens the first existing candidate, hashes it from the open descriptor and
+/// compares with `expected`.
+pub fn verify(candidates: &[PathBuf], expected: &Digest) -> Result<Verified, VerifyError> {
+    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+        return Err(VerifyError::NotFound {
+            tried: candidates.to_vec(),
+        });
+    };
+    let io = |source| VerifyError::Io {
+        path: path.clone(),
+        source,
+    };
+    // std opens with O_CLOEXEC: the descriptor must not leak into other
+    // children; the backend's own pre-exec hook clears the flag (a `#!`
+    // script's interpreter re-opens /dev/fd/N after exec).
+    let file = File::open(path).map_err(io)?;
+    let found = hash_reader(&file).map_err(io)?;
+    if found != *expected {
+        return Err(VerifyError::Mismatch {
+            path: path.clone(),
+            expected: *expected,
+            found,
+        });
+    }
+    if let Ok(slot) = AFTER_VERIFY.lock() {
+        if let Some(hook) = slot.as_ref() {
+            hook(path);
+        }
+    }
+    Ok(Verified {
+        path: path.clone(),
+        file,
+    })
+}
+
+impl Verified {
+    /// The path the executable was found at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A command that runs exactly the verified bytes: on Linux through
+    /// `/proc/self/fd/N` with `argv[0]` set to the real path. The caller must
+    /// keep `self` alive until the spawn returned and drop it afterwards (that
+    /// closes the descriptor in berth).
+    #[cfg(target_os = "linux")]
+    pub fn command(&self) -> tokio::process::Command {
+        use std::os::fd::AsRawFd;
+        let fd = self.file.as_raw_fd();
+        let mut cmd = tokio::process::Command::new(format!("/proc/self/fd/{fd}"));
+        cmd.arg0(&self.path);
+        // SAFETY: fcntl is async-signal-safe; the closure touches no heap.
+        unsafe {
+            cmd.pre_exec(move || {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    /// Elsewhere: the path, right after the check.
+    #[cfg(not(target_os = "linux"))]
+    pub fn command(&self) -> tokio::process::Command {
+        tokio::process::Command::new(&self.path)
+    }
 }
 
 #[cfg(test)]

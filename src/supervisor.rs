@@ -8,14 +8,23 @@
 //! (Issue #3 fills in the implementation.)
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, mpsc, oneshot};
 
+mod board;
+pub mod group;
 pub mod guardian;
+mod job;
+pub mod logs;
+mod metrics;
+pub mod ready;
 
-use crate::registry::Catalog;
+use crate::registry::{Catalog, Standing};
+use board::{Board, Slot};
+use job::Control;
 
 /// The state of a backend, as in DESIGN.md's states table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,10 +187,33 @@ pub enum ActionError {
     ShutDown,
 }
 
-/// A cloneable handle to the supervisor. (Issue #3.)
+/// A cloneable handle to the supervisor.
 #[derive(Clone)]
 pub struct SupervisorHandle {
     snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    shared: Arc<Shared>,
+}
+
+/// What the jobs, the metrics task and the handle share.
+pub(crate) struct Shared {
+    config: Config,
+    board: Mutex<Board>,
+    tx: tokio::sync::watch::Sender<Arc<Snapshot>>,
+    groups: group::LiveGroups,
+    guardian: Option<guardian::Link>,
+    metrics_wake: Arc<Notify>,
+}
+
+impl Shared {
+    /// The board; a panic elsewhere while holding it leaves data that is
+    /// still consistent field by field, so poisoning is ignored.
+    fn lock(&self) -> MutexGuard<'_, Board> {
+        self.board.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn publish(&self, board: &Board) {
+        self.tx.send_replace(Arc::new(board.snapshot()));
+    }
 }
 
 impl SupervisorHandle {
@@ -197,52 +229,220 @@ impl SupervisorHandle {
 
     /// Replace the set of manifests: new ids get jobs, removed ids are stopped
     /// gracefully and then dropped, edited running ones get `pending_restart`.
+    /// Returns once the snapshot reflects the catalog (removed backends may
+    /// still be stopping).
     pub async fn apply(&self, catalog: Catalog) {
-        let _ = catalog;
-        todo!()
+        let shared = &self.shared;
+        let mut board = shared.lock();
+        if board.shut_down {
+            return;
+        }
+        let first = !board.seen_catalog;
+        board.seen_catalog = true;
+        let mut winners = std::collections::BTreeSet::new();
+        for (entry, def) in catalog.winners() {
+            let id = def.id.to_string();
+            winners.insert(id.clone());
+            if let Some(slot) = board.jobs.get_mut(&id).filter(|s| !s.removing) {
+                slot.manifest_error = entry.error.clone();
+                if *slot.def != **def {
+                    slot.def = def.clone();
+                    board::fill_def(&mut slot.status, def);
+                    slot.status.pending_restart = slot
+                        .running_def
+                        .as_ref()
+                        .is_some_and(|running| **running != **def);
+                    let _ = slot.ctl.send(Control::Update(def.clone()));
+                }
+                continue;
+            }
+            let generation = board.next_generation;
+            board.next_generation += 1;
+            let (ctl, rx) = mpsc::unbounded_channel();
+            let job = job::Job::new(shared.clone(), def.clone(), generation);
+            tokio::spawn(job.run(rx));
+            let autostart = def.autostart && def.executable.is_some();
+            if autostart {
+                let (reply, _) = oneshot::channel();
+                let _ = ctl.send(Control::Start(reply));
+            }
+            let _ = first;
+            board.jobs.insert(
+                id,
+                Slot {
+                    generation,
+                    ctl,
+                    def: def.clone(),
+                    running_def: None,
+                    removing: false,
+                    manifest_error: entry.error.clone(),
+                    run_error: None,
+                    status: board::job_status(def, &shared.config.log_dir),
+                },
+            );
+        }
+        for (id, slot) in board.jobs.iter_mut() {
+            if !winners.contains(id) && !slot.removing {
+                slot.removing = true;
+                let _ = slot.ctl.send(Control::Remove);
+            }
+        }
+        board.others = catalog
+            .entries
+            .iter()
+            .filter(|e| e.standing != Standing::Winner || e.backend.is_none())
+            .map(board::other_status)
+            .collect();
+        shared.publish(&board);
     }
 
-    /// Start `id` (returns once spawned or refused; use snapshots to wait for running).
+    /// Sends a command to the job of `id` and waits for its answer.
+    async fn command(
+        &self,
+        id: &str,
+        action: &'static str,
+        make: fn(job::Reply) -> Control,
+    ) -> Result<Outcome, ActionError> {
+        let rx = {
+            let board = self.shared.lock();
+            if board.shut_down {
+                return Err(ActionError::ShutDown);
+            }
+            match board.jobs.get(id).filter(|s| !s.removing) {
+                Some(slot) => {
+                    let (tx, rx) = oneshot::channel();
+                    slot.ctl.send(make(tx)).map_err(|_| ActionError::ShutDown)?;
+                    rx
+                }
+                None => {
+                    let other = board.others.iter().find(|o| o.id.as_deref() == Some(id));
+                    return Err(match other {
+                        Some(o) => ActionError::Refused {
+                            id: id.to_owned(),
+                            action,
+                            state: o.state.as_str(),
+                            reason: o
+                                .error
+                                .clone()
+                                .unwrap_or_else(|| "this file is not in force".into()),
+                        },
+                        None => ActionError::UnknownId(id.to_owned()),
+                    });
+                }
+            }
+        };
+        rx.await.unwrap_or(Err(ActionError::ShutDown))
+    }
+
+    /// Start `id` (returns once spawned or refused; use snapshots to wait for
+    /// running). Already running: `Noop`. Verification failure: `Refused`
+    /// with the reason, the state being not-found / integrity-failed.
     pub async fn start(&self, id: &str) -> Result<Outcome, ActionError> {
-        let _ = id;
-        todo!()
+        self.command(id, "start", Control::Start).await
     }
 
-    /// Stop `id` and return once its whole process group is gone.
+    /// Stop `id` and return once its whole process group is gone. Not
+    /// running: `Noop`. In backoff: cancels the restart.
     pub async fn stop(&self, id: &str) -> Result<Outcome, ActionError> {
-        let _ = id;
-        todo!()
+        self.command(id, "stop", Control::Stop).await
     }
 
-    /// Restart `id` with its current definition.
+    /// Restart `id` with its current definition (stop if needed, then start).
     pub async fn restart(&self, id: &str) -> Result<Outcome, ActionError> {
-        let _ = id;
-        todo!()
+        self.command(id, "restart", Control::Restart).await
     }
 
-    /// Start every backend that can start.
+    fn job_ids(&self) -> Vec<String> {
+        let board = self.shared.lock();
+        board
+            .jobs
+            .iter()
+            .filter(|(_, s)| !s.removing)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Start every backend that can start (in parallel; refusals ignored).
     pub async fn start_all(&self) {
-        todo!()
+        let mut set = tokio::task::JoinSet::new();
+        for id in self.job_ids() {
+            let this = self.clone();
+            set.spawn(async move { this.start(&id).await });
+        }
+        while set.join_next().await.is_some() {}
     }
 
     /// Stop every backend, in parallel; returns once all are stopped.
     pub async fn stop_all(&self) {
-        todo!()
+        let mut set = tokio::task::JoinSet::new();
+        for id in self.job_ids() {
+            let this = self.clone();
+            set.spawn(async move { this.stop(&id).await });
+        }
+        while set.join_next().await.is_some() {}
     }
 
-    /// Stop everything in parallel and end the supervisor.
+    /// Stop everything in parallel and end the supervisor; later commands
+    /// return `Err(ShutDown)`.
     pub async fn shutdown(&self) {
-        todo!()
+        let acks: Vec<_> = {
+            let mut board = self.shared.lock();
+            board.shut_down = true;
+            board
+                .jobs
+                .values()
+                .filter_map(|slot| {
+                    let (tx, rx) = oneshot::channel();
+                    slot.ctl.send(Control::Shutdown(tx)).ok().map(|_| rx)
+                })
+                .collect()
+        };
+        for ack in acks {
+            let _ = ack.await;
+        }
+        if let Some(link) = self.shared.guardian.as_ref() {
+            link.close();
+        }
     }
 
-    /// SIGKILL every process group at once (second Ctrl-C).
+    /// SIGKILL every process group at once (second Ctrl-C). Synchronous.
     pub fn kill_all_now(&self) {
-        todo!()
+        self.shared.groups.kill_all();
     }
 }
 
-/// Starts the supervisor on the current tokio runtime.
+/// Starts the supervisor on the current tokio runtime, with a guardian run
+/// as `<current executable> __guardian` (berth's CLI dispatches it; any
+/// other program hosting a supervisor must too, or use
+/// [`spawn_with_guardian`]).
 pub fn spawn(config: Config) -> SupervisorHandle {
-    let _ = (config, Duration::ZERO);
-    todo!()
+    spawn_with_guardian(config, std::env::current_exe().ok())
+}
+
+/// [`spawn`] with an explicit guardian executable (one that runs
+/// [`guardian::main`] for the argument `__guardian`); `None` runs without a
+/// guardian (backends may then outlive a killed berth).
+pub fn spawn_with_guardian(config: Config, guardian_exe: Option<PathBuf>) -> SupervisorHandle {
+    let guardian = guardian_exe.and_then(|exe| match guardian::Link::start(&exe) {
+        Ok(link) => Some(link),
+        Err(e) => {
+            tracing::warn!(exe = %exe.display(), error = %e, "cannot start the guardian: backends may outlive a killed berth");
+            None
+        }
+    });
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(Snapshot::default()));
+    let wake = Arc::new(Notify::new());
+    let shared = Arc::new(Shared {
+        config,
+        board: Mutex::new(Board::default()),
+        tx,
+        groups: group::LiveGroups::default(),
+        guardian,
+        metrics_wake: wake.clone(),
+    });
+    tokio::spawn(metrics::run(Arc::downgrade(&shared), wake));
+    SupervisorHandle {
+        snapshots: rx,
+        shared,
+    }
 }

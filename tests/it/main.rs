@@ -2,4 +2,6 @@
 
 mod desktop;
 mod panel;
+mod supervisor;
 mod tray;
+mod util;

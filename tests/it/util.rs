@@ -1,0 +1,157 @@
+//! Helpers shared by the integration tests: temp dirs with executable
+//! scripts, backends built directly in Rust, waiting on snapshots.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth::manifest::{Backend, BackendId, Executable, RestartSpec, StopSpec};
+use berth::registry::{Catalog, Entry, Standing};
+use berth::supervisor::{self, BackendStatus, Config, SupervisorHandle};
+
+/// Writes an executable `#!/bin/sh` script.
+pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// A backend running `exe`, with its current digest and defaults otherwise.
+pub fn backend(dir: &Path, id: &str, exe: &Path) -> Backend {
+    Backend {
+        file: dir.join(format!("{id}.yaml")),
+        id: BackendId::new(id).unwrap(),
+        name: format!("Backend {id}"),
+        version: semver::Version::new(1, 0, 0),
+        requires: None,
+        executable: Some(Executable {
+            candidates: vec![exe.to_path_buf()],
+            sha256: berth::integrity::hash_file(exe).unwrap(),
+            platform_key: "linux".into(),
+        }),
+        args: vec![],
+        env: BTreeMap::new(),
+        workdir: dir.to_path_buf(),
+        autostart: false,
+        stop: StopSpec {
+            timeout: Duration::from_secs(2),
+            ..StopSpec::default()
+        },
+        restart: RestartSpec::default(),
+        ready: None,
+    }
+}
+
+/// A catalog in which every backend wins.
+pub fn catalog(backends: impl IntoIterator<Item = Backend>) -> Catalog {
+    Catalog {
+        entries: backends
+            .into_iter()
+            .map(|b| Entry {
+                file: b.file.clone(),
+                backend: Some(Arc::new(b)),
+                error: None,
+                standing: Standing::Winner,
+            })
+            .collect(),
+    }
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub sup: SupervisorHandle,
+}
+
+impl Env {
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log(&self, id: &str) -> String {
+        std::fs::read_to_string(self.log_dir().join(format!("{id}.log"))).unwrap_or_default()
+    }
+}
+
+/// A supervisor with a guardian (the real berth binary) and logs in a temp dir.
+pub fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let sup = supervisor::spawn_with_guardian(
+        Config {
+            log_dir: dir.path().join("logs"),
+            log_max_size: 10 * 1024 * 1024,
+            log_backups: 3,
+        },
+        Some(PathBuf::from(env!("CARGO_BIN_EXE_berth"))),
+    );
+    Env { dir, sup }
+}
+
+/// Waits until the status of `id` satisfies `pred`; panics with the last
+/// status after `timeout`.
+pub async fn wait_for(
+    sup: &SupervisorHandle,
+    id: &str,
+    timeout: Duration,
+    pred: impl Fn(&BackendStatus) -> bool,
+) -> BackendStatus {
+    let deadline = Instant::now() + timeout;
+    let mut rx = sup.subscribe();
+    loop {
+        if let Some(s) = rx.borrow_and_update().get(id) {
+            if pred(s) {
+                return s.clone();
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
+            panic!("timed out; last status: {:#?}", sup.snapshot().get(id));
+        }
+    }
+}
+
+/// Is `pid` a process that still runs (zombies count as gone)?
+pub fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let rest = &stat[stat.rfind(')').unwrap() + 1..];
+            !rest.trim_start().starts_with('Z')
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits until a file exists and holds a non-empty first line; returns it.
+pub fn wait_file(path: &Path, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Some(line) = text.lines().next().filter(|l| !l.is_empty()) {
+                if text.ends_with('\n') {
+                    return line.to_owned();
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "{} never written", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `pid` is gone; false on timeout.
+pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while running(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
