@@ -11,7 +11,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod platform;
 pub mod raw;
+pub mod scalar;
 pub mod validate;
 
 /// Largest manifest berth reads; a bigger file is rejected unread.
@@ -264,4 +266,11 @@ impl fmt::Display for ManifestError {
 /// `${resources}` expands to.
 pub fn load(file: &Path, resources: &Path) -> Result<Backend, ManifestError> {
     validate::load(file, resources)
+}
+
+/// Validates the text of a manifest without touching the disk: `load` after
+/// its size check, and the fuzz target. `file` names the file in errors and
+/// anchors relative paths.
+pub fn parse(file: &Path, bytes: &[u8], resources: &Path) -> Result<Backend, ManifestError> {
+    validate::parse(file, bytes, resources)
 }

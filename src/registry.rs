@@ -6,6 +6,7 @@
 //! except that a file that already won keeps winning (a clashing copy dropped
 //! beside a running backend must never stop it).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -95,18 +96,148 @@ pub struct FileRead {
 }
 
 /// The manifest files directly in `dir` (absolute paths, sorted by name):
-/// `*.yaml` / `*.yml`, not hidden, not folders. (Issue #2 fills this in.)
+/// `*.yaml` / `*.yml`, not hidden, not folders. A symlink counts when it
+/// points at a file.
 pub fn list(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
-    let _ = dir;
-    todo!("registry::list")
+    let read_err = |source| RegistryError::ReadDir {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let abs = crate::paths::absolute(dir);
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        // `metadata` follows symlinks; a dangling link or a folder is skipped.
+        if is_manifest_name(name) && std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
+            files.push(abs.join(name));
+        }
+    }
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
 }
 
 /// Decides where every file stands. `previous` is the catalog in force before
 /// (empty at start-up): a file that won there keeps winning a same-version
-/// clash. (Issue #2 fills this in.)
+/// clash.
+///
+/// Each file's definition is its current one when valid, else its last good
+/// one. Per id: files whose `requires` rejects `berth` (pre-release ignored)
+/// are incompatible; the highest compatible version wins and the other
+/// compatible files are superseded. Two files with the same id and version
+/// both carry a duplicate error; at the top, neither wins unless one already
+/// won in `previous`.
 pub fn resolve(files: &[FileRead], previous: &Catalog, berth: &semver::Version) -> Catalog {
-    let _ = (files, previous, berth);
-    todo!("registry::resolve")
+    let core = semver::Version::new(berth.major, berth.minor, berth.patch);
+    let mut entries: Vec<Entry> = files
+        .iter()
+        .map(|f| Entry {
+            file: f.file.clone(),
+            backend: f.current.as_ref().ok().or(f.last_good.as_ref()).cloned(),
+            error: f.current.as_ref().err().map(ToString::to_string),
+            standing: Standing::Invalid,
+        })
+        .collect();
+    entries.sort_by(|a, b| (a.file.file_name(), &a.file).cmp(&(b.file.file_name(), &b.file)));
+
+    let mut by_id: BTreeMap<BackendId, Vec<usize>> = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(id) = e.id() {
+            by_id.entry(id.clone()).or_default().push(i);
+        }
+    }
+    for (id, group) in by_id {
+        mark_duplicates(&mut entries, &group);
+        let mut compatible = Vec::new();
+        for &i in &group {
+            let requires = entries[i].backend.as_ref().and_then(|b| b.requires.clone());
+            match requires {
+                Some(req) if !req.matches(&core) => {
+                    entries[i].standing = Standing::Incompatible {
+                        reason: format!("requires {req}, berth is {berth}"),
+                    };
+                }
+                _ => compatible.push(i),
+            }
+        }
+        let version = |i: usize| entries[i].backend.as_ref().map(|b| b.version.clone());
+        let Some(top) = compatible.iter().filter_map(|&i| version(i)).max() else {
+            continue;
+        };
+        let tops: Vec<usize> = compatible
+            .iter()
+            .copied()
+            .filter(|&i| version(i).as_ref() == Some(&top))
+            .collect();
+        let winner = if let [only] = tops[..] {
+            Some(only)
+        } else {
+            // A clash keeps the file that already won: a copy dropped beside a
+            // running backend must never stop it.
+            tops.iter().copied().find(|&i| {
+                previous.entries.iter().any(|p| {
+                    p.file == entries[i].file
+                        && p.standing == Standing::Winner
+                        && p.id() == Some(&id)
+                })
+            })
+        };
+        let by = entries[winner.unwrap_or(tops[0])].file.clone();
+        for &i in &compatible {
+            entries[i].standing = if Some(i) == winner {
+                Standing::Winner
+            } else if tops.contains(&i) {
+                Standing::Invalid
+            } else {
+                Standing::Superseded { by: by.clone() }
+            };
+        }
+    }
+    Catalog { entries }
+}
+
+/// Puts a duplicate error on every file of `group` whose version another
+/// file of the group also has.
+fn mark_duplicates(entries: &mut [Entry], group: &[usize]) {
+    for &i in group {
+        let Some(me) = entries[i].backend.clone() else {
+            continue;
+        };
+        let others: Vec<String> = group
+            .iter()
+            .filter(|&&j| j != i)
+            .filter(|&&j| {
+                entries[j]
+                    .backend
+                    .as_ref()
+                    .is_some_and(|b| b.version == me.version)
+            })
+            .map(|&j| display_name(&entries[j].file))
+            .collect();
+        if others.is_empty() {
+            continue;
+        }
+        let dup = format!(
+            "duplicate: id {} version {} is also defined in {}",
+            me.id,
+            me.version,
+            others.join(", ")
+        );
+        entries[i].error = Some(match entries[i].error.take() {
+            Some(own) => format!("{own}; {dup}"),
+            None => dup,
+        });
+    }
+}
+
+fn display_name(file: &Path) -> String {
+    file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Loads every manifest of `dir` and resolves winners: `berth check` and the
@@ -125,4 +256,189 @@ pub fn scan(dir: &Path, resources: &Path) -> Result<Catalog, RegistryError> {
         &Catalog::default(),
         &crate::berth_version(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(file: &str, id: &str, version: &str, requires: Option<&str>) -> Arc<Backend> {
+        let requires = requires.map_or(String::new(), |r| format!("requires: \"{r}\"\n"));
+        let text = format!(
+            "id: {id}\nname: N\nversion: {version}\n{requires}executable: {{ linux: {{ path: x, sha256: {} }} }}\n",
+            "0".repeat(64)
+        );
+        Arc::new(crate::manifest::parse(Path::new(file), text.as_bytes(), Path::new("/r")).unwrap())
+    }
+
+    fn read(file: &str, id: &str, version: &str, requires: Option<&str>) -> FileRead {
+        FileRead {
+            file: PathBuf::from(file),
+            current: Ok(backend(file, id, version, requires)),
+            last_good: None,
+        }
+    }
+
+    fn broken(file: &str, last_good: Option<Arc<Backend>>) -> FileRead {
+        FileRead {
+            file: PathBuf::from(file),
+            current: Err(ManifestError::file(Path::new(file), "broken")),
+            last_good,
+        }
+    }
+
+    fn standings(c: &Catalog) -> Vec<(String, Standing, Option<String>)> {
+        c.entries
+            .iter()
+            .map(|e| (display_name(&e.file), e.standing.clone(), e.error.clone()))
+            .collect()
+    }
+
+    fn v(s: &str) -> semver::Version {
+        semver::Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn highest_compatible_version_wins() {
+        let files = [
+            read("/b/c.yaml", "py", "3.0.0", Some(">=2.0")),
+            read("/b/a.yaml", "py", "1.0.0", None),
+            read("/b/b.yaml", "py", "2.0.0", Some(">=0.1")),
+            read("/b/d.yaml", "other", "0.1.0", None),
+        ];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        let by = PathBuf::from("/b/b.yaml");
+        assert_eq!(
+            standings(&c),
+            [
+                ("a.yaml".into(), Standing::Superseded { by }, None),
+                ("b.yaml".into(), Standing::Winner, None),
+                (
+                    "c.yaml".into(),
+                    Standing::Incompatible {
+                        reason: "requires >=2.0, berth is 0.1.0".into()
+                    },
+                    None
+                ),
+                ("d.yaml".into(), Standing::Winner, None),
+            ]
+        );
+        assert_eq!(c.winner("py").unwrap().version, v("2.0.0"));
+        assert_eq!(c.winners().count(), 2);
+    }
+
+    #[test]
+    fn pre_release_of_berth_is_ignored() {
+        let files = [read("/b/a.yaml", "py", "1.0.0", Some(">=0.2"))];
+        let c = resolve(&files, &Catalog::default(), &v("0.2.0-dev.3"));
+        assert_eq!(c.entries[0].standing, Standing::Winner);
+    }
+
+    #[test]
+    fn only_incompatible_files() {
+        let files = [
+            read("/b/a.yaml", "py", "1.0.0", Some(">=9")),
+            read("/b/b.yaml", "py", "2.0.0", Some(">=9")),
+        ];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        assert!(
+            c.entries
+                .iter()
+                .all(|e| matches!(e.standing, Standing::Incompatible { .. }))
+        );
+        assert_eq!(c.winners().count(), 0);
+    }
+
+    #[test]
+    fn same_version_twice_is_an_error_on_both_and_nobody_wins() {
+        let files = [
+            read("/b/a.yaml", "py", "1.0.0", None),
+            read("/b/b.yaml", "py", "1.0.0", None),
+            read("/b/c.yaml", "py", "0.9.0", None),
+        ];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        assert_eq!(
+            standings(&c),
+            [
+                (
+                    "a.yaml".into(),
+                    Standing::Invalid,
+                    Some("duplicate: id py version 1.0.0 is also defined in b.yaml".into())
+                ),
+                (
+                    "b.yaml".into(),
+                    Standing::Invalid,
+                    Some("duplicate: id py version 1.0.0 is also defined in a.yaml".into())
+                ),
+                (
+                    "c.yaml".into(),
+                    Standing::Superseded {
+                        by: "/b/a.yaml".into()
+                    },
+                    None
+                ),
+            ]
+        );
+        assert_eq!(c.winners().count(), 0);
+    }
+
+    #[test]
+    fn a_clashing_copy_never_unseats_the_winner() {
+        let before = resolve(
+            &[read("/b/b.yaml", "py", "1.0.0", None)],
+            &Catalog::default(),
+            &v("0.1.0"),
+        );
+        let files = [
+            read("/b/a-copy.yaml", "py", "1.0.0", None),
+            read("/b/b.yaml", "py", "1.0.0", None),
+        ];
+        let c = resolve(&files, &before, &v("0.1.0"));
+        assert_eq!(c.entries[0].standing, Standing::Invalid);
+        assert_eq!(c.entries[1].standing, Standing::Winner);
+        assert!(c.entries.iter().all(|e| e.error.is_some()));
+        assert_eq!(c.winner("py").unwrap().file, Path::new("/b/b.yaml"));
+    }
+
+    #[test]
+    fn broken_files_keep_their_last_good_definition() {
+        let good = backend("/b/a.yaml", "py", "1.0.0", None);
+        let files = [broken("/b/a.yaml", Some(good)), broken("/b/z.yaml", None)];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        assert_eq!(c.entries[0].standing, Standing::Winner);
+        assert_eq!(c.entries[0].error.as_deref(), Some("/b/a.yaml: broken"));
+        assert_eq!(c.entries[1].standing, Standing::Invalid);
+        assert_eq!(c.entries[1].backend, None);
+        assert_eq!(c.entries[1].error.as_deref(), Some("/b/z.yaml: broken"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn list_takes_manifests_only() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "b.yml",
+            "a.yaml",
+            ".hidden.yaml",
+            "notes.txt",
+            "c.yaml~",
+            "4913",
+        ] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("sub.yaml")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("a.yaml"), dir.path().join("link.yaml"))
+            .unwrap();
+        std::os::unix::fs::symlink("/nonexistent", dir.path().join("dangling.yaml")).unwrap();
+        let names: Vec<String> = list(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| {
+                assert!(p.is_absolute());
+                display_name(p)
+            })
+            .collect();
+        assert_eq!(names, ["a.yaml", "b.yml", "link.yaml"]);
+        assert!(list(&dir.path().join("missing")).is_err());
+    }
 }

@@ -1,1 +1,410 @@
-//! The manifest exactly as written: serde + schemars types. (Issue #2 fills this in.)
+//! The manifest exactly as written: serde + schemars types.
+//!
+//! These types mirror the YAML one to one, so the same definitions read the
+//! file and generate `schemas/backend.schema.json`. Every check that can be
+//! tied to one node of the document happens while serde visits that node (see
+//! [`super::scalar`]), so its error carries the node's line and column.
+//! Doc comments become the schema's descriptions, which editors show.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::scalar::{
+    DurationText, EnvName, HttpUrl, Id, Label, PathText, SemReq, SemVersion, Sha256, TcpAddr, Text,
+};
+
+/// A berth backend manifest (v1): one backend per file.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a manifest mapping with id, name, version and executable"
+)]
+#[schemars(title = "berth backend manifest v1")]
+pub struct RawManifest {
+    /// Unique backend id.
+    pub id: Id,
+    /// The tray submenu's label.
+    pub name: Label,
+    /// Semver version of the backend; the highest compatible version of an id wins.
+    pub version: SemVersion,
+    /// Semver requirement on berth's own version (pre-release tag ignored).
+    #[serde(default)]
+    pub requires: Option<SemReq>,
+    /// One entry per platform; the most specific key (`linux-x86_64` before `linux`) wins.
+    pub executable: Executables,
+    /// Arguments passed as-is, never through a shell.
+    #[serde(default)]
+    pub args: Vec<Text>,
+    /// Variables added to the inherited environment.
+    #[serde(default)]
+    pub env: UniqueMap<EnvName, Text>,
+    /// Working directory, relative to the manifest's folder (default: the manifest's folder).
+    #[serde(default)]
+    pub workdir: Option<PathText>,
+    /// Start when berth starts (default false: start on demand).
+    #[serde(default)]
+    pub autostart: Option<bool>,
+    /// How to stop (default: TERM, then KILL after 5s).
+    #[serde(default)]
+    pub stop: Option<RawStop>,
+    /// What to do when the process ends by itself (default: never restart).
+    #[serde(default)]
+    pub restart: Option<RawRestart>,
+    /// How to tell the backend is ready (default: ready once spawned).
+    #[serde(default)]
+    pub ready: Option<RawReady>,
+}
+
+/// `stop`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a mapping with signal and timeout")]
+pub struct RawStop {
+    /// Signal sent to the process group (default TERM).
+    #[serde(default)]
+    pub signal: Option<RawSignal>,
+    /// Time to wait after the signal before KILL (default 5s).
+    #[serde(default)]
+    pub timeout: Option<DurationText>,
+}
+
+/// A stop signal.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RawSignal {
+    Term,
+    Int,
+    Hup,
+    Quit,
+    Usr1,
+    Usr2,
+    Kill,
+}
+
+/// `restart`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with policy, max_retries and backoff"
+)]
+pub struct RawRestart {
+    /// never (default), on-failure (non-zero exit or a signal berth did not send), always.
+    #[serde(default)]
+    pub policy: Option<RawPolicy>,
+    /// Restarts before giving up (default 3; 0: none).
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// First delay before a restart, doubled each time up to 30s (default 1s).
+    #[serde(default)]
+    pub backoff: Option<DurationText>,
+}
+
+/// A restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawPolicy {
+    Never,
+    OnFailure,
+    Always,
+}
+
+/// One platform's executable.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a mapping with path and sha256")]
+pub struct RawExecutable {
+    /// One path or a list of candidates tried in order; relative to the
+    /// manifest's folder; `${resources}` is berth's resources folder.
+    pub path: PathSpec,
+    /// SHA-256 of the executable: 64 lowercase hex digits.
+    pub sha256: Sha256,
+}
+
+/// `executable`: the platform table. A struct rather than a map so that an
+/// unknown or duplicated key is reported by serde with the list of valid ones.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a map of platform keys")]
+pub struct PlatformTable {
+    pub linux: Option<RawExecutable>,
+    #[serde(rename = "linux-x86_64")]
+    pub linux_x86_64: Option<RawExecutable>,
+    #[serde(rename = "linux-aarch64")]
+    pub linux_aarch64: Option<RawExecutable>,
+    pub macos: Option<RawExecutable>,
+    #[serde(rename = "macos-x86_64")]
+    pub macos_x86_64: Option<RawExecutable>,
+    #[serde(rename = "macos-aarch64")]
+    pub macos_aarch64: Option<RawExecutable>,
+    pub windows: Option<RawExecutable>,
+    #[serde(rename = "windows-x86_64")]
+    pub windows_x86_64: Option<RawExecutable>,
+    #[serde(rename = "windows-aarch64")]
+    pub windows_aarch64: Option<RawExecutable>,
+}
+
+impl PlatformTable {
+    /// Every entry with its key.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &RawExecutable)> + Clone {
+        [
+            ("linux", &self.linux),
+            ("linux-x86_64", &self.linux_x86_64),
+            ("linux-aarch64", &self.linux_aarch64),
+            ("macos", &self.macos),
+            ("macos-x86_64", &self.macos_x86_64),
+            ("macos-aarch64", &self.macos_aarch64),
+            ("windows", &self.windows),
+            ("windows-x86_64", &self.windows_x86_64),
+            ("windows-aarch64", &self.windows_aarch64),
+        ]
+        .into_iter()
+        .filter_map(|(k, e)| e.as_ref().map(|e| (k, e)))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&RawExecutable> {
+        self.entries().find(|(k, _)| *k == key).map(|(_, e)| e)
+    }
+}
+
+/// `executable`, checked to have at least one entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executables(pub PlatformTable);
+
+impl<'de> Deserialize<'de> for Executables {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Executables;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of platform keys (like linux-x86_64) to { path, sha256 }")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Executables, A::Error> {
+                let table = PlatformTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                if table.entries().next().is_none() {
+                    return Err(de::Error::custom(
+                        "no platform entry: expected at least one of linux, linux-x86_64, macos, windows-x86_64, ...",
+                    ));
+                }
+                Ok(Executables(table))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl JsonSchema for Executables {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("Executables")
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let mut schema = PlatformTable::json_schema(generator);
+        schema.insert("minProperties".to_owned(), 1.into());
+        schema
+    }
+}
+
+/// `path`: one string or a non-empty list of candidates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathSpec(pub Vec<PathText>);
+
+impl<'de> Deserialize<'de> for PathSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PathSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a path or a list of paths")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PathSpec, E> {
+                use super::scalar::Scalar as _;
+                PathText::parse(v)
+                    .map(|p| PathSpec(vec![p]))
+                    .map_err(E::custom)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PathSpec, A::Error> {
+                let mut out = Vec::new();
+                while let Some(p) = seq.next_element::<PathText>()? {
+                    out.push(p);
+                }
+                if out.is_empty() {
+                    return Err(de::Error::custom("the list of paths is empty"));
+                }
+                Ok(PathSpec(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for PathSpec {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("PathSpec")
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                { "type": "string", "minLength": 1 },
+                { "type": "array", "items": { "type": "string", "minLength": 1 }, "minItems": 1 }
+            ]
+        })
+    }
+}
+
+/// A mapping whose keys must be unique (serde_yaml silently keeps the last of
+/// two equal keys when it fills a map).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UniqueMap<K, V>(pub BTreeMap<K, V>);
+
+impl<K, V> Default for UniqueMap<K, V> {
+    fn default() -> Self {
+        Self(BTreeMap::new())
+    }
+}
+
+/// How a map key is named in a duplicate-key message.
+pub trait KeyName {
+    fn key_name(&self) -> &str;
+}
+
+impl KeyName for EnvName {
+    fn key_name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl KeyName for String {
+    fn key_name(&self) -> &str {
+        self
+    }
+}
+
+impl<'de, K, V> Deserialize<'de> for UniqueMap<K, V>
+where
+    K: Deserialize<'de> + Ord + KeyName,
+    V: Deserialize<'de>,
+{
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis<K, V>(PhantomData<(K, V)>);
+        impl<'de, K, V> Visitor<'de> for Vis<K, V>
+        where
+            K: Deserialize<'de> + Ord + KeyName,
+            V: Deserialize<'de>,
+        {
+            type Value = UniqueMap<K, V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((k, v)) = map.next_entry::<K, V>()? {
+                    if out.contains_key(&k) {
+                        return Err(de::Error::custom(format_args!(
+                            "duplicate key `{}`",
+                            k.key_name()
+                        )));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(UniqueMap(out))
+            }
+        }
+        d.deserialize_map(Vis(PhantomData))
+    }
+}
+
+impl<K: JsonSchema, V: JsonSchema> JsonSchema for UniqueMap<K, V> {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Owned(format!("Map_of_{}", V::schema_name()))
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "object",
+            "propertyNames": generator.subschema_for::<K>(),
+            "additionalProperties": generator.subschema_for::<V>(),
+        })
+    }
+}
+
+/// The fields of `ready`, before the one-probe check.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with one probe and a timeout"
+)]
+pub struct ReadyFields {
+    /// Ready once a stdout line is a JSON object holding every given key with the given value.
+    #[serde(default)]
+    pub stdout_json: Option<UniqueMap<String, serde_json::Value>>,
+    /// Ready once a TCP connect to host:port succeeds.
+    #[serde(default)]
+    pub tcp: Option<TcpAddr>,
+    /// Ready once a GET of this http:// URL answers 2xx.
+    #[serde(default)]
+    pub http: Option<HttpUrl>,
+    /// How long to wait before reporting "not ready" (default 15s).
+    #[serde(default)]
+    pub timeout: Option<DurationText>,
+}
+
+/// `ready`: exactly one probe plus an optional timeout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawReady(pub ReadyFields);
+
+impl<'de> Deserialize<'de> for RawReady {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawReady;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping with one of stdout_json, tcp or http")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawReady, A::Error> {
+                let f = ReadyFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let probes = [f.stdout_json.is_some(), f.tcp.is_some(), f.http.is_some()];
+                match probes.iter().filter(|p| **p).count() {
+                    1 => {}
+                    0 => {
+                        return Err(de::Error::custom(
+                            "no probe: expected one of stdout_json, tcp or http",
+                        ));
+                    }
+                    _ => {
+                        return Err(de::Error::custom(
+                            "more than one probe: give only one of stdout_json, tcp or http",
+                        ));
+                    }
+                }
+                if f.stdout_json.as_ref().is_some_and(|m| m.0.is_empty()) {
+                    return Err(de::Error::custom("stdout_json must name at least one key"));
+                }
+                Ok(RawReady(f))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl JsonSchema for RawReady {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("Ready")
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let mut schema = ReadyFields::json_schema(generator);
+        schema.insert(
+            "oneOf".to_owned(),
+            serde_json::json!([
+                { "required": ["stdout_json"] },
+                { "required": ["tcp"] },
+                { "required": ["http"] }
+            ]),
+        );
+        schema
+    }
+}

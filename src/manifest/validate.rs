@@ -1,7 +1,508 @@
-//! RawManifest -> Backend. (Issue #2 fills this in.)
-use super::{Backend, ManifestError};
-use std::path::Path;
+//! Bytes -> [`RawManifest`] -> [`Backend`], and every error as one line.
+//!
+//! The file is bounded before it is read (1 MiB, checked on the metadata and
+//! again while reading), must be UTF-8 text, and is then handed to serde_yaml,
+//! whose nesting limit (128) and alias expansion limit keep "billion laughs"
+//! and deeply nested documents cheap. serde_yaml's message is split back into
+//! line, column, field and text so that [`ManifestError`] shows them in one
+//! consistent order.
 
-pub fn load(file: &Path, _resources: &Path) -> Result<Backend, ManifestError> {
-    todo!("manifest::validate::load {}", file.display())
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::platform::Platform;
+use super::raw::{RawManifest, RawPolicy, RawSignal};
+use super::scalar::RESOURCES_VAR;
+use super::{
+    Backend, Executable, MAX_MANIFEST_BYTES, ManifestError, Probe, ReadySpec, RestartPolicy,
+    RestartSpec, StopSignal, StopSpec,
+};
+
+const DEFAULT_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+impl ManifestError {
+    /// An error about the whole file (no position, no field).
+    pub fn file(file: &Path, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line: None,
+            column: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads `file` (at most [`MAX_MANIFEST_BYTES`]) and validates it.
+pub fn load(file: &Path, resources: &Path) -> Result<Backend, ManifestError> {
+    let bytes = read_bounded(file)?;
+    parse(file, &bytes, resources)
+}
+
+fn too_big(file: &Path, size: u64) -> ManifestError {
+    ManifestError::file(
+        file,
+        format!(
+            "file is {size} bytes, over the limit of {MAX_MANIFEST_BYTES} bytes (1 MiB); not read"
+        ),
+    )
+}
+
+/// Reads the file, refusing anything but a regular file of at most 1 MiB
+/// without reading more than one byte past the limit.
+pub fn read_bounded(file: &Path) -> Result<Vec<u8>, ManifestError> {
+    let io_err = |e: std::io::Error| ManifestError::file(file, format!("cannot read: {e}"));
+    let meta = std::fs::metadata(file).map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(ManifestError::file(file, "not a regular file"));
+    }
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return Err(too_big(file, meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    File::open(file)
+        .and_then(|f| f.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(io_err)?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        // The file grew between the metadata check and the read.
+        return Err(too_big(file, bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Validates the text of a manifest. `file` is used for messages and to
+/// resolve relative paths; nothing is read from disk. Pure: the fuzz target
+/// calls it with arbitrary bytes.
+pub fn parse(file: &Path, bytes: &[u8], resources: &Path) -> Result<Backend, ManifestError> {
+    let raw = parse_raw(file, bytes)?;
+    Ok(to_backend(raw, file, resources, Platform::current()))
+}
+
+/// Decodes and deserializes the text, with every check the types carry.
+pub fn parse_raw(file: &Path, bytes: &[u8]) -> Result<RawManifest, ManifestError> {
+    let text = decode(file, bytes)?;
+    serde_yaml::from_str::<RawManifest>(text).map_err(|e| yaml_error(file, text, &e))
+}
+
+/// UTF-8 text without NUL, not empty.
+fn decode<'a>(file: &Path, bytes: &'a [u8]) -> Result<&'a str, ManifestError> {
+    let at = |offset: usize, message: String| {
+        let (line, column) = line_column(&bytes[..offset]);
+        ManifestError {
+            file: file.to_path_buf(),
+            line: Some(line),
+            column: Some(column),
+            field: None,
+            message,
+        }
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        at(
+            e.valid_up_to(),
+            format!(
+                "not UTF-8 text (byte 0x{:02x} at offset {}): a manifest is a YAML text file",
+                bytes[e.valid_up_to()],
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    if let Some(nul) = text.find('\0') {
+        return Err(at(
+            nul,
+            "binary data (a NUL byte): a manifest is a YAML text file".to_owned(),
+        ));
+    }
+    if text.trim().is_empty() {
+        return Err(ManifestError::file(
+            file,
+            "the file is empty: expected a mapping with id, name, version and executable",
+        ));
+    }
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err(ManifestError::file(
+            file,
+            "the file has only comments: expected a mapping with id, name, version and executable",
+        ));
+    }
+    Ok(text)
+}
+
+/// 1-based line and column (in characters) of the end of `before`.
+fn line_column(before: &[u8]) -> (usize, usize) {
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let last = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(before, |nl| &before[nl + 1..]);
+    let column = String::from_utf8_lossy(last).chars().count() + 1;
+    (line, column)
+}
+
+/// Splits serde_yaml's `field: message at line L column C` into parts.
+fn yaml_error(file: &Path, text: &str, err: &serde_yaml::Error) -> ManifestError {
+    let location = err.location();
+    let mut message = err.to_string();
+    if let Some(loc) = &location {
+        let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+        if let Some(at) = message.find(&suffix) {
+            message.replace_range(at..at + suffix.len(), "");
+        }
+    }
+    let mut field = None;
+    if let Some((head, tail)) = message.split_once(": ")
+        && !head.is_empty()
+        && head
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.[]?".contains(c))
+    {
+        field = Some(head.to_owned());
+        message = tail.to_owned();
+    }
+    let message = explain(&message, text, location.as_ref());
+    let (line, column) = match location {
+        Some(loc) => (Some(loc.line()), Some(loc.column())),
+        None => (None, None),
+    };
+    ManifestError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        field,
+        message,
+    }
+}
+
+/// Makes serde_yaml's wording actionable: a suggestion for a misspelled
+/// field, a word about tabs, plain words for the structural errors.
+fn explain(message: &str, text: &str, location: Option<&serde_yaml::Location>) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((unknown, expected)) = rest.split_once('`')
+    {
+        let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        if let Some(best) = closest(unknown, &candidates) {
+            return format!("unknown field `{unknown}`, did you mean `{best}`?");
+        }
+        return message.to_owned();
+    }
+    if message.starts_with("EOF while parsing") {
+        return "no YAML document: expected a mapping with id, name, version and executable"
+            .to_owned();
+    }
+    if message.starts_with("deserializing from YAML containing more than one document") {
+        return "more than one YAML document (---): one manifest per file".to_owned();
+    }
+    if message.starts_with("recursion limit exceeded") {
+        return "nested too deeply (YAML recursion limit exceeded)".to_owned();
+    }
+    if message.starts_with("repetition limit exceeded") {
+        return "too many alias expansions (YAML repetition limit exceeded)".to_owned();
+    }
+    let tab_on_line = location
+        .and_then(|loc| text.lines().nth(loc.line().saturating_sub(1)))
+        .is_some_and(|l| l.contains('\t'));
+    if tab_on_line && (message.contains("tab") || message.contains("cannot start any token")) {
+        return format!("{message} (YAML does not allow tabs for indentation; use spaces)");
+    }
+    message.to_owned()
+}
+
+/// The nearest candidate within an edit distance of a third of `word`'s
+/// length (at least 1).
+fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (levenshtein(word, c), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Applies defaults, chooses the platform entry and makes paths absolute.
+pub fn to_backend(raw: RawManifest, file: &Path, resources: &Path, platform: Platform) -> Backend {
+    let file_abs = crate::paths::absolute(file);
+    let folder = file_abs
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let table = &raw.executable.0;
+    let executable = platform
+        .choose(table.entries().map(|(k, _)| k))
+        .and_then(|key| table.get(&key).map(|e| (key, e)))
+        .map(|(key, entry)| Executable {
+            candidates: entry
+                .path
+                .0
+                .iter()
+                .map(|p| folder.join(expand_resources(&p.0, resources)))
+                .collect(),
+            sha256: entry.sha256.0,
+            platform_key: key,
+        });
+    let stop = raw.stop.map_or_else(StopSpec::default, |s| {
+        let d = StopSpec::default();
+        StopSpec {
+            signal: s.signal.map_or(d.signal, signal),
+            timeout: s.timeout.map_or(d.timeout, |t| t.0),
+        }
+    });
+    let restart = raw.restart.map_or_else(RestartSpec::default, |r| {
+        let d = RestartSpec::default();
+        RestartSpec {
+            policy: r.policy.map_or(d.policy, policy),
+            max_retries: r.max_retries.unwrap_or(d.max_retries),
+            backoff: r.backoff.map_or(d.backoff, |b| b.0),
+        }
+    });
+    // The visitor of `ready` guarantees exactly one probe.
+    let ready = raw.ready.and_then(|r| {
+        let f = r.0;
+        let probe = match (f.stdout_json, f.tcp, f.http) {
+            (Some(m), _, _) => Probe::StdoutJson(m.0.into_iter().collect()),
+            (None, Some(t), _) => Probe::Tcp(t.0),
+            (None, None, Some(h)) => Probe::Http(h.0),
+            (None, None, None) => return None,
+        };
+        Some(ReadySpec {
+            probe,
+            timeout: f.timeout.map_or(DEFAULT_READY_TIMEOUT, |t| t.0),
+        })
+    });
+    Backend {
+        id: raw.id.0,
+        name: raw.name.0,
+        version: raw.version.0,
+        requires: raw.requires.map(|r| r.0),
+        executable,
+        args: raw.args.into_iter().map(|a| a.0).collect(),
+        env: raw
+            .env
+            .0
+            .into_iter()
+            .map(|(k, v)| (k.0, v.0))
+            .collect::<BTreeMap<_, _>>(),
+        workdir: raw
+            .workdir
+            .map_or_else(|| folder.clone(), |w| folder.join(w.0)),
+        autostart: raw.autostart.unwrap_or(false),
+        stop,
+        restart,
+        ready,
+        file: file_abs,
+    }
+}
+
+/// `${resources}` -> the resources folder (only in `path`).
+fn expand_resources(path: &str, resources: &Path) -> PathBuf {
+    // Built as an OsString so a non-UTF-8 resources folder survives intact.
+    let mut out = std::ffi::OsString::new();
+    for (i, piece) in path.split(RESOURCES_VAR).enumerate() {
+        if i > 0 {
+            out.push(resources.as_os_str());
+        }
+        out.push(piece);
+    }
+    PathBuf::from(out)
+}
+
+fn signal(s: RawSignal) -> StopSignal {
+    match s {
+        RawSignal::Term => StopSignal::Term,
+        RawSignal::Int => StopSignal::Int,
+        RawSignal::Hup => StopSignal::Hup,
+        RawSignal::Quit => StopSignal::Quit,
+        RawSignal::Usr1 => StopSignal::Usr1,
+        RawSignal::Usr2 => StopSignal::Usr2,
+        RawSignal::Kill => StopSignal::Kill,
+    }
+}
+
+fn policy(p: RawPolicy) -> RestartPolicy {
+    match p {
+        RawPolicy::Never => RestartPolicy::Never,
+        RawPolicy::OnFailure => RestartPolicy::OnFailure,
+        RawPolicy::Always => RestartPolicy::Always,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const ZEROS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn full() -> String {
+        format!(
+            r#"id: python
+name: Python Backend
+version: 1.2.3-rc.1
+requires: ">=0.1"
+executable:
+  linux:
+    path: generic
+    sha256: {ZEROS}
+  linux-x86_64:
+    path: [../dist/backend, "${{resources}}/python/backend"]
+    sha256: "3f7c{rest}"
+  windows-x86_64: {{ path: backend.exe, sha256: {ZEROS} }}
+args: ["--port", 5000]
+env: {{ BACKEND_MODE: tray, N: 1 }}
+workdir: ../python
+autostart: true
+stop: {{ signal: INT, timeout: 500ms }}
+restart: {{ policy: on-failure, max_retries: 0, backoff: 2m }}
+ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
+"#,
+            rest = &ZEROS[4..]
+        )
+    }
+
+    fn parse_on(text: &str, platform: Platform) -> Result<Backend, ManifestError> {
+        let file = Path::new("/m/backends/python.yaml");
+        parse_raw(file, text.as_bytes())
+            .map(|raw| to_backend(raw, file, Path::new("/opt/res"), platform))
+    }
+
+    const LINUX_X64: Platform = Platform {
+        os: "linux",
+        arch: "x86_64",
+    };
+
+    #[test]
+    fn every_field() {
+        let b = parse_on(&full(), LINUX_X64).unwrap();
+        assert_eq!(b.file, Path::new("/m/backends/python.yaml"));
+        assert_eq!(b.id.as_str(), "python");
+        assert_eq!(b.name, "Python Backend");
+        assert_eq!(b.version, semver::Version::parse("1.2.3-rc.1").unwrap());
+        assert_eq!(b.requires.unwrap().to_string(), ">=0.1");
+        let exe = b.executable.unwrap();
+        assert_eq!(exe.platform_key, "linux-x86_64");
+        assert_eq!(
+            exe.candidates,
+            [
+                PathBuf::from("/m/backends/../dist/backend"),
+                PathBuf::from("/opt/res/python/backend")
+            ]
+        );
+        assert_eq!(exe.sha256.to_string(), format!("3f7c{}", &ZEROS[4..]));
+        assert_eq!(b.args, ["--port", "5000"]);
+        assert_eq!(b.env["BACKEND_MODE"], "tray");
+        assert_eq!(b.env["N"], "1");
+        assert_eq!(b.workdir, Path::new("/m/backends/../python"));
+        assert!(b.autostart);
+        assert_eq!(
+            b.stop,
+            StopSpec {
+                signal: StopSignal::Int,
+                timeout: Duration::from_millis(500)
+            }
+        );
+        assert_eq!(
+            b.restart,
+            RestartSpec {
+                policy: RestartPolicy::OnFailure,
+                max_retries: 0,
+                backoff: Duration::from_secs(120)
+            }
+        );
+        let ready = b.ready.unwrap();
+        assert_eq!(ready.timeout, Duration::from_secs(3600));
+        let Probe::StdoutJson(map) = ready.probe else {
+            panic!("expected stdout_json");
+        };
+        assert_eq!(map["status"], "ready");
+        assert_eq!(map["port"], 5000);
+    }
+
+    #[test]
+    fn platform_choice() {
+        let text = full();
+        let arm = Platform {
+            os: "linux",
+            arch: "aarch64",
+        };
+        let exe = parse_on(&text, arm).unwrap().executable.unwrap();
+        assert_eq!(exe.platform_key, "linux");
+        assert_eq!(exe.candidates, [PathBuf::from("/m/backends/generic")]);
+        let win = Platform {
+            os: "windows",
+            arch: "x86_64",
+        };
+        assert_eq!(
+            parse_on(&text, win)
+                .unwrap()
+                .executable
+                .unwrap()
+                .platform_key,
+            "windows-x86_64"
+        );
+        let mac = Platform {
+            os: "macos",
+            arch: "aarch64",
+        };
+        assert_eq!(parse_on(&text, mac).unwrap().executable, None);
+    }
+
+    #[test]
+    fn defaults() {
+        let text = format!(
+            "id: a\nname: A\nversion: 0.1.0\nexecutable: {{ linux: {{ path: /bin/a, sha256: {ZEROS} }} }}\n"
+        );
+        let b = parse_on(&text, LINUX_X64).unwrap();
+        assert_eq!(b.requires, None);
+        assert!(b.args.is_empty() && b.env.is_empty());
+        assert_eq!(b.workdir, Path::new("/m/backends"));
+        assert!(!b.autostart);
+        assert_eq!(b.stop, StopSpec::default());
+        assert_eq!(b.stop.timeout, Duration::from_secs(5));
+        assert_eq!(b.restart, RestartSpec::default());
+        assert_eq!(b.ready, None);
+        assert_eq!(b.executable.unwrap().candidates, [PathBuf::from("/bin/a")]);
+        let with_ready = format!("{text}ready: {{ tcp: \"127.0.0.1:5000\" }}\n");
+        let ready = parse_on(&with_ready, LINUX_X64).unwrap().ready.unwrap();
+        assert_eq!(ready.timeout, Duration::from_secs(15));
+        assert_eq!(ready.probe, Probe::Tcp("127.0.0.1:5000".into()));
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(closest("argz", &["args", "env"]), Some("args"));
+        assert_eq!(closest("a", &["id"]), None);
+        assert_eq!(closest("totally", &["id", "name"]), None);
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn positions_of_text_errors() {
+        let e = parse(Path::new("x.yaml"), b"id: a\n\xff\n", Path::new("/r")).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(2), Some(1)));
+        assert!(e.message.starts_with("not UTF-8 text (byte 0xff"), "{e}");
+        let e = parse(Path::new("x.yaml"), b"id: a\nna\0", Path::new("/r")).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(2), Some(3)));
+    }
 }

@@ -1,0 +1,379 @@
+//! Checked scalars of a manifest: ids, semver, digests, durations, paths.
+//!
+//! Each one is validated *inside* the serde visitor, not after
+//! deserialisation: serde_yaml attaches the line, column and field path of the
+//! node being read only to errors raised while that node is being visited, so
+//! this is what lets `stop: { timeout: 5 }` be reported as
+//! `line 7 column 17: stop.timeout: ...` instead of pointing at the document.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+use super::{BackendId, Digest};
+
+/// A scalar that is parsed from its YAML text and checked on the way.
+pub trait Scalar: Sized {
+    /// What the visitor says it expected (`a duration like 5s`).
+    const EXPECTING: &'static str;
+    /// Parses and checks the text; the error is the message shown to the user.
+    fn parse(text: &str) -> Result<Self, String>;
+}
+
+struct ScalarVisitor<T>(PhantomData<T>);
+
+impl<T: Scalar> Visitor<'_> for ScalarVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(T::EXPECTING)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        T::parse(v).map_err(E::custom)
+    }
+}
+
+/// Implements `Deserialize` through [`Scalar::parse`] and `JsonSchema` from a
+/// literal schema.
+macro_rules! scalar {
+    ($ty:ident, $name:literal, $schema:tt) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_str(ScalarVisitor::<$ty>(PhantomData))
+            }
+        }
+
+        impl JsonSchema for $ty {
+            fn schema_name() -> Cow<'static, str> {
+                Cow::Borrowed($name)
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!($schema)
+            }
+        }
+    };
+}
+
+/// The backend id: `[a-z0-9][a-z0-9-]{0,62}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Id(pub BackendId);
+
+impl Scalar for Id {
+    const EXPECTING: &'static str = "a backend id like `python`";
+    fn parse(text: &str) -> Result<Self, String> {
+        BackendId::new(text).map(Id)
+    }
+}
+
+scalar!(Id, "Id", {
+    "type": "string",
+    "pattern": "^[a-z0-9][a-z0-9-]{0,62}$",
+    "description": "Unique backend id: 1 to 63 characters of a-z, 0-9 and '-', starting with a letter or digit."
+});
+
+/// A label: non-empty, one line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Label(pub String);
+
+impl Scalar for Label {
+    const EXPECTING: &'static str = "a non-empty name";
+    fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Err("must not be empty".to_owned());
+        }
+        if text.chars().any(char::is_control) {
+            return Err("must be one line without control characters".to_owned());
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+
+scalar!(Label, "Label", {
+    "type": "string",
+    "minLength": 1,
+    "pattern": "^[^\\u0000-\\u001f\\u007f]*\\S[^\\u0000-\\u001f\\u007f]*$"
+});
+
+/// Any string handed to the operating system (argument, environment value,
+/// folder): NUL cannot be passed there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Text(pub String);
+
+impl Scalar for Text {
+    const EXPECTING: &'static str = "a string";
+    fn parse(text: &str) -> Result<Self, String> {
+        if text.contains('\0') {
+            return Err("must not contain a NUL character".to_owned());
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+
+scalar!(Text, "Text", { "type": "string" });
+
+/// An environment variable name: non-empty, no `=`, no NUL.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EnvName(pub String);
+
+impl Scalar for EnvName {
+    const EXPECTING: &'static str = "an environment variable name";
+    fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() || text.contains(['=', '\0']) {
+            return Err(format!(
+                "invalid environment variable name {text:?}: it must be non-empty without '=' or NUL"
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+
+scalar!(EnvName, "EnvName", { "type": "string", "pattern": "^[^=\\u0000]+$" });
+
+/// A candidate path: non-empty; `${resources}` is the only variable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathText(pub String);
+
+/// The variable a path may use.
+pub const RESOURCES_VAR: &str = "${resources}";
+
+impl Scalar for PathText {
+    const EXPECTING: &'static str = "a path";
+    fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("a path must not be empty".to_owned());
+        }
+        if text.contains('\0') {
+            return Err("must not contain a NUL character".to_owned());
+        }
+        let mut rest = text;
+        while let Some(at) = rest.find("${") {
+            rest = &rest[at..];
+            if !rest.starts_with(RESOURCES_VAR) {
+                let var: String = rest.chars().take_while(|c| *c != '}').collect();
+                return Err(format!(
+                    "unknown variable `{var}}}`: only {RESOURCES_VAR} is expanded"
+                ));
+            }
+            rest = &rest[RESOURCES_VAR.len()..];
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+
+scalar!(PathText, "PathText", { "type": "string", "minLength": 1 });
+
+/// `version`: semver of the backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SemVersion(pub semver::Version);
+
+impl Scalar for SemVersion {
+    const EXPECTING: &'static str = "a semver version like 1.0.0";
+    fn parse(text: &str) -> Result<Self, String> {
+        semver::Version::parse(text)
+            .map(Self)
+            .map_err(|e| format!("invalid semver version {text:?}: {e}"))
+    }
+}
+
+scalar!(SemVersion, "SemVersion", {
+    "type": "string",
+    "pattern": "^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-((?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\\.(?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$",
+    "description": "Semver version of the backend, like 1.0.0."
+});
+
+/// `requires`: a semver requirement on berth's version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SemReq(pub semver::VersionReq);
+
+impl Scalar for SemReq {
+    const EXPECTING: &'static str = "a semver requirement like \">=0.1\"";
+    fn parse(text: &str) -> Result<Self, String> {
+        semver::VersionReq::parse(text)
+            .map(Self)
+            .map_err(|e| format!("invalid semver requirement {text:?}: {e}"))
+    }
+}
+
+scalar!(SemReq, "SemReq", {
+    "type": "string",
+    "minLength": 1,
+    "description": "Semver requirement on berth's own version, like \">=0.1\"."
+});
+
+/// `sha256`: 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sha256(pub Digest);
+
+impl Scalar for Sha256 {
+    const EXPECTING: &'static str = "64 lowercase hex digits";
+    fn parse(text: &str) -> Result<Self, String> {
+        Digest::from_hex(text).map(Self)
+    }
+}
+
+scalar!(Sha256, "Sha256", {
+    "type": "string",
+    "pattern": "^[0-9a-f]{64}$",
+    "description": "SHA-256 of the executable: 64 lowercase hex digits (`berth hash FILE`, `berth pin ID`)."
+});
+
+/// A duration written `<integer>(ms|s|m|h)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DurationText(pub Duration);
+
+impl Scalar for DurationText {
+    const EXPECTING: &'static str = "a duration like 5s or 500ms";
+    fn parse(text: &str) -> Result<Self, String> {
+        parse_duration(text).map(Self)
+    }
+}
+
+scalar!(DurationText, "Duration", {
+    "type": "string",
+    "pattern": "^[0-9]+(ms|s|m|h)$",
+    "description": "A duration: an integer and a unit, ms, s, m or h (5s, 500ms)."
+});
+
+/// Parses `<integer>(ms|s|m|h)`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let bad = || {
+        format!(
+            "invalid duration {text:?}: expected an integer and a unit, ms, s, m or h (like 5s or 500ms)"
+        )
+    };
+    if digits.is_empty() {
+        return Err(bad());
+    }
+    if unit.is_empty() {
+        return Err(format!(
+            "invalid duration {text:?}: a bare number is not a duration; add a unit (like {text}s)"
+        ));
+    }
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: too large"))?;
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("invalid duration {text:?}: too large"))
+}
+
+/// `ready.tcp`: `host:port`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpAddr(pub String);
+
+impl Scalar for TcpAddr {
+    const EXPECTING: &'static str = "host:port";
+    fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("invalid address {text:?}: expected host:port, like 127.0.0.1:5000");
+        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => Ok(Self(text.to_owned())),
+            _ => Err(bad()),
+        }
+    }
+}
+
+scalar!(TcpAddr, "TcpAddr", {
+    "type": "string",
+    "pattern": "^\\S+:[0-9]{1,5}$",
+    "description": "Ready once a TCP connect to host:port succeeds."
+});
+
+/// `ready.http`: an `http://` URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpUrl(pub String);
+
+impl Scalar for HttpUrl {
+    const EXPECTING: &'static str = "an http:// URL";
+    fn parse(text: &str) -> Result<Self, String> {
+        let host = text.strip_prefix("http://").ok_or_else(|| {
+            format!("invalid URL {text:?}: expected an http:// URL, like http://127.0.0.1:5000/")
+        })?;
+        let authority = host.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.is_empty() || text.contains(char::is_whitespace) {
+            return Err(format!("invalid URL {text:?}: no host"));
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+
+scalar!(HttpUrl, "HttpUrl", {
+    "type": "string",
+    "pattern": "^http://[^/?#\\s]+\\S*$",
+    "description": "Ready once a GET of this http:// URL answers 2xx."
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_duration("5").unwrap_err().contains("bare number"));
+        for bad in [
+            "",
+            "s",
+            "5 s",
+            "5sec",
+            "-5s",
+            "1.5s",
+            "5S",
+            "99999999999999999999s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert!(
+            parse_duration("18446744073709551615h")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
+    #[test]
+    fn paths_only_know_resources() {
+        assert!(PathText::parse("${resources}/a/${resources}").is_ok());
+        assert!(PathText::parse("a/$b/c").is_ok());
+        assert_eq!(
+            PathText::parse("${HOME}/x").unwrap_err(),
+            "unknown variable `${HOME}`: only ${resources} is expanded"
+        );
+        assert!(PathText::parse("").is_err());
+    }
+
+    #[test]
+    fn addresses() {
+        assert!(TcpAddr::parse("127.0.0.1:5000").is_ok());
+        assert!(TcpAddr::parse("[::1]:80").is_ok());
+        assert!(TcpAddr::parse("localhost").is_err());
+        assert!(TcpAddr::parse("x:0").is_err());
+        assert!(TcpAddr::parse(":80").is_err());
+        assert!(HttpUrl::parse("http://127.0.0.1:5000/api/status").is_ok());
+        assert!(HttpUrl::parse("https://x").is_err());
+        assert!(HttpUrl::parse("http:///x").is_err());
+    }
+}
