@@ -1,1 +1,198 @@
-//! Hot reload: notify events on the backends folder become new catalogs. (Issue #6.)
+//! Hot reload: the backends folder is watched, and every settled change
+//! becomes a new [`Catalog`](crate::registry::Catalog) for the supervisor.
+//!
+//! DESIGN.md "Hot reload" is the contract. The split:
+//!
+//! - [`state`] is pure bookkeeping, testable and benchmarkable without notify:
+//!   per file, a cheap fingerprint and the last read (current parse result and
+//!   last good definition). A reload re-reads only the files whose fingerprint
+//!   moved, then resolves a new catalog from all reads.
+//! - [`events`] turns a debounced notify batch into a plan: which manifest
+//!   paths to look at, whether the whole folder must be rescanned, whether the
+//!   watches must be set up again.
+//! - `task` owns the notify debouncer and runs on tokio. The notify callback
+//!   only forwards into an unbounded channel (it never blocks); the task reads
+//!   the folder, and sends the catalog with `SupervisorHandle::apply` only
+//!   when it changed.
+//!
+//! Three rules keep a reload from stopping anything by mistake:
+//!
+//! 1. The folder is read as it is after the batch, never replayed from the
+//!    events: an atomic-rename save or a delete-and-recreate inside the
+//!    debounce window is an edit.
+//! 2. A debounced batch only looks at the paths it names: a file whose events
+//!    are still being debounced (half written) is not read early.
+//! 3. While the folder is missing nothing changes; its files count as removed
+//!    only once it exists again (the parent folder is watched to see it come
+//!    back, with a slow poll as a fallback).
+//!
+//! Event overflow, watcher errors and SIGHUP ([`WatchHandle::rescan`]) lead to
+//! a full rescan.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch as channel};
+use tokio::task::JoinHandle;
+
+use crate::supervisor::SupervisorHandle;
+
+pub mod events;
+pub mod state;
+mod task;
+
+pub use state::{Fingerprint, FolderState, Reload, ReloadError, Scope};
+
+/// The debounce of DESIGN.md: long enough for an editor's save (or a two-chunk
+/// write) to settle, short enough to feel immediate.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// What to watch.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// The backends folder. Made absolute (without resolving symlinks).
+    pub dir: PathBuf,
+    /// What `${resources}` expands to in manifests.
+    pub resources: PathBuf,
+    /// How long events must settle before a reload.
+    pub debounce: Duration,
+}
+
+impl WatchConfig {
+    /// `dir` and `resources` with the default debounce.
+    pub fn new(dir: PathBuf, resources: PathBuf) -> Self {
+        Self {
+            dir,
+            resources,
+            debounce: DEFAULT_DEBOUNCE,
+        }
+    }
+}
+
+/// Why the watcher could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("{}: cannot watch the backends folder: {source}", dir.display())]
+    Notify {
+        dir: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+    #[error("{}: {source}", dir.display())]
+    Absolute {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The first scan failed for another reason than a missing folder
+    /// (permission denied, not a folder).
+    #[error(transparent)]
+    Scan(ReloadError),
+}
+
+/// Counters of what the watcher did, for diagnostics and tests (a test waits
+/// for `batches` to move instead of sleeping).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Reloads run (batches of events, rescans, the first scan).
+    pub reloads: u64,
+    /// Of which looked at the whole folder.
+    pub full_scans: u64,
+    /// Files parsed and validated, in total.
+    pub rereads: u64,
+    /// Catalogs sent to the supervisor.
+    pub applied: u64,
+    /// The folder is missing right now (nothing is stopped meanwhile).
+    pub folder_missing: bool,
+}
+
+/// Messages into the watcher task.
+#[derive(Debug)]
+enum Msg {
+    Events(notify_debouncer_full::DebounceEventResult),
+    Rescan { force: bool },
+    Shutdown,
+}
+
+/// The running watcher. Dropping it stops watching.
+#[derive(Debug)]
+pub struct WatchHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+    progress: channel::Receiver<Progress>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl WatchHandle {
+    /// Reads the whole folder again, every file included (SIGHUP). Returns at
+    /// once; the reload runs on the watcher task.
+    pub fn rescan(&self) {
+        let _ = self.tx.send(Msg::Rescan { force: true });
+    }
+
+    /// The watcher's counters, updated after every reload.
+    pub fn progress(&self) -> channel::Receiver<Progress> {
+        self.progress.clone()
+    }
+
+    /// Stops watching and waits for a reload in progress to finish (so no
+    /// catalog reaches the supervisor after this returns).
+    pub async fn shutdown(mut self) {
+        let _ = self.tx.send(Msg::Shutdown);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Starts watching `config.dir`: arms the watches, reads the whole folder,
+/// applies the first catalog to `supervisor` (awaited), then follows changes on
+/// a tokio task. A folder that does not exist yet is not an error: the catalog
+/// stays empty until it appears.
+pub async fn spawn(
+    config: WatchConfig,
+    supervisor: SupervisorHandle,
+) -> Result<WatchHandle, WatchError> {
+    let dir = std::path::absolute(&config.dir).map_err(|source| WatchError::Absolute {
+        dir: config.dir.clone(),
+        source,
+    })?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let callback_tx = tx.clone();
+    // Runs on the debouncer's thread: forward and return, never block.
+    let debouncer = notify_debouncer_full::new_debouncer(
+        config.debounce,
+        None,
+        move |result: notify_debouncer_full::DebounceEventResult| {
+            let _ = callback_tx.send(Msg::Events(result));
+        },
+    )
+    .map_err(|source| WatchError::Notify {
+        dir: dir.clone(),
+        source,
+    })?;
+    let (progress_tx, progress) = channel::channel(Progress::default());
+    let state = FolderState::new(dir, config.resources.clone());
+    let mut task = task::Task::new(
+        state,
+        config.resources,
+        debouncer,
+        supervisor,
+        rx,
+        progress_tx,
+    );
+    task.start().await?;
+    let task = tokio::spawn(task.run());
+    Ok(WatchHandle {
+        tx,
+        progress,
+        task: Some(task),
+    })
+}

@@ -1,0 +1,245 @@
+//! From debounced notify events to a reload plan.
+//!
+//! The events are only hints of *where* to look: the reload reads the folder
+//! as it is after the batch. What matters here is to ignore what is not a
+//! manifest (editor swap files, vim's `4913` probe, hidden files), to ignore
+//! berth's own reads (inotify reports opens), and to notice when the folder
+//! itself came or went, or when events may have been lost.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use notify::EventKind;
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify_debouncer_full::DebouncedEvent;
+
+use crate::registry::is_manifest_name;
+
+/// What a batch of events asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Manifest paths named by the batch.
+    pub paths: BTreeSet<PathBuf>,
+    /// Events may have been lost (overflow): look at the whole folder.
+    pub rescan: bool,
+    /// The folder itself (or its parent) was created, removed or renamed: the
+    /// watches must be set up again, then the whole folder looked at.
+    pub rearm: bool,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty() && !self.rescan && !self.rearm
+    }
+
+    /// Adds the events of one debounced batch.
+    pub fn add_events(&mut self, dir: &Path, events: &[DebouncedEvent]) {
+        for event in events {
+            self.add(dir, &event.event);
+        }
+    }
+
+    /// Adds one event.
+    pub fn add(&mut self, dir: &Path, event: &notify::Event) {
+        if event.need_rescan() {
+            self.rescan = true;
+            return;
+        }
+        if !changes_something(&event.kind) {
+            return;
+        }
+        for path in &event.paths {
+            match classify(dir, path) {
+                Target::Manifest => {
+                    self.paths.insert(path.clone());
+                }
+                Target::Folder => {
+                    // The folder's own metadata (mtime moves with every entry
+                    // added) says nothing; only its coming and going matters.
+                    if matches!(
+                        event.kind,
+                        EventKind::Create(_)
+                            | EventKind::Remove(_)
+                            | EventKind::Modify(ModifyKind::Name(_))
+                    ) {
+                        self.rearm = true;
+                    }
+                }
+                Target::Ignored => {}
+            }
+        }
+    }
+}
+
+/// Does this kind of event mean the file may be different? Opens and reads
+/// are not changes (berth's own reads would otherwise wake it up again).
+fn changes_something(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Any
+        | EventKind::Create(_)
+        | EventKind::Modify(_)
+        | EventKind::Remove(_)
+        | EventKind::Other => true,
+    }
+}
+
+/// Where a path stands relative to the watched folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A manifest file directly in the folder.
+    Manifest,
+    /// The folder itself, or a folder above it.
+    Folder,
+    /// Anything else: editor leftovers, hidden files, siblings of the folder.
+    Ignored,
+}
+
+/// Classifies `path` for the folder `dir`.
+pub fn classify(dir: &Path, path: &Path) -> Target {
+    if path.parent() == Some(dir) {
+        let manifest = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(is_manifest_name);
+        return if manifest {
+            Target::Manifest
+        } else {
+            Target::Ignored
+        };
+    }
+    if dir.starts_with(path) {
+        Target::Folder
+    } else {
+        Target::Ignored
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, DataChange, RemoveKind, RenameMode};
+    use notify::{Event, event::Flag};
+
+    fn dir() -> PathBuf {
+        PathBuf::from("/home/u/app/backends")
+    }
+
+    fn ev(kind: EventKind, paths: &[&str]) -> Event {
+        let mut e = Event::new(kind);
+        for p in paths {
+            e = e.add_path(PathBuf::from(p));
+        }
+        e
+    }
+
+    fn plan(events: &[Event]) -> Plan {
+        let mut plan = Plan::default();
+        for e in events {
+            plan.add(&dir(), e);
+        }
+        plan
+    }
+
+    #[test]
+    fn manifests_are_kept_and_editor_leftovers_ignored() {
+        let p = plan(&[
+            ev(
+                EventKind::Create(CreateKind::File),
+                &["/home/u/app/backends/a.yaml"],
+            ),
+            ev(
+                EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+                &["/home/u/app/backends/b.yml"],
+            ),
+            ev(
+                EventKind::Create(CreateKind::File),
+                &["/home/u/app/backends/.a.yaml.swp"],
+            ),
+            ev(
+                EventKind::Create(CreateKind::File),
+                &["/home/u/app/backends/a.yaml~"],
+            ),
+            ev(
+                EventKind::Create(CreateKind::File),
+                &["/home/u/app/backends/.#a.yaml"],
+            ),
+            ev(
+                EventKind::Create(CreateKind::File),
+                &["/home/u/app/backends/4913"],
+            ),
+            ev(
+                EventKind::Create(CreateKind::File),
+                &["/home/u/app/backends/sub/c.yaml"],
+            ),
+        ]);
+        let expected: BTreeSet<PathBuf> =
+            ["a.yaml", "b.yml"].iter().map(|n| dir().join(n)).collect();
+        assert_eq!(p.paths, expected);
+        assert!(!p.rescan && !p.rearm);
+    }
+
+    #[test]
+    fn a_rename_names_both_sides() {
+        let p = plan(&[ev(
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+            &[
+                "/home/u/app/backends/.a.yaml.tmp",
+                "/home/u/app/backends/a.yaml",
+            ],
+        )]);
+        assert_eq!(p.paths, BTreeSet::from([dir().join("a.yaml")]));
+    }
+
+    #[test]
+    fn opens_and_reads_are_not_changes() {
+        let p = plan(&[
+            ev(
+                EventKind::Access(AccessKind::Open(notify::event::AccessMode::Any)),
+                &["/home/u/app/backends/a.yaml"],
+            ),
+            ev(
+                EventKind::Access(AccessKind::Open(notify::event::AccessMode::Any)),
+                &["/home/u/app/backends"],
+            ),
+        ]);
+        assert!(p.is_empty());
+        let p = plan(&[ev(
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            &["/home/u/app/backends/a.yaml"],
+        )]);
+        assert_eq!(p.paths.len(), 1);
+    }
+
+    #[test]
+    fn the_folder_coming_and_going_rearms() {
+        for kind in [
+            EventKind::Remove(RemoveKind::Folder),
+            EventKind::Create(CreateKind::Folder),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+        ] {
+            assert!(plan(&[ev(kind, &["/home/u/app/backends"])]).rearm);
+        }
+        // The parent going away too.
+        assert!(plan(&[ev(EventKind::Remove(RemoveKind::Folder), &["/home/u/app"])]).rearm);
+        // A metadata change of the folder (every new entry moves its mtime) is not.
+        let p = plan(&[ev(
+            EventKind::Modify(ModifyKind::Metadata(notify::event::MetadataKind::Any)),
+            &["/home/u/app/backends"],
+        )]);
+        assert!(p.is_empty());
+        // Siblings in the parent are ignored.
+        let p = plan(&[ev(
+            EventKind::Create(CreateKind::File),
+            &["/home/u/app/backends.yaml"],
+        )]);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn overflow_asks_for_a_rescan() {
+        let p = plan(&[Event::new(EventKind::Other).set_flag(Flag::Rescan)]);
+        assert!(p.rescan);
+    }
+}
