@@ -1,1 +1,14 @@
-//! The control socket: one JSON request per line, one JSON reply per line. (Issue #4.)
+//! The control socket: one JSON request per line, one JSON reply per line.
+//!
+//! The launcher serves it ([`server`]); `berth status/start/stop/restart`
+//! are its clients ([`client`]). [`socket`] owns the file itself: folder
+//! permissions, stale sockets, path length. [`protocol`] is the wire format,
+//! shared by both sides.
+
+pub mod client;
+pub mod protocol;
+pub mod server;
+pub mod socket;
+
+pub use protocol::{Reply, Request};
+pub use server::{Control, Limits, serve};

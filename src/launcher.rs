@@ -1,7 +1,321 @@
-//! `berth run`: wires registry, watcher, supervisor, control socket and tray.
-use std::path::PathBuf;
-use std::process::ExitCode;
+//! `berth run`: wires the registry, the supervisor, the control socket and
+//! (later) the folder watcher and the tray together.
+//!
+//! ## Shape
+//!
+//! ```text
+//! run()                          main thread
+//!  ├─ backends_dir(), logging::init()
+//!  ├─ tokio multi-thread runtime (2 workers)
+//!  ├─ Launcher::start()          bind socket FIRST, spawn supervisor,
+//!  │                             first scan + apply, reloader, socket server
+//!  └─ if headless { block_on(launcher.run_until_quit()) }
+//!     else        { TRAY HOOK: the tray's event loop on this thread,
+//!                   its Quit calls `launcher.quitter().quit()` }
+//! ```
+//!
+//! - The tray must own the main thread (tao, muda), so the runtime lives on
+//!   its worker threads and nothing else needs the main thread.
+//! - The folder watcher plugs in at [`spawn_reloader`] (WATCHER HOOK): it
+//!   receives the folder, the supervisor handle and the rescan requests
+//!   (SIGHUP and the socket's `rescan`).
+//! - Quitting (SIGTERM, SIGINT, the tray's Quit) stops every backend in
+//!   parallel and exits 0; a second SIGINT meanwhile SIGKILLs every group
+//!   and exits 130.
 
-pub fn run(_args: crate::cli::RunArgs, _socket: PathBuf) -> anyhow::Result<ExitCode> {
-    todo!()
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::cli::RunArgs;
+use crate::control::{self, Control, socket};
+use crate::registry;
+use crate::supervisor::{self, ActionError, Outcome, Snapshot, SupervisorHandle};
+
+mod logging;
+
+/// Why the launcher could not start, in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum LauncherError {
+    /// A usage error: `berth run` exits 2 for it.
+    #[error("backends folder {}: {reason}", dir.display())]
+    BackendsDir { dir: PathBuf, reason: String },
+    #[error("cannot create the backends folder {}: {source}", dir.display())]
+    CreateBackendsDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Socket(#[from] socket::SocketError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot install the {name} handler: {source}")]
+    Signal {
+        name: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// Runs the launcher until it is told to quit; returns the exit code.
+pub fn run(args: RunArgs, socket_path: PathBuf) -> Result<ExitCode, LauncherError> {
+    let dir = backends_dir(&args)?;
+    logging::init();
+    // Two workers: the launcher is mostly idle, and the main thread is kept
+    // for the tray.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("berth-rt")
+        .enable_all()
+        .build()
+        .map_err(LauncherError::Runtime)?;
+    let config = supervisor::Config {
+        log_dir: crate::paths::log_dir(),
+        log_max_size: args.log_max_size,
+        log_backups: args.log_backups,
+    };
+    let launcher = runtime.block_on(Launcher::start(dir, &socket_path, config))?;
+    let code = if args.headless {
+        runtime.block_on(launcher.run_until_quit())
+    } else {
+        // TRAY HOOK (issue #7): run the tray's event loop here, on the main
+        // thread, with `runtime.handle()`, `launcher.handle()` and
+        // `launcher.quitter()`; when the loop ends, finish with
+        // `runtime.block_on(launcher.run_until_quit())` (Quit already fired).
+        tracing::info!("tray not built yet; running headless");
+        runtime.block_on(launcher.run_until_quit())
+    };
+    // Stopped backends are gone by now; don't wait for stray blocking tasks.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(code)
+}
+
+/// `--backends DIR` / `BERTH_BACKENDS` must exist; the default folder is
+/// created on first run. The result is absolute, so a later `cd` cannot move it.
+fn backends_dir(args: &RunArgs) -> Result<PathBuf, LauncherError> {
+    let explicit = args.backends.dir.is_some();
+    let dir = crate::paths::absolute(&args.backends.resolve());
+    match std::fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => Ok(dir),
+        Ok(_) => Err(LauncherError::BackendsDir {
+            dir,
+            reason: "is not a folder".into(),
+        }),
+        Err(_) if explicit => Err(LauncherError::BackendsDir {
+            dir,
+            reason: "does not exist".into(),
+        }),
+        Err(_) => {
+            std::fs::create_dir_all(&dir).map_err(|source| LauncherError::CreateBackendsDir {
+                dir: dir.clone(),
+                source,
+            })?;
+            Ok(dir)
+        }
+    }
+}
+
+/// Asks the launcher to quit, from anywhere (the tray's Quit item).
+#[derive(Clone, Default)]
+pub struct Quitter(Arc<Notify>);
+
+impl Quitter {
+    pub fn quit(&self) {
+        // notify_one keeps a permit if nobody waits yet, so an early Quit is not lost.
+        self.0.notify_one();
+    }
+}
+
+/// A request to read the backends folder again; the answer says whether it could.
+pub type RescanRequest = oneshot::Sender<Result<(), String>>;
+
+/// The running launcher.
+pub struct Launcher {
+    handle: SupervisorHandle,
+    quitter: Quitter,
+    socket_file: socket::SocketFile,
+    server: Option<JoinHandle<()>>,
+    reloader: JoinHandle<()>,
+    sigterm: Signal,
+    sigint: Signal,
+}
+
+impl Launcher {
+    /// Binds the socket (refusing if another launcher answers on it) before
+    /// anything touches a backend, then starts the supervisor, applies the
+    /// folder once and starts serving.
+    pub async fn start(
+        dir: PathBuf,
+        socket_path: &Path,
+        config: supervisor::Config,
+    ) -> Result<Self, LauncherError> {
+        let bound = socket::bind(socket_path)?;
+        let install = |kind: SignalKind, name: &'static str| {
+            signal(kind).map_err(|source| LauncherError::Signal { name, source })
+        };
+        let sigterm = install(SignalKind::terminate(), "SIGTERM")?;
+        let sigint = install(SignalKind::interrupt(), "SIGINT")?;
+        let sighup = install(SignalKind::hangup(), "SIGHUP")?;
+        tracing::info!(backends = %dir.display(), socket = %socket_path.display(), "berth launcher starting");
+
+        let handle = supervisor::spawn(config);
+        let resources = crate::paths::resources_dir();
+        if let Err(e) = rescan(&dir, &resources, &handle).await {
+            tracing::error!(error = %e, "first scan of the backends folder failed");
+        }
+
+        let (rescan_tx, rescan_rx) = mpsc::channel::<RescanRequest>(8);
+        let reloader = spawn_reloader(dir, resources, handle.clone(), rescan_rx, sighup);
+
+        let service = LauncherControl {
+            handle: handle.clone(),
+            rescans: rescan_tx,
+        };
+        let socket::Bound { listener, file } = bound;
+        let server = tokio::spawn(async move {
+            control::serve(&listener, service, control::Limits::default()).await;
+        });
+        tracing::info!("berth launcher ready");
+        Ok(Self {
+            handle,
+            quitter: Quitter::default(),
+            socket_file: file,
+            server: Some(server),
+            reloader,
+            sigterm,
+            sigint,
+        })
+    }
+
+    /// The supervisor, for the tray.
+    pub fn handle(&self) -> SupervisorHandle {
+        self.handle.clone()
+    }
+
+    /// Lets the tray's Quit end [`Launcher::run_until_quit`].
+    pub fn quitter(&self) -> Quitter {
+        self.quitter.clone()
+    }
+
+    /// Serves until SIGTERM, SIGINT or Quit, then stops every backend.
+    pub async fn run_until_quit(mut self) -> ExitCode {
+        tokio::select! {
+            _ = self.sigterm.recv() => tracing::info!("SIGTERM: quitting"),
+            _ = self.sigint.recv() => tracing::info!("SIGINT: quitting (interrupt again to kill every backend now)"),
+            () = self.quitter.0.notified() => tracing::info!("quit requested"),
+        }
+        self.reloader.abort();
+        let code = {
+            let stop = self.handle.shutdown();
+            tokio::pin!(stop);
+            tokio::select! {
+                () = &mut stop => {
+                    tracing::info!("every backend stopped; bye");
+                    ExitCode::SUCCESS
+                }
+                _ = self.sigint.recv() => {
+                    tracing::warn!("second SIGINT: killing every backend now");
+                    self.handle.kill_all_now();
+                    ExitCode::from(130)
+                }
+            }
+        };
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        tracing::debug!(socket = %self.socket_file.path().display(), "removing the control socket");
+        drop(self.socket_file);
+        code
+    }
+}
+
+/// Reads the folder and hands the catalog to the supervisor.
+async fn rescan(dir: &Path, resources: &Path, handle: &SupervisorHandle) -> Result<(), String> {
+    let (dir2, res2) = (dir.to_path_buf(), resources.to_path_buf());
+    let catalog = tokio::task::spawn_blocking(move || registry::scan(&dir2, &res2))
+        .await
+        .map_err(|e| format!("scan task failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+    tracing::info!(files = catalog.entries.len(), "backends folder loaded");
+    handle.apply(catalog).await;
+    Ok(())
+}
+
+/// WATCHER HOOK (issue #6): this is where the folder watcher plugs in. It is
+/// given the folder, the supervisor and the rescan requests (SIGHUP and the
+/// socket's `rescan`), and keeps applying catalogs until aborted at quit.
+/// Until the watcher lands, only explicit rescans reload the folder; nothing
+/// here wakes up on its own.
+fn spawn_reloader(
+    dir: PathBuf,
+    resources: PathBuf,
+    handle: SupervisorHandle,
+    mut requests: mpsc::Receiver<RescanRequest>,
+    mut sighup: Signal,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let reply = tokio::select! {
+                Some(_) = sighup.recv() => {
+                    tracing::info!("SIGHUP: rescanning the backends folder");
+                    None
+                }
+                request = requests.recv() => match request {
+                    Some(reply) => Some(reply),
+                    None => return,
+                },
+            };
+            let result = rescan(&dir, &resources, &handle).await;
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "rescan failed");
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
+        }
+    })
+}
+
+/// The socket's view of the launcher: the supervisor plus rescans.
+#[derive(Clone)]
+struct LauncherControl {
+    handle: SupervisorHandle,
+    rescans: mpsc::Sender<RescanRequest>,
+}
+
+impl Control for LauncherControl {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.handle.snapshot()
+    }
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Snapshot>> {
+        self.handle.subscribe()
+    }
+    async fn start(&self, id: &str) -> Result<Outcome, ActionError> {
+        self.handle.start(id).await
+    }
+    async fn stop(&self, id: &str) -> Result<Outcome, ActionError> {
+        self.handle.stop(id).await
+    }
+    async fn restart(&self, id: &str) -> Result<Outcome, ActionError> {
+        self.handle.restart(id).await
+    }
+    async fn start_all(&self) {
+        self.handle.start_all().await
+    }
+    async fn stop_all(&self) {
+        self.handle.stop_all().await
+    }
+    async fn rescan(&self) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.rescans
+            .send(tx)
+            .await
+            .map_err(|_| "the launcher is quitting".to_owned())?;
+        rx.await
+            .unwrap_or_else(|_| Err("the launcher is quitting".to_owned()))
+    }
 }

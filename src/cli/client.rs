@@ -1,11 +1,224 @@
-//! `berth status / start / stop / restart`: clients of the control socket. (Issue #4.)
+//! `berth status / start / stop / restart`: clients of the control socket.
+//!
+//! Exit codes follow DESIGN.md: 0 ok (a no-op prints a note on stderr), 1 the
+//! launcher refused or the backend did not reach the goal, 2 a malformed id or
+//! no launcher running.
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
-pub fn status(_socket: &Path, _json: bool) -> anyhow::Result<ExitCode> {
-    todo!()
+use anyhow::{Context, anyhow};
+
+use super::Exit;
+use crate::control::client::{Client, ClientError};
+use crate::control::{Reply, Request};
+use crate::supervisor::BackendStatus;
+
+/// A status request is answered at once; this only guards against a hung launcher.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn connect(socket: &Path) -> anyhow::Result<Client> {
+    Client::connect(socket).map_err(|e| match e {
+        ClientError::NoLauncher { .. } | ClientError::BadPath(_) => Exit::usage(e.to_string()),
+        other => other.into(),
+    })
 }
 
-pub fn action(_socket: &Path, _action: &str, _id: &str) -> anyhow::Result<ExitCode> {
-    todo!()
+fn refused(reply: &Reply) -> anyhow::Error {
+    anyhow!(
+        "{}",
+        reply
+            .error
+            .as_deref()
+            .unwrap_or("the launcher refused without a reason")
+    )
+}
+
+pub fn status(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let mut client = connect(socket)?;
+    client.set_timeout(Some(STATUS_TIMEOUT))?;
+    let reply = client.request(&Request::Status)?;
+    if !reply.ok {
+        return Err(refused(&reply));
+    }
+    let data = reply.data.unwrap_or(serde_json::Value::Array(Vec::new()));
+    let mut out = std::io::stdout().lock();
+    if json {
+        // Re-encode what the launcher sent: it is exactly the documented array.
+        writeln!(out, "{}", serde_json::to_string_pretty(&data)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list: Vec<BackendStatus> =
+        serde_json::from_value(data).context("the launcher sent a status berth cannot read")?;
+    write!(out, "{}", table(&list))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn action(socket: &Path, action: &str, id: &str) -> anyhow::Result<ExitCode> {
+    crate::manifest::BackendId::new(id).map_err(Exit::usage)?;
+    let request = match action {
+        "start" => Request::Start { id: id.into() },
+        "stop" => Request::Stop { id: id.into() },
+        "restart" => Request::Restart { id: id.into() },
+        other => return Err(Exit::usage(format!("unknown action {other:?}"))),
+    };
+    let mut client = connect(socket)?;
+    // No timeout: the launcher answers once the backend settles, which can
+    // take as long as its readiness timeout.
+    let reply = client.request(&request)?;
+    if !reply.ok {
+        return Err(refused(&reply));
+    }
+    if let Some(note) = &reply.note {
+        eprintln!("berth: {note}");
+    }
+    let status: Option<BackendStatus> = reply.data.and_then(|d| serde_json::from_value(d).ok());
+    match status {
+        Some(s) => match s.pid {
+            Some(pid) => println!("{id}: {} (pid {pid})", s.state.as_str()),
+            None => println!("{id}: {}", s.state.as_str()),
+        },
+        None => println!("{id}: done"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A `pm2 ls`-like table, one row per manifest file.
+pub fn table(list: &[BackendStatus]) -> String {
+    let header = [
+        "ID", "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "CPU", "MEMORY", "VERSION", "READY",
+        "ERROR",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    let dash = || "-".to_owned();
+    for b in list {
+        let running = b.state.has_process();
+        rows.push(vec![
+            b.id.clone().unwrap_or_else(dash),
+            b.name.clone().unwrap_or_else(dash),
+            state_text(b),
+            b.pid.map_or_else(dash, |p| p.to_string()),
+            b.uptime_s.map_or_else(dash, human_duration),
+            b.restarts.to_string(),
+            b.cpu_percent.map_or_else(dash, |c| format!("{c:.1}%")),
+            b.rss_bytes.map_or_else(dash, human_bytes),
+            b.version.clone().unwrap_or_else(dash),
+            if running {
+                if b.ready { "yes" } else { "no" }.to_owned()
+            } else {
+                dash()
+            },
+            b.error.clone().unwrap_or_default(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if c + 1 < row.len() {
+                let pad = widths[c] - cell.chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn state_text(b: &BackendStatus) -> String {
+    let mut s = b.state.as_str().to_owned();
+    if let Some(sig) = &b.signal {
+        s.push_str(&format!(" ({sig})"));
+    } else if let Some(code) = b.exit_code {
+        s.push_str(&format!(" ({code})"));
+    }
+    if b.pending_restart {
+        s.push('*');
+    }
+    s
+}
+
+/// `45s`, `3m 12s`, `2h 5m`, `4d 3h`.
+pub fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// `512 B`, `41.0 MB` (powers of 1024, like pm2 and top).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::State;
+
+    #[test]
+    fn durations_and_sizes_read_like_pm2() {
+        assert_eq!(human_duration(45), "45s");
+        assert_eq!(human_duration(192), "3m 12s");
+        assert_eq!(human_duration(7500), "2h 5m");
+        assert_eq!(human_duration(4 * 86400 + 3 * 3600), "4d 3h");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(41 << 20), "41.0 MB");
+    }
+
+    #[test]
+    fn table_has_one_aligned_row_per_file() {
+        let json = serde_json::json!([{
+            "id": "python", "name": "Python Backend", "version": "1.0.0",
+            "path": "/x/backend", "error": null, "status_line": "ready", "signal": null,
+            "file": "/b/python.yaml", "state": "running", "pid": 4242, "uptime_s": 192,
+            "rss_bytes": 42991616, "exit_code": null, "cpu_percent": 0.31,
+            "ready": true, "pending_restart": false, "restarts": 0
+        }, {
+            "id": null, "name": null, "version": null, "path": null,
+            "error": "broken.yaml: line 4: unknown field `argz`", "status_line": null,
+            "signal": null, "file": "/b/broken.yaml", "state": "invalid", "pid": null,
+            "uptime_s": null, "rss_bytes": null, "exit_code": null, "cpu_percent": null,
+            "ready": false, "pending_restart": false, "restarts": 0
+        }]);
+        let list: Vec<BackendStatus> = serde_json::from_value(json).unwrap();
+        assert_eq!(list[1].state, State::Invalid);
+        let text = table(&list);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[0].starts_with("ID      NAME            STATE"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("4242") && lines[1].contains("3m 12s"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("41.0 MB") && lines[1].contains("0.3%"),
+            "{text}"
+        );
+        assert!(lines[2].ends_with("unknown field `argz`"), "{text}");
+        let col = lines[0].find("STATE").unwrap();
+        assert_eq!(&lines[2][col..col + 7], "invalid");
+    }
 }

@@ -1,0 +1,179 @@
+//! The wire format of the control socket: one JSON object per line each way.
+//!
+//! A request is `{"cmd": "status"}` or `{"cmd": "start", "id": "python"}`; a
+//! reply is `{"ok": true, "data": ...}` or `{"ok": false, "error": "..."}`.
+//! Both sides of the socket use these types, so the client and the server
+//! cannot drift apart. Replies may carry a `note` (e.g. "python is already
+//! running") that the client prints on stderr; old clients ignore it.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest request line the server reads, without its newline.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// One request line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Every manifest file: `data` is the array of `BackendStatus`.
+    Status,
+    /// Start `id`; the reply comes once it is running or has settled otherwise.
+    Start { id: String },
+    /// Stop `id`; the reply comes once its process group is gone.
+    Stop { id: String },
+    /// Restart `id`; replies like `start`.
+    Restart { id: String },
+    /// Start every backend that can start; replies at once.
+    StartAll,
+    /// Stop every backend in parallel; replies once all are stopped.
+    StopAll,
+    /// Read the backends folder again (like SIGHUP).
+    Rescan,
+}
+
+impl Request {
+    /// Parses one line (without its newline) into a request, or the one-line
+    /// reason it is not one.
+    pub fn parse(line: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(line).map_err(|_| "request is not UTF-8".to_owned())?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("request is not JSON: {e}"))?;
+        let Some(cmd) = value.get("cmd") else {
+            return Err(r#"request has no "cmd" field"#.to_owned());
+        };
+        let Some(cmd) = cmd.as_str().map(str::to_owned) else {
+            return Err(r#""cmd" must be a string"#.to_owned());
+        };
+        let request: Self = serde_json::from_value(value.clone()).map_err(|e| {
+            let msg = e.to_string();
+            if msg.starts_with("unknown variant") {
+                format!("unknown command {cmd:?}")
+            } else {
+                format!("bad {cmd:?} request: {msg}")
+            }
+        })?;
+        // serde ignores extra fields beside the tag of a unit variant; a typo
+        // like `"ID"` must not pass silently.
+        if let Some(object) = value.as_object()
+            && let Some(extra) = object
+                .keys()
+                .find(|k| *k != "cmd" && !(k.as_str() == "id" && request.id().is_some()))
+        {
+            return Err(format!("bad {cmd:?} request: unknown field `{extra}`"));
+        }
+        Ok(request)
+    }
+
+    /// The backend the request is about, if any.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Self::Start { id } | Self::Stop { id } | Self::Restart { id } => Some(id),
+            Self::Status | Self::StartAll | Self::StopAll | Self::Rescan => None,
+        }
+    }
+
+    /// The request as one line, newline included.
+    pub fn to_line(&self) -> String {
+        // Serializing a plain enum of strings cannot fail.
+        let mut line = serde_json::to_string(self).unwrap_or_default();
+        line.push('\n');
+        line
+    }
+}
+
+/// One reply line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Something worth telling the user even though the request succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Reply {
+    pub fn ok(data: serde_json::Value) -> Self {
+        Self {
+            ok: true,
+            data: Some(data),
+            error: None,
+            note: None,
+        }
+    }
+
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            data: None,
+            error: Some(message.into()),
+            note: None,
+        }
+    }
+
+    pub fn with_note(mut self, note: Option<String>) -> Self {
+        self.note = note;
+        self
+    }
+
+    /// The reply as one line, newline included.
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(self).unwrap_or_else(|_| {
+            // Only a non-finite float could fail; say so instead of hanging up.
+            r#"{"ok":false,"error":"reply could not be encoded"}"#.to_owned()
+        });
+        line.push('\n');
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_match_the_documented_lines() {
+        assert_eq!(Request::parse(br#"{"cmd": "status"}"#), Ok(Request::Status));
+        assert_eq!(
+            Request::parse(br#"{"cmd": "start", "id": "python"}"#),
+            Ok(Request::Start {
+                id: "python".into()
+            })
+        );
+        assert_eq!(
+            Request::parse(br#"{"cmd":"stop-all"}"#),
+            Ok(Request::StopAll)
+        );
+        assert_eq!(
+            Request::Restart { id: "a".into() }.to_line(),
+            "{\"cmd\":\"restart\",\"id\":\"a\"}\n"
+        );
+    }
+
+    #[test]
+    fn bad_requests_have_one_line_reasons() {
+        let err = |line: &[u8]| Request::parse(line).unwrap_err();
+        assert!(err(b"hello").starts_with("request is not JSON"));
+        assert_eq!(err(br#"{"cmd": "fly"}"#), r#"unknown command "fly""#);
+        assert_eq!(err(br#"{"id": "x"}"#), r#"request has no "cmd" field"#);
+        assert_eq!(err(br#"{"cmd": 3}"#), r#""cmd" must be a string"#);
+        assert!(err(br#"{"cmd": "start"}"#).contains("missing field `id`"));
+        assert!(err(br#"{"cmd": "status", "x": 1}"#).contains("unknown field"));
+        assert_eq!(err(b"\xff"), "request is not UTF-8");
+        assert!(err(b"[1,2]").contains("no \"cmd\""));
+    }
+
+    #[test]
+    fn replies_omit_empty_fields() {
+        assert_eq!(
+            Reply::error("no backend with id \"x\"").to_line(),
+            "{\"ok\":false,\"error\":\"no backend with id \\\"x\\\"\"}\n"
+        );
+        assert_eq!(
+            Reply::ok(serde_json::json!([])).to_line(),
+            "{\"ok\":true,\"data\":[]}\n"
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! The server side of the control socket: one task per connection, one reply
+//! per request line, and the waiting that turns "spawned" into "running".
+//!
+//! The server is generic over [`Control`], what it needs from the supervisor,
+//! so its protocol handling is tested in-process against a scripted fake and
+//! runs against [`SupervisorHandle`] in the launcher.
+//!
+//! Waiting for an outcome happens here, not in the client: the server sees
+//! every snapshot as it is published and knows when a backend has settled,
+//! so the client just blocks on one reply line with no timeout of its own.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, watch};
+
+use super::protocol::{MAX_LINE, Reply, Request};
+use crate::supervisor::{ActionError, BackendStatus, Outcome, Snapshot, State, SupervisorHandle};
+
+/// What the control socket needs from whoever runs the backends.
+pub trait Control: Clone + Send + Sync + 'static {
+    fn snapshot(&self) -> Arc<Snapshot>;
+    fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>>;
+    fn start(&self, id: &str) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
+    fn stop(&self, id: &str) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
+    fn restart(&self, id: &str) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
+    fn start_all(&self) -> impl Future<Output = ()> + Send;
+    fn stop_all(&self) -> impl Future<Output = ()> + Send;
+    /// Reads the backends folder again; `Err` says why it could not.
+    fn rescan(&self) -> impl Future<Output = Result<(), String>> + Send {
+        async { Err("rescan is not supported here".to_owned()) }
+    }
+}
+
+impl Control for SupervisorHandle {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        SupervisorHandle::snapshot(self)
+    }
+    fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        SupervisorHandle::subscribe(self)
+    }
+    async fn start(&self, id: &str) -> Result<Outcome, ActionError> {
+        SupervisorHandle::start(self, id).await
+    }
+    async fn stop(&self, id: &str) -> Result<Outcome, ActionError> {
+        SupervisorHandle::stop(self, id).await
+    }
+    async fn restart(&self, id: &str) -> Result<Outcome, ActionError> {
+        SupervisorHandle::restart(self, id).await
+    }
+    async fn start_all(&self) {
+        SupervisorHandle::start_all(self).await
+    }
+    async fn stop_all(&self) {
+        SupervisorHandle::stop_all(self).await
+    }
+}
+
+/// Limits of one server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A client that sends no complete request for this long is closed.
+    pub idle: Duration,
+    /// Connections served at once; more are told so and closed.
+    pub max_clients: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(10),
+            max_clients: 512,
+        }
+    }
+}
+
+/// Accepts connections forever. Per-connection failures are logged and never
+/// end the loop; only dropping the future (the launcher quitting) does.
+pub async fn serve<C: Control>(listener: &UnixListener, control: C, limits: Limits) {
+    let slots = Arc::new(Semaphore::new(limits.max_clients));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "control socket: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let control = control.clone();
+        let idle = limits.idle;
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(async move {
+                    connection(stream, control, idle).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    let reply = Reply::error("too many clients; try again");
+                    let _ = stream.write_all(reply.to_line().as_bytes()).await;
+                });
+            }
+        }
+    }
+}
+
+/// Serves one client until it hangs up, goes silent, or breaks the protocol
+/// in a way that leaves no reliable line boundary.
+async fn connection<C: Control>(stream: UnixStream, control: C, idle: Duration) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // One byte more than allowed tells an over-long line from a full one.
+        let limit = (MAX_LINE + 2) as u64;
+        let read =
+            tokio::time::timeout(idle, (&mut reader).take(limit).read_until(b'\n', &mut line))
+                .await;
+        let n = match read {
+            Err(_) => {
+                tracing::debug!("control socket: client silent, closing");
+                let reply = Reply::error(format!("no request for {}s; closing", idle.as_secs()));
+                let _ = write.write_all(reply.to_line().as_bytes()).await;
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "control socket: read failed");
+                return;
+            }
+            Ok(Ok(n)) => n,
+        };
+        if n == 0 {
+            return;
+        }
+        let complete = line.last() == Some(&b'\n');
+        if complete {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        }
+        if line.len() > MAX_LINE {
+            let reply = Reply::error("request line over 64 KiB");
+            let _ = write.write_all(reply.to_line().as_bytes()).await;
+            let _ = write.shutdown().await;
+            return;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            if !complete {
+                return;
+            }
+            continue;
+        }
+        let reply = match Request::parse(&line) {
+            Ok(request) => {
+                tracing::debug!(?request, "control socket: request");
+                handle(&control, request).await
+            }
+            Err(reason) => Reply::error(reason),
+        };
+        if write.write_all(reply.to_line().as_bytes()).await.is_err() {
+            return;
+        }
+        if !complete {
+            // The client ended its last line with end of file: nothing follows.
+            return;
+        }
+    }
+}
+
+/// Carries out one request and builds its reply.
+pub async fn handle<C: Control>(control: &C, request: Request) -> Reply {
+    match request {
+        Request::Status => {
+            let snapshot = control.snapshot();
+            match serde_json::to_value(&snapshot.backends) {
+                Ok(data) => Reply::ok(data),
+                Err(e) => Reply::error(format!("status could not be encoded: {e}")),
+            }
+        }
+        Request::Start { id } => {
+            let rx = control.subscribe();
+            let outcome = control.start(&id).await;
+            settle(control, &id, outcome, rx, Goal::Running).await
+        }
+        Request::Restart { id } => {
+            let rx = control.subscribe();
+            let outcome = control.restart(&id).await;
+            settle(control, &id, outcome, rx, Goal::Running).await
+        }
+        Request::Stop { id } => {
+            let rx = control.subscribe();
+            let outcome = control.stop(&id).await;
+            settle(control, &id, outcome, rx, Goal::Stopped).await
+        }
+        Request::StartAll => {
+            control.start_all().await;
+            Reply::ok(serde_json::Value::Null)
+        }
+        Request::StopAll => {
+            control.stop_all().await;
+            Reply::ok(serde_json::Value::Null)
+        }
+        Request::Rescan => match control.rescan().await {
+            Ok(()) => Reply::ok(serde_json::Value::Null),
+            Err(e) => Reply::error(e),
+        },
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    Running,
+    Stopped,
+}
+
+/// After a start/stop/restart was accepted, waits until the backend reaches
+/// the goal or settles elsewhere, and says which in the reply.
+async fn settle<C: Control>(
+    control: &C,
+    id: &str,
+    outcome: Result<Outcome, ActionError>,
+    mut rx: watch::Receiver<Arc<Snapshot>>,
+    goal: Goal,
+) -> Reply {
+    let note = match outcome {
+        Err(e) => return Reply::error(e.to_string()),
+        Ok(Outcome::Noop(reason)) => Some(reason),
+        Ok(Outcome::Done) => None,
+    };
+    // The supervisor's stop returns once the group is gone, and a no-op
+    // changes nothing: the current snapshot is the outcome.
+    if goal == Goal::Stopped || note.is_some() {
+        let snapshot = control.snapshot();
+        return match snapshot.get(id) {
+            Some(status) => status_reply(status).with_note(note),
+            None => Reply::ok(serde_json::Value::Null).with_note(note),
+        };
+    }
+    // A freshly accepted start may not be published yet; give the supervisor
+    // a moment to publish before reading a process-less state as the outcome.
+    let mut seen_change = false;
+    loop {
+        let verdict = {
+            let snapshot = rx.borrow_and_update();
+            match snapshot.get(id) {
+                None => return Reply::error(format!("{id}: removed while starting")),
+                Some(status) => judge(status),
+            }
+        };
+        match verdict {
+            Verdict::Reached(status) => return status_reply(&status),
+            Verdict::Failed(_) if !seen_change => {
+                match tokio::time::timeout(Duration::from_secs(1), rx.changed()).await {
+                    Ok(Ok(())) => seen_change = true,
+                    Ok(Err(_)) => return Reply::error(ActionError::ShutDown.to_string()),
+                    Err(_) => seen_change = true,
+                }
+            }
+            Verdict::Failed(reason) => return Reply::error(reason),
+            Verdict::Pending => {
+                if rx.changed().await.is_err() {
+                    return Reply::error(ActionError::ShutDown.to_string());
+                }
+                seen_change = true;
+            }
+        }
+    }
+}
+
+enum Verdict {
+    Reached(Box<BackendStatus>),
+    Pending,
+    Failed(String),
+}
+
+fn judge(status: &BackendStatus) -> Verdict {
+    match status.state {
+        State::Running => Verdict::Reached(Box::new(status.clone())),
+        // Past its readiness timeout a backend stays starting with an error.
+        State::Starting if status.error.is_some() => Verdict::Failed(describe(status)),
+        State::Starting => Verdict::Pending,
+        _ => Verdict::Failed(describe(status)),
+    }
+}
+
+fn status_reply(status: &BackendStatus) -> Reply {
+    match serde_json::to_value(status) {
+        Ok(data) => Reply::ok(data),
+        Err(e) => Reply::error(format!("status could not be encoded: {e}")),
+    }
+}
+
+/// "python: exited (code 1)", "python: integrity-failed: checksum mismatch ...".
+pub fn describe(status: &BackendStatus) -> String {
+    let id = status.id.as_deref().unwrap_or("?");
+    let mut text = format!("{id}: {}", status.state.as_str());
+    if let Some(sig) = &status.signal {
+        text.push_str(&format!(" ({sig})"));
+    } else if let Some(code) = status.exit_code {
+        text.push_str(&format!(" (code {code})"));
+    }
+    if let Some(err) = &status.error {
+        text.push_str(": ");
+        text.push_str(err);
+    }
+    text
+}
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

@@ -1,0 +1,326 @@
+//! Protocol tests over a real Unix socket, against a scripted [`Control`]
+//! (the real supervisor is exercised by the integration tests in `tests/`).
+
+use super::*;
+use std::time::Instant;
+use tokio::io::AsyncReadExt;
+
+/// A fake supervisor: backend behaviour is chosen by its id.
+#[derive(Clone)]
+struct Fake {
+    tx: Arc<watch::Sender<Arc<Snapshot>>>,
+}
+
+fn status(id: &str, state: State) -> BackendStatus {
+    BackendStatus {
+        id: Some(id.into()),
+        name: Some(id.to_uppercase()),
+        version: Some("1.0.0".into()),
+        path: None,
+        error: None,
+        status_line: None,
+        signal: None,
+        file: format!("/b/{id}.yaml"),
+        state,
+        pid: None,
+        uptime_s: None,
+        rss_bytes: None,
+        exit_code: None,
+        cpu_percent: None,
+        ready: false,
+        pending_restart: false,
+        restarts: 0,
+        detail: Default::default(),
+    }
+}
+
+impl Fake {
+    fn new() -> Self {
+        let ids = ["good", "crash", "slow", "up", "late"];
+        let mut snap = Snapshot::default();
+        for id in ids {
+            let state = if id == "up" {
+                State::Running
+            } else {
+                State::Stopped
+            };
+            snap.backends.push(status(id, state));
+        }
+        let (tx, _) = watch::channel(Arc::new(snap));
+        Self { tx: Arc::new(tx) }
+    }
+
+    fn set(&self, id: &str, f: impl FnOnce(&mut BackendStatus)) {
+        self.tx.send_modify(|snap| {
+            let mut s = (**snap).clone();
+            if let Some(b) = s.backends.iter_mut().find(|b| b.id.as_deref() == Some(id)) {
+                f(b);
+            }
+            *snap = Arc::new(s);
+        });
+    }
+}
+
+impl Control for Fake {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.tx.borrow().clone()
+    }
+    fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.tx.subscribe()
+    }
+    async fn start(&self, id: &str) -> Result<Outcome, ActionError> {
+        let Some(current) = self.snapshot().get(id).cloned() else {
+            return Err(ActionError::UnknownId(id.into()));
+        };
+        if current.state == State::Running {
+            return Ok(Outcome::Noop(format!("{id} is already running")));
+        }
+        if id != "late" {
+            self.set(id, |b| b.state = State::Starting);
+        }
+        let me = self.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            match id.as_str() {
+                "good" | "late" => me.set(&id, |b| {
+                    b.state = State::Running;
+                    b.pid = Some(42);
+                }),
+                "crash" => me.set(&id, |b| {
+                    b.state = State::Exited;
+                    b.exit_code = Some(1);
+                }),
+                "slow" => me.set(&id, |b| b.error = Some("not ready after 1s".into())),
+                _ => {}
+            }
+        });
+        Ok(Outcome::Done)
+    }
+    async fn stop(&self, id: &str) -> Result<Outcome, ActionError> {
+        let Some(current) = self.snapshot().get(id).cloned() else {
+            return Err(ActionError::UnknownId(id.into()));
+        };
+        if !current.state.can_stop() {
+            return Ok(Outcome::Noop(format!("{id} is not running")));
+        }
+        self.set(id, |b| b.state = State::Stopped);
+        Ok(Outcome::Done)
+    }
+    async fn restart(&self, id: &str) -> Result<Outcome, ActionError> {
+        self.set(id, |b| b.state = State::Stopped);
+        self.start(id).await
+    }
+    async fn start_all(&self) {}
+    async fn stop_all(&self) {}
+}
+
+struct Server {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn server(limits: Limits) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let task = tokio::spawn(async move { serve(&listener, Fake::new(), limits).await });
+    Server {
+        _dir: dir,
+        path,
+        task,
+    }
+}
+
+async fn ask(path: &std::path::Path, line: &str) -> Reply {
+    let mut s = UnixStream::connect(path).await.unwrap();
+    s.write_all(line.as_bytes()).await.unwrap();
+    let mut r = BufReader::new(s);
+    let mut out = String::new();
+    r.read_line(&mut out).await.unwrap();
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out:?}: {e}"))
+}
+
+#[tokio::test]
+async fn status_lists_every_backend() {
+    let s = server(Limits::default());
+    let reply = ask(&s.path, "{\"cmd\":\"status\"}\n").await;
+    assert!(reply.ok);
+    let list: Vec<BackendStatus> = serde_json::from_value(reply.data.unwrap()).unwrap();
+    assert_eq!(list.len(), 5);
+    assert_eq!(list[3].state, State::Running);
+}
+
+#[tokio::test]
+async fn start_waits_until_running() {
+    let s = server(Limits::default());
+    let reply = ask(&s.path, "{\"cmd\":\"start\",\"id\":\"good\"}\n").await;
+    assert!(reply.ok, "{reply:?}");
+    assert_eq!(reply.data.unwrap()["state"], "running");
+}
+
+#[tokio::test]
+async fn start_of_a_crashing_backend_fails_with_the_reason() {
+    let s = server(Limits::default());
+    let reply = ask(&s.path, "{\"cmd\":\"start\",\"id\":\"crash\"}\n").await;
+    assert!(!reply.ok);
+    assert_eq!(reply.error.as_deref(), Some("crash: exited (code 1)"));
+}
+
+#[tokio::test]
+async fn readiness_timeout_fails_the_start() {
+    let s = server(Limits::default());
+    let reply = ask(&s.path, "{\"cmd\":\"restart\",\"id\":\"slow\"}\n").await;
+    assert_eq!(
+        reply.error.as_deref(),
+        Some("slow: starting: not ready after 1s")
+    );
+}
+
+#[tokio::test]
+async fn a_start_published_late_is_still_waited_for() {
+    // "late" stays stopped in the snapshot for 100 ms after start returns.
+    let s = server(Limits::default());
+    let reply = ask(&s.path, "{\"cmd\":\"start\",\"id\":\"late\"}\n").await;
+    assert!(reply.ok, "{reply:?}");
+}
+
+#[tokio::test]
+async fn noops_succeed_with_a_note() {
+    let s = server(Limits::default());
+    let reply = ask(&s.path, "{\"cmd\":\"start\",\"id\":\"up\"}\n").await;
+    assert!(reply.ok);
+    assert_eq!(reply.note.as_deref(), Some("up is already running"));
+    let reply = ask(&s.path, "{\"cmd\":\"stop\",\"id\":\"good\"}\n").await;
+    assert!(reply.ok);
+    assert_eq!(reply.note.as_deref(), Some("good is not running"));
+}
+
+#[tokio::test]
+async fn unknown_id_is_an_error_reply() {
+    let s = server(Limits::default());
+    let reply = ask(&s.path, "{\"cmd\":\"stop\",\"id\":\"nope\"}\n").await;
+    assert_eq!(reply.error.as_deref(), Some("no backend with id \"nope\""));
+}
+
+#[tokio::test]
+async fn garbage_gets_error_replies_on_the_same_connection() {
+    let s = server(Limits::default());
+    let stream = UnixStream::connect(&s.path).await.unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    w.write_all(b"garbage\n{\"cmd\":\"dance\"}\n\xff\xfe\n\n{\"cmd\":\"status\"}\n")
+        .await
+        .unwrap();
+    let mut replies = Vec::new();
+    for _ in 0..4 {
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        replies.push(serde_json::from_str::<Reply>(&line).unwrap());
+    }
+    assert!(
+        replies[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("request is not JSON")
+    );
+    assert_eq!(
+        replies[1].error.as_deref(),
+        Some("unknown command \"dance\"")
+    );
+    assert_eq!(replies[2].error.as_deref(), Some("request is not UTF-8"));
+    assert!(
+        replies[3].ok,
+        "the blank line is skipped and status still works"
+    );
+}
+
+#[tokio::test]
+async fn an_over_long_line_is_refused_and_closed() {
+    let s = server(Limits::default());
+    let stream = UnixStream::connect(&s.path).await.unwrap();
+    let (mut r, mut w) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..10 {
+            if w.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    let _ = r.read_to_end(&mut out).await; // may end in ECONNRESET: unread data
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(
+        text,
+        "{\"ok\":false,\"error\":\"request line over 64 KiB\"}\n"
+    );
+    writer.await.unwrap();
+    assert!(
+        ask(&s.path, "{\"cmd\":\"status\"}\n").await.ok,
+        "still serving"
+    );
+}
+
+#[tokio::test]
+async fn a_line_of_exactly_64_kib_is_read() {
+    let s = server(Limits::default());
+    let mut line = String::from("{\"cmd\":\"status\"}");
+    line.push_str(&" ".repeat(MAX_LINE - line.len()));
+    line.push('\n');
+    assert!(ask(&s.path, &line).await.ok);
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed() {
+    let s = server(Limits {
+        idle: Duration::from_millis(300),
+        ..Limits::default()
+    });
+    let t0 = Instant::now();
+    let mut stream = UnixStream::connect(&s.path).await.unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    assert!(out.contains("no request for"), "{out}");
+}
+
+#[tokio::test]
+async fn many_concurrent_clients_are_all_served() {
+    let s = server(Limits::default());
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let path = s.path.clone();
+        tasks.push(tokio::spawn(async move {
+            let line = if i % 2 == 0 {
+                "{\"cmd\":\"status\"}\n"
+            } else {
+                "nonsense\n"
+            };
+            ask(&path, line).await.ok == (i % 2 == 0)
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn clients_beyond_the_limit_are_told_so() {
+    let s = server(Limits {
+        max_clients: 1,
+        ..Limits::default()
+    });
+    let _held = UnixStream::connect(&s.path).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reply = ask(&s.path, "{\"cmd\":\"status\"}\n").await;
+    assert_eq!(reply.error.as_deref(), Some("too many clients; try again"));
+}
