@@ -38,7 +38,14 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_manifests(&dir.path().join("backends"));
 
-    let headless = measure(&desktop, dir.path(), "headless", &["--headless"], None, idle);
+    let headless = measure(
+        &desktop,
+        dir.path(),
+        "headless",
+        &["--headless"],
+        None,
+        idle,
+    );
 
     let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
     let with_panel = measure(&desktop, dir.path(), "panel", &[], Some(&panel), idle);
@@ -64,8 +71,16 @@ fn main() {
         idle.as_secs()
     );
     for m in [&with_panel, &xembed] {
-        let cpu = if m.cpu_ms < CPU_TARGET_MS { "ok" } else { "MISSED" };
-        let rss = if m.rss_mb < RSS_TARGET_MB { "ok" } else { "MISSED" };
+        let cpu = if m.cpu_ms < CPU_TARGET_MS {
+            "ok"
+        } else {
+            "MISSED"
+        };
+        let rss = if m.rss_mb < RSS_TARGET_MB {
+            "ok"
+        } else {
+            "MISSED"
+        };
         println!("{}: cpu {cpu}, rss {rss}", m.label);
     }
 }

@@ -41,7 +41,7 @@ mod app;
 mod probe;
 
 pub use action::{Action, ItemId, ParseActionError};
-pub use probe::{TrayUnavailable, prepare_env, probe};
+pub use probe::{TrayUnavailable, env_overrides, prepare_env, probe};
 
 use crate::supervisor::Snapshot;
 

@@ -31,19 +31,32 @@ pub enum TrayUnavailable {
 /// resident instead of 28 MB) and `NO_AT_BRIDGE=1` (no accessibility bus
 /// connection for a menu-only program).
 ///
-/// Call it first thing in `main`, before any thread is started.
+/// Call it first thing in `main`, before any thread is started. Backends
+/// must not inherit these: the supervisor removes [`env_overrides`] from
+/// their environment.
 pub fn prepare_env() {
+    let mut set = Vec::new();
     for (key, value) in [("GDK_GL", "disable"), ("NO_AT_BRIDGE", "1")] {
         if std::env::var_os(key).is_none() {
             // SAFETY: `set_var` is unsound only when another thread reads or
             // writes the environment at the same time. The contract of this
             // function is that it runs in `main` before any thread exists
-            // (before the tokio runtime, the tracing appender, GTK), so no
+            // (before the tokio runtime, the log writer, GTK), so no
             // concurrent access is possible.
             unsafe { std::env::set_var(key, value) };
+            set.push(key);
         }
     }
+    let _ = OVERRIDES.set(set);
 }
+
+/// The variables [`prepare_env`] added (not those the user set): they are
+/// meant for berth's own GTK, not for the backends it launches.
+pub fn env_overrides() -> &'static [&'static str] {
+    OVERRIDES.get().map_or(&[], Vec::as_slice)
+}
+
+static OVERRIDES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
 
 /// Checks that the tray can be created, and initialises GTK for it.
 ///

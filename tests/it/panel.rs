@@ -142,13 +142,12 @@ impl Panel {
         check: impl Fn(&MenuNode) -> bool,
     ) -> Result<MenuNode, String> {
         let deadline = Instant::now() + timeout;
-        let mut last = String::from("no layout read");
         loop {
-            match self.layout(item) {
+            let last = match self.layout(item) {
                 Ok(root) if check(&root) => return Ok(root),
-                Ok(root) => last = root.render(),
-                Err(e) => last = format!("GetLayout failed: {e}"),
-            }
+                Ok(root) => root.render(),
+                Err(e) => format!("GetLayout failed: {e}"),
+            };
             if Instant::now() >= deadline {
                 return Err(last);
             }
@@ -158,17 +157,6 @@ impl Panel {
 }
 
 impl MenuNode {
-    /// The first entry (depth first) whose label starts with `prefix`.
-    pub fn find(&self, prefix: &str) -> Option<&MenuNode> {
-        self.children.iter().find_map(|c| {
-            if c.label.starts_with(prefix) {
-                Some(c)
-            } else {
-                c.find(prefix)
-            }
-        })
-    }
-
     /// The direct child whose label starts with `prefix`.
     pub fn child(&self, prefix: &str) -> Option<&MenuNode> {
         self.children.iter().find(|c| c.label.starts_with(prefix))

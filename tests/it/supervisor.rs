@@ -34,7 +34,12 @@ async fn start_stop_restart_and_no_double_start() {
     assert_ne!(s.pid, Some(pid));
     assert!(!running(pid), "old process survived the restart");
     let deadline = Instant::now() + T;
-    while std::fs::read_to_string(e.path().join("pids")).unwrap().lines().count() < 2 {
+    while std::fs::read_to_string(e.path().join("pids"))
+        .unwrap()
+        .lines()
+        .count()
+        < 2
+    {
         assert!(Instant::now() < deadline, "the restarted process never ran");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -53,7 +58,11 @@ async fn start_stop_restart_and_no_double_start() {
         Err(ActionError::UnknownId("nope".into()))
     );
     let pids = std::fs::read_to_string(e.path().join("pids")).unwrap();
-    assert_eq!(pids.lines().count(), 2, "exactly two processes were started");
+    assert_eq!(
+        pids.lines().count(),
+        2,
+        "exactly two processes were started"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -74,7 +83,10 @@ async fn term_ignoring_child_is_killed_after_timeout() {
     e.sup.stop("stubborn").await.unwrap();
     let took = t0.elapsed();
     assert!(!running(pid));
-    assert!(took >= Duration::from_millis(450), "stopped too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(450),
+        "stopped too early: {took:?}"
+    );
     assert!(took < Duration::from_secs(5), "stop took {took:?}");
 }
 
@@ -104,7 +116,9 @@ async fn leader_exit_stops_its_group_then_exited() {
         "leaver.sh",
         "sleep 60 &\necho $! > grandchild\nsleep 0.3\nexit 3",
     );
-    e.sup.apply(catalog([backend(e.path(), "leaver", &exe)])).await;
+    e.sup
+        .apply(catalog([backend(e.path(), "leaver", &exe)]))
+        .await;
     e.sup.start("leaver").await.unwrap();
     let gc: u32 = wait_file(&e.path().join("grandchild"), T).parse().unwrap();
     let s = wait_for(&e.sup, "leaver", T, |s| s.state == State::Exited).await;
@@ -156,7 +170,9 @@ async fn swapping_the_file_after_the_check_runs_the_checked_bytes() {
     let e = env();
     let exe = script(e.path(), "swap.sh", "echo good > result\nexec sleep 60");
     let evil = script(e.path(), "evil.sh", "echo evil > result\nexec sleep 60");
-    e.sup.apply(catalog([backend(e.path(), "swap", &exe)])).await;
+    e.sup
+        .apply(catalog([backend(e.path(), "swap", &exe)]))
+        .await;
     let target = exe.clone();
     berth::integrity::set_after_verify_hook(Some(Box::new(move |p| {
         if p == target {
@@ -283,7 +299,12 @@ async fn ready_timeout_keeps_starting_then_a_late_match_runs() {
     );
     let mut b = backend(e.path(), "late", &exe);
     b.ready = ready_spec(
-        Probe::StdoutJson(serde_json::json!({"status": "ready"}).as_object().unwrap().clone()),
+        Probe::StdoutJson(
+            serde_json::json!({"status": "ready"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ),
         Duration::from_millis(500),
     );
     e.sup.apply(catalog([b])).await;
@@ -371,10 +392,15 @@ async fn always_restarts_after_exit_0() {
 async fn never_keeps_exit_code() {
     let e = env();
     let exe = script(e.path(), "once.sh", "exit 7");
-    e.sup.apply(catalog([backend(e.path(), "once", &exe)])).await;
+    e.sup
+        .apply(catalog([backend(e.path(), "once", &exe)]))
+        .await;
     e.sup.start("once").await.unwrap();
     let s = wait_for(&e.sup, "once", T, |s| s.state == State::Exited).await;
-    assert_eq!((s.exit_code, s.signal.as_deref(), s.pid), (Some(7), None, None));
+    assert_eq!(
+        (s.exit_code, s.signal.as_deref(), s.pid),
+        (Some(7), None, None)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -410,7 +436,10 @@ async fn death_by_signal_is_recorded() {
     e.sup.start("victim").await.unwrap();
     let s = wait_for(&e.sup, "segv", T, |s| s.state == State::Exited).await;
     assert_eq!((s.exit_code, s.signal.as_deref()), (None, Some("SIGSEGV")));
-    let pid = wait_for(&e.sup, "victim", T, |s| s.pid.is_some()).await.pid.unwrap();
+    let pid = wait_for(&e.sup, "victim", T, |s| s.pid.is_some())
+        .await
+        .pid
+        .unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -428,7 +457,9 @@ async fn log_lines_are_stamped_and_flushed_promptly() {
         "talk.sh",
         "echo hello\necho oops >&2\nprintf 'partial'\nsleep 60",
     );
-    e.sup.apply(catalog([backend(e.path(), "talk", &exe)])).await;
+    e.sup
+        .apply(catalog([backend(e.path(), "talk", &exe)]))
+        .await;
     e.sup.start("talk").await.unwrap();
     // Within 3x the ~100 ms target, while the backend is quiet.
     let deadline = Instant::now() + Duration::from_millis(300);
@@ -449,14 +480,22 @@ async fn log_lines_are_stamped_and_flushed_promptly() {
     assert!(lines[1].ends_with(" stderr oops"), "{}", lines[1]);
     e.sup.stop("talk").await.unwrap();
     // The partial last line is written when the stream ends.
-    assert!(e.log("talk").lines().last().unwrap().ends_with(" stdout partial"));
+    assert!(
+        e.log("talk")
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with(" stdout partial")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cpu_and_rss_while_running() {
     let e = env();
     let exe = script(e.path(), "busy.sh", "while true; do :; done");
-    e.sup.apply(catalog([backend(e.path(), "busy", &exe)])).await;
+    e.sup
+        .apply(catalog([backend(e.path(), "busy", &exe)]))
+        .await;
     e.sup.start("busy").await.unwrap();
     let s = wait_for(&e.sup, "busy", T, |s| {
         s.cpu_percent.is_some_and(|c| c > 5.0) && s.rss_bytes.is_some_and(|r| r > 0)

@@ -139,7 +139,11 @@ pub fn wait_file(path: &Path, timeout: Duration) -> String {
                 }
             }
         }
-        assert!(Instant::now() < deadline, "{} never written", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never written",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
