@@ -116,6 +116,9 @@ fn measure(
 ) -> Measure {
     let home = tmp.join(case);
     std::fs::create_dir_all(&home).expect("case dir");
+    // The socket's folder must be ours and 0700.
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod 700");
     let mut cmd = desktop.command(env!("CARGO_BIN_EXE_berth"));
     cmd.arg("run")
         .arg("--backends")
@@ -128,6 +131,13 @@ fn measure(
         .env_remove("GDK_GL")
         .env_remove("RUST_LOG");
     let mut child = Guard(cmd.spawn().expect("spawn berth"));
+    let socket = home.join("berth.sock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(std::time::Instant::now() < deadline, "{case}: berth never served");
+        assert!(child.0.try_wait().expect("wait").is_none(), "{case}: berth exited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     if let Some(panel) = panel {
         panel
             .wait_item(Duration::from_secs(20))
