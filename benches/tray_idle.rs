@@ -134,8 +134,14 @@ fn measure(
     let socket = home.join("berth.sock");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !socket.exists() {
-        assert!(std::time::Instant::now() < deadline, "{case}: berth never served");
-        assert!(child.0.try_wait().expect("wait").is_none(), "{case}: berth exited");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{case}: berth never served"
+        );
+        assert!(
+            child.0.try_wait().expect("wait").is_none(),
+            "{case}: berth exited"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     if let Some(panel) = panel {

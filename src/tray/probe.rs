@@ -141,8 +141,60 @@ mod linux {
             ));
         }
         // The connection is GLib's shared singleton: libayatana uses it next.
-        gio::bus_get_sync(gio::BusType::Session, gio::Cancellable::NONE)
-            .map(drop)
-            .map_err(|e| TrayUnavailable::NoSessionBus(e.to_string()))
+        let bus = gio::bus_get_sync(gio::BusType::Session, gio::Cancellable::NONE)
+            .map_err(|e| TrayUnavailable::NoSessionBus(e.to_string()))?;
+        if !has_panel(&bus) {
+            tracing::warn!(
+                "no StatusNotifier host on the session bus yet: the icon is shown the old way \
+                 (XEmbed) until a panel appears"
+            );
+        }
+        Ok(())
+    }
+
+    /// Does a panel own `org.kde.StatusNotifierWatcher`? (Only a warning:
+    /// libayatana registers by itself when one appears.)
+    fn has_panel(bus: &gio::DBusConnection) -> bool {
+        use gtk::glib::{ToVariant, VariantTy};
+        let reply = bus.call_sync(
+            Some("org.freedesktop.DBus"),
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "NameHasOwner",
+            Some(&("org.kde.StatusNotifierWatcher",).to_variant()),
+            VariantTy::new("(b)").ok(),
+            gio::DBusCallFlags::NONE,
+            1000,
+            gio::Cancellable::NONE,
+        );
+        reply
+            .ok()
+            .and_then(|v| v.get::<(bool,)>())
+            .is_some_and(|(owned,)| owned)
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probing_off_the_main_thread_is_refused_before_gtk_is_touched() {
+        // Test functions run on worker threads: GTK initialised here would
+        // be bound to the wrong thread, so the probe must refuse first.
+        assert_eq!(probe(), Err(TrayUnavailable::NotMainThread));
+    }
+
+    #[test]
+    fn every_reason_is_one_line() {
+        for reason in [
+            TrayUnavailable::NoDisplay,
+            TrayUnavailable::Gtk(":0".into()),
+            TrayUnavailable::NoSessionBus("DBUS_SESSION_BUS_ADDRESS is not set".into()),
+            TrayUnavailable::NoAppIndicator("file not found".into()),
+            TrayUnavailable::NotMainThread,
+        ] {
+            assert!(!reason.to_string().contains('\n'), "{reason}");
+        }
     }
 }
