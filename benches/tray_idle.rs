@@ -129,7 +129,9 @@ fn measure(
         .env("XDG_STATE_HOME", home.join("state"))
         .env("XDG_RUNTIME_DIR", &home)
         .env_remove("GDK_GL")
-        .env_remove("RUST_LOG");
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     let mut child = Guard(cmd.spawn().expect("spawn berth"));
     let socket = home.join("berth.sock");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
