@@ -5,6 +5,8 @@
 set -euo pipefail
 
 packages=(
+  # the Python backend's PyInstaller build (venv, shared libpython, objdump)
+  python3 python3-venv python3-dev binutils
   # building the tray (gtk-rs -sys crates) and running it (dlopen'ed at run time)
   pkg-config libgtk-3-dev libayatana-appindicator3-dev
   # testing the tray like a desktop panel: a session bus and an X server
