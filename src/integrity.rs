@@ -104,10 +104,10 @@ pub fn verify(candidates: &[PathBuf], expected: &Digest) -> Result<Verified, Ver
             found,
         });
     }
-    if let Ok(slot) = AFTER_VERIFY.lock() {
-        if let Some(hook) = slot.as_ref() {
-            hook(path);
-        }
+    if let Ok(slot) = AFTER_VERIFY.lock()
+        && let Some(hook) = slot.as_ref()
+    {
+        hook(path);
     }
     Ok(Verified {
         path: path.clone(),

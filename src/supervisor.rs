@@ -1,11 +1,30 @@
 //! The supervisor: one tokio task per backend, driven by commands, publishing
 //! snapshots.
 //!
-//! [`spawn`] starts the manager task and returns a cheap, cloneable
-//! [`SupervisorHandle`]. Catalogs (from the registry / watcher) and user
-//! commands (tray, socket) go in through the handle; a [`Snapshot`] of every
-//! manifest file comes out on a `tokio::sync::watch` channel.
-//! (Issue #3 fills in the implementation.)
+//! [`spawn`] returns a cheap, cloneable [`SupervisorHandle`]. Catalogs (from
+//! the registry / watcher) and user commands (tray, socket) go in through the
+//! handle; a [`Snapshot`] of every manifest file comes out on a
+//! `tokio::sync::watch` channel.
+//!
+//! ## Theory of operation
+//!
+//! - Each winning backend has a job task (`job`) that owns its process and
+//!   runs one command at a time: Start verifies the executable (hashed from
+//!   the descriptor it is executed from, see [`crate::integrity`]) and spawns
+//!   it as the leader of a new process group; Stop signals the group, waits
+//!   `stop.timeout`, SIGKILLs it, and returns once no process of the group is
+//!   left (`group`). A leader that exits by itself has the rest of its group
+//!   stopped the same way before the restart policy is applied.
+//! - Status lives on one board (`board`); each job writes its own slot and
+//!   publishes a new snapshot on every change. A metrics task (`metrics`)
+//!   adds CPU/RSS about once a second while something runs, and sleeps
+//!   otherwise.
+//! - Each running backend has a log pump (`logs`) that owns its log file and
+//!   hands stdout JSON lines to the job (status line, readiness: `ready`).
+//! - A guardian process (`guardian`) learns every process group before its
+//!   first instruction runs and stops them all if berth dies, even by
+//!   SIGKILL. A process that leaves its group (`setsid`) is out of reach of
+//!   both the stop and the guardian.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -237,8 +256,6 @@ impl SupervisorHandle {
         if board.shut_down {
             return;
         }
-        let first = !board.seen_catalog;
-        board.seen_catalog = true;
         let mut winners = std::collections::BTreeSet::new();
         for (entry, def) in catalog.winners() {
             let id = def.id.to_string();
@@ -261,12 +278,12 @@ impl SupervisorHandle {
             let (ctl, rx) = mpsc::unbounded_channel();
             let job = job::Job::new(shared.clone(), def.clone(), generation);
             tokio::spawn(job.run(rx));
-            let autostart = def.autostart && def.executable.is_some();
-            if autostart {
+            // A new id, whether in the first catalog or a later one: an edit
+            // of an existing id never gets here, so it never autostarts.
+            if def.autostart && def.executable.is_some() {
                 let (reply, _) = oneshot::channel();
                 let _ = ctl.send(Control::Start(reply));
             }
-            let _ = first;
             board.jobs.insert(
                 id,
                 Slot {
@@ -399,6 +416,11 @@ impl SupervisorHandle {
         };
         for ack in acks {
             let _ = ack.await;
+        }
+        // Backends removed by a catalog just before may still be stopping
+        // in their own tasks: wait for their groups too.
+        while !self.shared.groups.all().is_empty() {
+            tokio::time::sleep(group::POLL).await;
         }
         if let Some(link) = self.shared.guardian.as_ref() {
             link.close();

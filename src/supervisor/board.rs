@@ -40,7 +40,6 @@ pub struct Board {
     pub jobs: BTreeMap<String, Slot>,
     /// Files that have no job: superseded, incompatible, invalid.
     pub others: Vec<BackendStatus>,
-    pub seen_catalog: bool,
     pub shut_down: bool,
     pub next_generation: u64,
 }
@@ -72,7 +71,7 @@ impl Board {
             }
         }
         first.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-        rest.sort_by(|a, b| file_name(&a.file).cmp(&file_name(&b.file)));
+        rest.sort_by_key(|a| file_name(&a.file));
         first.extend(rest);
         Snapshot { backends: first }
     }

@@ -49,10 +49,10 @@ pub fn members(pgid: i32) -> Vec<(i32, bool)> {
         let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if let Some((state, pg)) = stat_of(pid) {
-            if pg == pgid {
-                out.push((pid, state == 'Z'));
-            }
+        if let Some((state, pg)) = stat_of(pid)
+            && pg == pgid
+        {
+            out.push((pid, state == 'Z'));
         }
     }
     out

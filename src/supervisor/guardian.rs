@@ -161,10 +161,10 @@ impl Link {
 
     /// Unregisters a group that is gone.
     pub fn del(&self, pgid: i32) {
-        if let Ok(mut pipe) = self.pipe.lock() {
-            if let Some(p) = pipe.as_mut() {
-                let _ = p.write_all(format!("del {pgid}\n").as_bytes());
-            }
+        if let Ok(mut pipe) = self.pipe.lock()
+            && let Some(p) = pipe.as_mut()
+        {
+            let _ = p.write_all(format!("del {pgid}\n").as_bytes());
         }
     }
 
@@ -173,11 +173,11 @@ impl Link {
         if let Ok(mut pipe) = self.pipe.lock() {
             pipe.take();
         }
-        if let Ok(mut child) = self.child.lock() {
-            if let Some(mut c) = child.take() {
-                // Reap it in the background; it exits at once with nothing to stop.
-                std::thread::spawn(move || c.wait());
-            }
+        if let Ok(mut child) = self.child.lock()
+            && let Some(mut c) = child.take()
+        {
+            // Reap it in the background; it exits at once with nothing to stop.
+            std::thread::spawn(move || c.wait());
         }
     }
 }

@@ -55,7 +55,7 @@ struct Live {
     reaped: Option<ExitStatus>,
     pgid: i32,
     def: Arc<Backend>,
-    json: Option<mpsc::UnboundedReceiver<JsonLine>>,
+    json: Option<mpsc::Receiver<JsonLine>>,
     pump: JoinHandle<()>,
     /// Held open while it runs; never written in v1.
     _stdin: Option<ChildStdin>,
@@ -375,7 +375,7 @@ impl Job {
         let pid = child.id().unwrap_or(0);
         let pgid = pid as i32;
         self.shared.groups.insert(pgid, &self.id);
-        let (json_tx, json_rx) = mpsc::unbounded_channel();
+        let (json_tx, json_rx) = mpsc::channel(logs::JSON_QUEUE);
         let pump = match (child.stdout.take(), child.stderr.take()) {
             (Some(out), Some(err)) => {
                 tokio::spawn(logs::pump(self.id.clone(), out, err, log, json_tx))
@@ -437,10 +437,11 @@ impl Job {
         let Some(live) = self.live.as_ref() else {
             return;
         };
-        if let Some(Probe::StdoutJson(want)) = live.def.ready.as_ref().map(|r| &r.probe) {
-            if self.state() == State::Starting && ready::subset_match(&line, want) {
-                self.mark_ready();
-            }
+        if let Some(Probe::StdoutJson(want)) = live.def.ready.as_ref().map(|r| &r.probe)
+            && self.state() == State::Starting
+            && ready::subset_match(&line, want)
+        {
+            self.mark_ready();
         }
     }
 
@@ -579,6 +580,7 @@ impl Job {
             st.cpu_percent = None;
             st.rss_bytes = None;
             st.uptime_s = None;
+            st.pending_restart = false;
             st.detail.started_at = None;
         });
     }
@@ -651,7 +653,7 @@ async fn wait_child(child: Option<&mut Child>) -> std::io::Result<ExitStatus> {
     }
 }
 
-async fn next_json(rx: Option<&mut mpsc::UnboundedReceiver<JsonLine>>) -> Option<JsonLine> {
+async fn next_json(rx: Option<&mut mpsc::Receiver<JsonLine>>) -> Option<JsonLine> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

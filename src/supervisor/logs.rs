@@ -196,6 +196,11 @@ fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// How many stdout JSON lines may wait for the job; beyond that (a job busy
+/// stopping, a backend printing JSON in a loop) lines are still logged but
+/// not parsed for status, so memory stays bounded.
+pub const JSON_QUEUE: usize = 1024;
+
 /// A stdout line that is a JSON object, for the job.
 pub type JsonLine = serde_json::Map<String, serde_json::Value>;
 
@@ -203,25 +208,26 @@ pub type JsonLine = serde_json::Map<String, serde_json::Value>;
 struct Sink<'a> {
     log: &'a mut LogFile,
     id: &'a str,
-    json: &'a mpsc::UnboundedSender<JsonLine>,
+    json: &'a mpsc::Sender<JsonLine>,
     failed: bool,
 }
 
 impl Sink<'_> {
     fn line(&mut self, stream: &'static str, text: &[u8]) {
-        if !self.failed {
-            if let Err(e) = self.log.write_line(stream, text) {
-                tracing::warn!(backend = %self.id, error = %e, "cannot write backend log");
-                self.failed = true;
-            }
+        if !self.failed
+            && let Err(e) = self.log.write_line(stream, text)
+        {
+            tracing::warn!(backend = %self.id, error = %e, "cannot write backend log");
+            self.failed = true;
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(backend = %self.id, stream, "{}", String::from_utf8_lossy(text));
         }
-        if stream == "stdout" && text.first() == Some(&b'{') {
-            if let Ok(obj) = serde_json::from_slice::<JsonLine>(text) {
-                let _ = self.json.send(obj);
-            }
+        if stream == "stdout"
+            && text.first() == Some(&b'{')
+            && let Ok(obj) = serde_json::from_slice::<JsonLine>(text)
+        {
+            let _ = self.json.try_send(obj);
         }
     }
 }
@@ -232,7 +238,7 @@ pub async fn pump(
     mut stdout: ChildStdout,
     mut stderr: ChildStderr,
     mut log: LogFile,
-    json: mpsc::UnboundedSender<JsonLine>,
+    json: mpsc::Sender<JsonLine>,
 ) {
     let mut obuf = vec![0u8; READ_BUF];
     let mut ebuf = vec![0u8; READ_BUF];

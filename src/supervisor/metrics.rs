@@ -94,10 +94,11 @@ fn group_members(groups: &[i32]) -> HashMap<i32, i32> {
         else {
             continue;
         };
-        if let Some((state, pgid)) = super::group::stat_of(pid) {
-            if state != 'Z' && groups.contains(&pgid) {
-                out.insert(pid, pgid);
-            }
+        if let Some((state, pgid)) = super::group::stat_of(pid)
+            && state != 'Z'
+            && groups.contains(&pgid)
+        {
+            out.insert(pid, pgid);
         }
     }
     out

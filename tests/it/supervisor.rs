@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth::manifest::{Probe, ReadySpec, RestartPolicy, RestartSpec, StopSpec};
+use berth::manifest::{Probe, ReadySpec, RestartPolicy, RestartSpec};
 use berth::registry::{Catalog, Entry, Standing};
 use berth::supervisor::{ActionError, Outcome, State};
 
@@ -23,6 +23,7 @@ async fn start_stop_restart_and_no_double_start() {
     let s = wait_for(&e.sup, "srv", T, |s| s.state == State::Running).await;
     let pid = s.pid.unwrap();
     assert!(s.ready);
+    assert_eq!(wait_file(&e.path().join("pids"), T), pid.to_string());
     assert_eq!(
         e.sup.start("srv").await,
         Ok(Outcome::Noop("srv is already running".into()))
@@ -471,13 +472,16 @@ async fn log_lines_are_stamped_and_flushed_promptly() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let lines: Vec<&str> = log.lines().collect();
+    let mut lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 2, "{log:?}");
-    let (stamp, rest) = lines[0].split_once(' ').unwrap();
+    // Two pipes: their relative order is not defined.
+    lines.sort_by_key(|l| l.split_once(' ').map(|x| x.1));
+    assert!(lines[0].ends_with(" stderr oops"), "{}", lines[0]);
+    let (stamp, rest) = lines[1].split_once(' ').unwrap();
     assert_eq!(rest, "stdout hello");
     assert_eq!(stamp.len(), 24, "{stamp}");
     assert!(stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T' && stamp.as_bytes()[19] == b'.');
-    assert!(lines[1].ends_with(" stderr oops"), "{}", lines[1]);
+    assert!(stamp.starts_with("20"), "{stamp}");
     e.sup.stop("talk").await.unwrap();
     // The partial last line is written when the stream ends.
     assert!(
@@ -505,4 +509,348 @@ async fn cpu_and_rss_while_running() {
     e.sup.stop("busy").await.unwrap();
     let s = e.sup.snapshot().get("busy").unwrap().clone();
     assert_eq!((s.cpu_percent, s.rss_bytes, s.uptime_s), (None, None, None));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pyinstaller_onefile_stops_gracefully_as_a_group() {
+    let Some(exe) = crate::util::pyinstaller_backend() else {
+        return;
+    };
+    let e = env();
+    let mut b = backend(e.path(), "py", &exe);
+    b.stop.timeout = Duration::from_secs(5);
+    b.ready = ready_spec(
+        Probe::StdoutJson(
+            serde_json::json!({"status": "ready"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ),
+        Duration::from_secs(30),
+    );
+    e.sup.apply(catalog([b])).await;
+    e.sup.start("py").await.unwrap();
+    let s = wait_for(&e.sup, "py", Duration::from_secs(60), |s| {
+        s.state == State::Running
+    })
+    .await;
+    let leader = s.pid.unwrap();
+    let members = crate::util::group_pids(leader);
+    assert!(members.len() >= 2, "bootloader and python: {members:?}");
+    let t0 = Instant::now();
+    e.sup.stop("py").await.unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "took the SIGKILL path: {:?}",
+        t0.elapsed()
+    );
+    for pid in &members {
+        assert!(!running(*pid), "{pid} of the onefile group survived");
+    }
+    let log = e.log("py");
+    assert!(
+        log.lines()
+            .any(|l| l.ends_with(r#"stdout {"status": "stopped"}"#)),
+        "no graceful shutdown line in:\n{log}"
+    );
+    assert_eq!(
+        e.sup.snapshot().get("py").unwrap().status_line.as_deref(),
+        Some("stopped")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_adds_edits_and_removes() {
+    let e = env();
+    let a = script(e.path(), "a.sh", "echo \"$@\" > args.$$\nexec sleep 60");
+    let b = script(e.path(), "b.sh", "exec sleep 60");
+    let mut ba = backend(e.path(), "alpha", &a);
+    ba.autostart = true;
+    let mut bb = backend(e.path(), "beta", &b);
+    bb.name = "A first by name".into();
+    e.sup.apply(catalog([ba.clone(), bb.clone()])).await;
+    // Sorted by name; autostart started alpha.
+    let names: Vec<_> = e
+        .sup
+        .snapshot()
+        .backends
+        .iter()
+        .map(|s| s.id.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["beta", "alpha"]);
+    let s = wait_for(&e.sup, "alpha", T, |s| s.state == State::Running).await;
+    let pid = s.pid.unwrap();
+    assert_eq!(e.sup.snapshot().get("beta").unwrap().state, State::Stopped);
+
+    // Edit a running backend: it keeps running with pending_restart.
+    let mut ba2 = ba.clone();
+    ba2.args = vec!["x".into()];
+    e.sup.apply(catalog([ba2.clone(), bb.clone()])).await;
+    let s = e.sup.snapshot().get("alpha").unwrap().clone();
+    assert!(s.pending_restart);
+    assert_eq!((s.state, s.pid), (State::Running, Some(pid)));
+
+    // An invalid edit keeps the last good definition and shows the error.
+    let mut cat = catalog([ba2.clone(), bb.clone()]);
+    cat.entries[0].error = Some("alpha.yaml: line 4: unknown field `argz`".into());
+    e.sup.apply(cat).await;
+    let s = e.sup.snapshot().get("alpha").unwrap().clone();
+    assert_eq!((s.state, s.pid), (State::Running, Some(pid)));
+    assert!(s.error.unwrap().contains("unknown field"));
+
+    // Restart applies the new definition.
+    e.sup.restart("alpha").await.unwrap();
+    let s = wait_for(&e.sup, "alpha", T, |s| s.state == State::Running).await;
+    assert!(!s.pending_restart);
+    assert_ne!(s.pid, Some(pid));
+    let pid = s.pid.unwrap();
+    // The new argument is in use.
+    assert_eq!(wait_file(&e.path().join(format!("args.{pid}")), T), "x");
+
+    // An edit turning autostart on starts nothing.
+    let mut bb2 = bb.clone();
+    bb2.autostart = true;
+    e.sup.apply(catalog([ba2.clone(), bb2.clone()])).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(e.sup.snapshot().get("beta").unwrap().state, State::Stopped);
+
+    // Removal stops the backend gracefully, then drops it.
+    e.sup.apply(catalog([bb2.clone()])).await;
+    assert!(wait_gone(pid, T), "removed backend still runs");
+    let deadline = Instant::now() + T;
+    while e.sup.snapshot().get("alpha").is_some() {
+        assert!(Instant::now() < deadline, "alpha never left the snapshot");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        e.sup.start("alpha").await,
+        Err(ActionError::UnknownId("alpha".into()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn non_winning_files_are_listed_and_refused() {
+    let e = env();
+    let a = script(e.path(), "a.sh", "exec sleep 60");
+    let win = backend(e.path(), "web", &a);
+    let mut old = backend(e.path(), "web", &a);
+    old.file = e.path().join("web-old.yaml");
+    let mut incompatible = backend(e.path(), "future", &a);
+    incompatible.name = "Future".into();
+    let mut unsupported = backend(e.path(), "nowhere", &a);
+    unsupported.executable = None;
+    let mut cat = catalog([win, unsupported]);
+    cat.entries.push(Entry {
+        file: old.file.clone(),
+        backend: Some(Arc::new(old)),
+        error: None,
+        standing: Standing::Superseded {
+            by: e.path().join("web.yaml"),
+        },
+    });
+    cat.entries.push(Entry {
+        file: e.path().join("broken.yaml"),
+        backend: None,
+        error: Some("broken.yaml: line 1: oops".into()),
+        standing: Standing::Invalid,
+    });
+    cat.entries.push(Entry {
+        file: incompatible.file.clone(),
+        backend: Some(Arc::new(incompatible)),
+        error: None,
+        standing: Standing::Incompatible {
+            reason: "requires >=9 (berth is 0.1.0)".into(),
+        },
+    });
+    e.sup.apply(cat).await;
+    let snap = e.sup.snapshot();
+    let rows: Vec<(Option<&str>, State)> = snap
+        .backends
+        .iter()
+        .map(|s| (s.id.as_deref(), s.state))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (Some("nowhere"), State::Unsupported),
+            (Some("web"), State::Stopped),
+            (Some("future"), State::Incompatible),
+            (None, State::Invalid),
+            (Some("web"), State::Superseded),
+        ]
+    );
+    let err = e.sup.start("future").await.unwrap_err().to_string();
+    assert!(
+        err.contains("incompatible") && err.contains("requires >=9"),
+        "{err}"
+    );
+    let err = e.sup.start("nowhere").await.unwrap_err().to_string();
+    assert!(err.contains("unsupported"), "{err}");
+    let _ = Catalog::default();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_stops_everything_and_refuses_later_commands() {
+    let e = env();
+    let a = script(e.path(), "a.sh", "exec sleep 60");
+    let mut ba = backend(e.path(), "one", &a);
+    ba.autostart = true;
+    let mut bb = backend(e.path(), "two", &a);
+    bb.autostart = true;
+    e.sup.apply(catalog([ba, bb])).await;
+    let p1 = wait_for(&e.sup, "one", T, |s| s.state == State::Running)
+        .await
+        .pid
+        .unwrap();
+    let p2 = wait_for(&e.sup, "two", T, |s| s.state == State::Running)
+        .await
+        .pid
+        .unwrap();
+    e.sup.shutdown().await;
+    assert!(!running(p1) && !running(p2));
+    assert_eq!(e.sup.start("one").await, Err(ActionError::ShutDown));
+}
+
+#[test]
+fn killed_supervisor_leaves_no_process_behind() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let shell = script(
+        dir.path(),
+        "shell.sh",
+        "sh -c 'trap \"\" TERM; while true; do sleep 0.1; done' &\necho $! > grandchild\nwait",
+    );
+    let mut specs = vec![format!("shell={}", shell.display())];
+    let py = crate::util::pyinstaller_backend();
+    if let Some(py) = &py {
+        specs.push(format!("py={}", py.display()));
+    }
+    let stop_timeout = Duration::from_millis(1000);
+    let mut child = std::process::Command::new(crate::util::example_supervise())
+        .arg(dir.path().join("logs"))
+        .arg(stop_timeout.as_millis().to_string())
+        .args(&specs)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut leaders = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "ready" {
+            break;
+        }
+        leaders.push(line.split_once(' ').unwrap().1.parse::<u32>().unwrap());
+    }
+    assert_eq!(leaders.len(), specs.len());
+    let gc: u32 = wait_file(&dir.path().join("grandchild"), T)
+        .parse()
+        .unwrap();
+    let mut all: Vec<u32> = leaders
+        .iter()
+        .flat_map(|&l| crate::util::group_pids(l))
+        .collect();
+    all.push(gc);
+    if py.is_some() {
+        assert!(
+            all.len() >= 4,
+            "expected the onefile's two processes: {all:?}"
+        );
+    }
+    // The guardian: berth's child, in its own group, deaf to Ctrl-C.
+    let guardian = guardian_of(child.id()).expect("no guardian process");
+    assert_eq!(crate::util::group_pids(guardian), [guardian]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(guardian as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(running(guardian), "SIGINT killed the guardian");
+    child.kill().unwrap();
+    let killed = Instant::now();
+    child.wait().unwrap();
+    // Target: stop timeout + 1 s; deadline 3x that for a noisy machine.
+    let target = stop_timeout + Duration::from_secs(1);
+    for pid in &all {
+        assert!(
+            wait_gone(*pid, 3 * target),
+            "{pid} survived the supervisor's death"
+        );
+    }
+    eprintln!(
+        "all backend processes gone {:?} after SIGKILL",
+        killed.elapsed()
+    );
+    assert!(wait_gone(guardian, T), "the guardian did not exit");
+    eprintln!("guardian gone {:?} after SIGKILL", killed.elapsed());
+}
+
+/// The child of `parent` running `__guardian`.
+fn guardian_of(parent: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid: u32 = stat[stat.rfind(')')? + 1..]
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
+        (ppid == parent && cmdline.contains("__guardian")).then_some(pid)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_rotate_by_size_through_the_supervisor() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let sup = berth::supervisor::spawn_with_guardian(
+        berth::supervisor::Config {
+            log_dir: logs.clone(),
+            log_max_size: 2000,
+            log_backups: 2,
+        },
+        None,
+    );
+    let exe = script(
+        dir.path(),
+        "chatty.sh",
+        "i=0; while [ $i -lt 200 ]; do echo \"line $i\"; i=$((i+1)); done",
+    );
+    sup.apply(catalog([backend(dir.path(), "chatty", &exe)]))
+        .await;
+    sup.start("chatty").await.unwrap();
+    wait_for(&sup, "chatty", T, |s| s.state == State::Exited).await;
+    let read = |name: &str| std::fs::read_to_string(logs.join(name)).unwrap();
+    let (cur, one, two) = (
+        read("chatty.log"),
+        read("chatty.log.1"),
+        read("chatty.log.2"),
+    );
+    assert!(!logs.join("chatty.log.3").exists());
+    assert!(cur.ends_with(" stdout line 199\n"), "{cur}");
+    for f in [&cur, &one, &two] {
+        assert!(f.len() <= 2000, "{} bytes", f.len());
+        assert!(f.lines().all(|l| l.contains(" stdout line ")), "{f}");
+    }
+    // Backups hold the lines just before the current file, in order.
+    let first_cur: u32 = cur
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let last_one: u32 = one
+        .lines()
+        .last()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(last_one + 1, first_cur);
 }

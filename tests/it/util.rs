@@ -105,10 +105,10 @@ pub async fn wait_for(
     let deadline = Instant::now() + timeout;
     let mut rx = sup.subscribe();
     loop {
-        if let Some(s) = rx.borrow_and_update().get(id) {
-            if pred(s) {
-                return s.clone();
-            }
+        if let Some(s) = rx.borrow_and_update().get(id)
+            && pred(s)
+        {
+            return s.clone();
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
@@ -132,12 +132,11 @@ pub fn running(pid: u32) -> bool {
 pub fn wait_file(path: &Path, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Some(line) = text.lines().next().filter(|l| !l.is_empty()) {
-                if text.ends_with('\n') {
-                    return line.to_owned();
-                }
-            }
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Some(line) = text.lines().next().filter(|l| !l.is_empty())
+            && text.ends_with('\n')
+        {
+            return line.to_owned();
         }
         assert!(
             Instant::now() < deadline,
@@ -158,4 +157,68 @@ pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     true
+}
+
+/// Every non-zombie process whose process group is `pgid`.
+pub fn group_pids(pgid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .collect();
+        if rest[0] != "Z" && rest[2].parse::<u32>() == Ok(pgid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The real PyInstaller onefile build of `python/backend.py`. Absent: the
+/// test fails and says how to build it, unless `BERTH_SKIP_PYINSTALLER=1`
+/// (then `None`: the caller skips).
+pub fn pyinstaller_backend() -> Option<PathBuf> {
+    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dist/backend");
+    if exe.is_file() {
+        return Some(exe);
+    }
+    if std::env::var("BERTH_SKIP_PYINSTALLER").as_deref() == Ok("1") {
+        eprintln!(
+            "skipped: {} is absent and BERTH_SKIP_PYINSTALLER=1",
+            exe.display()
+        );
+        return None;
+    }
+    panic!(
+        "{} is missing: run python/build.sh first (or set BERTH_SKIP_PYINSTALLER=1 to skip)",
+        exe.display()
+    );
+}
+
+/// The `supervise` example binary (built by `cargo test`, else built here).
+pub fn example_supervise() -> PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let exe = deps
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples/supervise");
+    if !exe.is_file() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--example", "supervise"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    exe
 }
