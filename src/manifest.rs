@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod locate;
 pub mod platform;
 pub mod raw;
 pub mod scalar;

@@ -1,6 +1,218 @@
-//! `berth check`. (Issue #2 fills this in.)
-use std::process::ExitCode;
+//! `berth check [DIR]`: validate every manifest of a folder and verify the
+//! winning backends' checksums, as the launcher would, without running
+//! anything.
+//!
+//! The table goes to stdout; every problem is also printed to stderr, one line
+//! each, naming the file. Exit 1 only for what would stop a backend from
+//! running: invalid or duplicated files, winners not found or mismatched.
 
-pub fn run(_dir: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
-    todo!("berth check")
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::Exit;
+use crate::manifest::{Backend, Executable};
+use crate::registry::{self, Catalog, Entry, FileRead, Standing};
+
+/// One row of the table.
+struct Row {
+    file: String,
+    id: String,
+    version: String,
+    state: &'static str,
+    path: String,
+    checksum: &'static str,
+    note: String,
+    /// The one-line problem to print on stderr, if any.
+    problem: Option<String>,
+}
+
+pub fn run(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let dir = dir
+        .or_else(|| {
+            std::env::var_os("BERTH_BACKENDS")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(crate::paths::default_backends_dir);
+    match std::fs::metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Exit::usage(format!("{}: no such folder", dir.display())));
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(Exit::usage(format!("{}: not a folder", dir.display())));
+        }
+        _ => {}
+    }
+    let resources = crate::paths::resources_dir();
+    // Files are loaded by the path the user gave, so errors name them that way.
+    let reads: Vec<FileRead> = registry::list(&dir)?
+        .into_iter()
+        .map(|file| {
+            let shown = shown_path(&dir, &file);
+            FileRead {
+                current: crate::manifest::load(&shown, &resources).map(Arc::new),
+                last_good: None,
+                file,
+            }
+        })
+        .collect();
+    let catalog = registry::resolve(&reads, &Catalog::default(), &crate::berth_version());
+    if catalog.entries.is_empty() {
+        println!("no manifests in {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Row> = catalog.entries.iter().map(|e| row(&dir, e)).collect();
+    print_table(&rows);
+    let mut failed = false;
+    for problem in rows.iter().filter_map(|r| r.problem.as_ref()) {
+        eprintln!("{problem}");
+        failed = true;
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn shown_path(dir: &Path, file: &Path) -> PathBuf {
+    file.file_name()
+        .map_or_else(|| file.to_path_buf(), |n| dir.join(n))
+}
+
+fn file_name(file: &Path) -> String {
+    file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn row(dir: &Path, entry: &Entry) -> Row {
+    let shown = shown_path(dir, &entry.file);
+    let backend = entry.backend.as_deref();
+    let mut row = Row {
+        file: file_name(&entry.file),
+        id: backend.map_or("-".into(), |b| b.id.to_string()),
+        version: backend.map_or("-".into(), |b| b.version.to_string()),
+        state: "invalid",
+        path: "-".into(),
+        checksum: "-",
+        note: String::new(),
+        // A file's own errors already name it; a duplicate error is about
+        // the pair, so it is prefixed here.
+        problem: match (&entry.error, backend) {
+            (Some(e), Some(_)) => Some(format!("{}: {e}", shown.display())),
+            (e, _) => e.clone(),
+        },
+    };
+    match (&entry.standing, backend) {
+        (Standing::Winner, Some(b)) => verify(&mut row, &shown, b),
+        (Standing::Superseded { by }, _) => {
+            row.state = "superseded";
+            row.note = format!("by {}", file_name(by));
+        }
+        (Standing::Incompatible { reason }, _) => {
+            row.state = "incompatible";
+            row.note.clone_from(reason);
+        }
+        (Standing::Invalid, Some(_)) => row.state = "duplicate",
+        (Standing::Invalid, None) | (Standing::Winner, None) => row.state = "invalid",
+    }
+    if entry.error.is_some() && row.state != "invalid" && row.state != "duplicate" {
+        row.note = "duplicate".into();
+    }
+    row
+}
+
+/// Resolves the winner's path and hashes it now.
+fn verify(row: &mut Row, shown: &Path, backend: &Backend) {
+    let Some(exe) = &backend.executable else {
+        let platform = crate::manifest::platform::Platform::current();
+        row.state = "unsupported";
+        row.note = format!("no entry for {}", platform.keys()[0]);
+        return;
+    };
+    let field = format!("executable.{}", exe.platform_key);
+    let Some(path) = exe.resolve() else {
+        row.state = "not-found";
+        row.checksum = "not found";
+        row.problem = Some(format!(
+            "{}: {field}.path: not found: tried {}",
+            shown.display(),
+            tried(exe)
+        ));
+        return;
+    };
+    row.path = path.display().to_string();
+    match crate::integrity::hash_file(path) {
+        Ok(actual) if actual == exe.sha256 && !actual.is_zero() => {
+            row.state = "ok";
+            row.checksum = "ok";
+        }
+        Ok(actual) => {
+            row.state = "integrity-failed";
+            row.checksum = "mismatch";
+            let said = if exe.sha256.is_zero() {
+                "the placeholder digest (64 zeros)".to_owned()
+            } else {
+                exe.sha256.to_string()
+            };
+            row.problem = Some(format!(
+                "{}: {field}.sha256: mismatch: {} has {actual}, the manifest says {said}; run `berth pin {}` if this file is trusted",
+                shown.display(),
+                path.display(),
+                backend.id
+            ));
+        }
+        Err(e) => {
+            row.state = "not-found";
+            row.checksum = "not found";
+            row.problem = Some(format!(
+                "{}: {field}.path: cannot read {}: {e}",
+                shown.display(),
+                path.display()
+            ));
+        }
+    }
+}
+
+fn tried(exe: &Executable) -> String {
+    exe.candidates
+        .iter()
+        .map(|c| c.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_table(rows: &[Row]) {
+    let header = ["FILE", "ID", "VERSION", "STATE", "PATH", "CHECKSUM", "NOTE"];
+    let cells: Vec<[&str; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.file.as_str(),
+                r.id.as_str(),
+                r.version.as_str(),
+                r.state,
+                r.path.as_str(),
+                r.checksum,
+                r.note.as_str(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for line in std::iter::once(header).chain(cells) {
+        let text: Vec<String> = line
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", text.join("  ").trim_end());
+    }
 }

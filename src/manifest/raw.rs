@@ -34,7 +34,6 @@ pub struct RawManifest {
     /// Semver version of the backend; the highest compatible version of an id wins.
     pub version: SemVersion,
     /// Semver requirement on berth's own version (pre-release tag ignored).
-    #[serde(default)]
     pub requires: Option<SemReq>,
     /// One entry per platform; the most specific key (`linux-x86_64` before `linux`) wins.
     pub executable: Executables,
@@ -45,19 +44,14 @@ pub struct RawManifest {
     #[serde(default)]
     pub env: UniqueMap<EnvName, Text>,
     /// Working directory, relative to the manifest's folder (default: the manifest's folder).
-    #[serde(default)]
     pub workdir: Option<PathText>,
     /// Start when berth starts (default false: start on demand).
-    #[serde(default)]
     pub autostart: Option<bool>,
     /// How to stop (default: TERM, then KILL after 5s).
-    #[serde(default)]
     pub stop: Option<RawStop>,
     /// What to do when the process ends by itself (default: never restart).
-    #[serde(default)]
     pub restart: Option<RawRestart>,
     /// How to tell the backend is ready (default: ready once spawned).
-    #[serde(default)]
     pub ready: Option<RawReady>,
 }
 
@@ -66,10 +60,8 @@ pub struct RawManifest {
 #[serde(deny_unknown_fields, expecting = "a mapping with signal and timeout")]
 pub struct RawStop {
     /// Signal sent to the process group (default TERM).
-    #[serde(default)]
     pub signal: Option<RawSignal>,
     /// Time to wait after the signal before KILL (default 5s).
-    #[serde(default)]
     pub timeout: Option<DurationText>,
 }
 
@@ -94,13 +86,10 @@ pub enum RawSignal {
 )]
 pub struct RawRestart {
     /// never (default), on-failure (non-zero exit or a signal berth did not send), always.
-    #[serde(default)]
     pub policy: Option<RawPolicy>,
     /// Restarts before giving up (default 3; 0: none).
-    #[serde(default)]
     pub max_retries: Option<u32>,
     /// First delay before a restart, doubled each time up to 30s (default 1s).
-    #[serde(default)]
     pub backoff: Option<DurationText>,
 }
 
@@ -166,6 +155,22 @@ impl PlatformTable {
 
     pub fn get(&self, key: &str) -> Option<&RawExecutable> {
         self.entries().find(|(k, _)| *k == key).map(|(_, e)| e)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut RawExecutable> {
+        let slot = match key {
+            "linux" => &mut self.linux,
+            "linux-x86_64" => &mut self.linux_x86_64,
+            "linux-aarch64" => &mut self.linux_aarch64,
+            "macos" => &mut self.macos,
+            "macos-x86_64" => &mut self.macos_x86_64,
+            "macos-aarch64" => &mut self.macos_aarch64,
+            "windows" => &mut self.windows,
+            "windows-x86_64" => &mut self.windows_x86_64,
+            "windows-aarch64" => &mut self.windows_aarch64,
+            _ => return None,
+        };
+        slot.as_mut()
     }
 }
 
@@ -339,16 +344,12 @@ impl<K: JsonSchema, V: JsonSchema> JsonSchema for UniqueMap<K, V> {
 )]
 pub struct ReadyFields {
     /// Ready once a stdout line is a JSON object holding every given key with the given value.
-    #[serde(default)]
     pub stdout_json: Option<UniqueMap<String, serde_json::Value>>,
     /// Ready once a TCP connect to host:port succeeds.
-    #[serde(default)]
     pub tcp: Option<TcpAddr>,
     /// Ready once a GET of this http:// URL answers 2xx.
-    #[serde(default)]
     pub http: Option<HttpUrl>,
     /// How long to wait before reporting "not ready" (default 15s).
-    #[serde(default)]
     pub timeout: Option<DurationText>,
 }
 
@@ -398,6 +399,11 @@ impl JsonSchema for RawReady {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let mut schema = ReadyFields::json_schema(generator);
         schema.insert(
+            "description".to_owned(),
+            "Exactly one probe (stdout_json, tcp or http) plus an optional timeout (default 15s)."
+                .into(),
+        );
+        schema.insert(
             "oneOf".to_owned(),
             serde_json::json!([
                 { "required": ["stdout_json"] },
@@ -407,4 +413,9 @@ impl JsonSchema for RawReady {
         );
         schema
     }
+}
+
+/// The JSON Schema of a manifest, as checked in at `schemas/backend.schema.json`.
+pub fn json_schema() -> Schema {
+    schemars::schema_for!(RawManifest)
 }

@@ -163,7 +163,36 @@ fn yaml_error(file: &Path, text: &str, err: &serde_yaml::Error) -> ManifestError
         field = Some(head.to_owned());
         message = tail.to_owned();
     }
-    let message = explain(&message, text, location.as_ref());
+    // serde reports a missing or repeated field at the enclosing mapping:
+    // name the field itself.
+    for (prefix, what) in [
+        ("missing field `", "required field missing"),
+        ("duplicate field `", "given twice"),
+    ] {
+        if let Some(name) = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix('`'))
+        {
+            field = Some(match field {
+                Some(parent) => format!("{parent}.{name}"),
+                None => name.to_owned(),
+            });
+            message = what.to_owned();
+        }
+    }
+    // A key or value quoted in the message may hold a line break: the error
+    // must stay on one line.
+    let message: String = explain(&message, text, location.as_ref())
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
     let (line, column) = match location {
         Some(loc) => (Some(loc.line()), Some(loc.column())),
         None => (None, None),
@@ -495,6 +524,16 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
         assert_eq!(closest("a", &["id"]), None);
         assert_eq!(closest("totally", &["id", "name"]), None);
         assert_eq!(levenshtein("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn errors_stay_on_one_line() {
+        let text = "id: a\n\"x\\ny\": 1\n";
+        let e = parse(Path::new("x.yaml"), text.as_bytes(), Path::new("/r")).unwrap_err();
+        assert_eq!(
+            e.message,
+            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `stop`, `restart`, `ready`"
+        );
     }
 
     #[test]

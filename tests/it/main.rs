@@ -1,6 +1,7 @@
 //! berth's integration tests: one binary, one module per area.
 
 mod desktop;
+mod manifest;
 mod panel;
 mod supervisor;
 mod tray;
