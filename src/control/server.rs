@@ -247,7 +247,8 @@ async fn settle<C: Control>(
     }
     // A freshly accepted start may not be published yet; give the supervisor
     // a moment to publish before reading a process-less state as the outcome.
-    let mut seen_change = false;
+    // A snapshot published since we subscribed (before the command) reflects it.
+    let mut seen_change = rx.has_changed().unwrap_or(true);
     loop {
         let verdict = {
             let snapshot = rx.borrow_and_update();

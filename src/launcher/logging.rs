@@ -3,6 +3,7 @@
 //! `info`); backend output reaches it only at `debug`.
 
 use std::fs::OpenOptions;
+use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -14,7 +15,10 @@ use tracing_subscriber::{EnvFilter, fmt};
 /// (tests running the launcher in-process) keeps the first subscriber.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let stderr = fmt::layer().with_writer(std::io::stderr).with_target(false);
+    let stderr = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
     let path = crate::paths::berth_log();
     let file = path
         .parent()
