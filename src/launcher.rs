@@ -17,9 +17,9 @@
 //!
 //! - The tray must own the main thread (tao, muda), so the runtime lives on
 //!   its worker threads and nothing else needs the main thread.
-//! - The folder watcher plugs in at [`spawn_reloader`] (WATCHER HOOK): it
-//!   receives the folder, the supervisor handle and the rescan requests
-//!   (SIGHUP and the socket's `rescan`).
+//! - The folder watcher ([`crate::watch`]) is started at [`spawn_reloader`]
+//!   (WATCHER HOOK): it receives the folder, the supervisor handle and the
+//!   rescan requests (SIGHUP and the socket's `rescan`).
 //! - Quitting (SIGTERM, SIGINT, the tray's Quit) stops every backend in
 //!   parallel and exits 0; a second SIGINT meanwhile SIGKILLs every group
 //!   and exits 130.
@@ -37,6 +37,7 @@ use crate::cli::RunArgs;
 use crate::control::{self, Control, socket};
 use crate::registry;
 use crate::supervisor::{self, ActionError, Outcome, Snapshot, SupervisorHandle};
+use crate::watch;
 
 mod logging;
 mod tray;
@@ -171,12 +172,9 @@ impl Launcher {
 
         let handle = supervisor::spawn(config);
         let resources = crate::paths::resources_dir();
-        if let Err(e) = rescan(&dir, &resources, &handle).await {
-            tracing::error!(error = %e, "first scan of the backends folder failed");
-        }
-
         let (rescan_tx, rescan_rx) = mpsc::channel::<RescanRequest>(8);
-        let reloader = spawn_reloader(dir, resources, handle.clone(), rescan_rx, sighup);
+        // Arms the folder watcher, reads the folder once and applies it.
+        let reloader = spawn_reloader(dir, resources, handle.clone(), rescan_rx, sighup).await;
 
         let service = LauncherControl {
             handle: handle.clone(),
@@ -252,18 +250,31 @@ async fn rescan(dir: &Path, resources: &Path, handle: &SupervisorHandle) -> Resu
     Ok(())
 }
 
-/// WATCHER HOOK (issue #6): this is where the folder watcher plugs in. It is
-/// given the folder, the supervisor and the rescan requests (SIGHUP and the
-/// socket's `rescan`), and keeps applying catalogs until aborted at quit.
-/// Until the watcher lands, only explicit rescans reload the folder; nothing
-/// here wakes up on its own.
-fn spawn_reloader(
+/// WATCHER HOOK (issue #6): the folder watcher ([`crate::watch`]) arms its
+/// watches, reads the folder once and applies it, then follows changes on its
+/// own task. SIGHUP and the socket's `rescan` ask it for a full rescan (every
+/// file read again); the socket's request is answered once the result is
+/// applied. If the folder cannot be watched at all (inotify limits), berth
+/// still runs: the folder is then read only on those requests.
+/// Aborting the returned task drops the watcher, which stops it.
+async fn spawn_reloader(
     dir: PathBuf,
     resources: PathBuf,
     handle: SupervisorHandle,
     mut requests: mpsc::Receiver<RescanRequest>,
     mut sighup: Signal,
 ) -> JoinHandle<()> {
+    let config = watch::WatchConfig::new(dir.clone(), resources.clone());
+    let watcher = match watch::spawn(config, handle.clone()).await {
+        Ok(watcher) => Some(watcher),
+        Err(e) => {
+            tracing::error!(error = %e, "not watching the backends folder; SIGHUP or `rescan` reads it again");
+            if let Err(e) = rescan(&dir, &resources, &handle).await {
+                tracing::error!(error = %e, "first scan of the backends folder failed");
+            }
+            None
+        }
+    };
     tokio::spawn(async move {
         loop {
             let reply = tokio::select! {
@@ -276,7 +287,10 @@ fn spawn_reloader(
                     None => return,
                 },
             };
-            let result = rescan(&dir, &resources, &handle).await;
+            let result = match &watcher {
+                Some(watcher) => watcher.rescan_and_wait().await.map_err(|e| e.to_string()),
+                None => rescan(&dir, &resources, &handle).await,
+            };
             if let Err(e) = &result {
                 tracing::error!(error = %e, "rescan failed");
             }

@@ -32,7 +32,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch as channel};
+use tokio::sync::{mpsc, oneshot, watch as channel};
 use tokio::task::JoinHandle;
 
 use crate::supervisor::SupervisorHandle;
@@ -106,11 +106,35 @@ pub struct Progress {
     pub folder_missing: bool,
 }
 
+/// Why a requested rescan did not read the folder, in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RescanError {
+    /// Nothing was changed: the backends stay as they are until it is back.
+    #[error("{}: the backends folder is missing", dir.display())]
+    FolderMissing { dir: PathBuf },
+    /// The folder could not be listed (permissions, not a folder).
+    #[error("{0}")]
+    Unreadable(String),
+    #[error("the folder watcher has stopped")]
+    Stopped,
+}
+
+impl From<&ReloadError> for RescanError {
+    fn from(e: &ReloadError) -> Self {
+        match e {
+            ReloadError::FolderMissing { dir } => Self::FolderMissing { dir: dir.clone() },
+            ReloadError::Registry(e) => Self::Unreadable(e.to_string()),
+        }
+    }
+}
+
+type RescanReply = oneshot::Sender<Result<(), RescanError>>;
+
 /// Messages into the watcher task.
 #[derive(Debug)]
 enum Msg {
     Events(notify_debouncer_full::DebounceEventResult),
-    Rescan { force: bool },
+    Rescan { reply: Option<RescanReply> },
     Shutdown,
 }
 
@@ -126,7 +150,17 @@ impl WatchHandle {
     /// Reads the whole folder again, every file included (SIGHUP). Returns at
     /// once; the reload runs on the watcher task.
     pub fn rescan(&self) {
-        let _ = self.tx.send(Msg::Rescan { force: true });
+        let _ = self.tx.send(Msg::Rescan { reply: None });
+    }
+
+    /// [`WatchHandle::rescan`], and waits until the catalog it produced has
+    /// been applied (the socket's `rescan` answers with this).
+    pub async fn rescan_and_wait(&self) -> Result<(), RescanError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Rescan { reply: Some(reply) })
+            .map_err(|_| RescanError::Stopped)?;
+        rx.await.unwrap_or(Err(RescanError::Stopped))
     }
 
     /// The watcher's counters, updated after every reload.

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch as channel};
 
 use super::events::Plan;
 use super::state::{FolderState, ReloadError, Scope};
-use super::{Msg, Progress, WatchError};
+use super::{Msg, Progress, RescanError, RescanReply, WatchError};
 use crate::supervisor::SupervisorHandle;
 
 /// How often to look for a missing folder, in case the parent's watch missed
@@ -70,11 +70,11 @@ impl Task {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut plan = Plan::default();
-            let mut force = false;
+            let mut replies = Vec::new();
             let mut stop = false;
             tokio::select! {
                 msg = self.rx.recv() => match msg {
-                    Some(msg) => stop = self.absorb(msg, &mut plan, &mut force),
+                    Some(msg) => stop = self.absorb(msg, &mut plan, &mut replies),
                     None => stop = true,
                 },
                 _ = poll.tick(), if self.missing => {
@@ -85,13 +85,15 @@ impl Task {
             }
             // One reload for everything already queued.
             while !stop && let Ok(msg) = self.rx.try_recv() {
-                stop = self.absorb(msg, &mut plan, &mut force);
+                stop = self.absorb(msg, &mut plan, &mut replies);
             }
             if stop {
                 tracing::debug!(dir = %self.dir.display(), "watcher stopped");
                 return;
             }
-            if plan.is_empty() && !force {
+            // A requested rescan re-reads every file: the user asked for it.
+            let force = !replies.is_empty();
+            if plan.is_empty() {
                 continue;
             }
             if plan.rearm
@@ -105,12 +107,20 @@ impl Task {
                 Scope::Paths(plan.paths)
             };
             // The error is logged inside; the loop goes on.
-            let _ = self.reload(scope).await;
+            let result = self.reload(scope).await;
+            for reply in replies.drain(..).flatten() {
+                let _ = reply.send(result.as_ref().map_err(RescanError::from).copied());
+            }
         }
     }
 
     /// Folds one message into the plan; `true` means stop.
-    fn absorb(&mut self, msg: Msg, plan: &mut Plan, force: &mut bool) -> bool {
+    fn absorb(
+        &mut self,
+        msg: Msg,
+        plan: &mut Plan,
+        replies: &mut Vec<Option<RescanReply>>,
+    ) -> bool {
         match msg {
             Msg::Events(Ok(events)) => plan.add_events(&self.dir, &events),
             Msg::Events(Err(errors)) => {
@@ -121,9 +131,9 @@ impl Task {
                 // look at everything rather than lose a change.
                 plan.rearm = true;
             }
-            Msg::Rescan { force: f } => {
+            Msg::Rescan { reply } => {
                 plan.rescan = true;
-                *force |= f;
+                replies.push(reply);
             }
             Msg::Shutdown => return true,
         }

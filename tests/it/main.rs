@@ -7,3 +7,4 @@ mod panel;
 mod supervisor;
 mod tray;
 mod util;
+mod watch;
