@@ -136,11 +136,18 @@ async fn latency() {
     samples.sort();
     let (p50, p95) = (percentile(&samples, 50.0), percentile(&samples, 95.0));
     println!("write-to-snapshot latency, 100 manifests one by one (debounce {debounce:?}):");
-    println!("  p50: {p50:>10.1?}   p95: {p95:>10.1?}   max: {:>10.1?}", samples[99]);
+    println!(
+        "  p50: {p50:>10.1?}   p95: {p95:>10.1?}   max: {:>10.1?}",
+        samples[99]
+    );
     println!(
         "  p95 / debounce: {:.2}x   target p95 <= 250 ms: {}",
         p95.as_secs_f64() / debounce.as_secs_f64(),
-        if p95 <= Duration::from_millis(250) { "met" } else { "NOT met" }
+        if p95 <= Duration::from_millis(250) {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     watcher.shutdown().await;
     sup.shutdown().await;
