@@ -20,7 +20,8 @@ use crate::supervisor::{BackendStatus, Snapshot, State};
 /// Labels longer than this are cut with `…`: a menu is not a log viewer.
 const MAX_LABEL_CHARS: usize = 120;
 
-/// A node's identity among its siblings.
+/// A node's identity among its siblings: a backend's submenu is keyed by its
+/// id, so berth's own top-level entries start with `@`, which no id can.
 pub type Key = String;
 
 /// The whole tray: its icon and its menu.
@@ -131,30 +132,30 @@ pub fn model(snapshot: &Snapshot, now: Instant) -> MenuModel {
         format!("berth: {running} of {} running", backends.len())
     };
 
-    let mut items = vec![info("header", "header", &header)];
-    items.push(separator("sep-top"));
+    let mut items = vec![info("berth", "@header", &header)];
+    items.push(separator("@sep-top"));
     items.extend(backends.iter().filter_map(|b| backend_submenu(b, now)));
     items.extend(broken.iter().map(|b| warning(b)));
-    items.push(separator("sep-bottom"));
+    items.push(separator("@sep-bottom"));
     items.push(action_item(
-        "open-folder",
+        "@open-folder",
         Action::OpenFolder,
         "Open backends folder",
         true,
     ));
     items.push(action_item(
-        "start-all",
+        "@start-all",
         Action::StartAll,
         "Start all",
         backends.iter().any(|b| b.state.can_start()),
     ));
     items.push(action_item(
-        "stop-all",
+        "@stop-all",
         Action::StopAll,
         "Stop all",
         backends.iter().any(|b| b.state.can_stop()),
     ));
-    items.push(action_item("quit", Action::Quit, "Quit", true));
+    items.push(action_item("@quit", Action::Quit, "Quit", true));
 
     MenuModel {
         icon: icon_state(&backends, !broken.is_empty()),

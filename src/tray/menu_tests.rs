@@ -124,7 +124,7 @@ fn the_layout_follows_the_design() {
         ]
     );
     // Informational entries are disabled; actions only when they can act.
-    assert!(!item(&m, &["header"]).enabled);
+    assert!(!item(&m, &["@header"]).enabled);
     assert!(!item(&m, &["python", "status"]).enabled);
     assert!(!item(&m, &["python", "path"]).enabled);
     assert!(!item(&m, &["python", "start"]).enabled);
@@ -132,8 +132,8 @@ fn the_layout_follows_the_design() {
     assert!(item(&m, &["python", "restart"]).enabled);
     assert!(item(&m, &["go", "start"]).enabled);
     assert!(!item(&m, &["go", "stop"]).enabled);
-    assert!(item(&m, &["start-all"]).enabled);
-    assert!(item(&m, &["stop-all"]).enabled);
+    assert!(item(&m, &["@start-all"]).enabled);
+    assert!(item(&m, &["@stop-all"]).enabled);
     // A stopped backend has no process line.
     assert!(Node::find(&m.items, &["go", "process"]).is_none());
     assert_eq!(
@@ -224,8 +224,8 @@ fn superseded_files_are_not_shown_and_names_sort_the_submenus() {
     );
     assert_eq!(m.items.iter().filter(|n| n.key() == "python").count(), 1);
     assert_eq!(m.icon, IconState::Idle);
-    assert_eq!(item(&m, &["header"]).label, "berth: 0 of 3 running");
-    assert!(!item(&m, &["stop-all"]).enabled);
+    assert_eq!(item(&m, &["@header"]).label, "berth: 0 of 3 running");
+    assert!(!item(&m, &["@stop-all"]).enabled);
 }
 
 #[test]
@@ -274,7 +274,7 @@ fn warnings_name_the_file_once_and_open_it() {
         warning.id.to_action(),
         Some(Action::OpenFile("/b/broken.yaml".into()))
     );
-    assert_eq!(item(&m, &["header"]).label, "berth: no backends");
+    assert_eq!(item(&m, &["@header"]).label, "berth: no backends");
 }
 
 #[test]
@@ -305,11 +305,11 @@ fn backoff_ticks_and_stopping_disables_everything() {
     assert!(item(&m, &["a", "stop"]).enabled);
     let m = m.stopping();
     assert_eq!(
-        item(&m, &["header"]).label,
+        item(&m, &["@header"]).label,
         "berth: stopping every backend…"
     );
     assert!(!item(&m, &["a", "stop"]).enabled);
-    assert!(!item(&m, &["quit"]).enabled);
+    assert!(!item(&m, &["@quit"]).enabled);
 }
 
 #[test]
@@ -319,4 +319,24 @@ fn durations_read_like_a_human_wrote_them() {
     assert_eq!(human_duration(d(192)), "3m 12s");
     assert_eq!(human_duration(d(86400 + 7200)), "1d 2h");
     assert_eq!(human_bytes(41_000_000), "41 MB");
+}
+
+#[test]
+fn backends_named_like_berths_own_entries_keep_unique_keys() {
+    let snapshot = Snapshot {
+        backends: vec![
+            backend("header", "Header", State::Stopped),
+            backend("quit", "Quit", State::Stopped),
+        ],
+    };
+    let m = model(&snapshot, Instant::now());
+    let mut keys: Vec<&str> = m.items.iter().map(Node::key).collect();
+    let count = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), count, "duplicate keys in {keys:?}");
+    assert!(matches!(
+        Node::find(&m.items, &["quit"]),
+        Some(Node::Submenu(_))
+    ));
 }
