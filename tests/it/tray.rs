@@ -300,12 +300,31 @@ fn the_tray_shows_and_drives_every_backend() {
         1
     );
 
+    // Removed files: the submenu and the warning go away, in place.
+    std::fs::remove_file(backends.join("extra.yaml")).unwrap();
+    std::fs::remove_file(backends.join("broken.yaml")).unwrap();
+    let root = panel
+        .wait_layout(&item, WAIT, |r| {
+            r.child("Extra").is_none() && r.child("⚠").is_none()
+        })
+        .unwrap_or_else(|last| panic!("removed manifests still shown:\n{last}"));
+    assert_eq!(
+        root.labels()[..5],
+        [
+            "berth: 0 of 2 running",
+            "---",
+            "Python Backend",
+            "Sleeper & Co",
+            "---"
+        ]
+    );
+
     // Quit with backends running: every one stopped, exit 0.
     click(&panel, &item, &root, &["Start all"]);
     let root = panel
-        .wait_layout(&item, WAIT, |r| r.labels()[0] == "berth: 3 of 3 running")
+        .wait_layout(&item, WAIT, |r| r.labels()[0] == "berth: 2 of 2 running")
         .unwrap_or_else(|last| panic!("start all did not start all:\n{last}"));
-    let pids: Vec<u32> = ["Extra", "Python Backend", "Sleeper & Co"]
+    let pids: Vec<u32> = ["Python Backend", "Sleeper & Co"]
         .iter()
         .map(|name| pid_of(root.child(name).unwrap()))
         .collect();
