@@ -81,7 +81,18 @@ fn main() {
         } else {
             "MISSED"
         };
-        println!("{}: cpu {cpu}, rss {rss}", m.label);
+        println!(
+            "{}: cpu {cpu}, rss {rss}; the tray's own cost: {:+.0} ms cpu, {:+.1} MB",
+            m.label,
+            m.cpu_ms - headless.cpu_ms,
+            m.rss_mb - headless.rss_mb
+        );
+    }
+    println!("\nthreads that used CPU while idle:");
+    for m in [&headless, &with_panel, &xembed] {
+        for (name, ms) in &m.busy {
+            println!("  {:<28} {name}: {ms:.0} ms", m.label);
+        }
     }
 }
 
@@ -89,6 +100,8 @@ struct Measure {
     label: String,
     cpu_ms: f64,
     rss_mb: f64,
+    /// Threads that used CPU while idle: `(name, ms)`.
+    busy: Vec<(String, f64)>,
 }
 
 fn write_manifests(dir: &Path) {
@@ -154,12 +167,21 @@ fn measure(
     // Let start-up settle (first scan, GTK, icon files) before measuring.
     std::thread::sleep(Duration::from_secs(3));
     let pid = child.0.id();
-    let before = cpu_ticks(pid);
+    let before = cpu_ticks(&format!("/proc/{pid}/stat"));
+    let threads_before = thread_ticks(pid);
     std::thread::sleep(idle);
-    let after = cpu_ticks(pid);
+    let after = cpu_ticks(&format!("/proc/{pid}/stat"));
+    let threads_after = thread_ticks(pid);
     let rss_mb = rss_kb(pid) as f64 / 1024.0;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let busy = threads_after
+        .iter()
+        .filter_map(|(tid, (name, ticks))| {
+            let was = threads_before.get(tid).map_or(0, |(_, t)| *t);
+            (*ticks > was).then(|| (name.clone(), (ticks - was) as f64 * 1000.0 / hz))
+        })
+        .collect();
     let label = match case {
         "headless" => "headless (reference)",
         "panel" => "tray, StatusNotifier host",
@@ -169,6 +191,7 @@ fn measure(
         label: label.to_owned(),
         cpu_ms: (after - before) as f64 * 1000.0 / hz,
         rss_mb,
+        busy,
     };
     // SAFETY: kill with a valid pid and signal.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
@@ -176,9 +199,27 @@ fn measure(
     m
 }
 
-/// utime + stime of every thread of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("berth is running");
+/// Per thread: name and utime + stime, in clock ticks.
+fn thread_ticks(pid: u32) -> std::collections::HashMap<String, (String, u64)> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let ticks = cpu_ticks(&dir.join("stat").to_string_lossy());
+        out.insert(
+            task.file_name().to_string_lossy().into_owned(),
+            (name.trim().to_owned(), ticks),
+        );
+    }
+    out
+}
+
+/// utime + stime from a `/proc/.../stat` file (for a process: every thread).
+fn cpu_ticks(path: &str) -> u64 {
+    let stat = std::fs::read_to_string(path).expect("berth is running");
     // Fields after the command name (which may contain spaces) start at ")".
     let rest = &stat[stat.rfind(')').expect("stat has a comm") + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
