@@ -6,12 +6,13 @@
 //! ```text
 //! run()                          main thread
 //!  ├─ backends_dir(), logging::init()
+//!  ├─ tray::probe() unless --headless (GTK init on this thread; Err: headless)
 //!  ├─ tokio multi-thread runtime (2 workers)
 //!  ├─ Launcher::start()          bind socket FIRST, spawn supervisor,
 //!  │                             first scan + apply, reloader, socket server
-//!  └─ if headless { block_on(launcher.run_until_quit()) }
-//!     else        { TRAY HOOK: the tray's event loop on this thread,
-//!                   its Quit calls `launcher.quitter().quit()` }
+//!  └─ if no tray { block_on(launcher.run_until_quit()) }
+//!     else       { launcher/tray.rs: the tray's event loop on this thread,
+//!                  its Quit calls `launcher.quitter().quit()` }
 //! ```
 //!
 //! - The tray must own the main thread (tao, muda), so the runtime lives on
@@ -39,6 +40,7 @@ use crate::supervisor::{self, ActionError, Outcome, Snapshot, SupervisorHandle};
 use crate::watch;
 
 mod logging;
+mod tray;
 
 /// Why the launcher could not start, in one line.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,16 @@ pub enum LauncherError {
 pub fn run(args: RunArgs, socket_path: PathBuf) -> Result<ExitCode, LauncherError> {
     let dir = backends_dir(&args)?;
     logging::init();
+    // GTK binds itself to the thread that initialises it: probe here, on the
+    // main thread, before the runtime's threads exist.
+    let tray = !args.headless
+        && match crate::tray::probe() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("no tray: {e}; running headless");
+                false
+            }
+        };
     // Two workers: the launcher is mostly idle, and the main thread is kept
     // for the tray.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -79,15 +91,10 @@ pub fn run(args: RunArgs, socket_path: PathBuf) -> Result<ExitCode, LauncherErro
         log_max_size: args.log_max_size,
         log_backups: args.log_backups,
     };
-    let launcher = runtime.block_on(Launcher::start(dir, &socket_path, config))?;
-    let code = if args.headless {
-        runtime.block_on(launcher.run_until_quit())
+    let launcher = runtime.block_on(Launcher::start(dir.clone(), &socket_path, config))?;
+    let code = if tray {
+        tray::run(&runtime, launcher, dir)
     } else {
-        // TRAY HOOK (issue #7): run the tray's event loop here, on the main
-        // thread, with `runtime.handle()`, `launcher.handle()` and
-        // `launcher.quitter()`; when the loop ends, finish with
-        // `runtime.block_on(launcher.run_until_quit())` (Quit already fired).
-        tracing::info!("tray not built yet; running headless");
         runtime.block_on(launcher.run_until_quit())
     };
     // Stopped backends are gone by now; don't wait for stray blocking tasks.

@@ -1,1 +1,133 @@
-//! The system tray: a pure menu model of a snapshot, and a thin adapter. (Issue #7.)
+//! The system tray: one submenu per backend, driven by supervisor snapshots.
+//!
+//! The tray is split so that almost all of it can be tested without a display:
+//!
+//! - [`menu`] is a pure function `Snapshot -> MenuModel`: every label, every
+//!   enabled flag and the icon's colour are decided there.
+//! - [`action`] names what a click means ([`Action`]) and how it is encoded in
+//!   a muda menu id (`python:restart`), with a `FromStr`/`Display` round trip.
+//! - [`icon`] draws the three icons (idle, running, failing) in code.
+//! - `probe` checks, before anything can panic, that a tray can exist here:
+//!   a display GTK can open, a session bus, and the appindicator library.
+//! - `app` is the thin adapter: a tao event loop on the main thread that
+//!   applies each new model to tray-icon/muda in place (a tray menu, once set,
+//!   cannot be replaced) and turns clicks into [`Action`]s.
+//!
+//! ## How the launcher uses it
+//!
+//! ```text
+//! main():  tray::prepare_env()            before any thread exists
+//!          tray::probe()?                 on the main thread; Err => headless
+//!          tokio runtime on other threads: supervisor, watcher, socket
+//!          tray::run(TrayInputs{..})      blocks the main thread until `exit`
+//! ```
+//!
+//! Snapshots and the exit request reach the event loop through an
+//! `EventLoopProxy` user event sent from a tokio task; muda's click handler
+//! sends into the same proxy. Nothing polls: the loop sleeps in
+//! `ControlFlow::Wait` until one of those arrives (or, only while a backend
+//! waits in backoff, once a second to count down "Restarting in 2s").
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub mod action;
+pub mod icon;
+pub mod menu;
+
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+mod app;
+mod probe;
+
+pub use action::{Action, ItemId, ParseActionError};
+pub use probe::{TrayUnavailable, env_overrides, prepare_env, probe};
+
+use crate::supervisor::Snapshot;
+
+/// Everything the tray needs from the rest of berth; deliberately not the
+/// `SupervisorHandle`, so the tray can be driven by any snapshot source
+/// (the `tray_demo` example feeds it synthetic states).
+pub struct TrayInputs {
+    /// The supervisor's snapshots; every change re-renders the menu.
+    pub snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    /// Clicks, as actions. Open log / file / folder are handled by the tray
+    /// itself (it spawns `xdg-open`) and are *also* sent here, so the receiver
+    /// only has to act on Start/Stop/Restart/StartAll/StopAll/Quit.
+    pub actions: tokio::sync::mpsc::UnboundedSender<Action>,
+    /// Becomes `true` when the event loop must end (after Quit has stopped
+    /// every backend, or on SIGTERM/SIGINT); `run` then returns `Ok`.
+    pub exit: tokio::sync::watch::Receiver<bool>,
+    /// The backends folder, for "Open backends folder".
+    pub backends_dir: PathBuf,
+    /// The runtime on which the tray spawns its forwarding tasks.
+    pub runtime: tokio::runtime::Handle,
+}
+
+/// The tray failed after [`probe`] said it could run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrayError {
+    #[error("cannot create the tray icon: {0}")]
+    Icon(String),
+    #[error("cannot build the tray menu: {0}")]
+    Menu(String),
+    #[error("the tray is not available on this platform")]
+    Unsupported,
+}
+
+/// Runs the tray's event loop on the calling thread (the main thread: GTK and
+/// muda's `Rc` menus live there) until `inputs.exit` becomes `true`.
+///
+/// Call [`probe`] first, on the same thread: `run` assumes it succeeded.
+pub fn run(inputs: TrayInputs) -> Result<(), TrayError> {
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
+    {
+        app::run(inputs)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+    {
+        let _ = inputs;
+        Err(TrayError::Unsupported)
+    }
+}
+
+/// Opens a file or folder with the desktop's default application, detached:
+/// the child is reaped by a thread so the event loop never waits on it.
+pub fn open_with_desktop(path: &std::path::Path) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    match std::process::Command::new(opener)
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(mut child) => {
+            let path = path.to_owned();
+            let reaper = std::thread::Builder::new()
+                .name("berth-open".into())
+                .spawn(move || match child.wait() {
+                    Ok(status) if !status.success() => {
+                        tracing::warn!(path = %path.display(), %status, "{opener} failed");
+                    }
+                    _ => {}
+                });
+            if let Err(e) = reaper {
+                tracing::warn!(error = %e, "cannot start a thread to reap {opener}");
+            }
+        }
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot run {opener}"),
+    }
+}
+
+impl fmt::Debug for TrayInputs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrayInputs")
+            .field("backends_dir", &self.backends_dir)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,7 +1,10 @@
 //! berth's integration tests: one binary, one module per area.
 
 mod control;
+mod desktop;
 mod manifest;
+mod panel;
 mod supervisor;
+mod tray;
 mod util;
 mod watch;

@@ -51,6 +51,11 @@ impl Job {
         .map_err(|e| format!("cannot open log {}: {e}", log_path.display()))
         .and_then(|log| {
             let mut cmd = verified.command();
+            // berth's own GTK settings (GDK_GL=disable...) are not the
+            // backend's; the manifest's env can still set them.
+            for key in crate::tray::env_overrides() {
+                cmd.env_remove(key);
+            }
             cmd.args(&def.args)
                 .envs(&def.env)
                 .current_dir(&def.workdir)

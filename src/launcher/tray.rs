@@ -1,0 +1,93 @@
+//! `berth run` with the tray: the tray's event loop owns the main thread, the
+//! launcher (supervisor, watcher, socket, signals) runs on the runtime, and
+//! two channels join them: tray clicks in, "the launcher has finished" out.
+//!
+//! Quit is one path for every source: the tray's Quit calls the launcher's
+//! [`Quitter`], [`Launcher::run_until_quit`] stops every backend in parallel
+//! (the tray meanwhile says "stopping"), then the exit signal ends the event
+//! loop and `berth run` exits 0. SIGTERM/SIGINT take the same path.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tokio::sync::{mpsc, watch};
+
+use super::{Launcher, Quitter};
+use crate::supervisor::{ActionError, Outcome, SupervisorHandle};
+use crate::tray::{self, Action, TrayInputs};
+
+/// Runs the tray on this (the main) thread until the launcher has quit;
+/// [`tray::probe`] must have succeeded on this thread. If the tray fails
+/// later, berth carries on headless until a signal.
+pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, dir: PathBuf) -> ExitCode {
+    let handle = launcher.handle();
+    let quitter = launcher.quitter();
+    let (exit_tx, exit_rx) = watch::channel(false);
+    let (actions_tx, actions_rx) = mpsc::unbounded_channel();
+    let launcher = runtime.spawn(async move {
+        let code = launcher.run_until_quit().await;
+        let _ = exit_tx.send(true);
+        code
+    });
+    runtime.spawn(dispatch(actions_rx, handle.clone(), quitter));
+    let inputs = TrayInputs {
+        snapshots: handle.subscribe(),
+        actions: actions_tx,
+        exit: exit_rx,
+        backends_dir: dir,
+        runtime: runtime.handle().clone(),
+    };
+    if let Err(e) = tray::run(inputs) {
+        tracing::error!(error = %e, "the tray failed; running headless");
+    }
+    runtime.block_on(launcher).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the launcher task failed");
+        ExitCode::FAILURE
+    })
+}
+
+/// Turns tray clicks into supervisor commands. Each command runs in its own
+/// task so a slow stop never delays the next click. Open log / file / folder
+/// were already handled by the tray itself.
+async fn dispatch(
+    mut actions: mpsc::UnboundedReceiver<Action>,
+    handle: SupervisorHandle,
+    quitter: Quitter,
+) {
+    while let Some(action) = actions.recv().await {
+        let handle = handle.clone();
+        match action {
+            Action::Start(id) => {
+                tokio::spawn(async move {
+                    report("start", id.as_str(), handle.start(id.as_str()).await)
+                });
+            }
+            Action::Stop(id) => {
+                tokio::spawn(
+                    async move { report("stop", id.as_str(), handle.stop(id.as_str()).await) },
+                );
+            }
+            Action::Restart(id) => {
+                tokio::spawn(async move {
+                    report("restart", id.as_str(), handle.restart(id.as_str()).await)
+                });
+            }
+            Action::StartAll => {
+                tokio::spawn(async move { handle.start_all().await });
+            }
+            Action::StopAll => {
+                tokio::spawn(async move { handle.stop_all().await });
+            }
+            Action::Quit => quitter.quit(),
+            Action::OpenLog(_) | Action::OpenFile(_) | Action::OpenFolder => {}
+        }
+    }
+}
+
+fn report(action: &str, id: &str, result: Result<Outcome, ActionError>) {
+    match result {
+        Ok(Outcome::Done) => tracing::debug!(backend = id, action, "done"),
+        Ok(Outcome::Noop(note)) => tracing::info!(backend = id, action, "{note}"),
+        Err(e) => tracing::warn!(backend = id, action, "{e}"),
+    }
+}

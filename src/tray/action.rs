@@ -1,0 +1,192 @@
+//! What a tray click means, and how it is carried in a muda menu id.
+//!
+//! muda reports a click as the clicked item's id string. Instead of matching
+//! strings at call sites, every clickable item's id is the `Display` form of
+//! an [`Action`], and clicks are parsed back with `FromStr`:
+//!
+//! | action | id |
+//! |---|---|
+//! | `Start(python)` / `Stop` / `Restart` / `OpenLog` | `python:start` / `python:stop` / `python:restart` / `python:log` |
+//! | `OpenFile(path)` | `@open-file:/abs/path.yaml` |
+//! | `OpenFolder`, `StartAll`, `StopAll`, `Quit` | `@open-folder`, `@start-all`, `@stop-all`, `@quit` |
+//!
+//! `@` cannot start a backend id (`[a-z0-9][a-z0-9-]*`), so the two families
+//! never collide. Informational items get ids that parse to nothing
+//! ([`ItemId::info`]), so a click on them (dbusmenu delivers clicks even to
+//! disabled items) is ignored.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::manifest::BackendId;
+
+/// A user request from the tray.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Action {
+    Start(BackendId),
+    Stop(BackendId),
+    Restart(BackendId),
+    OpenLog(BackendId),
+    /// Open a manifest file (the warning entry of an invalid one).
+    OpenFile(PathBuf),
+    OpenFolder,
+    StartAll,
+    StopAll,
+    Quit,
+}
+
+/// A menu item's id that is not an action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("menu id {0:?} is not an action")]
+pub struct ParseActionError(pub String);
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Start(id) => write!(f, "{id}:start"),
+            Self::Stop(id) => write!(f, "{id}:stop"),
+            Self::Restart(id) => write!(f, "{id}:restart"),
+            Self::OpenLog(id) => write!(f, "{id}:log"),
+            Self::OpenFile(path) => write!(f, "@open-file:{}", path.display()),
+            Self::OpenFolder => f.write_str("@open-folder"),
+            Self::StartAll => f.write_str("@start-all"),
+            Self::StopAll => f.write_str("@stop-all"),
+            Self::Quit => f.write_str("@quit"),
+        }
+    }
+}
+
+impl FromStr for Action {
+    type Err = ParseActionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseActionError(s.to_owned());
+        if let Some(global) = s.strip_prefix('@') {
+            return match global {
+                "open-folder" => Ok(Self::OpenFolder),
+                "start-all" => Ok(Self::StartAll),
+                "stop-all" => Ok(Self::StopAll),
+                "quit" => Ok(Self::Quit),
+                _ => match global.strip_prefix("open-file:") {
+                    Some(path) if !path.is_empty() => Ok(Self::OpenFile(PathBuf::from(path))),
+                    _ => Err(err()),
+                },
+            };
+        }
+        let (id, verb) = s.split_once(':').ok_or_else(err)?;
+        let id = BackendId::new(id).map_err(|_| err())?;
+        match verb {
+            "start" => Ok(Self::Start(id)),
+            "stop" => Ok(Self::Stop(id)),
+            "restart" => Ok(Self::Restart(id)),
+            "log" => Ok(Self::OpenLog(id)),
+            _ => Err(err()),
+        }
+    }
+}
+
+impl Action {
+    /// The backend this action concerns, if it is about one.
+    pub fn backend(&self) -> Option<&BackendId> {
+        match self {
+            Self::Start(id) | Self::Stop(id) | Self::Restart(id) | Self::OpenLog(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// A muda menu id: either an encoded [`Action`] or an informational item's
+/// unique, non-parsing id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ItemId(String);
+
+impl ItemId {
+    /// The id of an item that does something.
+    pub fn action(action: &Action) -> Self {
+        Self(action.to_string())
+    }
+
+    /// The id of an informational item; `#` never parses as an action.
+    pub fn info(path: &str) -> Self {
+        Self(format!("#{path}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The action this id encodes, if any.
+    pub fn to_action(&self) -> Option<Action> {
+        self.0.parse().ok()
+    }
+}
+
+impl fmt::Display for ItemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> BackendId {
+        BackendId::new(s).unwrap()
+    }
+
+    #[test]
+    fn every_action_round_trips_through_its_menu_id() {
+        let actions = [
+            Action::Start(id("python")),
+            Action::Stop(id("python")),
+            Action::Restart(id("go-2")),
+            Action::OpenLog(id("python")),
+            Action::OpenFile(PathBuf::from("/home/me/backends/broken: yes.yaml")),
+            Action::OpenFolder,
+            Action::StartAll,
+            Action::StopAll,
+            Action::Quit,
+        ];
+        for action in actions {
+            let text = action.to_string();
+            assert_eq!(text.parse::<Action>(), Ok(action.clone()), "{text}");
+            assert_eq!(ItemId::action(&action).to_action(), Some(action));
+        }
+    }
+
+    #[test]
+    fn ids_use_the_documented_format() {
+        assert_eq!(Action::Restart(id("python")).to_string(), "python:restart");
+        assert_eq!(Action::Quit.to_string(), "@quit");
+    }
+
+    #[test]
+    fn a_backend_called_like_a_global_action_does_not_collide() {
+        assert_eq!("quit:stop".parse::<Action>(), Ok(Action::Stop(id("quit"))));
+        assert_eq!(
+            "file:start".parse::<Action>(),
+            Ok(Action::Start(id("file")))
+        );
+    }
+
+    #[test]
+    fn malformed_ids_are_rejected() {
+        for bad in [
+            "",
+            "python",
+            "python:",
+            "python:explode",
+            "Python:start",
+            ":start",
+            "@",
+            "@open-file:",
+            "@reboot",
+            "#python/status",
+        ] {
+            assert!(bad.parse::<Action>().is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(ItemId::info("python/status").to_action(), None);
+    }
+}

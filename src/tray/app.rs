@@ -1,0 +1,389 @@
+//! The adapter: a tao event loop on the main thread that keeps a tray-icon
+//! and its muda menu equal to the latest [`MenuModel`].
+//!
+//! A tray menu, once set, cannot be replaced (tray-icon #176), so each model
+//! is applied as a keyed diff against the one applied before: labels and
+//! enabled flags change in place, entries that appear are inserted at their
+//! place, entries that vanish are removed. muda objects are `Rc` and never
+//! leave this thread; everything else talks to the loop through an
+//! `EventLoopProxy` user event.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tao::event::{Event, StartCause};
+use tao::event_loop::{ControlFlow, EventLoopBuilder, EventLoopProxy};
+use tao::platform::run_return::EventLoopExtRunReturn;
+use tray_icon::menu::{
+    IsMenuItem, Menu, MenuEvent, MenuId, MenuItem, PredefinedMenuItem, Submenu as MudaSubmenu,
+};
+use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
+
+use super::icon::{IconState, SIZE};
+use super::menu::{self, Item, MenuModel, Node};
+use super::{Action, TrayError, TrayInputs};
+use crate::supervisor::Snapshot;
+
+/// What reaches the event loop from other threads.
+#[derive(Debug)]
+enum UserEvent {
+    Snapshot(Arc<Snapshot>),
+    Menu(MenuId),
+    Exit,
+}
+
+pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
+    let TrayInputs {
+        snapshots,
+        actions,
+        exit,
+        backends_dir,
+        runtime,
+    } = inputs;
+    let mut event_loop = EventLoopBuilder::<UserEvent>::with_user_event().build();
+    forward(
+        &event_loop.create_proxy(),
+        snapshots.clone(),
+        exit,
+        &runtime,
+    );
+
+    let mut latest = snapshots.borrow().clone();
+    let mut tray: Option<Tray> = None;
+    let mut quitting = false;
+    let mut failure: Option<TrayError> = None;
+
+    event_loop.run_return(|event, _, control_flow| {
+        *control_flow = ControlFlow::Wait;
+        let mut render = false;
+        match event {
+            // tray-icon #90: create the tray once the loop runs.
+            Event::NewEvents(StartCause::Init) => match Tray::new() {
+                Ok(created) => {
+                    tray = Some(created);
+                    render = true;
+                }
+                Err(e) => failure = Some(e),
+            },
+            Event::NewEvents(StartCause::ResumeTimeReached { .. }) => render = true,
+            Event::UserEvent(UserEvent::Snapshot(snapshot)) => {
+                latest = snapshot;
+                render = true;
+            }
+            Event::UserEvent(UserEvent::Menu(id)) => {
+                let Some(tray) = &tray else { return };
+                let Some(action) = tray.clickable(&id) else {
+                    tracing::debug!(id = %id.0, "click on an inactive tray item ignored");
+                    return;
+                };
+                tracing::info!(%action, "tray click");
+                match &action {
+                    Action::OpenLog(id) => match latest.get(id.as_str()) {
+                        Some(status) => match &status.detail.log {
+                            Some(log) => super::open_with_desktop(log),
+                            None => tracing::warn!(backend = %id, "no log file yet"),
+                        },
+                        None => tracing::warn!(backend = %id, "no such backend"),
+                    },
+                    Action::OpenFile(path) => super::open_with_desktop(path),
+                    Action::OpenFolder => super::open_with_desktop(&backends_dir),
+                    Action::Quit => {
+                        quitting = true;
+                        render = true;
+                    }
+                    _ => {}
+                }
+                if actions.send(action.clone()).is_err() && action == Action::Quit {
+                    // Nobody is left to stop the backends and signal `exit`.
+                    tracing::warn!("the launcher is gone; closing the tray");
+                    *control_flow = ControlFlow::Exit;
+                }
+            }
+            Event::UserEvent(UserEvent::Exit) => *control_flow = ControlFlow::Exit,
+            _ => {}
+        }
+        if failure.is_some() {
+            *control_flow = ControlFlow::Exit;
+            return;
+        }
+        if render && let Some(tray) = &mut tray {
+            let mut model = menu::model(&latest, Instant::now());
+            if quitting {
+                model = model.stopping();
+            }
+            if let Err(e) = tray.apply(model) {
+                failure = Some(e);
+                *control_flow = ControlFlow::Exit;
+                return;
+            }
+        }
+        // Only a backoff countdown changes without a snapshot; otherwise
+        // sleep until the next event.
+        if *control_flow == ControlFlow::Wait && tray.as_ref().is_some_and(|t| t.ticking) {
+            *control_flow = ControlFlow::WaitUntil(Instant::now() + Duration::from_secs(1));
+        }
+    });
+    // Dropping the tray icon withdraws it from the panel.
+    drop(tray);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Tokio tasks that turn snapshot changes, clicks and the exit request into
+/// user events. They end when the loop has closed or their source is gone.
+fn forward(
+    proxy: &EventLoopProxy<UserEvent>,
+    mut snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    mut exit: tokio::sync::watch::Receiver<bool>,
+    runtime: &tokio::runtime::Handle,
+) {
+    let clicks = proxy.clone();
+    // The handler is process-global and set once; later calls are ignored.
+    MenuEvent::set_event_handler(Some(move |event: MenuEvent| {
+        let _ = clicks.send_event(UserEvent::Menu(event.id));
+    }));
+    let updates = proxy.clone();
+    runtime.spawn(async move {
+        while snapshots.changed().await.is_ok() {
+            let snapshot = snapshots.borrow_and_update().clone();
+            if updates.send_event(UserEvent::Snapshot(snapshot)).is_err() {
+                break;
+            }
+        }
+    });
+    let quit = proxy.clone();
+    runtime.spawn(async move {
+        // A dropped sender also ends the tray: nobody could ask any more.
+        let _ = exit.wait_for(|exit| *exit).await;
+        let _ = quit.send_event(UserEvent::Exit);
+    });
+}
+
+/// The live tray: the icon, its menu, and what was applied to them.
+struct Tray {
+    icon: TrayIcon,
+    menu: Menu,
+    applied: Vec<(String, Applied)>,
+    icon_state: IconState,
+    model: Option<MenuModel>,
+    ticking: bool,
+}
+
+/// A muda entry and the values last written to it.
+enum Applied {
+    Item {
+        item: MenuItem,
+        label: String,
+        enabled: bool,
+    },
+    Separator(PredefinedMenuItem),
+    Submenu {
+        submenu: MudaSubmenu,
+        label: String,
+        children: Vec<(String, Applied)>,
+    },
+}
+
+/// Where entries are inserted: the root menu or a backend's submenu.
+#[derive(Clone, Copy)]
+enum Parent<'a> {
+    Root(&'a Menu),
+    Sub(&'a MudaSubmenu),
+}
+
+fn menu_error(e: tray_icon::menu::Error) -> TrayError {
+    TrayError::Menu(e.to_string())
+}
+
+fn icon(state: IconState) -> Result<Icon, TrayError> {
+    Icon::from_rgba(state.rgba(), SIZE, SIZE).map_err(|e| TrayError::Icon(e.to_string()))
+}
+
+impl Tray {
+    fn new() -> Result<Self, TrayError> {
+        let menu = Menu::new();
+        let icon_state = IconState::Idle;
+        let icon = TrayIconBuilder::new()
+            .with_id("berth")
+            .with_tooltip("berth")
+            .with_menu(Box::new(menu.clone()))
+            .with_icon(icon(icon_state)?)
+            .build()
+            .map_err(|e| TrayError::Icon(e.to_string()))?;
+        Ok(Self {
+            icon,
+            menu,
+            applied: Vec::new(),
+            icon_state,
+            model: None,
+            ticking: false,
+        })
+    }
+
+    /// The action of a clicked id, if the item is currently enabled:
+    /// dbusmenu delivers clicks on disabled items too.
+    fn clickable(&self, id: &MenuId) -> Option<Action> {
+        fn enabled(nodes: &[Node], id: &str) -> bool {
+            nodes.iter().any(|node| match node {
+                Node::Item(item) => item.id.as_str() == id && item.enabled,
+                Node::Submenu(sub) => enabled(&sub.children, id),
+                Node::Separator { .. } => false,
+            })
+        }
+        let model = self.model.as_ref()?;
+        enabled(&model.items, &id.0)
+            .then(|| id.0.parse().ok())
+            .flatten()
+    }
+
+    fn apply(&mut self, model: MenuModel) -> Result<(), TrayError> {
+        if self.model.as_ref() == Some(&model) {
+            return Ok(());
+        }
+        if model.icon != self.icon_state {
+            self.icon
+                .set_icon(Some(icon(model.icon)?))
+                .map_err(|e| TrayError::Icon(e.to_string()))?;
+            self.icon_state = model.icon;
+        }
+        reconcile(Parent::Root(&self.menu), &mut self.applied, &model.items).map_err(menu_error)?;
+        self.ticking = model.ticking;
+        self.model = Some(model);
+        Ok(())
+    }
+}
+
+impl Parent<'_> {
+    fn insert(self, item: &dyn IsMenuItem, position: usize) -> tray_icon::menu::Result<()> {
+        match self {
+            Self::Root(menu) => menu.insert(item, position),
+            Self::Sub(sub) => sub.insert(item, position),
+        }
+    }
+
+    fn remove(self, item: &dyn IsMenuItem) -> tray_icon::menu::Result<()> {
+        match self {
+            Self::Root(menu) => menu.remove(item),
+            Self::Sub(sub) => sub.remove(item),
+        }
+    }
+}
+
+impl Applied {
+    fn as_item(&self) -> &dyn IsMenuItem {
+        match self {
+            Self::Item { item, .. } => item,
+            Self::Separator(sep) => sep,
+            Self::Submenu { submenu, .. } => submenu,
+        }
+    }
+
+    fn same_kind(&self, node: &Node) -> bool {
+        matches!(
+            (self, node),
+            (Self::Item { .. }, Node::Item(_))
+                | (Self::Separator(_), Node::Separator { .. })
+                | (Self::Submenu { .. }, Node::Submenu(_))
+        )
+    }
+
+    fn create(node: &Node) -> tray_icon::menu::Result<Self> {
+        Ok(match node {
+            Node::Item(Item {
+                id, label, enabled, ..
+            }) => Self::Item {
+                item: MenuItem::with_id(id.as_str(), label, *enabled, None),
+                label: label.clone(),
+                enabled: *enabled,
+            },
+            Node::Separator { .. } => Self::Separator(PredefinedMenuItem::separator()),
+            Node::Submenu(sub) => {
+                let submenu = MudaSubmenu::with_id(format!("#{}", sub.key), &sub.label, true);
+                let mut children = Vec::new();
+                reconcile(Parent::Sub(&submenu), &mut children, &sub.children)?;
+                Self::Submenu {
+                    submenu,
+                    label: sub.label.clone(),
+                    children,
+                }
+            }
+        })
+    }
+
+    fn update(&mut self, node: &Node) -> tray_icon::menu::Result<()> {
+        match (self, node) {
+            (
+                Self::Item {
+                    item,
+                    label,
+                    enabled,
+                },
+                Node::Item(want),
+            ) => {
+                if *label != want.label {
+                    item.set_text(&want.label);
+                    label.clone_from(&want.label);
+                }
+                if *enabled != want.enabled {
+                    item.set_enabled(want.enabled);
+                    *enabled = want.enabled;
+                }
+            }
+            (
+                Self::Submenu {
+                    submenu,
+                    label,
+                    children,
+                },
+                Node::Submenu(want),
+            ) => {
+                if *label != want.label {
+                    submenu.set_text(&want.label);
+                    label.clone_from(&want.label);
+                }
+                reconcile(Parent::Sub(submenu), children, &want.children)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Makes `applied` (the entries under `parent`) match `want`, by key.
+fn reconcile(
+    parent: Parent<'_>,
+    applied: &mut Vec<(String, Applied)>,
+    want: &[Node],
+) -> tray_icon::menu::Result<()> {
+    // Drop what is gone (or changed kind) first, so positions line up.
+    let mut kept = Vec::with_capacity(applied.len());
+    for (key, entry) in applied.drain(..) {
+        if want.iter().any(|n| n.key() == key && entry.same_kind(n)) {
+            kept.push((key, entry));
+        } else {
+            parent.remove(entry.as_item())?;
+        }
+    }
+    *applied = kept;
+    for (position, node) in want.iter().enumerate() {
+        match applied.iter().position(|(key, _)| key == node.key()) {
+            Some(found) if found == position => applied[position].1.update(node)?,
+            Some(found) => {
+                // Moved (a renamed backend sorts elsewhere): re-insert it.
+                let (key, mut entry) = applied.remove(found);
+                parent.remove(entry.as_item())?;
+                entry.update(node)?;
+                parent.insert(entry.as_item(), position)?;
+                applied.insert(position, (key, entry));
+            }
+            None => {
+                let entry = Applied::create(node)?;
+                parent.insert(entry.as_item(), position)?;
+                applied.insert(position, (node.key().to_owned(), entry));
+            }
+        }
+    }
+    Ok(())
+}

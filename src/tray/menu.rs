@@ -1,0 +1,410 @@
+//! The tray menu as a pure function of a supervisor snapshot.
+//!
+//! [`model`] decides every label, every enabled flag and the icon; the
+//! adapter (`app`) only copies the result into muda. That keeps the layout of
+//! DESIGN.md ("Tray") testable without a display, and makes the adapter's job
+//! a keyed diff: each node has a [`Key`] unique among its siblings, so a
+//! backend's submenu is found again by its id, and an item that appears
+//! (the PID line once a process exists) is inserted at its place.
+//!
+//! Labels are muda text: a literal `&` is doubled, since muda reads `&` as a
+//! mnemonic marker.
+
+use std::time::{Duration, Instant};
+
+use super::action::{Action, ItemId};
+use super::icon::IconState;
+use crate::manifest::BackendId;
+use crate::supervisor::{BackendStatus, Snapshot, State};
+
+/// Labels longer than this are cut with `…`: a menu is not a log viewer.
+const MAX_LABEL_CHARS: usize = 120;
+
+/// A node's identity among its siblings: a backend's submenu is keyed by its
+/// id, so berth's own top-level entries start with `@`, which no id can.
+pub type Key = String;
+
+/// The whole tray: its icon and its menu.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MenuModel {
+    pub icon: IconState,
+    pub items: Vec<Node>,
+    /// The menu shows a countdown ("Restarting in 2s") that changes without a
+    /// new snapshot: re-render once a second while this is true.
+    pub ticking: bool,
+}
+
+/// One entry of a menu.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    Item(Item),
+    Separator { key: Key },
+    Submenu(Submenu),
+}
+
+/// A clickable or informational entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub key: Key,
+    pub id: ItemId,
+    /// muda text (`&` doubled).
+    pub label: String,
+    pub enabled: bool,
+}
+
+/// A backend's submenu.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submenu {
+    pub key: Key,
+    pub label: String,
+    pub children: Vec<Node>,
+}
+
+impl Node {
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Item(item) => &item.key,
+            Self::Separator { key } => key,
+            Self::Submenu(sub) => &sub.key,
+        }
+    }
+
+    /// Finds an entry by key path, e.g. `["python", "start"]` (tests, tools).
+    pub fn find<'a>(nodes: &'a [Node], path: &[&str]) -> Option<&'a Node> {
+        let (first, rest) = path.split_first()?;
+        let node = nodes.iter().find(|n| n.key() == *first)?;
+        match (rest.is_empty(), node) {
+            (true, _) => Some(node),
+            (false, Self::Submenu(sub)) => Self::find(&sub.children, rest),
+            (false, _) => None,
+        }
+    }
+}
+
+impl MenuModel {
+    /// The model shown while Quit stops every backend: the header says so and
+    /// nothing can be clicked any more.
+    pub fn stopping(mut self) -> Self {
+        fn disable(nodes: &mut [Node]) {
+            for node in nodes {
+                match node {
+                    Node::Item(item) => {
+                        if item.id.to_action().is_some() {
+                            item.enabled = false;
+                        }
+                    }
+                    Node::Submenu(sub) => disable(&mut sub.children),
+                    Node::Separator { .. } => {}
+                }
+            }
+        }
+        disable(&mut self.items);
+        if let Some(Node::Item(header)) = self.items.first_mut() {
+            header.label = "berth: stopping every backend…".to_owned();
+        }
+        self
+    }
+}
+
+/// The menu for `snapshot` at time `now` (uptimes and countdowns use it).
+pub fn model(snapshot: &Snapshot, now: Instant) -> MenuModel {
+    let mut backends: Vec<&BackendStatus> = snapshot
+        .backends
+        .iter()
+        .filter(|b| b.id.is_some() && !matches!(b.state, State::Invalid | State::Superseded))
+        .collect();
+    // The supervisor already sorts, but the tray's order is its own contract.
+    backends.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+    let mut broken: Vec<&BackendStatus> = snapshot
+        .backends
+        .iter()
+        .filter(|b| b.state == State::Invalid)
+        .collect();
+    broken.sort_by(|a, b| file_name(&a.file).cmp(file_name(&b.file)));
+
+    let running = backends
+        .iter()
+        .filter(|b| b.state == State::Running)
+        .count();
+    let header = if backends.is_empty() {
+        "berth: no backends".to_owned()
+    } else {
+        format!("berth: {running} of {} running", backends.len())
+    };
+
+    let mut items = vec![info("berth", "@header", &header)];
+    items.push(separator("@sep-top"));
+    items.extend(backends.iter().filter_map(|b| backend_submenu(b, now)));
+    items.extend(broken.iter().map(|b| warning(b)));
+    items.push(separator("@sep-bottom"));
+    items.push(action_item(
+        "@open-folder",
+        Action::OpenFolder,
+        "Open backends folder",
+        true,
+    ));
+    items.push(action_item(
+        "@start-all",
+        Action::StartAll,
+        "Start all",
+        backends.iter().any(|b| b.state.can_start()),
+    ));
+    items.push(action_item(
+        "@stop-all",
+        Action::StopAll,
+        "Stop all",
+        backends.iter().any(|b| b.state.can_stop()),
+    ));
+    items.push(action_item("@quit", Action::Quit, "Quit", true));
+
+    MenuModel {
+        icon: icon_state(&backends, !broken.is_empty()),
+        items,
+        ticking: backends
+            .iter()
+            .any(|b| b.state == State::Backoff && b.detail.retry_at.is_some()),
+    }
+}
+
+fn icon_state(backends: &[&BackendStatus], broken_files: bool) -> IconState {
+    let failing = broken_files
+        || backends.iter().any(|b| match b.state {
+            State::Failed | State::IntegrityFailed | State::NotFound | State::Backoff => true,
+            State::Exited => b.exit_code != Some(0),
+            _ => false,
+        });
+    if failing {
+        IconState::Failing
+    } else if backends.iter().any(|b| b.state.has_process()) {
+        IconState::Running
+    } else {
+        IconState::Idle
+    }
+}
+
+fn backend_submenu(b: &BackendStatus, now: Instant) -> Option<Node> {
+    let raw_id = b.id.as_deref()?;
+    let id = BackendId::new(raw_id).ok()?;
+    let name = b.name.as_deref().unwrap_or(raw_id);
+    let mut children = vec![info(raw_id, "status", &status_line(b, now))];
+    if let Some(line) = process_line(b, now) {
+        children.push(info(raw_id, "process", &line));
+    }
+    children.push(separator("sep-actions"));
+    children.push(action_item(
+        "start",
+        Action::Start(id.clone()),
+        "Start",
+        b.state.can_start(),
+    ));
+    children.push(action_item(
+        "stop",
+        Action::Stop(id.clone()),
+        "Stop",
+        b.state.can_stop(),
+    ));
+    children.push(action_item(
+        "restart",
+        Action::Restart(id.clone()),
+        "Restart",
+        b.state.can_restart(),
+    ));
+    children.push(separator("sep-info"));
+    children.push(action_item(
+        "log",
+        Action::OpenLog(id),
+        "Open log",
+        b.detail.log.is_some(),
+    ));
+    if let Some(path) = &b.path {
+        children.push(info(raw_id, "path", path));
+    }
+    if let Some(line) = version_line(b) {
+        children.push(info(raw_id, "version", &line));
+    }
+    Some(Node::Submenu(Submenu {
+        key: raw_id.to_owned(),
+        label: muda_text(name),
+        children,
+    }))
+}
+
+/// `🟢 Running · ready · restart to apply`: the indicator of DESIGN.md's
+/// states table, then what else the user should know.
+pub fn status_line(b: &BackendStatus, now: Instant) -> String {
+    let reason = || b.error.clone();
+    let indicator = match b.state {
+        State::Stopped => "🔴 Stopped".to_owned(),
+        State::Starting => "🟡 Starting".to_owned(),
+        State::Running => "🟢 Running".to_owned(),
+        State::Stopping => "🟡 Stopping".to_owned(),
+        State::Exited => match (&b.signal, b.exit_code) {
+            (Some(signal), _) => format!("🔴 Exited ({signal})"),
+            (None, Some(code)) => format!("🔴 Exited (code {code})"),
+            (None, None) => "🔴 Exited".to_owned(),
+        },
+        State::Backoff => match b.detail.retry_at {
+            Some(at) => format!(
+                "🟡 Restarting in {}",
+                countdown(at.saturating_duration_since(now))
+            ),
+            None => "🟡 Restarting".to_owned(),
+        },
+        State::Failed => "❌ Failed".to_owned(),
+        State::NotFound => "⚠️ Not Found".to_owned(),
+        State::IntegrityFailed => "⛔ Checksum mismatch".to_owned(),
+        // These carry their reason in `error`; it replaces the word.
+        State::Invalid | State::Incompatible | State::Unsupported | State::Superseded => {
+            let word = match b.state {
+                State::Incompatible => "Incompatible",
+                State::Unsupported => "Unsupported on this platform",
+                State::Superseded => "Superseded",
+                _ => "Invalid",
+            };
+            return format!("⚠️ {}", reason().unwrap_or_else(|| word.to_owned()));
+        }
+    };
+    let mut parts = vec![indicator];
+    if b.ready && b.state == State::Running {
+        parts.push("ready".to_owned());
+    }
+    if let Some(line) = &b.status_line
+        && !(line == "ready" && parts.last().is_some_and(|p| p == "ready"))
+    {
+        parts.push(line.clone());
+    }
+    if b.pending_restart {
+        parts.push("restart to apply".to_owned());
+    }
+    if let Some(error) = reason() {
+        parts.push(error);
+    }
+    parts.join(" · ")
+}
+
+/// `PID 4242 · up 3m 12s · 41 MB`, while a process exists.
+pub fn process_line(b: &BackendStatus, now: Instant) -> Option<String> {
+    let pid = b.pid?;
+    let mut parts = vec![format!("PID {pid}")];
+    let uptime = match b.detail.started_at {
+        Some(at) => Some(now.saturating_duration_since(at)),
+        None => b.uptime_s.map(Duration::from_secs),
+    };
+    if let Some(up) = uptime {
+        parts.push(format!("up {}", human_duration(up)));
+    }
+    if let Some(rss) = b.rss_bytes {
+        parts.push(human_bytes(rss));
+    }
+    Some(parts.join(" · "))
+}
+
+/// `v1.0.0 · sha256 3f7c…9a01 ✓` (✓ verified at the last launch, ✗ mismatch,
+/// no mark before the first launch).
+pub fn version_line(b: &BackendStatus) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(version) = &b.version {
+        parts.push(format!("v{version}"));
+    }
+    if let Some(digest) = &b.detail.sha256 {
+        let mark = match b.detail.verified {
+            Some(true) => " ✓",
+            Some(false) => " ✗",
+            None => "",
+        };
+        parts.push(format!("sha256 {}{mark}", digest.short()));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
+/// `⚠ broken.yaml: line 4: unknown field `argz``; clicking opens the file.
+fn warning(b: &BackendStatus) -> Node {
+    let name = file_name(&b.file);
+    let error = b.error.as_deref().unwrap_or("invalid manifest");
+    // Errors usually name their file already; show it once, by its short name.
+    let error = error.strip_prefix(b.file.as_str()).unwrap_or(error);
+    let error = error.strip_prefix(name).unwrap_or(error);
+    let error = error.trim_start_matches([':', ' ']);
+    let label = format!("⚠ {name}: {error}");
+    Node::Item(Item {
+        key: format!("warning:{}", b.file),
+        id: ItemId::action(&Action::OpenFile(b.file.clone().into())),
+        label: muda_text(&label),
+        enabled: true,
+    })
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn info(scope: &str, key: &str, label: &str) -> Node {
+    Node::Item(Item {
+        key: key.to_owned(),
+        id: ItemId::info(&format!("{scope}/{key}")),
+        label: muda_text(label),
+        enabled: false,
+    })
+}
+
+fn action_item(key: &str, action: Action, label: &str, enabled: bool) -> Node {
+    Node::Item(Item {
+        key: key.to_owned(),
+        id: ItemId::action(&action),
+        label: muda_text(label),
+        enabled,
+    })
+}
+
+fn separator(key: &str) -> Node {
+    Node::Separator {
+        key: key.to_owned(),
+    }
+}
+
+/// Doubles `&` (muda's mnemonic marker), flattens newlines and cuts long text.
+pub fn muda_text(text: &str) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let cut = if flat.chars().count() > MAX_LABEL_CHARS {
+        let mut short: String = flat.chars().take(MAX_LABEL_CHARS - 1).collect();
+        short.push('…');
+        short
+    } else {
+        flat
+    };
+    cut.replace('&', "&&")
+}
+
+/// Seconds rounded up, so "Restarting in 1s" is shown until the retry.
+fn countdown(left: Duration) -> String {
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    human_duration(Duration::from_secs(secs))
+}
+
+/// `12s`, `3m 12s`, `2h 5m`, `3d 4h`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// `41 MB`, `8.5 MB` (SI megabytes).
+pub fn human_bytes(bytes: u64) -> String {
+    let mb = bytes as f64 / 1e6;
+    if mb >= 10.0 {
+        format!("{mb:.0} MB")
+    } else {
+        format!("{mb:.1} MB")
+    }
+}
+
+#[cfg(test)]
+#[path = "menu_tests.rs"]
+mod tests;

@@ -1,0 +1,342 @@
+//! Unit tests of the pure menu model: the layout of DESIGN.md's "Tray".
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::manifest::Digest;
+use crate::supervisor::Detail;
+
+fn backend(id: &str, name: &str, state: State) -> BackendStatus {
+    BackendStatus {
+        id: Some(id.to_owned()),
+        name: Some(name.to_owned()),
+        version: Some("1.0.0".to_owned()),
+        path: Some(format!("/opt/{id}/dist/backend")),
+        error: None,
+        status_line: None,
+        signal: None,
+        file: format!("/home/me/backends/{id}.yaml"),
+        state,
+        pid: None,
+        uptime_s: None,
+        rss_bytes: None,
+        exit_code: None,
+        cpu_percent: None,
+        ready: false,
+        pending_restart: false,
+        restarts: 0,
+        detail: Detail {
+            log: Some(PathBuf::from(format!("/logs/{id}.log"))),
+            ..Detail::default()
+        },
+    }
+}
+
+fn invalid(file: &str, error: &str) -> BackendStatus {
+    BackendStatus {
+        id: None,
+        name: None,
+        version: None,
+        path: None,
+        error: Some(error.to_owned()),
+        file: file.to_owned(),
+        detail: Detail::default(),
+        ..backend("x", "x", State::Invalid)
+    }
+}
+
+fn item<'a>(m: &'a MenuModel, path: &[&str]) -> &'a Item {
+    match Node::find(&m.items, path) {
+        Some(Node::Item(item)) => item,
+        other => panic!("{path:?} is not an item: {other:?}"),
+    }
+}
+
+fn submenu<'a>(m: &'a MenuModel, key: &str) -> &'a Submenu {
+    match Node::find(&m.items, &[key]) {
+        Some(Node::Submenu(sub)) => sub,
+        other => panic!("{key} is not a submenu: {other:?}"),
+    }
+}
+
+fn labels(nodes: &[Node]) -> Vec<String> {
+    nodes
+        .iter()
+        .map(|n| match n {
+            Node::Item(i) => i.label.clone(),
+            Node::Separator { .. } => "---".to_owned(),
+            Node::Submenu(s) => format!("{} ▸", s.label),
+        })
+        .collect()
+}
+
+#[test]
+fn the_layout_follows_the_design() {
+    let now = Instant::now();
+    let mut python = backend("python", "Python Backend", State::Running);
+    python.pid = Some(4242);
+    python.detail.started_at = Some(now - Duration::from_secs(192));
+    python.rss_bytes = Some(41_000_000);
+    python.ready = true;
+    python.detail.sha256 = Some(Digest::from_hex(&format!("3f7c{}9a01", "0".repeat(56))).unwrap());
+    python.detail.verified = Some(true);
+    let go = backend("go", "Go Backend", State::Stopped);
+    let snapshot = Snapshot {
+        backends: vec![
+            python,
+            go,
+            invalid(
+                "/home/me/backends/broken.yaml",
+                "line 4: unknown field `argz`",
+            ),
+        ],
+    };
+    let m = model(&snapshot, now);
+    assert_eq!(
+        labels(&m.items),
+        [
+            "berth: 1 of 2 running",
+            "---",
+            "Go Backend ▸",
+            "Python Backend ▸",
+            "⚠ broken.yaml: line 4: unknown field `argz`",
+            "---",
+            "Open backends folder",
+            "Start all",
+            "Stop all",
+            "Quit",
+        ]
+    );
+    assert_eq!(
+        labels(&submenu(&m, "python").children),
+        [
+            "🟢 Running · ready",
+            "PID 4242 · up 3m 12s · 41 MB",
+            "---",
+            "Start",
+            "Stop",
+            "Restart",
+            "---",
+            "Open log",
+            "/opt/python/dist/backend",
+            "v1.0.0 · sha256 3f7c…9a01 ✓",
+        ]
+    );
+    // Informational entries are disabled; actions only when they can act.
+    assert!(!item(&m, &["@header"]).enabled);
+    assert!(!item(&m, &["python", "status"]).enabled);
+    assert!(!item(&m, &["python", "path"]).enabled);
+    assert!(!item(&m, &["python", "start"]).enabled);
+    assert!(item(&m, &["python", "stop"]).enabled);
+    assert!(item(&m, &["python", "restart"]).enabled);
+    assert!(item(&m, &["go", "start"]).enabled);
+    assert!(!item(&m, &["go", "stop"]).enabled);
+    assert!(item(&m, &["@start-all"]).enabled);
+    assert!(item(&m, &["@stop-all"]).enabled);
+    // A stopped backend has no process line.
+    assert!(Node::find(&m.items, &["go", "process"]).is_none());
+    assert_eq!(
+        item(&m, &["python", "restart"]).id.to_action(),
+        Some("python:restart".parse().unwrap())
+    );
+    assert_eq!(m.icon, IconState::Failing, "a broken manifest turns it red");
+}
+
+#[test]
+fn every_state_uses_the_words_of_the_states_table() {
+    let now = Instant::now();
+    let line = |b: BackendStatus| status_line(&b, now);
+    let with = |state, f: &dyn Fn(&mut BackendStatus)| {
+        let mut b = backend("a", "A", state);
+        f(&mut b);
+        line(b)
+    };
+    assert_eq!(with(State::Stopped, &|_| {}), "🔴 Stopped");
+    assert_eq!(with(State::Starting, &|_| {}), "🟡 Starting");
+    assert_eq!(with(State::Running, &|_| {}), "🟢 Running");
+    assert_eq!(with(State::Stopping, &|_| {}), "🟡 Stopping");
+    assert_eq!(
+        with(State::Exited, &|b| b.exit_code = Some(1)),
+        "🔴 Exited (code 1)"
+    );
+    assert_eq!(
+        with(State::Exited, &|b| b.signal = Some("SIGSEGV".into())),
+        "🔴 Exited (SIGSEGV)"
+    );
+    assert_eq!(
+        with(State::Backoff, &|b| b.detail.retry_at =
+            Some(now + Duration::from_millis(1500))),
+        "🟡 Restarting in 2s"
+    );
+    assert_eq!(with(State::Failed, &|_| {}), "❌ Failed");
+    assert_eq!(with(State::NotFound, &|_| {}), "⚠️ Not Found");
+    assert_eq!(
+        with(State::IntegrityFailed, &|_| {}),
+        "⛔ Checksum mismatch"
+    );
+    assert_eq!(
+        with(State::Incompatible, &|b| b.error =
+            Some("requires berth >=2.0, this is 0.1.0".into())),
+        "⚠️ requires berth >=2.0, this is 0.1.0"
+    );
+    assert_eq!(
+        with(State::Unsupported, &|_| {}),
+        "⚠️ Unsupported on this platform"
+    );
+}
+
+#[test]
+fn extras_follow_the_indicator() {
+    let now = Instant::now();
+    let mut b = backend("a", "A", State::Running);
+    b.status_line = Some("warming up".into());
+    b.pending_restart = true;
+    assert_eq!(
+        status_line(&b, now),
+        "🟢 Running · warming up · restart to apply"
+    );
+    b.status_line = Some("ready".into());
+    b.ready = true;
+    b.pending_restart = false;
+    assert_eq!(status_line(&b, now), "🟢 Running · ready", "not twice");
+    let mut b = backend("a", "A", State::Starting);
+    b.error = Some("not ready after 15s".into());
+    assert_eq!(status_line(&b, now), "🟡 Starting · not ready after 15s");
+}
+
+#[test]
+fn superseded_files_are_not_shown_and_names_sort_the_submenus() {
+    let mut old = backend("python", "Python Backend", State::Superseded);
+    old.file = "/b/python-old.yaml".into();
+    let snapshot = Snapshot {
+        backends: vec![
+            backend("zeta", "Alpha", State::Stopped),
+            old,
+            backend("alpha", "Zulu", State::Stopped),
+            backend("python", "Python Backend", State::Stopped),
+        ],
+    };
+    let m = model(&snapshot, Instant::now());
+    assert_eq!(
+        labels(&m.items)[2..5],
+        ["Alpha ▸", "Python Backend ▸", "Zulu ▸"]
+    );
+    assert_eq!(m.items.iter().filter(|n| n.key() == "python").count(), 1);
+    assert_eq!(m.icon, IconState::Idle);
+    assert_eq!(item(&m, &["@header"]).label, "berth: 0 of 3 running");
+    assert!(!item(&m, &["@stop-all"]).enabled);
+}
+
+#[test]
+fn ampersands_are_doubled_for_muda() {
+    let b = backend("rd", "R&D Server", State::Stopped);
+    let m = model(&Snapshot { backends: vec![b] }, Instant::now());
+    assert_eq!(submenu(&m, "rd").label, "R&&D Server");
+    assert_eq!(muda_text("a\nb"), "a b");
+    assert_eq!(muda_text(&"x".repeat(500)).chars().count(), MAX_LABEL_CHARS);
+}
+
+#[test]
+fn the_version_line_marks_verification() {
+    let mut b = backend("a", "A", State::IntegrityFailed);
+    b.detail.sha256 = Some(Digest([0xab; 32]));
+    assert_eq!(version_line(&b).unwrap(), "v1.0.0 · sha256 abab…abab");
+    b.detail.verified = Some(false);
+    assert_eq!(version_line(&b).unwrap(), "v1.0.0 · sha256 abab…abab ✗");
+    let m = model(&Snapshot { backends: vec![b] }, Instant::now());
+    assert_eq!(m.icon, IconState::Failing);
+    assert!(item(&m, &["a", "start"]).enabled, "start re-verifies");
+}
+
+#[test]
+fn warnings_name_the_file_once_and_open_it() {
+    let snapshot = Snapshot {
+        backends: vec![
+            invalid("/b/zz.yaml", "/b/zz.yaml: line 1: missing field `id`"),
+            invalid(
+                "/b/broken.yaml",
+                "broken.yaml: line 4: unknown field `argz`",
+            ),
+        ],
+    };
+    let m = model(&snapshot, Instant::now());
+    assert_eq!(
+        labels(&m.items)[2..4],
+        [
+            "⚠ broken.yaml: line 4: unknown field `argz`",
+            "⚠ zz.yaml: line 1: missing field `id`"
+        ]
+    );
+    let warning = item(&m, &["warning:/b/broken.yaml"]);
+    assert!(warning.enabled);
+    assert_eq!(
+        warning.id.to_action(),
+        Some(Action::OpenFile("/b/broken.yaml".into()))
+    );
+    assert_eq!(item(&m, &["@header"]).label, "berth: no backends");
+}
+
+#[test]
+fn the_process_line_and_icon_follow_the_process() {
+    let now = Instant::now();
+    let mut b = backend("a", "A", State::Starting);
+    b.pid = Some(7);
+    b.uptime_s = Some(3 * 3600 + 125);
+    b.rss_bytes = Some(8_500_000);
+    assert_eq!(process_line(&b, now).unwrap(), "PID 7 · up 3h 2m · 8.5 MB");
+    let m = model(&Snapshot { backends: vec![b] }, now);
+    assert_eq!(m.icon, IconState::Running);
+    assert!(!m.ticking);
+    let mut b = backend("a", "A", State::Exited);
+    b.exit_code = Some(0);
+    let m = model(&Snapshot { backends: vec![b] }, now);
+    assert_eq!(m.icon, IconState::Idle, "a clean exit is not a failure");
+}
+
+#[test]
+fn backoff_ticks_and_stopping_disables_everything() {
+    let now = Instant::now();
+    let mut b = backend("a", "A", State::Backoff);
+    b.detail.retry_at = Some(now + Duration::from_secs(2));
+    let m = model(&Snapshot { backends: vec![b] }, now);
+    assert!(m.ticking);
+    assert!(!item(&m, &["a", "start"]).enabled);
+    assert!(item(&m, &["a", "stop"]).enabled);
+    let m = m.stopping();
+    assert_eq!(
+        item(&m, &["@header"]).label,
+        "berth: stopping every backend…"
+    );
+    assert!(!item(&m, &["a", "stop"]).enabled);
+    assert!(!item(&m, &["@quit"]).enabled);
+}
+
+#[test]
+fn durations_read_like_a_human_wrote_them() {
+    let d = Duration::from_secs;
+    assert_eq!(human_duration(d(0)), "0s");
+    assert_eq!(human_duration(d(192)), "3m 12s");
+    assert_eq!(human_duration(d(86400 + 7200)), "1d 2h");
+    assert_eq!(human_bytes(41_000_000), "41 MB");
+}
+
+#[test]
+fn backends_named_like_berths_own_entries_keep_unique_keys() {
+    let snapshot = Snapshot {
+        backends: vec![
+            backend("header", "Header", State::Stopped),
+            backend("quit", "Quit", State::Stopped),
+        ],
+    };
+    let m = model(&snapshot, Instant::now());
+    let mut keys: Vec<&str> = m.items.iter().map(Node::key).collect();
+    let count = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), count, "duplicate keys in {keys:?}");
+    assert!(matches!(
+        Node::find(&m.items, &["quit"]),
+        Some(Node::Submenu(_))
+    ));
+}

@@ -1,0 +1,384 @@
+//! The tray as a desktop panel sees it: the real `berth run`, a private
+//! session bus on which the test plays the StatusNotifierWatcher (a panel),
+//! and the X display of the environment. Run under
+//! `dbus-run-session -- xvfb-run -a cargo test --test it tray`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::desktop::Desktop;
+use crate::panel::{MenuNode, Panel};
+use crate::util::{running, wait_gone};
+
+/// Every wait is at least 3x what it takes here (the tray follows within 1 s,
+/// the Python backend is ready in about 2 s).
+const WAIT: Duration = Duration::from_secs(20);
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// `berth run` in a temp dir of its own; SIGKILLed if the test fails early
+/// (its guardian then stops the backends).
+struct Berth {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Berth {
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("berth.err")).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill with berth's pid and a valid signal number.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berth did not exit; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_berth(mut cmd: Command, dir: tempfile::TempDir) -> Berth {
+    let err = File::create(dir.path().join("berth.err")).unwrap();
+    // The socket's folder must be ours and 0700.
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    cmd.arg("run")
+        .arg("--backends")
+        .arg(dir.path().join("backends"))
+        .arg("--socket")
+        .arg(run.join("berth.sock"))
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env("XDG_RUNTIME_DIR", &run)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err);
+    Berth {
+        child: cmd.spawn().expect("spawn berth"),
+        dir,
+    }
+}
+
+/// A manifest for `exe`, pinned to its current digest.
+fn manifest(dir: &Path, id: &str, name: &str, exe: &Path, args: &str) {
+    let digest = berth::integrity::hash_file(exe).expect("hash the executable");
+    std::fs::write(
+        dir.join(format!("{id}.yaml")),
+        format!(
+            "id: {id}\nname: \"{name}\"\nversion: 1.0.0\nexecutable:\n  linux:\n    path: {}\n    sha256: \"{digest}\"\nargs: {args}\nstop: {{ signal: TERM, timeout: 5s }}\n",
+            exe.display()
+        ),
+    )
+    .unwrap();
+}
+
+fn python_backend() -> PathBuf {
+    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dist/backend");
+    assert!(
+        exe.exists(),
+        "{} is missing: run python/build.sh first",
+        exe.display()
+    );
+    exe
+}
+
+/// The entry, checked to be enabled before it is clicked (dbusmenu would
+/// deliver a click on a disabled one too; a panel would not send it).
+fn click(panel: &Panel, item: &str, root: &MenuNode, path: &[&str]) {
+    let mut node = root;
+    for step in path {
+        node = node
+            .child(step)
+            .unwrap_or_else(|| panic!("no {step:?} in\n{}", root.render()));
+    }
+    assert!(node.enabled, "{path:?} is disabled:\n{}", root.render());
+    panel.click(item, node.id).unwrap();
+}
+
+fn pid_of(sub: &MenuNode) -> u32 {
+    let line = &sub.child("PID ").expect("a PID line").label;
+    line["PID ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("bad PID line {line:?}"))
+}
+
+fn group_gone(pgid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    let rc = unsafe { libc::kill(-(pgid as i32), 0) };
+    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+fn wait_group_gone(pgid: u32) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while !group_gone(pgid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+#[test]
+fn the_tray_shows_and_drives_every_backend() {
+    let Some(desktop) = Desktop::start("the_tray_shows_and_drives_every_backend") else {
+        return;
+    };
+    let python = python_backend();
+    let dir = tempfile::tempdir().unwrap();
+    let backends = dir.path().join("backends");
+    std::fs::create_dir(&backends).unwrap();
+    manifest(
+        &backends,
+        "python",
+        "Python Backend",
+        &python,
+        "[\"--port\", \"0\"]",
+    );
+    manifest(
+        &backends,
+        "sleeper",
+        "Sleeper & Co",
+        Path::new("/bin/sleep"),
+        "[\"300\"]",
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(backends.join("python.yaml"))
+        .and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(b"ready: { stdout_json: { status: ready }, timeout: 15s }\n")
+        })
+        .unwrap();
+
+    let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
+    let mut berth = spawn_berth(desktop.command(BERTH), dir);
+    let item = panel
+        .wait_item(WAIT)
+        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()));
+
+    // The layout of DESIGN.md, with every entry's enabled state.
+    let root = panel
+        .wait_layout(&item, WAIT, |r| r.child("Sleeper & Co").is_some())
+        .unwrap_or_else(|last| panic!("no backends in the tray:\n{last}"));
+    assert_eq!(
+        root.labels(),
+        [
+            "berth: 0 of 2 running",
+            "---",
+            "Python Backend",
+            "Sleeper & Co",
+            "---",
+            "Open backends folder",
+            "Start all",
+            "Stop all",
+            "Quit"
+        ],
+        "\n{}",
+        root.render()
+    );
+    let sub = root.child("Python Backend").unwrap();
+    let labels = sub.labels();
+    assert_eq!(
+        labels[..8],
+        [
+            "🔴 Stopped",
+            "---",
+            "Start",
+            "Stop",
+            "Restart",
+            "---",
+            "Open log",
+            python.to_str().unwrap()
+        ],
+        "\n{}",
+        root.render()
+    );
+    assert!(labels[8].starts_with("v1.0.0 · sha256 "), "{}", labels[8]);
+    let enabled = |node: &MenuNode, label: &str| node.child(label).unwrap().enabled;
+    assert!(!enabled(sub, "🔴 Stopped"));
+    assert!(enabled(sub, "Start") && !enabled(sub, "Stop") && enabled(sub, "Restart"));
+    assert!(
+        !enabled(sub, python.to_str().unwrap()),
+        "the path is informational"
+    );
+    assert!(!enabled(&root, "berth: "), "the header is informational");
+    assert!(enabled(&root, "Start all") && !enabled(&root, "Stop all"));
+
+    // Start: Running, a PID, a verified digest.
+    click(&panel, &item, &root, &["Python Backend", "Start"]);
+    let root = panel
+        .wait_layout(&item, WAIT, |r| {
+            r.child("Python Backend")
+                .is_some_and(|s| s.child("🟢 Running").is_some() && s.child("PID ").is_some())
+        })
+        .unwrap_or_else(|last| panic!("python never ran:\n{last}\n{}", berth.stderr()));
+    let sub = root.child("Python Backend").unwrap();
+    let pid = pid_of(sub);
+    assert!(running(pid), "PID {pid} from the tray is not running");
+    assert!(!enabled(sub, "Start") && enabled(sub, "Stop") && enabled(sub, "Restart"));
+    assert!(sub.child("v1.0.0").unwrap().label.ends_with('✓'));
+    assert_eq!(root.labels()[0], "berth: 1 of 2 running");
+
+    // Stop: Stopped, and nothing left of the process group.
+    click(&panel, &item, &root, &["Python Backend", "Stop"]);
+    let root = panel
+        .wait_layout(&item, WAIT, |r| {
+            r.child("Python Backend")
+                .is_some_and(|s| s.child("🔴 Stopped").is_some() && s.child("PID ").is_none())
+        })
+        .unwrap_or_else(|last| panic!("python never stopped:\n{last}"));
+    assert!(
+        wait_gone(pid, WAIT) && wait_group_gone(pid),
+        "python left processes"
+    );
+    assert_eq!(root.labels()[0], "berth: 0 of 2 running");
+
+    // A new manifest gets its submenu, in name order: the watcher's hot
+    // reload, no signal.
+    manifest(
+        &backends,
+        "extra",
+        "Extra",
+        Path::new("/bin/sleep"),
+        "[\"300\"]",
+    );
+    let root = panel
+        .wait_layout(&item, WAIT, |r| r.child("Extra").is_some())
+        .unwrap_or_else(|last| panic!("no submenu for the new manifest:\n{last}"));
+    assert_eq!(
+        root.labels()[..5],
+        [
+            "berth: 0 of 3 running",
+            "---",
+            "Extra",
+            "Python Backend",
+            "Sleeper & Co"
+        ]
+    );
+
+    // A broken manifest: one warning entry naming the file and the error.
+    std::fs::write(
+        backends.join("broken.yaml"),
+        "id: broken\nname: Broken\nversion: 1.0.0\nargz: [1]\n",
+    )
+    .unwrap();
+    let root = panel
+        .wait_layout(&item, WAIT, |r| r.child("⚠ broken.yaml: ").is_some())
+        .unwrap_or_else(|last| panic!("no warning for broken.yaml:\n{last}"));
+    let warning = root.child("⚠ broken.yaml: ").unwrap();
+    assert!(warning.label.contains("argz"), "{}", warning.label);
+    assert_eq!(
+        root.children
+            .iter()
+            .filter(|c| c.label.starts_with('⚠'))
+            .count(),
+        1
+    );
+
+    // Removed files: the submenu and the warning go away, in place.
+    std::fs::remove_file(backends.join("extra.yaml")).unwrap();
+    std::fs::remove_file(backends.join("broken.yaml")).unwrap();
+    let root = panel
+        .wait_layout(&item, WAIT, |r| {
+            r.child("Extra").is_none() && r.child("⚠").is_none()
+        })
+        .unwrap_or_else(|last| panic!("removed manifests still shown:\n{last}"));
+    assert_eq!(
+        root.labels()[..5],
+        [
+            "berth: 0 of 2 running",
+            "---",
+            "Python Backend",
+            "Sleeper & Co",
+            "---"
+        ]
+    );
+
+    // Quit with backends running: every one stopped, exit 0.
+    click(&panel, &item, &root, &["Start all"]);
+    let root = panel
+        .wait_layout(&item, WAIT, |r| r.labels()[0] == "berth: 2 of 2 running")
+        .unwrap_or_else(|last| panic!("start all did not start all:\n{last}"));
+    let pids: Vec<u32> = ["Python Backend", "Sleeper & Co"]
+        .iter()
+        .map(|name| pid_of(root.child(name).unwrap()))
+        .collect();
+    click(&panel, &item, &root, &["Quit"]);
+    let status = berth.wait_exit(WAIT);
+    assert!(
+        status.success(),
+        "berth exited with {status}:\n{}",
+        berth.stderr()
+    );
+    for pid in pids {
+        assert!(group_gone(pid), "backend group {pid} outlived berth");
+    }
+    assert!(!berth.stderr().contains("panicked"), "{}", berth.stderr());
+}
+
+/// No display, or no session bus: one line, and berth runs headless.
+#[test]
+fn without_a_display_or_a_bus_berth_runs_headless() {
+    for (case, display, expect) in [
+        ("no display", None, "no display"),
+        ("no bus", Some(":99"), "no D-Bus session bus"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("backends")).unwrap();
+        let mut cmd = Command::new(BERTH);
+        cmd.env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
+        if let Some(display) = display {
+            cmd.env("DISPLAY", display);
+        }
+        let mut berth = spawn_berth(cmd, dir);
+        let deadline = Instant::now() + WAIT;
+        while !berth.dir.path().join("run/berth.sock").exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{case}: no socket:\n{}",
+                berth.stderr()
+            );
+            assert!(
+                berth.child.try_wait().unwrap().is_none(),
+                "{case}: berth exited:\n{}",
+                berth.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        berth.signal(libc::SIGTERM);
+        let status = berth.wait_exit(WAIT);
+        let stderr = berth.stderr();
+        assert!(status.success(), "{case}: exit {status}:\n{stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("no tray")).collect();
+        assert_eq!(lines.len(), 1, "{case}: one line expected:\n{stderr}");
+        assert!(lines[0].contains(expect), "{case}: {}", lines[0]);
+        assert!(!stderr.contains("panicked"), "{case}:\n{stderr}");
+    }
+}
