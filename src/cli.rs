@@ -166,6 +166,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
+    if !matches!(cli.command, Command::Run(_) | Command::Guardian) {
+        die_quietly_on_broken_pipe();
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -173,6 +176,19 @@ pub fn main() -> ExitCode {
             eprintln!("berth: {}", one_line(&format!("{err:#}")));
             ExitCode::from(code)
         }
+    }
+}
+
+/// `berth schema | head` must end quietly, as any Unix filter does, not
+/// panic in `println!`. Rust ignores SIGPIPE by default; the one-shot
+/// commands restore the default action. The launcher and the guardian keep
+/// ignoring it: a client hanging up must never kill them.
+fn die_quietly_on_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called before any thread is started by these commands; setting
+    // a signal's disposition to its default has no other precondition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

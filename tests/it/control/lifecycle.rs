@@ -244,3 +244,35 @@ fn sigkill_of_the_launcher_leaves_no_backend_process_behind() {
         killed.elapsed()
     );
 }
+
+// Regression: `berth logs big | head -1` panicked in println! on EPIPE.
+#[test]
+fn a_reader_that_hangs_up_ends_berth_quietly() {
+    let home = Home::new();
+    let log = home.log("chatty");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    // Far more than a pipe buffer, so berth is still writing when we hang up.
+    std::fs::write(
+        &log,
+        "2026-11-24T10:00:00.000Z stdout hello\n".repeat(100_000),
+    )
+    .unwrap();
+    let mut child = home
+        .berth(&["logs", "chatty"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
