@@ -382,3 +382,63 @@ fn without_a_display_or_a_bus_berth_runs_headless() {
         assert!(!stderr.contains("panicked"), "{case}:\n{stderr}");
     }
 }
+
+/// The appindicator library missing (it is loaded at run time): one line,
+/// and berth runs headless. The library is hidden the real way, by mounting
+/// an empty file over it in a private mount namespace (needs root, as CI is).
+#[test]
+fn without_the_appindicator_library_berth_runs_headless() {
+    let test = "without_the_appindicator_library_berth_runs_headless";
+    let Some(desktop) = Desktop::start(test) else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(!ci, "{test}: needs root for a private mount namespace");
+        eprintln!("\n*** SKIPPED {test}: needs root (unshare --mount).\n");
+        return;
+    }
+    let hide: Vec<String> = ["libayatana-appindicator3.so.1", "libappindicator3.so.1"]
+        .iter()
+        .flat_map(|name| {
+            [
+                "/usr/lib/x86_64-linux-gnu",
+                "/usr/lib/aarch64-linux-gnu",
+                "/usr/lib",
+            ]
+            .iter()
+            .map(move |dir| format!("{dir}/{name}"))
+        })
+        .filter(|path| Path::new(path).exists())
+        .map(|path| format!("mount --bind /dev/null {path} && "))
+        .collect();
+    assert!(
+        !hide.is_empty(),
+        "the appindicator library is not installed"
+    );
+    let script = format!("{}exec \"$0\" \"$@\"", hide.concat());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("backends")).unwrap();
+    let mut cmd = desktop.command("unshare");
+    cmd.args(["--mount", "--", "sh", "-c", &script, BERTH]);
+    let mut berth = spawn_berth(cmd, dir);
+    let deadline = Instant::now() + WAIT;
+    while !berth.dir.path().join("run/berth.sock").exists() {
+        assert!(Instant::now() < deadline, "no socket:\n{}", berth.stderr());
+        assert!(
+            berth.child.try_wait().unwrap().is_none(),
+            "berth exited:\n{}",
+            berth.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    berth.signal(libc::SIGTERM);
+    let status = berth.wait_exit(WAIT);
+    let stderr = berth.stderr();
+    assert!(status.success(), "exit {status}:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("no tray")).collect();
+    assert_eq!(lines.len(), 1, "one line expected:\n{stderr}");
+    assert!(lines[0].contains("appindicator"), "{}", lines[0]);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
