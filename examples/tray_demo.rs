@@ -19,24 +19,12 @@ fn backend(id: &str, name: &str, state: State) -> BackendStatus {
         name: Some(name.into()),
         version: Some("1.0.0".into()),
         path: Some(format!("/opt/{id}/dist/backend")),
-        error: None,
-        status_line: None,
-        signal: None,
-        file: format!("/tmp/backends/{id}.yaml"),
-        state,
-        pid: None,
-        uptime_s: None,
-        rss_bytes: None,
-        exit_code: None,
-        cpu_percent: None,
-        ready: false,
-        pending_restart: false,
-        restarts: 0,
         detail: Detail {
             sha256: Some(Digest([0x3f; 32])),
             log: Some(PathBuf::from(format!("/tmp/{id}.log"))),
             ..Detail::default()
         },
+        ..BackendStatus::new(format!("/tmp/backends/{id}.yaml"), state)
     }
 }
 

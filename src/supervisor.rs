@@ -141,6 +141,32 @@ pub struct BackendStatus {
     pub detail: Detail,
 }
 
+impl BackendStatus {
+    /// A file in `state` with nothing else known yet: no id, no process.
+    pub fn new(file: impl Into<String>, state: State) -> Self {
+        Self {
+            id: None,
+            name: None,
+            version: None,
+            path: None,
+            error: None,
+            status_line: None,
+            signal: None,
+            file: file.into(),
+            state,
+            pid: None,
+            uptime_s: None,
+            rss_bytes: None,
+            exit_code: None,
+            cpu_percent: None,
+            ready: false,
+            pending_restart: false,
+            restarts: 0,
+            detail: Detail::default(),
+        }
+    }
+}
+
 /// What the tray shows beyond the JSON contract.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Detail {

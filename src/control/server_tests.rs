@@ -16,21 +16,7 @@ fn status(id: &str, state: State) -> BackendStatus {
         id: Some(id.into()),
         name: Some(id.to_uppercase()),
         version: Some("1.0.0".into()),
-        path: None,
-        error: None,
-        status_line: None,
-        signal: None,
-        file: format!("/b/{id}.yaml"),
-        state,
-        pid: None,
-        uptime_s: None,
-        rss_bytes: None,
-        exit_code: None,
-        cpu_percent: None,
-        ready: false,
-        pending_restart: false,
-        restarts: 0,
-        detail: Default::default(),
+        ..BackendStatus::new(format!("/b/{id}.yaml"), state)
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::job::Control;
-use super::{BackendStatus, Detail, Snapshot, State};
+use super::{BackendStatus, Snapshot, State};
 use crate::manifest::Backend;
 use crate::paths;
 use crate::registry::{Entry, Standing};
@@ -114,26 +114,7 @@ pub fn fill_def(s: &mut BackendStatus, def: &Backend) {
 }
 
 fn blank(file: &std::path::Path) -> BackendStatus {
-    BackendStatus {
-        id: None,
-        name: None,
-        version: None,
-        path: None,
-        error: None,
-        status_line: None,
-        signal: None,
-        file: file.display().to_string(),
-        state: State::Stopped,
-        pid: None,
-        uptime_s: None,
-        rss_bytes: None,
-        exit_code: None,
-        cpu_percent: None,
-        ready: false,
-        pending_restart: false,
-        restarts: 0,
-        detail: Detail::default(),
-    }
+    BackendStatus::new(file.display().to_string(), State::Stopped)
 }
 
 /// The status of a file that has no job.

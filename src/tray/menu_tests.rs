@@ -13,36 +13,18 @@ fn backend(id: &str, name: &str, state: State) -> BackendStatus {
         name: Some(name.to_owned()),
         version: Some("1.0.0".to_owned()),
         path: Some(format!("/opt/{id}/dist/backend")),
-        error: None,
-        status_line: None,
-        signal: None,
-        file: format!("/home/me/backends/{id}.yaml"),
-        state,
-        pid: None,
-        uptime_s: None,
-        rss_bytes: None,
-        exit_code: None,
-        cpu_percent: None,
-        ready: false,
-        pending_restart: false,
-        restarts: 0,
         detail: Detail {
             log: Some(PathBuf::from(format!("/logs/{id}.log"))),
             ..Detail::default()
         },
+        ..BackendStatus::new(format!("/home/me/backends/{id}.yaml"), state)
     }
 }
 
 fn invalid(file: &str, error: &str) -> BackendStatus {
     BackendStatus {
-        id: None,
-        name: None,
-        version: None,
-        path: None,
         error: Some(error.to_owned()),
-        file: file.to_owned(),
-        detail: Detail::default(),
-        ..backend("x", "x", State::Invalid)
+        ..BackendStatus::new(file, State::Invalid)
     }
 }
 
