@@ -145,21 +145,29 @@ impl Verified {
     /// `/proc/self/fd/N` with `argv[0]` set to the real path. The caller must
     /// keep `self` alive until the spawn returned and drop it afterwards (that
     /// closes the descriptor in berth).
+    ///
+    /// The backend inherits stdin, stdout and stderr and nothing else: every
+    /// other descriptor berth holds, or inherited from whoever started it
+    /// (a terminal's pipes, a desktop session's sockets), is closed at exec,
+    /// as supervisord and systemd do. The one exception is a `#!` script's own
+    /// descriptor, which its interpreter re-opens as `/dev/fd/N`.
     #[cfg(target_os = "linux")]
     pub fn command(&self) -> tokio::process::Command {
         use std::os::fd::AsRawFd;
         let fd = self.file.as_raw_fd();
+        let script = self.script;
         let mut cmd = tokio::process::Command::new(format!("/proc/self/fd/{fd}"));
         cmd.arg0(&self.path);
-        if !self.script {
-            return cmd;
-        }
-        // SAFETY: fcntl is async-signal-safe; the closure touches no heap.
+        // SAFETY: the closure only makes async-signal-safe system calls
+        // (close_range, getrlimit, fcntl) and touches no heap.
         unsafe {
             cmd.pre_exec(move || {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(io::Error::last_os_error());
+                cloexec_from(3);
+                if script {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
@@ -171,6 +179,44 @@ impl Verified {
     #[cfg(not(target_os = "linux"))]
     pub fn command(&self) -> tokio::process::Command {
         tokio::process::Command::new(&self.path)
+    }
+}
+
+/// Marks every descriptor from `first` up as close-on-exec. Runs in a forked
+/// child before exec: system calls only, no allocation.
+#[cfg(target_os = "linux")]
+fn cloexec_from(first: libc::c_int) {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags (Linux 5.11+).
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    } == 0;
+    if done {
+        return;
+    }
+    // Older kernels: one fcntl per possible descriptor, up to the soft limit.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur.min(1 << 16) as libc::c_int
+    } else {
+        1024
+    };
+    for fd in first..max {
+        // SAFETY: fcntl on a descriptor that may not exist just fails with EBADF.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
     }
 }
 

@@ -889,3 +889,42 @@ async fn kill_all_now_kills_every_group_at_once() {
     let s = wait_for(&e.sup, "deaf", T, |s| s.state == State::Exited).await;
     assert_eq!(s.signal.as_deref(), Some("SIGKILL"));
 }
+
+// A backend inherits stdin, stdout, stderr and (for a `#!` script) its own
+// file, and nothing else of berth's: here a pipe berth holds without
+// close-on-exec, as a descriptor inherited from a terminal would be.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_inherits_no_descriptor_of_berths() {
+    let e = env();
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two descriptors into the array we own.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let exe = script(e.path(), "fds.sh", "exec sleep 60");
+    e.sup.apply(catalog([backend(e.path(), "fds", &exe)])).await;
+    assert_eq!(e.sup.start("fds").await, Ok(Outcome::Done));
+    let pid = wait_for(&e.sup, "fds", T, |s| s.state == State::Running)
+        .await
+        .pid
+        .unwrap();
+    let mut open: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|entry| {
+            let fd = entry.file_name().to_string_lossy().parse().unwrap();
+            let target = std::fs::read_link(entry.path()).unwrap_or_default();
+            (fd, target.display().to_string())
+        })
+        .collect();
+    open.sort();
+    let unexpected: Vec<_> = open
+        .iter()
+        .filter(|(fd, target)| *fd > 2 && *target != exe.display().to_string())
+        .collect();
+    assert!(unexpected.is_empty(), "leaked into the backend: {open:?}");
+    e.sup.stop("fds").await.unwrap();
+    // SAFETY: closing the two descriptors this test opened.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+}
