@@ -97,3 +97,39 @@ pub fn resources_dir() -> PathBuf {
         exe_dir.join("resources")
     }
 }
+
+/// `path` as shown to people: `.` and `..` folded away lexically
+/// (`/app/backends/../python/dist/backend` shows as `/app/python/dist/backend`).
+/// For display only: berth opens the path as written, since a `..` after a
+/// symbolic link does not mean the same folder to the kernel.
+pub fn shown(path: &Path) -> String {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(part);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_folds_dots() {
+        assert_eq!(
+            shown(Path::new("/app/backends/../python/./dist/backend")),
+            "/app/python/dist/backend"
+        );
+        assert_eq!(shown(Path::new("../x")), "../x");
+        assert_eq!(shown(Path::new("/a/b")), "/a/b");
+    }
+}

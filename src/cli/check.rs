@@ -144,7 +144,7 @@ fn verify(row: &mut Row, shown: &Path, backend: &Backend) {
         ));
         return;
     };
-    row.path = path.display().to_string();
+    row.path = crate::paths::shown(path);
     match crate::integrity::hash_file(path) {
         Ok(actual) if actual == exe.sha256 && !actual.is_zero() => {
             row.state = "ok";

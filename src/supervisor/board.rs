@@ -109,7 +109,7 @@ pub fn fill_def(s: &mut BackendStatus, def: &Backend) {
             .executable
             .as_ref()
             .and_then(|e| e.resolve().or(e.candidates.first().map(|p| p.as_path())))
-            .map(|p| p.display().to_string());
+            .map(crate::paths::shown);
     }
 }
 

@@ -35,7 +35,7 @@ impl Job {
                 tracing::warn!(backend = %self.id, %reason, "not launched");
                 self.update(|s| {
                     s.status.state = state;
-                    s.status.path = path.map(|p| p.display().to_string());
+                    s.status.path = path.map(|p| paths::shown(&p));
                     s.status.detail.verified = verified;
                     s.run_error = Some(reason.clone());
                 });
@@ -80,7 +80,7 @@ impl Job {
                 .map(|child| (child, log))
                 .map_err(|e| format!("cannot start {}: {e}", verified.path().display()))
         });
-        let path = verified.path().display().to_string();
+        let path = paths::shown(verified.path());
         drop(verified);
         let (mut child, log) = match spawned {
             Ok(x) => x,
