@@ -1,0 +1,96 @@
+//! What a launch runs: only bytes whose digest was checked, nothing when the
+//! check fails or the file is gone, and none of berth's own descriptors.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn integrity_failure_spawns_nothing() {
+    let e = env();
+    let mut b = scripted(&e, "m", "touch marker\nexec sleep 60");
+    b.executable.as_mut().unwrap().sha256 = berth::manifest::Digest([7; 32]);
+    let err = apply_and_start(&e, b).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("checksum mismatch: expected 0707"), "{msg}");
+    assert!(!msg.contains('\n'));
+    let s = e.sup.snapshot().get("m").unwrap().clone();
+    assert_eq!(s.state, State::IntegrityFailed);
+    assert_eq!(s.pid, None);
+    assert_eq!(s.detail.verified, Some(false));
+    assert!(s.error.unwrap().starts_with("checksum mismatch"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!e.path().join("marker").exists(), "the script ran");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_executable_is_not_found() {
+    let e = env();
+    let b = scripted(&e, "gone", "exec sleep 60");
+    std::fs::remove_file(e.path().join("gone.sh")).unwrap();
+    let err = apply_and_start(&e, b).await.unwrap_err().to_string();
+    assert!(err.contains("executable not found: tried"), "{err}");
+    assert!(err.contains("gone.sh"), "{err}");
+    assert_eq!(e.sup.snapshot().get("gone").unwrap().state, State::NotFound);
+    // A rebuilt executable is picked up at the next start.
+    script(e.path(), "gone.sh", "exec sleep 60");
+    e.sup.start("gone").await.unwrap();
+    wait_running(&e, "gone").await;
+    e.sup.stop("gone").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn swapping_the_file_after_the_check_runs_the_checked_bytes() {
+    let e = env();
+    let exe = script(e.path(), "swap.sh", "echo good > result\nexec sleep 60");
+    let evil = script(e.path(), "evil.sh", "echo evil > result\nexec sleep 60");
+    e.sup
+        .apply(catalog([backend(e.path(), "swap", &exe)]))
+        .await;
+    let target = exe.clone();
+    berth::integrity::set_after_verify_hook(Some(Box::new(move |p| {
+        if p == target {
+            std::fs::rename(&evil, &target).unwrap();
+        }
+    })));
+    let r = e.sup.start("swap").await;
+    berth::integrity::set_after_verify_hook(None);
+    r.unwrap();
+    assert_eq!(wait_file(&e.path().join("result"), T), "good");
+    assert!(std::fs::read_to_string(&exe).unwrap().contains("evil"));
+    e.sup.stop("swap").await.unwrap();
+}
+
+// A backend inherits stdin, stdout, stderr and (for a `#!` script) its own
+// file, and nothing else of berth's: here a pipe berth holds without
+// close-on-exec, as a descriptor inherited from a terminal would be.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_inherits_no_descriptor_of_berths() {
+    let e = env();
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two descriptors into the array we own.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let exe = script(e.path(), "fds.sh", "exec sleep 60");
+    let b = backend(e.path(), "fds", &exe);
+    assert_eq!(apply_and_start(&e, b).await, Ok(Outcome::Done));
+    let pid = running_pid(&e, "fds").await;
+    let mut open: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|entry| {
+            let fd = entry.file_name().to_string_lossy().parse().unwrap();
+            let target = std::fs::read_link(entry.path()).unwrap_or_default();
+            (fd, target.display().to_string())
+        })
+        .collect();
+    open.sort();
+    let unexpected: Vec<_> = open
+        .iter()
+        .filter(|(fd, target)| *fd > 2 && *target != exe.display().to_string())
+        .collect();
+    assert!(unexpected.is_empty(), "leaked into the backend: {open:?}");
+    e.sup.stop("fds").await.unwrap();
+    // SAFETY: closing the two descriptors this test opened.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+}
