@@ -72,13 +72,24 @@ async fn a_backend_inherits_no_descriptor_of_berths() {
     let b = backend(e.path(), "fds", &exe);
     assert_eq!(apply_and_start(&e, b).await, Ok(Outcome::Done));
     let pid = running_pid(&e, "fds").await;
+    // Look once the shell has become `sleep`: while it still runs the script,
+    // the shell's own descriptors come and go.
+    let comm = format!("/proc/{pid}/comm");
+    let deadline = std::time::Instant::now() + T;
+    while std::fs::read_to_string(&comm).unwrap_or_default().trim() != "sleep" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the script never exec'd sleep"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let mut open: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .flatten()
-        .map(|entry| {
-            let fd = entry.file_name().to_string_lossy().parse().unwrap();
-            let target = std::fs::read_link(entry.path()).unwrap_or_default();
-            (fd, target.display().to_string())
+        .filter_map(|entry| {
+            let fd = entry.file_name().to_string_lossy().parse().ok()?;
+            let target = std::fs::read_link(entry.path()).ok()?;
+            Some((fd, target.display().to_string()))
         })
         .collect();
     open.sort();
