@@ -84,6 +84,7 @@ fn main() {
     let (snap_tx, snap_rx) = tokio::sync::watch::channel(Arc::new(snapshot(0, false, started)));
     let (action_tx, mut action_rx) = tokio::sync::mpsc::unbounded_channel();
     let (exit_tx, exit_rx) = tokio::sync::watch::channel(false);
+    let (quitting_tx, quitting_rx) = tokio::sync::watch::channel(false);
     let animate = std::env::var_os("TRAY_DEMO_STATIC").is_none();
     runtime.spawn(async move {
         let mut step = 0;
@@ -96,6 +97,7 @@ fn main() {
                     Some(Action::Start(_) | Action::StartAll | Action::Restart(_)) => running = true,
                     Some(Action::Stop(_) | Action::StopAll) => running = false,
                     Some(Action::Quit) | None => {
+                        let _ = quitting_tx.send(true);
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         let _ = exit_tx.send(true);
                         return;
@@ -109,6 +111,7 @@ fn main() {
     let result = tray::run(TrayInputs {
         snapshots: snap_rx,
         actions: action_tx,
+        quitting: quitting_rx,
         exit: exit_rx,
         backends_dir: PathBuf::from("/tmp/backends"),
         runtime: runtime.handle().clone(),

@@ -145,6 +145,9 @@ pub type RescanRequest = oneshot::Sender<Result<(), String>>;
 pub struct Launcher {
     handle: SupervisorHandle,
     quitter: Quitter,
+    /// `true` once quitting has begun, whatever asked for it (the tray shows
+    /// "stopping every backend" from then on).
+    quitting: tokio::sync::watch::Sender<bool>,
     socket_file: socket::SocketFile,
     server: Option<JoinHandle<()>>,
     reloader: JoinHandle<()>,
@@ -188,6 +191,7 @@ impl Launcher {
         Ok(Self {
             handle,
             quitter: Quitter::default(),
+            quitting: tokio::sync::watch::Sender::new(false),
             socket_file: file,
             server: Some(server),
             reloader,
@@ -206,6 +210,12 @@ impl Launcher {
         self.quitter.clone()
     }
 
+    /// Becomes `true` when [`Launcher::run_until_quit`] starts stopping every
+    /// backend: after SIGTERM, SIGINT or the tray's Quit alike.
+    pub fn quitting(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.quitting.subscribe()
+    }
+
     /// Serves until SIGTERM, SIGINT or Quit, then stops every backend.
     pub async fn run_until_quit(mut self) -> ExitCode {
         tokio::select! {
@@ -213,6 +223,7 @@ impl Launcher {
             _ = self.sigint.recv() => tracing::info!("SIGINT: quitting (interrupt again to kill every backend now)"),
             () = self.quitter.0.notified() => tracing::info!("quit requested"),
         }
+        self.quitting.send_replace(true);
         self.reloader.abort();
         let code = {
             let stop = self.handle.shutdown();

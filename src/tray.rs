@@ -55,6 +55,10 @@ pub struct TrayInputs {
     /// itself (it spawns `xdg-open`) and are *also* sent here, so the receiver
     /// only has to act on Start/Stop/Restart/StartAll/StopAll/Quit.
     pub actions: tokio::sync::mpsc::UnboundedSender<Action>,
+    /// Becomes `true` when the launcher starts stopping every backend to quit,
+    /// whoever asked (SIGTERM, SIGINT, this tray's Quit): the menu then
+    /// says so and disables every entry.
+    pub quitting: tokio::sync::watch::Receiver<bool>,
     /// Becomes `true` when the event loop must end (after Quit has stopped
     /// every backend, or on SIGTERM/SIGINT); `run` then returns `Ok`.
     pub exit: tokio::sync::watch::Receiver<bool>,

@@ -7,21 +7,23 @@
 //!   per file, a cheap fingerprint and the last read (current parse result and
 //!   last good definition). A reload re-reads only the files whose fingerprint
 //!   moved, then resolves again only the ids those files had or have.
-//! - [`events`] turns a debounced notify batch into a plan: which manifest
-//!   paths to look at, whether the whole folder must be rescanned, whether the
-//!   watches must be set up again.
-//! - `task` owns the notify debouncer and runs on tokio. The notify callback
-//!   only forwards into an unbounded channel (it never blocks); the task reads
-//!   the folder, and sends the catalog with `SupervisorHandle::apply` only
-//!   when it changed.
+//! - [`events`] turns notify events into a plan: which manifest paths to
+//!   look at, whether the whole folder must be rescanned, whether the watches
+//!   must be set up again.
+//! - `task` owns the notify watcher and runs on tokio. The notify callback
+//!   only forwards into an unbounded channel (it never blocks); the task
+//!   debounces (waits for the folder to go quiet), reads the folder, and sends
+//!   the catalog with `SupervisorHandle::apply` only when it changed. While
+//!   nothing happens no timer is armed: an idle berth costs no CPU.
 //!
 //! Three rules keep a reload from stopping anything by mistake:
 //!
 //! 1. The folder is read as it is after the batch, never replayed from the
 //!    events: an atomic-rename save or a delete-and-recreate inside the
 //!    debounce window is an edit.
-//! 2. A debounced batch only looks at the paths it names: a file whose events
-//!    are still being debounced (half written) is not read early.
+//! 2. A batch is read only once the folder has been quiet for the debounce
+//!    (a half-written file is not read early), and only the paths it names
+//!    are looked at.
 //! 3. While the folder is missing nothing changes; its files count as removed
 //!    only once it exists again (the parent folder is watched to see it come
 //!    back, with a slow poll as a fallback).
@@ -43,8 +45,9 @@ mod task;
 
 pub use state::{Fingerprint, FolderState, Reload, ReloadError, Scope};
 
-/// The debounce of DESIGN.md: long enough for an editor's save (or a two-chunk
-/// write) to settle, short enough to feel immediate.
+/// The debounce of DESIGN.md: how long the folder must stay quiet before a
+/// reload. Long enough for an editor's save (or a two-chunk write) to settle,
+/// short enough to feel immediate.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// What to watch.
@@ -54,7 +57,8 @@ pub struct WatchConfig {
     pub dir: PathBuf,
     /// What `${resources}` expands to in manifests.
     pub resources: PathBuf,
-    /// How long events must settle before a reload.
+    /// How long the folder must stay quiet before a reload (a folder written
+    /// without pause still reloads ten of these after its first change).
     pub debounce: Duration,
 }
 
@@ -133,7 +137,7 @@ type RescanReply = oneshot::Sender<Result<(), RescanError>>;
 /// Messages into the watcher task.
 #[derive(Debug)]
 enum Msg {
-    Events(notify_debouncer_full::DebounceEventResult),
+    Events(notify::Result<notify::Event>),
     Rescan { reply: Option<RescanReply> },
     Shutdown,
 }
@@ -163,11 +167,11 @@ impl WatchHandle {
         rx.await.unwrap_or(Err(RescanError::Stopped))
     }
 
-    /// Feeds a debounced result to the watcher as if notify had sent it:
+    /// Feeds an event (or an error) to the watcher as if notify had sent it:
     /// lets tests drive the overflow (`Flag::Rescan`) and watcher-error paths,
     /// which a real inotify queue reaches only under load.
     #[doc(hidden)]
-    pub fn inject(&self, result: notify_debouncer_full::DebounceEventResult) {
+    pub fn inject(&self, result: notify::Result<notify::Event>) {
         let _ = self.tx.send(Msg::Events(result));
     }
 
@@ -208,14 +212,10 @@ pub async fn spawn(
     })?;
     let (tx, rx) = mpsc::unbounded_channel();
     let callback_tx = tx.clone();
-    // Runs on the debouncer's thread: forward and return, never block.
-    let debouncer = notify_debouncer_full::new_debouncer(
-        config.debounce,
-        None,
-        move |result: notify_debouncer_full::DebounceEventResult| {
-            let _ = callback_tx.send(Msg::Events(result));
-        },
-    )
+    // Runs on notify's thread: forward and return, never block.
+    let watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
+        let _ = callback_tx.send(Msg::Events(result));
+    })
     .map_err(|source| WatchError::Notify {
         dir: dir.clone(),
         source,
@@ -225,7 +225,8 @@ pub async fn spawn(
     let mut task = task::Task::new(
         state,
         config.resources,
-        debouncer,
+        watcher,
+        config.debounce,
         supervisor,
         rx,
         progress_tx,

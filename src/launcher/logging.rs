@@ -1,6 +1,9 @@
 //! berth's own tracing output: stderr for whoever started it, and
 //! `<state>/berth.log` for after the fact. `RUST_LOG` filters both (default
 //! `info`); backend output reaches it only at `debug`.
+//!
+//! Colour on stderr only for a person at a terminal: never into a pipe, a
+//! file or a journal, and never when `NO_COLOR` is set (no-color.org).
 
 use std::fs::OpenOptions;
 use std::io::IsTerminal;
@@ -17,7 +20,10 @@ pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .with_target(false);
     let path = crate::paths::berth_log();
     let file = path
@@ -46,4 +52,25 @@ pub fn init() {
         .with(stderr)
         .with(file_layer)
         .try_init();
+}
+
+/// Whether stderr gets ANSI colour: a terminal, and `NO_COLOR` unset or empty
+/// (the convention says an empty value does not count).
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some(OsStr::new("1"))));
+    }
 }

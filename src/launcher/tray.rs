@@ -5,7 +5,8 @@
 //! Quit is one path for every source: the tray's Quit calls the launcher's
 //! [`Quitter`], [`Launcher::run_until_quit`] stops every backend in parallel
 //! (the tray meanwhile says "stopping"), then the exit signal ends the event
-//! loop and `berth run` exits 0. SIGTERM/SIGINT take the same path.
+//! loop and `berth run` exits 0. SIGTERM/SIGINT take the same path, and the
+//! launcher's `quitting` flag makes the tray say "stopping" for them too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ use crate::tray::{self, Action, TrayInputs};
 pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, dir: PathBuf) -> ExitCode {
     let handle = launcher.handle();
     let quitter = launcher.quitter();
+    let quitting = launcher.quitting();
     let (exit_tx, exit_rx) = watch::channel(false);
     let (actions_tx, actions_rx) = mpsc::unbounded_channel();
     let launcher = runtime.spawn(async move {
@@ -33,6 +35,7 @@ pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, dir: Pa
     let inputs = TrayInputs {
         snapshots: handle.subscribe(),
         actions: actions_tx,
+        quitting,
         exit: exit_rx,
         backends_dir: dir,
         runtime: runtime.handle().clone(),

@@ -29,6 +29,8 @@ use crate::supervisor::Snapshot;
 enum UserEvent {
     Snapshot(Arc<Snapshot>),
     Menu(MenuId),
+    /// The launcher has begun quitting (a signal, or this tray's Quit).
+    Quitting,
     Exit,
 }
 
@@ -36,6 +38,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
     let TrayInputs {
         snapshots,
         actions,
+        quitting: quitting_rx,
         exit,
         backends_dir,
         runtime,
@@ -44,6 +47,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
     forward(
         &event_loop.create_proxy(),
         snapshots.clone(),
+        quitting_rx,
         exit,
         &runtime,
     );
@@ -99,6 +103,10 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                     *control_flow = ControlFlow::Exit;
                 }
             }
+            Event::UserEvent(UserEvent::Quitting) => {
+                quitting = true;
+                render = true;
+            }
             Event::UserEvent(UserEvent::Exit) => *control_flow = ControlFlow::Exit,
             _ => {}
         }
@@ -136,6 +144,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
 fn forward(
     proxy: &EventLoopProxy<UserEvent>,
     mut snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    mut quitting: tokio::sync::watch::Receiver<bool>,
     mut exit: tokio::sync::watch::Receiver<bool>,
     runtime: &tokio::runtime::Handle,
 ) {
@@ -151,6 +160,12 @@ fn forward(
             if updates.send_event(UserEvent::Snapshot(snapshot)).is_err() {
                 break;
             }
+        }
+    });
+    let stopping = proxy.clone();
+    runtime.spawn(async move {
+        if quitting.wait_for(|q| *q).await.is_ok() {
+            let _ = stopping.send_event(UserEvent::Quitting);
         }
     });
     let quit = proxy.clone();

@@ -1,7 +1,7 @@
-//! From debounced notify events to a reload plan.
+//! From notify events to a reload plan.
 //!
 //! The events are only hints of *where* to look: the reload reads the folder
-//! as it is after the batch. What matters here is to ignore what is not a
+//! as it is once it has gone quiet. What matters here is to ignore what is not a
 //! manifest (editor swap files, vim's `4913` probe, hidden files), to ignore
 //! berth's own reads (inotify reports opens), and to notice when the folder
 //! itself came or went, or when events may have been lost.
@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use notify::EventKind;
 use notify::event::{AccessKind, AccessMode, ModifyKind};
-use notify_debouncer_full::DebouncedEvent;
 
 use crate::registry::is_manifest_name;
 
@@ -32,26 +31,30 @@ impl Plan {
         self.paths.is_empty() && !self.rescan && !self.rearm
     }
 
-    /// Adds the events of one debounced batch.
-    pub fn add_events(&mut self, dir: &Path, events: &[DebouncedEvent]) {
-        for event in events {
-            self.add(dir, &event.event);
-        }
+    /// Folds `other` into this plan.
+    pub fn merge(&mut self, other: Plan) {
+        self.paths.extend(other.paths);
+        self.rescan |= other.rescan;
+        self.rearm |= other.rearm;
     }
 
-    /// Adds one event.
-    pub fn add(&mut self, dir: &Path, event: &notify::Event) {
+    /// Adds one event. Returns whether it mattered (named a manifest, moved
+    /// the folder, asked for a rescan): only those keep the folder from
+    /// counting as quiet, so berth's own reads never delay or cause a reload.
+    pub fn add(&mut self, dir: &Path, event: &notify::Event) -> bool {
         if event.need_rescan() {
             self.rescan = true;
-            return;
+            return true;
         }
         if !changes_something(&event.kind) {
-            return;
+            return false;
         }
+        let mut relevant = false;
         for path in &event.paths {
             match classify(dir, path) {
                 Target::Manifest => {
                     self.paths.insert(path.clone());
+                    relevant = true;
                 }
                 Target::Folder => {
                     // The folder's own metadata (mtime moves with every entry
@@ -63,11 +66,13 @@ impl Plan {
                             | EventKind::Modify(ModifyKind::Name(_))
                     ) {
                         self.rearm = true;
+                        relevant = true;
                     }
                 }
                 Target::Ignored => {}
             }
         }
+        relevant
     }
 }
 
@@ -235,6 +240,55 @@ mod tests {
             &["/home/u/app/backends.yaml"],
         )]);
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn only_relevant_events_keep_the_folder_from_being_quiet() {
+        let d = dir();
+        let mut p = Plan::default();
+        // berth's own reads, editor leftovers, the folder's mtime: not relevant.
+        assert!(!p.add(
+            &d,
+            &ev(
+                EventKind::Access(AccessKind::Open(AccessMode::Any)),
+                &["/home/u/app/backends/a.yaml"],
+            )
+        ));
+        assert!(!p.add(
+            &d,
+            &ev(
+                EventKind::Create(CreateKind::File),
+                &["/home/u/app/backends/.a.yaml.swp"],
+            )
+        ));
+        assert!(!p.add(
+            &d,
+            &ev(
+                EventKind::Modify(ModifyKind::Metadata(notify::event::MetadataKind::Any)),
+                &["/home/u/app/backends"],
+            )
+        ));
+        assert!(p.is_empty());
+        // A manifest written, the folder removed, an overflow: relevant.
+        assert!(p.add(
+            &d,
+            &ev(
+                EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+                &["/home/u/app/backends/a.yaml"],
+            )
+        ));
+        assert!(p.add(
+            &d,
+            &ev(
+                EventKind::Remove(RemoveKind::Folder),
+                &["/home/u/app/backends"]
+            )
+        ));
+        assert!(p.add(&d, &Event::new(EventKind::Other).set_flag(Flag::Rescan)));
+        let mut q = Plan::default();
+        q.merge(p.clone());
+        assert_eq!(q, p);
+        assert!(q.rearm && q.rescan && q.paths.len() == 1);
     }
 
     #[test]

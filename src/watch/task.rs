@@ -1,17 +1,26 @@
-//! The watcher task: notify plumbing around [`FolderState`].
+//! The watcher task: notify plumbing around [`FolderState`], and the
+//! debounce.
 //!
-//! The debouncer (notify-debouncer-full) calls back on its own thread; the
-//! callback only sends into an unbounded channel. This task receives batches,
-//! merges whatever else is already queued into one plan, reloads on a
-//! blocking thread (parsing is file I/O and CPU), and applies the catalog to
-//! the supervisor when it changed.
+//! notify's watcher calls back on its own thread (inotify: blocked in `poll`
+//! with no timeout while nothing happens); the callback only sends into an
+//! unbounded channel. This task collects the paths the events name and waits
+//! for the folder to go quiet ([`WatchConfig::debounce`](super::WatchConfig)
+//! without a relevant event, or at most [`MAX_WAIT_PERIODS`] debounces after
+//! the first one, so a folder written without pause still reloads), then
+//! reloads on a blocking thread (parsing is file I/O and CPU) and applies the
+//! catalog to the supervisor when it changed.
+//!
+//! Why not notify-debouncer-full: its thread ticks every quarter of the
+//! debounce forever, which was all of an idle berth's CPU. Here a timer exists
+//! only while events are pending (or, once a second, while the folder is
+//! missing): an idle berth has no timer at all.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{Debouncer, RecommendedCache};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch as channel};
+use tokio::time::Instant;
 
 use super::events::Plan;
 use super::state::{FolderState, ReloadError, Scope};
@@ -22,15 +31,36 @@ use crate::supervisor::SupervisorHandle;
 /// its return (the parent itself was replaced, or could not be watched).
 const MISSING_POLL: Duration = Duration::from_secs(1);
 
+/// A folder that never goes quiet (a file rewritten without pause) still
+/// reloads this many debounce periods after its first pending change.
+pub(super) const MAX_WAIT_PERIODS: u32 = 10;
+
+/// Changes seen, waiting for the folder to go quiet.
+#[derive(Debug)]
+struct Pending {
+    plan: Plan,
+    first: Instant,
+    last: Instant,
+}
+
+impl Pending {
+    /// When the batch is due: `debounce` after the last relevant event, but no
+    /// later than `max_wait` after the first.
+    fn due(&self, debounce: Duration, max_wait: Duration) -> Instant {
+        (self.last + debounce).min(self.first + max_wait)
+    }
+}
+
 pub(super) struct Task {
     /// `None` only while a reload runs on the blocking pool.
     state: Option<FolderState>,
     dir: PathBuf,
     resources: PathBuf,
-    debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    watcher: RecommendedWatcher,
     supervisor: SupervisorHandle,
     rx: mpsc::UnboundedReceiver<Msg>,
     progress: channel::Sender<Progress>,
+    debounce: Duration,
     missing: bool,
 }
 
@@ -38,7 +68,8 @@ impl Task {
     pub(super) fn new(
         state: FolderState,
         resources: PathBuf,
-        debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+        watcher: RecommendedWatcher,
+        debounce: Duration,
         supervisor: SupervisorHandle,
         rx: mpsc::UnboundedReceiver<Msg>,
         progress: channel::Sender<Progress>,
@@ -47,10 +78,11 @@ impl Task {
             dir: state.dir().to_path_buf(),
             resources,
             state: Some(state),
-            debouncer,
+            watcher,
             supervisor,
             rx,
             progress,
+            debounce,
             missing: false,
         }
     }
@@ -66,36 +98,56 @@ impl Task {
     }
 
     pub(super) async fn run(mut self) {
-        let mut poll = tokio::time::interval(MISSING_POLL);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let max_wait = self.debounce.saturating_mul(MAX_WAIT_PERIODS);
+        let mut pending: Option<Pending> = None;
+        let mut poll_at: Option<Instant> = None;
         loop {
-            let mut plan = Plan::default();
+            if !self.missing {
+                poll_at = None;
+            } else if poll_at.is_none() {
+                poll_at = Some(Instant::now() + MISSING_POLL);
+            }
+            let due = pending.as_ref().map(|p| p.due(self.debounce, max_wait));
+            // What cannot wait for the folder to go quiet: requested rescans,
+            // and the folder found back by the poll.
+            let mut now = Plan::default();
             let mut replies = Vec::new();
             let mut stop = false;
             tokio::select! {
                 msg = self.rx.recv() => match msg {
-                    Some(msg) => stop = self.absorb(msg, &mut plan, &mut replies),
+                    Some(msg) => stop = self.absorb(msg, &mut pending, &mut now, &mut replies),
                     None => stop = true,
                 },
-                _ = poll.tick(), if self.missing => {
+                () = sleep_until(due) => {}
+                () = sleep_until(poll_at) => {
+                    poll_at = None;
                     if self.dir.is_dir() {
-                        plan.rearm = true;
+                        now.rearm = true;
                     }
                 }
             }
-            // One reload for everything already queued.
+            // Everything already queued counts before deciding: an event
+            // just in keeps the folder from being quiet.
             while !stop && let Ok(msg) = self.rx.try_recv() {
-                stop = self.absorb(msg, &mut plan, &mut replies);
+                stop = self.absorb(msg, &mut pending, &mut now, &mut replies);
             }
             if stop {
                 tracing::debug!(dir = %self.dir.display(), "watcher stopped");
                 return;
             }
-            // A requested rescan re-reads every file: the user asked for it.
-            let force = !replies.is_empty();
-            if plan.is_empty() {
+            let settled = pending
+                .as_ref()
+                .is_some_and(|p| p.due(self.debounce, max_wait) <= Instant::now());
+            if now.is_empty() && !settled {
                 continue;
             }
+            // A full scan reads whatever is pending anyway.
+            let mut plan = now;
+            if let Some(p) = pending.take() {
+                plan.merge(p.plan);
+            }
+            // A requested rescan re-reads every file: the user asked for it.
+            let force = !replies.is_empty();
             if plan.rearm
                 && let Err(e) = self.arm()
             {
@@ -114,28 +166,48 @@ impl Task {
         }
     }
 
-    /// Folds one message into the plan; `true` means stop.
+    /// Folds one message into the pending batch (events) or into `now`
+    /// (rescans); `true` means stop.
     fn absorb(
         &mut self,
         msg: Msg,
-        plan: &mut Plan,
+        pending: &mut Option<Pending>,
+        now: &mut Plan,
         replies: &mut Vec<Option<RescanReply>>,
     ) -> bool {
+        let mut event_plan = Plan::default();
         match msg {
-            Msg::Events(Ok(events)) => plan.add_events(&self.dir, &events),
-            Msg::Events(Err(errors)) => {
-                for error in &errors {
-                    tracing::warn!(dir = %self.dir.display(), %error, "watcher error; rescanning");
+            Msg::Events(Ok(event)) => {
+                if !event_plan.add(&self.dir, &event) {
+                    return false;
                 }
+            }
+            Msg::Events(Err(error)) => {
+                tracing::warn!(dir = %self.dir.display(), %error, "watcher error; rescanning");
                 // The watch may be gone with the error: set it up again and
                 // look at everything rather than lose a change.
-                plan.rearm = true;
+                event_plan.rearm = true;
             }
             Msg::Rescan { reply } => {
-                plan.rescan = true;
+                now.rescan = true;
                 replies.push(reply);
+                return false;
             }
             Msg::Shutdown => return true,
+        }
+        let at = Instant::now();
+        match pending {
+            Some(p) => {
+                p.plan.merge(event_plan);
+                p.last = at;
+            }
+            None => {
+                *pending = Some(Pending {
+                    plan: event_plan,
+                    first: at,
+                    last: at,
+                });
+            }
         }
         false
     }
@@ -147,14 +219,14 @@ impl Task {
         let parent = self.dir.parent().map(Path::to_path_buf);
         // Unwatch first: after a rename the old watch would still follow the
         // old folder under the old name.
-        let _ = self.debouncer.unwatch(&self.dir);
+        let _ = self.watcher.unwatch(&self.dir);
         if let Some(parent) = &parent {
-            let _ = self.debouncer.unwatch(parent);
-            if let Err(error) = self.debouncer.watch(parent, RecursiveMode::NonRecursive) {
+            let _ = self.watcher.unwatch(parent);
+            if let Err(error) = self.watcher.watch(parent, RecursiveMode::NonRecursive) {
                 tracing::debug!(parent = %parent.display(), %error, "cannot watch the parent folder");
             }
         }
-        match self.debouncer.watch(&self.dir, RecursiveMode::NonRecursive) {
+        match self.watcher.watch(&self.dir, RecursiveMode::NonRecursive) {
             Ok(()) => Ok(()),
             Err(_) if !self.dir.exists() => Ok(()),
             Err(source) => Err(WatchError::Notify {
@@ -238,5 +310,35 @@ impl Task {
             p.folder_missing = missing;
         });
         outcome
+    }
+}
+
+/// Sleeps until `at`; never wakes for `None` (no timer is set at all).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_due_once_quiet_but_never_later_than_the_cap() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let p = |first: u64, last: u64| Pending {
+            plan: Plan::default(),
+            first: t0 + ms(first),
+            last: t0 + ms(last),
+        };
+        let (debounce, cap) = (ms(100), ms(1000));
+        // Quiet period: the last event counts, not the first.
+        assert_eq!(p(0, 0).due(debounce, cap), t0 + ms(100));
+        assert_eq!(p(0, 80).due(debounce, cap), t0 + ms(180));
+        // A folder written without pause: the cap.
+        assert_eq!(p(0, 950).due(debounce, cap), t0 + ms(1000));
     }
 }

@@ -341,6 +341,55 @@ fn the_tray_shows_and_drives_every_backend() {
     assert!(!berth.stderr().contains("panicked"), "{}", berth.stderr());
 }
 
+/// SIGTERM stops every backend like the tray's Quit, and the tray says so
+/// meanwhile (a backend that ignores SIGTERM keeps it saying so for the whole
+/// stop timeout), then berth exits 0.
+#[test]
+fn sigterm_shows_stopping_in_the_tray_then_exits() {
+    let Some(desktop) = Desktop::start("sigterm_shows_stopping_in_the_tray_then_exits") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let backends = dir.path().join("backends");
+    std::fs::create_dir(&backends).unwrap();
+    manifest(
+        &backends,
+        "stubborn",
+        "Stubborn",
+        Path::new("/bin/sh"),
+        "[\"-c\", \"trap '' TERM; exec sleep 300\"]",
+    );
+    let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
+    let mut berth = spawn_berth(desktop.command(BERTH), dir);
+    let item = panel
+        .wait_item(WAIT)
+        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()));
+    let root = panel
+        .wait_layout(&item, WAIT, |r| r.child("Stubborn").is_some())
+        .unwrap_or_else(|last| panic!("no backend in the tray:\n{last}"));
+    click(&panel, &item, &root, &["Start all"]);
+    let root = panel
+        .wait_layout(&item, WAIT, |r| r.labels()[0] == "berth: 1 of 1 running")
+        .unwrap_or_else(|last| panic!("start all did not start it:\n{last}"));
+    let pid = pid_of(root.child("Stubborn").unwrap());
+
+    berth.signal(libc::SIGTERM);
+    let root = panel
+        .wait_layout(&item, WAIT, |r| {
+            r.labels()[0] == "berth: stopping every backend…"
+        })
+        .unwrap_or_else(|last| panic!("the tray never said it was stopping:\n{last}"));
+    let quit = root.child("Quit").expect("a Quit entry");
+    assert!(!quit.enabled, "Quit still enabled while stopping");
+    let status = berth.wait_exit(WAIT);
+    assert!(
+        status.success(),
+        "berth exited with {status}:\n{}",
+        berth.stderr()
+    );
+    assert!(group_gone(pid), "backend group {pid} outlived berth");
+}
+
 /// No display, or no session bus: one line, and berth runs headless.
 #[test]
 fn without_a_display_or_a_bus_berth_runs_headless() {

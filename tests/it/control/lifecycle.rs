@@ -112,6 +112,64 @@ fn the_default_backends_folder_is_created_on_first_run() {
     assert!(created.is_dir());
 }
 
+/// berth's stderr is coloured only for a person at a terminal: not into a
+/// file or a pipe, and not at a terminal when `NO_COLOR` is set. The terminal
+/// is a pty from util-linux's `script`.
+#[test]
+fn stderr_is_coloured_only_at_a_terminal_without_no_color() {
+    let home = Home::new();
+    let mut l = home.launch();
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait(Duration::from_secs(15)), Some(0), "{}", l.stderr());
+    let err = l.stderr();
+    assert!(
+        err.contains("berth launcher ready") && !err.contains('\x1b'),
+        "{err:?}"
+    );
+
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped the terminal half: util-linux `script` is missing");
+        return;
+    }
+    let at_terminal = |no_color: Option<&str>| {
+        let line = format!(
+            "timeout -s TERM 3 {BERTH} --socket {} run --headless --backends {}",
+            home.socket().display(),
+            home.backends().display()
+        );
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env("SHELL", "/bin/sh")
+            .env("XDG_STATE_HOME", home.path().join("state"))
+            .env("XDG_RUNTIME_DIR", home.path().join("run"))
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null());
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.contains("launcher starting"), "{text:?}");
+        text
+    };
+    let plain = at_terminal(None);
+    assert!(
+        plain.contains("\x1b["),
+        "no colour at a terminal: {plain:?}"
+    );
+    let no_color = at_terminal(Some("1"));
+    assert!(
+        !no_color.contains('\x1b'),
+        "colour despite NO_COLOR: {no_color:?}"
+    );
+}
+
 // -------------------------------------------------------------------- logs
 
 #[test]

@@ -113,6 +113,35 @@ async fn a_manifest_written_in_two_chunks_gives_no_error_and_no_stop() {
     fx.finish().await;
 }
 
+/// The debounce waits for the folder to go quiet, but not forever: a
+/// manifest rewritten without pause (every 30 ms, well inside the 100 ms
+/// debounce) is still picked up while the writes go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_that_never_goes_quiet_still_reloads() {
+    let (fx, pid) = with_running(&["a"]).await;
+    let c = exe(fx.env.path(), "c");
+    let text = manifest("c", "1.0.0", &c, "");
+    let tmp = fx.dir.join(".c.yaml.tmp");
+    let deadline = Instant::now() + T;
+    let mut writes = 0;
+    while fx.sup().snapshot().get("c").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "never reloaded during {writes} writes: {:?}",
+            fx.progress()
+        );
+        // Atomic saves: never half written, always an event on c.yaml.
+        std::fs::write(&tmp, &text).unwrap();
+        std::fs::rename(&tmp, fx.dir.join("c.yaml")).unwrap();
+        writes += 1;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(writes > 3, "the folder was quiet after {writes} writes");
+    assert_eq!(fx.pid("a"), Some(pid));
+    fx.assert_never("an error", has_error);
+    fx.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_manifests_dropped_at_once() {
     let (fx, pid) = with_running(&["a"]).await;
@@ -283,7 +312,6 @@ fn the_launcher_follows_the_folder_without_sighup() {
 #[tokio::test(flavor = "multi_thread")]
 async fn overflow_and_watcher_errors_rescan_instead_of_losing_a_change() {
     use notify::event::{EventKind, Flag};
-    use notify_debouncer_full::DebouncedEvent;
 
     let (fx, pid) = with_running(&["a", "b"]).await;
     let b = fx.env.path().join("bin/b");
@@ -298,8 +326,7 @@ async fn overflow_and_watcher_errors_rescan_instead_of_losing_a_change() {
     let before = fx.progress();
     std::fs::write(&outside, manifest("b", "1.1.0", &b, "")).unwrap();
     let overflow = notify::Event::new(EventKind::Other).set_flag(Flag::Rescan);
-    fx.watch
-        .inject(Ok(vec![DebouncedEvent::new(overflow, Instant::now())]));
+    fx.watch.inject(Ok(overflow));
     fx.wait("the change after the overflow", version("1.1.0"))
         .await;
     fx.wait_reloads(before, 1).await;
@@ -308,7 +335,7 @@ async fn overflow_and_watcher_errors_rescan_instead_of_losing_a_change() {
     let before = fx.progress();
     std::fs::write(&outside, manifest("b", "1.2.0", &b, "")).unwrap();
     fx.watch
-        .inject(Err(vec![notify::Error::generic("simulated watcher error")]));
+        .inject(Err(notify::Error::generic("simulated watcher error")));
     fx.wait("the change after the watcher error", version("1.2.0"))
         .await;
     fx.wait_reloads(before, 1).await;
