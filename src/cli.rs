@@ -156,8 +156,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
-/// Entry point of the `berth` binary.
+/// Entry point of the `berth` executable: no tray linked in.
 pub fn main() -> ExitCode {
+    main_with(None)
+}
+
+/// Entry point of an executable that can show `frontend` (`berth-tray`).
+pub fn main_with(frontend: Option<crate::launcher::Frontend>) -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -169,7 +174,7 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Run(_) | Command::Guardian) {
         die_quietly_on_broken_pipe();
     }
-    match dispatch(cli) {
+    match dispatch(cli, frontend) {
         Ok(code) => code,
         Err(err) => {
             let code = err.downcast_ref::<Exit>().map_or(1, |e| e.code);
@@ -197,10 +202,10 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Result<ExitCode> {
     let socket = cli.socket.unwrap_or_else(crate::paths::default_socket);
     match cli.command {
-        Command::Run(args) => run::run(args, socket),
+        Command::Run(args) => run::run(args, socket, frontend),
         Command::Check { dir } => check::run(dir),
         Command::Hash { file } => hash::run(&file),
         Command::Pin { id, backends } => pin::run(&id, &backends.resolve()),

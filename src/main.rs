@@ -1,5 +1,3 @@
 fn main() -> std::process::ExitCode {
-    // Before any thread exists: GTK's environment (see `tray::prepare_env`).
-    berth::tray::prepare_env();
     berth::cli::main()
 }

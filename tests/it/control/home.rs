@@ -65,7 +65,12 @@ impl Home {
 
     /// `berth` with this home's environment and no arguments yet.
     pub fn berth_bare(&self) -> Command {
-        let mut cmd = Command::new(BERTH);
+        self.berth_at(Path::new(BERTH))
+    }
+
+    /// A berth executable at `program` with this home's environment.
+    pub fn berth_at(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
         cmd.env("XDG_STATE_HOME", self.path().join("state"))
             .env("XDG_RUNTIME_DIR", self.path().join("run"))
             .env("XDG_CONFIG_HOME", self.path().join("config"))

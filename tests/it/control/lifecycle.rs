@@ -334,3 +334,60 @@ fn a_reader_that_hangs_up_ends_berth_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+// The headless launcher (and every CLI command) is the `berth` executable,
+// which does not link the GTK stack: only `berth-tray` does.
+#[test]
+fn the_headless_launcher_does_not_load_gtk() {
+    let home = Home::new();
+    let l = home.launch();
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", l.pid())).unwrap();
+    assert!(
+        !maps.contains("libgtk-3"),
+        "GTK is mapped into the headless launcher"
+    );
+    assert!(
+        !maps.contains("libgdk-3"),
+        "GDK is mapped into the headless launcher"
+    );
+}
+
+// `berth run` without `--headless` execs `berth-tray` from its own folder;
+// when that is missing it says so in one line and runs headless.
+#[test]
+fn without_berth_tray_beside_it_berth_runs_headless() {
+    let home = Home::new();
+    let lone = home.path().join("bin");
+    std::fs::create_dir(&lone).unwrap();
+    std::fs::copy(BERTH, lone.join("berth")).unwrap();
+    let err = home.path().join("lone.err");
+    let mut child = home
+        .berth_at(&lone.join("berth"))
+        .arg("--socket")
+        .arg(home.socket())
+        .args(["run", "--backends"])
+        .arg(home.backends())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || UnixStream::connect(
+            home.socket()
+        )
+        .is_ok()),
+        "never served: {}",
+        std::fs::read_to_string(&err).unwrap()
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("no tray")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("berth-tray is not installed"),
+        "{}",
+        lines[0]
+    );
+}
