@@ -89,13 +89,13 @@ impl State {
         matches!(self, Self::Starting | Self::Running | Self::Stopping)
     }
 
-    /// Start is refused in these states.
+    /// Start acts in every state without a process except these four; in
+    /// backoff it starts at once, without waiting for the delay.
     pub fn can_start(self) -> bool {
         !matches!(
             self,
             Self::Invalid | Self::Incompatible | Self::Unsupported | Self::Superseded
         ) && !self.has_process()
-            && self != Self::Backoff
     }
 
     /// Stop acts in these states.
@@ -226,6 +226,14 @@ pub enum ActionError {
         id: String,
         action: &'static str,
         state: &'static str,
+        reason: String,
+    },
+    /// The executable could not be launched (not found, checksum mismatch,
+    /// spawn error); the state now says which.
+    #[error("{id}: cannot {action}: {reason}")]
+    Launch {
+        id: String,
+        action: &'static str,
         reason: String,
     },
     #[error("the supervisor has shut down")]
@@ -378,7 +386,7 @@ impl SupervisorHandle {
     }
 
     /// Start `id` (returns once spawned or refused; use snapshots to wait for
-    /// running). Already running: `Noop`. Verification failure: `Refused`
+    /// running). Already running: `Noop`. Verification failure: `Launch`
     /// with the reason, the state being not-found / integrity-failed.
     pub async fn start(&self, id: &str) -> Result<Outcome, ActionError> {
         self.command(id, "start", Control::Start).await

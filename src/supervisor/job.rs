@@ -256,10 +256,9 @@ impl Job {
         self.restarts = 0;
         match self.launch() {
             Ok(()) => Ok(Outcome::Done),
-            Err(reason) => Err(ActionError::Refused {
+            Err(reason) => Err(ActionError::Launch {
                 id: self.id.clone(),
                 action,
-                state: self.state().as_str(),
                 reason,
             }),
         }

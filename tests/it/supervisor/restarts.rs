@@ -116,3 +116,27 @@ async fn death_by_signal_is_recorded() {
     let s = wait_state(&e, "victim", State::Exited).await;
     assert_eq!(s.signal.as_deref(), Some("SIGKILL"));
 }
+
+// DESIGN.md: Start is refused only in invalid, incompatible, unsupported and
+// superseded; in backoff it starts at once instead of waiting out the delay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_start_during_backoff_starts_at_once() {
+    let e = env();
+    let mut b = scripted(
+        &e,
+        "flaky",
+        "if [ -e second ]; then exec sleep 60; fi\ntouch second\nexit 1",
+    );
+    b.restart = restart(RestartPolicy::OnFailure, 3, 30_000);
+    apply_and_start(&e, b).await.unwrap();
+    wait_state(&e, "flaky", State::Backoff).await;
+    let asked = std::time::Instant::now();
+    assert_eq!(e.sup.start("flaky").await, Ok(Outcome::Done));
+    let s = wait_running(&e, "flaky").await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "waited for the backoff"
+    );
+    assert_eq!((s.restarts, s.detail.retry_at), (0, None));
+    e.sup.stop("flaky").await.unwrap();
+}
