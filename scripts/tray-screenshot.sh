@@ -25,7 +25,7 @@ if [ -z "${BERTH_SCREENSHOT_INNER:-}" ]; then
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  cargo build --quiet --bin berth
+  cargo build --quiet --bins
   python/build.sh
   export BERTH_SCREENSHOT_INNER=1 NO_AT_BRIDGE=1
   exec dbus-run-session -- xvfb-run -a -s "-screen 0 640x400x24" "$0" "$out"
