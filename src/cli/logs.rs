@@ -26,6 +26,12 @@ pub fn run(id: &str, follow: bool, lines: Option<usize>) -> anyhow::Result<ExitC
     let path = crate::paths::backend_log(&crate::paths::log_dir(), id.as_str());
     let mut file = match File::open(&path) {
         Ok(f) => f,
+        // Following a backend that has not written yet waits for its log,
+        // as `tail -F` does.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && follow => {
+            eprintln!("berth: waiting for {}", path.display());
+            wait_for_file(&path)?
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(anyhow!("no log for {id} at {}", path.display()));
         }
@@ -37,6 +43,17 @@ pub fn run(id: &str, follow: bool, lines: Option<usize>) -> anyhow::Result<ExitC
         Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e),
         Ok(()) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Polls until `path` can be opened (only while someone follows a log).
+fn wait_for_file(path: &Path) -> anyhow::Result<File> {
+    loop {
+        match File::open(path) {
+            Ok(f) => return Ok(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => std::thread::sleep(POLL),
+            Err(e) => return Err(anyhow!("cannot read {}: {e}", path.display())),
+        }
     }
 }
 

@@ -249,6 +249,39 @@ fn logs_follow_across_rotation() {
     child.wait().unwrap();
 }
 
+#[test]
+fn logs_follow_waits_for_a_log_that_does_not_exist_yet() {
+    let home = Home::new();
+    let log = home.log("late");
+    let mut child = home
+        .berth(&["logs", "late", "-f"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "gave up on a missing log"
+    );
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "hello\n").unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "hello");
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("berth: waiting for "), "{stderr}");
+}
+
 // Regression guard for "nothing orphaned, even when berth itself is killed":
 // the real launcher, the real PyInstaller build and a script whose grandchild
 // ignores SIGTERM, then `kill -9` of berth. The guardian must clean up.
