@@ -5,7 +5,10 @@
 //! can even reach the socket (which is 0600 as well). A socket file left by a
 //! killed launcher is recognised because connecting to it is refused, and is
 //! replaced; one that answers belongs to a live launcher, and we refuse to
-//! start rather than steal it.
+//! start rather than steal it. Before any of that, the launcher takes an
+//! exclusive `flock` on `<socket>.lock` and holds it for its lifetime: two
+//! launchers started at the same instant cannot both decide the socket is
+//! stale, and the kernel drops the lock when its holder dies, even by SIGKILL.
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -125,6 +128,9 @@ pub struct SocketFile {
     /// (device, inode) of the file we created, so we never delete a socket
     /// another launcher put there after us.
     identity: (u64, u64),
+    /// The open lock file: holding it is what makes this launcher the one.
+    /// (The lock file itself stays: removing it would race with the next.)
+    _lock: std::fs::File,
 }
 
 impl SocketFile {
@@ -149,6 +155,7 @@ impl Drop for SocketFile {
 pub fn bind(path: &Path) -> Result<Bound, SocketError> {
     check_length(path)?;
     prepare_folder(path)?;
+    let lock = lock(path)?;
     let listener = match UnixListener::bind(path) {
         Ok(l) => l,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
@@ -166,8 +173,39 @@ pub fn bind(path: &Path) -> Result<Bound, SocketError> {
         file: SocketFile {
             path: path.to_path_buf(),
             identity: (meta.dev(), meta.ino()),
+            _lock: lock,
         },
     })
+}
+
+/// Takes the launcher lock beside the socket, or says a launcher runs.
+fn lock(path: &Path) -> Result<std::fs::File, SocketError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    // std opens with O_CLOEXEC: neither backends nor the guardian inherit it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io_err(&lock_path, "cannot open the launcher lock"))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(file);
+    }
+    let err = io::Error::last_os_error();
+    if err.kind() == io::ErrorKind::WouldBlock {
+        Err(SocketError::AlreadyRunning {
+            path: path.to_path_buf(),
+        })
+    } else {
+        Err(io_err(&lock_path, "cannot lock")(err))
+    }
 }
 
 /// Something is at `path`. If it is a socket nobody listens on, remove it.
@@ -267,5 +305,22 @@ mod tests {
         let err = bind(&sock).unwrap_err();
         assert!(matches!(err, SocketError::NotASocket { .. }), "{err}");
         assert_eq!(std::fs::read_to_string(&sock).unwrap(), "precious");
+    }
+
+    // Two launchers racing: the second finds no socket file (the first's was
+    // removed, or not created yet) and would bind its own. The lock refuses it.
+    #[tokio::test]
+    async fn the_lock_refuses_a_second_launcher_even_without_a_socket_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sock = tmp.path().join("run").join("berth.sock");
+        let first = bind(&sock).unwrap();
+        std::fs::remove_file(&sock).unwrap();
+        assert!(matches!(
+            bind(&sock),
+            Err(SocketError::AlreadyRunning { .. })
+        ));
+        drop(first);
+        // The lock goes with its holder.
+        assert!(bind(&sock).is_ok());
     }
 }
