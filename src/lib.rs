@@ -34,6 +34,7 @@ pub mod manifest;
 pub mod paths;
 pub mod registry;
 pub mod supervisor;
+mod timer;
 pub mod tray;
 pub mod watch;
 

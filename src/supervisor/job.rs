@@ -125,9 +125,9 @@ impl Job {
                     s = wait_child(child) => Event::Exit(s),
                     j = next_json(json) => Event::Json(j),
                     _ = join_probe(probe) => Event::Probe,
-                    _ = sleep_opt(ready_at) => Event::ReadyTimeout,
-                    _ = sleep_opt(reset_at) => Event::ResetRetries,
-                    _ = sleep_opt(backoff) => Event::Backoff,
+                    _ = crate::timer::sleep_until(ready_at) => Event::ReadyTimeout,
+                    _ = crate::timer::sleep_until(reset_at) => Event::ResetRetries,
+                    _ = crate::timer::sleep_until(backoff) => Event::Backoff,
                 }
             };
             let flow = match event {
@@ -482,13 +482,6 @@ async fn join_probe(probe: Option<&mut JoinHandle<()>>) {
                 std::future::pending::<()>().await;
             }
         }
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

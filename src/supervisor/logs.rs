@@ -261,7 +261,7 @@ pub async fn pump(
                 Ok(n) if n > 0 => elines.feed(&ebuf[..n], |l| sink.line("stderr", l)),
                 _ => { edone = true; elines.finish(|l| sink.line("stderr", l)); }
             },
-            _ = sleep_until(flush_at), if flush_at.is_some() => {
+            _ = crate::timer::sleep_until(flush_at), if flush_at.is_some() => {
                 let _ = sink.log.flush();
                 flush_at = None;
                 continue;
@@ -272,13 +272,6 @@ pub async fn pump(
         }
     }
     let _ = sink.log.flush();
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

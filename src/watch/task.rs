@@ -118,8 +118,8 @@ impl Task {
                     Some(msg) => stop = self.absorb(msg, &mut pending, &mut now, &mut replies),
                     None => stop = true,
                 },
-                () = sleep_until(due) => {}
-                () = sleep_until(poll_at) => {
+                () = crate::timer::sleep_until(due) => {}
+                () = crate::timer::sleep_until(poll_at) => {
                     poll_at = None;
                     if self.dir.is_dir() {
                         now.rearm = true;
@@ -310,14 +310,6 @@ impl Task {
             p.folder_missing = missing;
         });
         outcome
-    }
-}
-
-/// Sleeps until `at`; never wakes for `None` (no timer is set at all).
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
