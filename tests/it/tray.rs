@@ -406,30 +406,35 @@ fn without_a_display_or_a_bus_berth_runs_headless() {
         if let Some(display) = display {
             cmd.env("DISPLAY", display);
         }
-        let mut berth = spawn_berth(cmd, dir);
-        let deadline = Instant::now() + WAIT;
-        while !berth.dir.path().join("run/berth.sock").exists() {
-            assert!(
-                Instant::now() < deadline,
-                "{case}: no socket:\n{}",
-                berth.stderr()
-            );
-            assert!(
-                berth.child.try_wait().unwrap().is_none(),
-                "{case}: berth exited:\n{}",
-                berth.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        berth.signal(libc::SIGTERM);
-        let status = berth.wait_exit(WAIT);
-        let stderr = berth.stderr();
-        assert!(status.success(), "{case}: exit {status}:\n{stderr}");
-        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("no tray")).collect();
-        assert_eq!(lines.len(), 1, "{case}: one line expected:\n{stderr}");
-        assert!(lines[0].contains(expect), "{case}: {}", lines[0]);
-        assert!(!stderr.contains("panicked"), "{case}:\n{stderr}");
+        assert_serves_headless(spawn_berth(cmd, dir), case, expect);
     }
+}
+
+/// `berth` serves its socket without a tray, said so in exactly one line
+/// containing `expect`, and quits with 0 on SIGTERM.
+fn assert_serves_headless(mut berth: Berth, case: &str, expect: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !berth.dir.path().join("run/berth.sock").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{case}: no socket:\n{}",
+            berth.stderr()
+        );
+        assert!(
+            berth.child.try_wait().unwrap().is_none(),
+            "{case}: berth exited:\n{}",
+            berth.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    berth.signal(libc::SIGTERM);
+    let status = berth.wait_exit(WAIT);
+    let stderr = berth.stderr();
+    assert!(status.success(), "{case}: exit {status}:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("no tray")).collect();
+    assert_eq!(lines.len(), 1, "{case}: one line expected:\n{stderr}");
+    assert!(lines[0].contains(expect), "{case}: {}", lines[0]);
+    assert!(!stderr.contains("panicked"), "{case}:\n{stderr}");
 }
 
 /// The appindicator library missing (it is loaded at run time): one line,
@@ -471,23 +476,5 @@ fn without_the_appindicator_library_berth_runs_headless() {
     std::fs::create_dir(dir.path().join("backends")).unwrap();
     let mut cmd = desktop.command("unshare");
     cmd.args(["--mount", "--", "sh", "-c", &script, BERTH]);
-    let mut berth = spawn_berth(cmd, dir);
-    let deadline = Instant::now() + WAIT;
-    while !berth.dir.path().join("run/berth.sock").exists() {
-        assert!(Instant::now() < deadline, "no socket:\n{}", berth.stderr());
-        assert!(
-            berth.child.try_wait().unwrap().is_none(),
-            "berth exited:\n{}",
-            berth.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    berth.signal(libc::SIGTERM);
-    let status = berth.wait_exit(WAIT);
-    let stderr = berth.stderr();
-    assert!(status.success(), "exit {status}:\n{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("no tray")).collect();
-    assert_eq!(lines.len(), 1, "one line expected:\n{stderr}");
-    assert!(lines[0].contains("appindicator"), "{}", lines[0]);
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_serves_headless(spawn_berth(cmd, dir), "no appindicator", "appindicator");
 }

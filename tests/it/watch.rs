@@ -45,6 +45,11 @@ impl Fx {
         Self::start(env, dir).await
     }
 
+    /// The script [`exe`] made for `name` in this fixture's folder.
+    fn exe_path(&self, name: &str) -> PathBuf {
+        self.env.path().join("bin").join(name)
+    }
+
     async fn start(env: util::Env, dir: PathBuf) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut rx = env.sup.subscribe();

@@ -209,6 +209,20 @@ fn logs_of_a_running_backend_come_from_the_supervisor() {
     }));
 }
 
+/// The lines `child` prints, as they come (read on a thread of their own).
+fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 #[test]
 fn logs_follow_across_rotation() {
     let home = Home::new();
@@ -220,15 +234,7 @@ fn logs_follow_across_rotation() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = stdout_lines(&mut child);
     let next = || rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(next(), "before");
     let append = |text: &str| {
@@ -259,15 +265,7 @@ fn logs_follow_waits_for_a_log_that_does_not_exist_yet() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = stdout_lines(&mut child);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         child.try_wait().unwrap().is_none(),

@@ -130,15 +130,8 @@ async fn edit_of_a_running_backend_keeps_it_running_until_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_edit_keeps_the_running_backend_and_shows_the_error_until_fixed() {
-    let tmp = util::env();
-    let a = exe(tmp.path(), "a");
-    let dir = tmp.path().join("backends");
-    std::fs::create_dir(&dir).unwrap();
-    let good = manifest("a", "1.0.0", &a, "");
-    std::fs::write(dir.join("a.yaml"), &good).unwrap();
-    let fx = Fx::start(tmp, dir).await;
-    let pid = fx.start_running("a").await;
-    fx.mark().await;
+    let (fx, pid) = with_running(&["a"]).await;
+    let good = manifest("a", "1.0.0", &fx.exe_path("a"), "");
 
     fx.write("a.yaml", "id: a\nname: [unclosed\n");
     let s = fx
@@ -172,15 +165,9 @@ async fn invalid_edit_keeps_the_running_backend_and_shows_the_error_until_fixed(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn higher_version_rename_and_clashing_copy_never_stop() {
-    let tmp = util::env();
-    let a = exe(tmp.path(), "a");
-    let dir = tmp.path().join("backends");
-    std::fs::create_dir(&dir).unwrap();
+    let (fx, pid) = with_running(&["a"]).await;
+    let a = fx.exe_path("a");
     let v1 = manifest("a", "1.0.0", &a, "");
-    std::fs::write(dir.join("a.yaml"), &v1).unwrap();
-    let fx = Fx::start(tmp, dir).await;
-    let pid = fx.start_running("a").await;
-    fx.mark().await;
     let a_file = |s: &Snapshot, name: &str| {
         s.get("a")
             .is_some_and(|a| a.file.ends_with(&format!("/{name}")))
