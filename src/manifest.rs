@@ -111,8 +111,9 @@ impl fmt::Debug for Digest {
     }
 }
 
-/// Stop signals a manifest may name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A stop signal (the manifest names it in upper case: `TERM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum StopSignal {
     Term,
     Int,

@@ -60,22 +60,9 @@ pub struct RawManifest {
 #[serde(deny_unknown_fields, expecting = "a mapping with signal and timeout")]
 pub struct RawStop {
     /// Signal sent to the process group (default TERM).
-    pub signal: Option<RawSignal>,
+    pub signal: Option<super::StopSignal>,
     /// Time to wait after the signal before KILL (default 5s).
     pub timeout: Option<DurationText>,
-}
-
-/// A stop signal.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum RawSignal {
-    Term,
-    Int,
-    Hup,
-    Quit,
-    Usr1,
-    Usr2,
-    Kill,
 }
 
 /// `restart`.

@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 
 use super::error::{line_column, yaml_error};
 use super::platform::Platform;
-use super::raw::{RawManifest, RawPolicy, RawSignal};
+use super::raw::{RawManifest, RawPolicy};
 use super::scalar::RESOURCES_VAR;
 use super::{
     Backend, Executable, MAX_MANIFEST_BYTES, ManifestError, Probe, ReadySpec, RestartPolicy,
-    RestartSpec, StopSignal, StopSpec,
+    RestartSpec, StopSpec,
 };
 
 /// Most `[` and `{` characters a manifest may hold (see [`decode`]).
@@ -176,7 +176,7 @@ pub fn to_backend(raw: RawManifest, file: &Path, resources: &Path, platform: Pla
     let stop = raw.stop.map_or_else(StopSpec::default, |s| {
         let d = StopSpec::default();
         StopSpec {
-            signal: s.signal.map_or(d.signal, signal),
+            signal: s.signal.unwrap_or(d.signal),
             timeout: s.timeout.map_or(d.timeout, |t| t.0),
         }
     });
@@ -239,18 +239,6 @@ fn expand_resources(path: &str, resources: &Path) -> PathBuf {
     PathBuf::from(out)
 }
 
-fn signal(s: RawSignal) -> StopSignal {
-    match s {
-        RawSignal::Term => StopSignal::Term,
-        RawSignal::Int => StopSignal::Int,
-        RawSignal::Hup => StopSignal::Hup,
-        RawSignal::Quit => StopSignal::Quit,
-        RawSignal::Usr1 => StopSignal::Usr1,
-        RawSignal::Usr2 => StopSignal::Usr2,
-        RawSignal::Kill => StopSignal::Kill,
-    }
-}
-
 fn policy(p: RawPolicy) -> RestartPolicy {
     match p {
         RawPolicy::Never => RestartPolicy::Never,
@@ -262,6 +250,7 @@ fn policy(p: RawPolicy) -> RestartPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::StopSignal;
     use std::time::Duration;
 
     const ZEROS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
