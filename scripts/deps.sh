@@ -15,6 +15,8 @@ packages=(
   openssl supervisor
   # setpriv (socket permission test), procps (ps/pgrep in tests)
   util-linux procps
+  # a fast linker (.cargo/config.toml)
+  mold
   # opening logs and folders from the tray
   xdg-utils
 )

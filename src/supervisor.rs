@@ -61,6 +61,8 @@ pub enum State {
     Invalid,
     Incompatible,
     Unsupported,
+    /// v2, "Trust": signature missing (when required), bad, or by no trusted key.
+    Untrusted,
     Superseded,
 }
 
@@ -80,6 +82,7 @@ impl State {
             Self::Invalid => "invalid",
             Self::Incompatible => "incompatible",
             Self::Unsupported => "unsupported",
+            Self::Untrusted => "untrusted",
             Self::Superseded => "superseded",
         }
     }
@@ -89,12 +92,16 @@ impl State {
         matches!(self, Self::Starting | Self::Running | Self::Stopping)
     }
 
-    /// Start acts in every state without a process except these four; in
+    /// Start acts in every state without a process except these five; in
     /// backoff it starts at once, without waiting for the delay.
     pub fn can_start(self) -> bool {
         !matches!(
             self,
-            Self::Invalid | Self::Incompatible | Self::Unsupported | Self::Superseded
+            Self::Invalid
+                | Self::Incompatible
+                | Self::Unsupported
+                | Self::Untrusted
+                | Self::Superseded
         ) && !self.has_process()
     }
 
@@ -136,6 +143,21 @@ pub struct BackendStatus {
     pub pending_restart: bool,
     /// Automatic restarts since the last user start.
     pub restarts: u32,
+    /// The arguments of the current (else last) run, extra ARGS included;
+    /// `None` before any run (v2).
+    pub args: Option<Vec<String>>,
+    /// `None` when no `health` is set or the backend is not running (v2).
+    pub healthy: Option<bool>,
+    /// The last stderr line of the last run (v2).
+    pub last_stderr: Option<String>,
+    /// The trusted key that signed the winning file (v2).
+    pub signed_by: Option<String>,
+    /// `None` (no sandbox asked), `"enforced"` or `"partial: <what is not>"` (v2).
+    pub sandbox: Option<String>,
+    /// The manifest's `actions`, in order (v2).
+    pub actions: Vec<ActionStatus>,
+    /// The stdout JSON object that made the backend ready, while it runs (v2).
+    pub ready_json: Option<serde_json::Map<String, serde_json::Value>>,
     /// In-process extras for the tray; not part of the JSON contract.
     #[serde(skip)]
     pub detail: Detail,
@@ -162,9 +184,24 @@ impl BackendStatus {
             ready: false,
             pending_restart: false,
             restarts: 0,
+            args: None,
+            healthy: None,
+            last_stderr: None,
+            signed_by: None,
+            sandbox: None,
+            actions: Vec::new(),
+            ready_json: None,
             detail: Detail::default(),
         }
     }
+}
+
+/// One of a manifest's `actions` as `status --json` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionStatus {
+    pub label: String,
+    /// Its variables are known and its kind can act in the current state.
+    pub available: bool,
 }
 
 /// What the tray shows beyond the JSON contract.

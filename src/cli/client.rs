@@ -192,13 +192,17 @@ mod tests {
             "path": "/x/backend", "error": null, "status_line": "ready", "signal": null,
             "file": "/b/python.yaml", "state": "running", "pid": 4242, "uptime_s": 192,
             "rss_bytes": 42991616, "exit_code": null, "cpu_percent": 0.31,
-            "ready": true, "pending_restart": false, "restarts": 0
+            "ready": true, "pending_restart": false, "restarts": 0,
+            "args": ["--port", "0"], "healthy": null, "last_stderr": null, "signed_by": null,
+            "sandbox": null, "actions": [], "ready_json": {"status": "ready", "port": 5000}
         }, {
             "id": null, "name": null, "version": null, "path": null,
             "error": "broken.yaml: line 4: unknown field `argz`", "status_line": null,
             "signal": null, "file": "/b/broken.yaml", "state": "invalid", "pid": null,
             "uptime_s": null, "rss_bytes": null, "exit_code": null, "cpu_percent": null,
-            "ready": false, "pending_restart": false, "restarts": 0
+            "ready": false, "pending_restart": false, "restarts": 0,
+            "args": null, "healthy": null, "last_stderr": null, "signed_by": null,
+            "sandbox": null, "actions": [], "ready_json": null
         }]);
         let list: Vec<BackendStatus> = serde_json::from_value(json).unwrap();
         assert_eq!(list[1].state, State::Invalid);

@@ -169,7 +169,11 @@ pub fn model(snapshot: &Snapshot, now: Instant) -> MenuModel {
 fn icon_state(backends: &[&BackendStatus], broken_files: bool) -> IconState {
     let failing = broken_files
         || backends.iter().any(|b| match b.state {
-            State::Failed | State::IntegrityFailed | State::NotFound | State::Backoff => true,
+            State::Failed
+            | State::IntegrityFailed
+            | State::Untrusted
+            | State::NotFound
+            | State::Backoff => true,
             State::Exited => b.exit_code != Some(0),
             _ => false,
         });
@@ -253,6 +257,12 @@ pub fn status_line(b: &BackendStatus, now: Instant) -> String {
         State::Failed => "❌ Failed".to_owned(),
         State::NotFound => "⚠️ Not Found".to_owned(),
         State::IntegrityFailed => "⛔ Checksum mismatch".to_owned(),
+        State::Untrusted => {
+            return format!(
+                "⛔ Untrusted: {}",
+                reason().unwrap_or_else(|| "no valid signature".to_owned())
+            );
+        }
         // These carry their reason in `error`; it replaces the word.
         State::Invalid | State::Incompatible | State::Unsupported | State::Superseded => {
             let word = match b.state {

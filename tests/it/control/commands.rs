@@ -61,6 +61,13 @@ fn status_prints_a_table_and_the_documented_json() {
         "ready",
         "pending_restart",
         "restarts",
+        "args",
+        "healthy",
+        "last_stderr",
+        "signed_by",
+        "sandbox",
+        "actions",
+        "ready_json",
     ];
     want.sort();
     assert_eq!(keys, want);
