@@ -19,6 +19,8 @@ packages=(
   mold
   # opening logs and folders from the tray
   xdg-utils
+  # the signature interoperability tests: Debian's minisign signs and verifies
+  minisign
 )
 
 missing=()

@@ -10,10 +10,12 @@ use clap::{Args, Parser, Subcommand};
 mod check;
 mod client;
 mod hash;
+mod keygen;
 mod logs;
 mod pin;
 mod run;
 mod schema;
+mod sign;
 
 /// A failure with a specific exit code (2 for usage errors and "no launcher").
 /// Any other error exits 1.
@@ -70,14 +72,36 @@ impl BackendsArg {
 pub enum Command {
     /// Run the launcher (tray unless --headless).
     Run(RunArgs),
-    /// Validate every manifest and verify every checksum.
+    /// Validate every manifest and verify every checksum and signature.
     Check {
         /// The folder to check (default: the backends folder).
         dir: Option<PathBuf>,
+        #[command(flatten)]
+        signatures: SignaturesArg,
     },
-    /// Print the SHA-256 of a file.
-    Hash { file: PathBuf },
-    /// Write the current digest of ID's executable into its manifest.
+    /// Print the SHA-256 of a file, or the tree digest of a folder.
+    Hash {
+        #[arg(value_name = "FILE|DIR")]
+        path: PathBuf,
+    },
+    /// Make a minisign key pair without a password: NAME.key (0600) and NAME.pub.
+    Keygen {
+        name: String,
+        /// Where to write the two files.
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        dir: PathBuf,
+        /// Replace existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign a manifest with a minisign secret key: writes MANIFEST.minisig.
+    Sign {
+        manifest: PathBuf,
+        /// The secret key (`berth keygen` or `minisign -G`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Write the current digests of ID's executable (and `files` tree) into its manifest.
     Pin {
         id: String,
         #[command(flatten)]
@@ -125,6 +149,16 @@ pub struct RunArgs {
     /// Rotated logs to keep per backend.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub log_backups: u32,
+    #[command(flatten)]
+    pub signatures: SignaturesArg,
+}
+
+/// `--require-signatures` / `BERTH_REQUIRE_SIGNATURES=1`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SignaturesArg {
+    /// Run only manifests signed by a trusted key (minisign); others are untrusted.
+    #[arg(long = "require-signatures", env = "BERTH_REQUIRE_SIGNATURES")]
+    pub require: bool,
 }
 
 /// Parses `10MB`, `512KiB`, `1G` or a plain byte count. `K`/`M`/`G` are powers
@@ -206,8 +240,10 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
     let socket = cli.socket.unwrap_or_else(crate::paths::default_socket);
     match cli.command {
         Command::Run(args) => run::run(args, socket, frontend),
-        Command::Check { dir } => check::run(dir),
-        Command::Hash { file } => hash::run(&file),
+        Command::Check { dir, signatures } => check::run(dir, signatures.require),
+        Command::Hash { path } => hash::run(&path),
+        Command::Keygen { name, dir, force } => keygen::run(&name, &dir, force),
+        Command::Sign { manifest, key } => sign::run(&manifest, &key),
         Command::Pin { id, backends } => pin::run(&id, &backends.resolve()),
         Command::Schema => schema::run(),
         Command::Status { json } => client::status(&socket, json),

@@ -56,12 +56,23 @@ pub fn default_socket() -> PathBuf {
     }
 }
 
-/// `$XDG_CONFIG_HOME/berth/backends` (or `~/.config/berth/backends`).
-pub fn config_backends_dir() -> PathBuf {
+/// `$XDG_CONFIG_HOME/berth` (or `~/.config/berth`).
+pub fn config_dir() -> PathBuf {
     env_path("XDG_CONFIG_HOME")
         .unwrap_or_else(|| home().join(".config"))
         .join("berth")
-        .join("backends")
+}
+
+/// `$XDG_CONFIG_HOME/berth/backends` (or `~/.config/berth/backends`).
+pub fn config_backends_dir() -> PathBuf {
+    config_dir().join("backends")
+}
+
+/// `name` beside the real berth binary (`/proc/self/exe`, so a symlink such
+/// as `/usr/bin/berth` finds `/usr/lib/berth/<name>`).
+pub fn beside_exe(name: &str) -> Option<PathBuf> {
+    let exe = env::current_exe().ok()?;
+    Some(exe.parent()?.join(name))
 }
 
 /// Where the backends folder is when `--backends` / `BERTH_BACKENDS` are not
