@@ -157,7 +157,11 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Copy, Args)]
 pub struct SignaturesArg {
     /// Run only manifests signed by a trusted key (minisign); others are untrusted.
-    #[arg(long = "require-signatures", env = "BERTH_REQUIRE_SIGNATURES")]
+    #[arg(
+        long = "require-signatures",
+        env = "BERTH_REQUIRE_SIGNATURES",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub require: bool,
 }
 

@@ -32,6 +32,10 @@ pub fn run(manifest: &Path, key: &Path) -> anyhow::Result<ExitCode> {
     crate::manifest::parse(manifest, &bytes, &crate::paths::resources_dir())
         .map_err(|e| anyhow!("{e}; not signed"))?;
     let secret = read_secret_key(key)?;
+    // Proves the key is whole (a key read without its checksum, below, too):
+    // `sign` checks the signature against this public key.
+    let public = minisign::PublicKey::from_secret_key(&secret)
+        .map_err(|e| anyhow!("{}: not a usable secret key: {e}", key.display()))?;
     let name = manifest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -41,7 +45,7 @@ pub fn run(manifest: &Path, key: &Path) -> anyhow::Result<ExitCode> {
         .map_or(0, |d| d.as_secs());
     let trusted = format!("timestamp:{now}\tfile:{name}\thashed");
     let signature = minisign::sign(
-        None,
+        Some(&public),
         &secret,
         &bytes[..],
         Some(&trusted),
@@ -67,6 +71,22 @@ pub fn run(manifest: &Path, key: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Debian 12's minisign 0.11 writes `minisign -G -W` keys with an all-zero
+/// checksum (it computes the checksum only on its encrypting path); the
+/// minisign crate refuses those as corrupted. Such a key (no KDF, a zero
+/// checksum, the right length) is read as is; signing then proves it against
+/// its own public key.
+fn unencrypted_without_checksum(text: &str) -> Option<minisign::SecretKey> {
+    use ct_codecs::{Base64, Decoder as _};
+    let line = text.lines().nth(1)?.trim();
+    let bytes = Base64::decode_to_vec(line, None).ok()?;
+    let (kdf, checksum) = (bytes.get(2..4)?, bytes.get(126..)?);
+    let plain = bytes.len() == 158 && kdf == [0, 0] && checksum.iter().all(|b| *b == 0);
+    plain
+        .then(|| minisign::SecretKey::from_bytes(&bytes).ok())
+        .flatten()
+}
+
 /// A key without a password is used as is; one with a password asks for it
 /// on the terminal (the `minisign` crate's prompt).
 fn read_secret_key(key: &Path) -> anyhow::Result<minisign::SecretKey> {
@@ -81,6 +101,9 @@ fn read_secret_key(key: &Path) -> anyhow::Result<minisign::SecretKey> {
     let boxed = minisign::SecretKeyBox::from_string(&text).map_err(not_a_key)?;
     match minisign::SecretKey::from_unencrypted_box(boxed.clone()) {
         Ok(secret) => Ok(secret),
+        Err(e) if e.to_string().contains("Corrupted") => {
+            unencrypted_without_checksum(&text).ok_or_else(|| not_a_key(e))
+        }
         Err(e) if e.to_string().contains("encrypted") => minisign::SecretKey::from_box(boxed, None)
             .map_err(|e| anyhow!("{}: cannot unlock the secret key: {e}", key.display())),
         Err(e) => Err(not_a_key(e)),

@@ -6,5 +6,6 @@ mod manifest;
 mod panel;
 mod supervisor;
 mod tray;
+mod trust;
 mod util;
 mod watch;
