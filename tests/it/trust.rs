@@ -229,7 +229,7 @@ fn bad_signatures_are_one_clear_line_each() {
         ),
     ] {
         std::fs::write(&sig, text).unwrap();
-        assert_check_fails(&home, false, &want);
+        assert_check_fails(&home, false, want);
     }
     // A signature for another file.
     home.backend("b", "exec sleep 30", "");

@@ -91,7 +91,8 @@ fn a_onedir_build_runs_verified_and_any_change_to_its_folder_is_refused() {
     let mode =
         |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
     let original_mode = std::fs::metadata(&zip).unwrap().permissions().mode() & 0o7777;
-    let steps: Vec<(&str, Box<dyn Fn()>, Box<dyn Fn()>)> = vec![
+    type Step<'a> = Box<dyn Fn() + 'a>;
+    let steps: Vec<(&str, Step, Step)> = vec![
         (
             "changed file",
             Box::new(|| std::fs::write(&zip, b"tampered").unwrap()),
