@@ -493,6 +493,61 @@ mod tests {
         assert_eq!(c.entries[1].error.as_deref(), Some("/b/z.yaml: broken"));
     }
 
+    fn untrusted(file: &str, id: &str, version: &str, last_good: Option<Arc<Backend>>) -> FileRead {
+        FileRead {
+            untrusted: Some(format!("{file}.minisig: bad")),
+            last_good,
+            ..read(file, id, version, None)
+        }
+    }
+
+    #[test]
+    fn an_untrusted_file_never_competes_for_its_id() {
+        // A higher version, but untrusted: the signed file still wins.
+        let files = [
+            read("/b/a.yaml", "py", "1.0.0", None),
+            untrusted("/b/z.yaml", "py", "9.0.0", None),
+            untrusted("/b/lone.yaml", "lone", "1.0.0", None),
+        ];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        assert_eq!(c.winner("py").unwrap().version, v("1.0.0"));
+        let reason = |f: &str| Standing::Untrusted {
+            reason: format!("{f}.minisig: bad"),
+        };
+        assert_eq!(
+            standings(&c),
+            [
+                ("a.yaml".into(), Standing::Winner, None),
+                (
+                    "lone.yaml".into(),
+                    reason("/b/lone.yaml"),
+                    Some("/b/lone.yaml.minisig: bad".into())
+                ),
+                (
+                    "z.yaml".into(),
+                    reason("/b/z.yaml"),
+                    Some("/b/z.yaml.minisig: bad".into())
+                ),
+            ]
+        );
+        // Shown with what it says, but never a winner.
+        assert_eq!(c.entries[1].id().map(BackendId::as_str), Some("lone"));
+        assert!(c.winner("lone").is_none());
+    }
+
+    #[test]
+    fn an_untrusted_edit_keeps_the_last_good_definition() {
+        let good = backend("/b/a.yaml", "py", "1.0.0", None);
+        let files = [untrusted("/b/a.yaml", "py", "2.0.0", Some(good))];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        assert_eq!(c.entries[0].standing, Standing::Winner);
+        assert_eq!(c.winner("py").unwrap().version, v("1.0.0"));
+        assert_eq!(
+            c.entries[0].error.as_deref(),
+            Some("/b/a.yaml.minisig: bad")
+        );
+    }
+
     #[cfg(unix)]
     #[test]
     fn list_takes_manifests_only() {
