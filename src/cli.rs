@@ -9,8 +9,10 @@ use clap::{Args, Parser, Subcommand};
 
 mod check;
 mod client;
+pub mod completions;
 mod hash;
 mod logs;
+mod new;
 mod pin;
 mod run;
 mod schema;
@@ -107,9 +109,25 @@ pub enum Command {
         #[arg(short = 'n', long, value_name = "N")]
         lines: Option<usize>,
     },
-    /// Internal: the guardian that stops backends if the launcher dies.
-    #[command(name = "__guardian", hide = true)]
-    Guardian,
+    /// Write a minimal manifest for an executable into the backends folder.
+    New {
+        /// The new backend's id: a-z, 0-9 and '-', like `python`.
+        id: String,
+        /// The executable; its digest is pinned in the manifest.
+        #[arg(long, value_name = "PATH")]
+        exe: PathBuf,
+        /// Where to write ID.yaml (default: the user's backends folder).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The tray label (default: the id).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Print shell completions (bash, zsh or fish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -163,6 +181,20 @@ pub fn main() -> ExitCode {
 
 /// Entry point of an executable that can show `frontend` (`berth-tray`).
 pub fn main_with(frontend: Option<crate::launcher::Frontend>) -> ExitCode {
+    // The guardian is internal, not a subcommand: clap's completions would
+    // offer even a hidden one.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == crate::supervisor::guardian::ARG)
+    {
+        return match crate::supervisor::guardian::main() {
+            Ok(code) => code,
+            Err(err) => {
+                eprintln!("berth: {}", one_line(&format!("{err:#}")));
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -171,7 +203,7 @@ pub fn main_with(frontend: Option<crate::launcher::Frontend>) -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    if !matches!(cli.command, Command::Run(_) | Command::Guardian) {
+    if !matches!(cli.command, Command::Run(_)) {
         die_quietly_on_broken_pipe();
     }
     match dispatch(cli, frontend) {
@@ -215,7 +247,8 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
         Command::Stop { id } => client::action(&socket, "stop", &id),
         Command::Restart { id } => client::action(&socket, "restart", &id),
         Command::Logs { id, follow, lines } => logs::run(&id, follow, lines),
-        Command::Guardian => crate::supervisor::guardian::main(),
+        Command::New { id, exe, dir, name } => new::run(new::NewArgs { id, exe, dir, name }),
+        Command::Completions { shell } => completions::run(shell),
     }
 }
 
