@@ -17,6 +17,8 @@ packages=(
   util-linux procps
   # a fast linker (.cargo/config.toml)
   mold
+  # the Debian package (scripts/package.sh) and its checks
+  dpkg-dev lintian desktop-file-utils
   # opening logs and folders from the tray
   xdg-utils
 )

@@ -1,5 +1,5 @@
 //! `berth-assets DIR`: writes the generated parts of the Debian package into
-//! DIR: the man page (clap_mangen) and the bash, zsh and fish completions
+//! DIR: the man pages (clap_mangen) and the bash, zsh and fish completions
 //! (clap_complete), both from the clap definitions `berth` itself parses, and
 //! the application icon at the hicolor sizes (the tray's idle disc, drawn by
 //! the same code). Built only with `--features assets` (scripts/package.sh),
@@ -34,9 +34,16 @@ fn main() -> std::process::ExitCode {
 fn write_all(dir: &Path) -> anyhow::Result<()> {
     let man = dir.join("man");
     fs::create_dir_all(&man)?;
-    let mut page = Vec::new();
-    clap_mangen::Man::new(berth::cli::Cli::command()).render(&mut page)?;
-    write(&man.join("berth.1"), &page)?;
+    // berth(1) and one page per subcommand (berth-run(1), ...), as git does.
+    clap_mangen::generate_to(berth::cli::Cli::command(), &man)
+        .with_context(|| format!("{}: cannot write the man pages", man.display()))?;
+    // berth-tray takes the same arguments; its page names it.
+    let tray = berth::cli::Cli::command()
+        .name("berth-tray")
+        .about("berth with the system tray linked in (berth run execs it)");
+    clap_mangen::Man::new(tray)
+        .generate_to(&man)
+        .with_context(|| format!("{}: cannot write berth-tray.1", man.display()))?;
 
     let completions = dir.join("completions");
     fs::create_dir_all(&completions)?;
