@@ -36,11 +36,36 @@ impl Exit {
     }
 }
 
+/// The FILES, ENVIRONMENT and EXIT STATUS of `berth --help` and berth(1).
+const AFTER_LONG_HELP: &str = "\
+Files:
+  $XDG_CONFIG_HOME/berth/backends       the user's backends folder
+  /usr/lib/berth/backends               the installed backends (beside the berth binary)
+  $XDG_STATE_HOME/berth/logs/ID.log     each backend's log, rotated (ID.log.1 ...)
+  $XDG_STATE_HOME/berth/berth.log       berth's own log
+  $XDG_RUNTIME_DIR/berth/berth.sock     the control socket (else /tmp/berth-$UID/)
+
+Environment:
+  BERTH_BACKENDS    backends folders, colon separated (instead of the defaults)
+  BERTH_SOCKET      the control socket
+  BERTH_RESOURCES   what ${resources} expands to in manifests
+  RUST_LOG          filters berth's own log (e.g. debug)
+
+Exit status:
+  0 ok; 1 a problem found or an action refused; 2 a usage error, a missing
+  file or folder, or no launcher running.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "berth",
     version,
     about = "A desktop launcher that hosts backends",
+    long_about = "A desktop launcher that hosts backends: executables (a PyInstaller-packaged \
+Python server first of all) described by YAML manifests in a backends folder. berth verifies \
+each executable's SHA-256 before every launch, hot-reloads the folder, supervises process \
+groups, captures logs, detects readiness, restarts with backoff, and shows one tray submenu \
+per backend. The other commands talk to the running launcher over its control socket.",
+    after_long_help = AFTER_LONG_HELP,
     propagate_version = true
 )]
 pub struct Cli {
