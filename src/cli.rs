@@ -39,21 +39,21 @@ impl Exit {
 /// The FILES, ENVIRONMENT and EXIT STATUS of `berth --help` and berth(1).
 const AFTER_LONG_HELP: &str = "\
 Files:
-  $XDG_CONFIG_HOME/berth/backends       the user's backends folder
-  /usr/lib/berth/backends               the installed backends (beside the berth binary)
-  $XDG_STATE_HOME/berth/logs/ID.log     each backend's log, rotated (ID.log.1 ...)
-  $XDG_STATE_HOME/berth/berth.log       berth's own log
-  $XDG_RUNTIME_DIR/berth/berth.sock     the control socket (else /tmp/berth-$UID/)
+  ~/.config/berth/backends        the user's backends folder
+  /usr/lib/berth/backends         the installed backends
+  ~/.local/state/berth/logs/      each backend's log, ID.log
+  ~/.local/state/berth/berth.log  berth's own log
+  $XDG_RUNTIME_DIR/berth/         the control socket, berth.sock
 
 Environment:
-  BERTH_BACKENDS    backends folders, colon separated (instead of the defaults)
-  BERTH_SOCKET      the control socket
-  BERTH_RESOURCES   what ${resources} expands to in manifests
-  RUST_LOG          filters berth's own log (e.g. debug)
+  BERTH_BACKENDS   backends folders, colon separated
+  BERTH_SOCKET     the control socket
+  BERTH_RESOURCES  what ${resources} means in manifests
+  RUST_LOG         filters berth's own log (e.g. debug)
 
 Exit status:
-  0 ok; 1 a problem found or an action refused; 2 a usage error, a missing
-  file or folder, or no launcher running.";
+  0 ok; 1 a problem found or an action refused;
+  2 a usage error, a missing file or folder, no launcher.";
 
 #[derive(Debug, Parser)]
 #[command(
