@@ -45,7 +45,10 @@ fn main() {
         files.len(),
         bytes as f64 / 1e6
     );
-    println!("  berth hash DIR        {:>8.3} s", berth_time.as_secs_f64());
+    println!(
+        "  berth hash DIR        {:>8.3} s",
+        berth_time.as_secs_f64()
+    );
     println!("  sha256sum FILES...    {:>8.3} s", sum_time.as_secs_f64());
     println!(
         "  ratio sha256sum/berth {ratio:>8.2} (target >= 0.9: {})",

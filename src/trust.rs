@@ -61,7 +61,9 @@ pub fn trusted_dirs() -> Vec<PathBuf> {
             .collect();
     }
     let mut dirs = vec![crate::paths::config_dir().join("trusted")];
-    if let Some(installed) = crate::paths::beside_exe("trusted").filter(|d| d.is_dir()) {
+    if let Some(installed) =
+        Some(crate::paths::install_dir().join("trusted")).filter(|d| d.is_dir())
+    {
         dirs.push(installed);
     }
     dirs
