@@ -178,7 +178,7 @@ pub fn main_with(frontend: Option<crate::launcher::Frontend>) -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             let code = err.downcast_ref::<Exit>().map_or(1, |e| e.code);
-            eprintln!("berth: {}", one_line(&format!("{err:#}")));
+            eprintln!("berth: {}", one_line(&chain(&err)));
             ExitCode::from(code)
         }
     }
@@ -195,6 +195,24 @@ fn die_quietly_on_broken_pipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// The error and its causes, `: `-joined, leaving out a cause whose text is
+/// already part of the message: typed errors often quote their source
+/// (`talking to ...: Broken pipe`), and anyhow's `{:#}` would print it again.
+fn chain(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// Errors are printed on one line, whatever a library put into them.
@@ -231,6 +249,21 @@ mod tests {
         assert!(parse_size("10XB").is_err());
         assert!(parse_size("0").is_err());
         assert!(parse_size("MB").is_err());
+    }
+
+    // The CLI printed "Broken pipe (os error 32): Broken pipe (os error 32)".
+    #[test]
+    fn a_quoted_cause_is_printed_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let err = crate::control::client::ClientError::Io {
+            path: "/run/berth.sock".into(),
+            source: io,
+        };
+        let text = chain(&anyhow::Error::from(err).context("asking for status"));
+        assert_eq!(
+            text,
+            "asking for status: talking to the launcher on /run/berth.sock: broken pipe"
+        );
     }
 
     #[test]

@@ -6,3 +6,4 @@ mod commands;
 mod home;
 mod lifecycle;
 mod socket;
+mod stress;
