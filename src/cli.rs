@@ -119,12 +119,41 @@ pub struct RunArgs {
     /// No tray: serve the control socket only.
     #[arg(long)]
     pub headless: bool,
-    /// Rotate a backend log past this size (e.g. 10MB, 512KiB).
-    #[arg(long, default_value = "10MB", value_parser = parse_size, value_name = "SIZE")]
+    /// Rotate a backend log (and berth.log) past this size (e.g. 10MB, 512KiB; at least 64KiB).
+    #[arg(long, default_value = "10MB", value_parser = parse_log_size, value_name = "SIZE")]
     pub log_max_size: u64,
-    /// Rotated logs to keep per backend.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    /// Rotated logs to keep per backend and for berth.log (0 to 100).
+    #[arg(long, default_value_t = 3, value_parser = parse_backups, value_name = "N")]
     pub log_backups: u32,
+}
+
+/// Smallest `--log-max-size`: below it a chatty backend rotates on every
+/// few lines, and rotation (renames, a new file) turns into a hot loop.
+pub const MIN_LOG_SIZE: u64 = 64 << 10;
+/// Largest `--log-backups`: each rotation renames every backup, so a huge
+/// count made every rotation a walk over a million names.
+pub const MAX_LOG_BACKUPS: u32 = 100;
+
+fn parse_log_size(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if bytes < MIN_LOG_SIZE {
+        return Err(format!(
+            "{text:?} is too small: the smallest log size is 64KiB"
+        ));
+    }
+    Ok(bytes)
+}
+
+fn parse_backups(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if n <= MAX_LOG_BACKUPS => Ok(n),
+        Ok(_) => Err(format!(
+            "{text:?} is too many: keep at most {MAX_LOG_BACKUPS} backups"
+        )),
+        Err(_) => Err(format!(
+            "{text:?} is not a whole number from 0 to {MAX_LOG_BACKUPS}"
+        )),
+    }
 }
 
 /// Parses `10MB`, `512KiB`, `1G` or a plain byte count. `K`/`M`/`G` are powers
@@ -166,6 +195,17 @@ pub fn main_with(frontend: Option<crate::launcher::Frontend>) -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // A bad option value is one line naming the option, like every
+            // other berth error; clap adds a usage hint on further lines.
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue
+            ) {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or_default();
+                eprintln!("berth: {}", first.trim_start_matches("error: "));
+                return ExitCode::from(2);
+            }
             // clap prints help/version to stdout and usage errors to stderr (exit 2).
             let _ = e.print();
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
@@ -249,6 +289,18 @@ mod tests {
         assert!(parse_size("10XB").is_err());
         assert!(parse_size("0").is_err());
         assert!(parse_size("MB").is_err());
+        assert_eq!(parse_log_size("64KiB"), Ok(64 << 10));
+        assert!(
+            parse_log_size("1")
+                .unwrap_err()
+                .contains("smallest log size is 64KiB")
+        );
+        assert_eq!(parse_backups("100"), Ok(100));
+        assert!(
+            parse_backups("1000000")
+                .unwrap_err()
+                .contains("at most 100")
+        );
     }
 
     // The CLI printed "Broken pipe (os error 32): Broken pipe (os error 32)".

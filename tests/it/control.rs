@@ -2,6 +2,7 @@
 //! --headless` in a temp dir, clients as separate processes, raw sockets for
 //! protocol abuse. (Issue #4.)
 
+mod bounds;
 mod commands;
 mod home;
 mod lifecycle;
