@@ -4,6 +4,7 @@
 
 mod bounds;
 mod commands;
+mod errors;
 mod home;
 mod lifecycle;
 mod socket;
