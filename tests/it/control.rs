@@ -5,6 +5,7 @@
 mod bounds;
 mod commands;
 mod errors;
+mod follow;
 mod home;
 mod lifecycle;
 mod socket;
