@@ -6,7 +6,7 @@ mod bounds;
 mod commands;
 mod errors;
 mod follow;
-mod home;
+pub mod home;
 mod lifecycle;
 mod socket;
 mod stress;
