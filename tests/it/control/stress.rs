@@ -28,14 +28,18 @@ fn six_hundred_idle_clients_do_not_lock_status_out() {
         "status took {:?}",
         t0.elapsed()
     );
-    // The oldest idle one was closed for it, with a reason.
+    // The oldest idle one was closed for it, with a reason (on a very loaded
+    // machine its 10 s idle limit may come first: also a reasoned close).
     let mut first = idle.into_iter().next().unwrap();
     first
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut text = String::new();
     first.read_to_string(&mut text).unwrap();
-    assert!(text.contains("closing this idle connection"), "{text}");
+    assert!(
+        text.contains("closing this idle connection") || text.contains("no request for"),
+        "{text}"
+    );
 }
 
 // `berth status` hung forever on a frozen launcher.
