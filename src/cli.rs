@@ -186,11 +186,11 @@ pub struct RunArgs {
     /// No tray: serve the control socket only.
     #[arg(long)]
     pub headless: bool,
-    /// Rotate a backend log past this size (e.g. 10MB, 512KiB).
-    #[arg(long, default_value = "10MB", value_parser = parse_size, value_name = "SIZE")]
+    /// Rotate a backend log (and berth.log) past this size (e.g. 10MB, 512KiB; at least 64KiB).
+    #[arg(long, default_value = "10MB", value_parser = parse_log_size, value_name = "SIZE")]
     pub log_max_size: u64,
-    /// Rotated logs to keep per backend.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    /// Rotated logs to keep per backend and for berth.log (0 to 100).
+    #[arg(long, default_value_t = 3, value_parser = parse_backups, value_name = "N")]
     pub log_backups: u32,
     #[command(flatten)]
     pub signatures: SignaturesArg,
@@ -206,6 +206,35 @@ pub struct SignaturesArg {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub require: bool,
+}
+
+/// Smallest `--log-max-size`: below it a chatty backend rotates on every
+/// few lines, and rotation (renames, a new file) turns into a hot loop.
+pub const MIN_LOG_SIZE: u64 = 64 << 10;
+/// Largest `--log-backups`: each rotation renames every backup, so a huge
+/// count made every rotation a walk over a million names.
+pub const MAX_LOG_BACKUPS: u32 = 100;
+
+fn parse_log_size(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if bytes < MIN_LOG_SIZE {
+        return Err(format!(
+            "{text:?} is too small: the smallest log size is 64KiB"
+        ));
+    }
+    Ok(bytes)
+}
+
+fn parse_backups(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if n <= MAX_LOG_BACKUPS => Ok(n),
+        Ok(_) => Err(format!(
+            "{text:?} is too many: keep at most {MAX_LOG_BACKUPS} backups"
+        )),
+        Err(_) => Err(format!(
+            "{text:?} is not a whole number from 0 to {MAX_LOG_BACKUPS}"
+        )),
+    }
 }
 
 /// Parses `10MB`, `512KiB`, `1G` or a plain byte count. `K`/`M`/`G` are powers
@@ -261,6 +290,17 @@ pub fn main_with(frontend: Option<crate::launcher::Frontend>) -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // A bad option value is one line naming the option, like every
+            // other berth error; clap adds a usage hint on further lines.
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue
+            ) {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or_default();
+                eprintln!("berth: {}", first.trim_start_matches("error: "));
+                return ExitCode::from(2);
+            }
             // clap prints help/version to stdout and usage errors to stderr (exit 2).
             let _ = e.print();
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
@@ -273,7 +313,7 @@ pub fn main_with(frontend: Option<crate::launcher::Frontend>) -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             let code = err.downcast_ref::<Exit>().map_or(1, |e| e.code);
-            eprintln!("berth: {}", one_line(&format!("{err:#}")));
+            eprintln!("berth: {}", one_line(&chain(&err)));
             ExitCode::from(code)
         }
     }
@@ -290,6 +330,24 @@ fn die_quietly_on_broken_pipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// The error and its causes, `: `-joined, leaving out a cause whose text is
+/// already part of the message: typed errors often quote their source
+/// (`talking to ...: Broken pipe`), and anyhow's `{:#}` would print it again.
+fn chain(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// Errors are printed on one line, whatever a library put into them.
@@ -329,6 +387,33 @@ mod tests {
         assert!(parse_size("10XB").is_err());
         assert!(parse_size("0").is_err());
         assert!(parse_size("MB").is_err());
+        assert_eq!(parse_log_size("64KiB"), Ok(64 << 10));
+        assert!(
+            parse_log_size("1")
+                .unwrap_err()
+                .contains("smallest log size is 64KiB")
+        );
+        assert_eq!(parse_backups("100"), Ok(100));
+        assert!(
+            parse_backups("1000000")
+                .unwrap_err()
+                .contains("at most 100")
+        );
+    }
+
+    // The CLI printed "Broken pipe (os error 32): Broken pipe (os error 32)".
+    #[test]
+    fn a_quoted_cause_is_printed_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let err = crate::control::client::ClientError::Io {
+            path: "/run/berth.sock".into(),
+            source: io,
+        };
+        let text = chain(&anyhow::Error::from(err).context("asking for status"));
+        assert_eq!(
+            text,
+            "asking for status: talking to the launcher on /run/berth.sock: broken pipe"
+        );
     }
 
     #[test]

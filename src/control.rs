@@ -6,9 +6,11 @@
 //! shared by both sides.
 
 pub mod client;
+pub mod idle;
 pub mod protocol;
 pub mod server;
 pub mod socket;
+mod unique_keys;
 
 pub use protocol::{Reply, Request};
 pub use server::{Control, Limits, serve};

@@ -40,6 +40,9 @@ pub fn hash_file(path: &Path) -> io::Result<Digest> {
 pub enum VerifyError {
     #[error("executable not found: tried {}", join_paths(.tried))]
     NotFound { tried: Vec<PathBuf> },
+    /// The only candidate that exists is a folder ("not found" misled users).
+    #[error("executable {} is a folder, not a file", path.display())]
+    IsFolder { path: PathBuf },
     #[error("checksum mismatch: expected {expected}, found {found}")]
     Mismatch {
         path: PathBuf,
@@ -87,6 +90,9 @@ pub fn set_after_verify_hook(hook: Option<Hook>) {
 /// compares with `expected`.
 pub fn verify(candidates: &[PathBuf], expected: &Digest) -> Result<Verified, VerifyError> {
     let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+        if let Some(dir) = candidates.iter().find(|p| p.is_dir()) {
+            return Err(VerifyError::IsFolder { path: dir.clone() });
+        }
         return Err(VerifyError::NotFound {
             tried: candidates.to_vec(),
         });

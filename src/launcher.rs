@@ -94,7 +94,7 @@ pub fn run(
     frontend: Option<Frontend>,
 ) -> Result<ExitCode, LauncherError> {
     let dir = backends_dir(&args)?;
-    logging::init();
+    logging::init(args.log_max_size, args.log_backups);
     // GTK binds itself to the thread that initialises it: probe here, on the
     // main thread, before the runtime's threads exist.
     let frontend = frontend.filter(|f| {

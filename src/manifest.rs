@@ -253,6 +253,22 @@ pub struct Backend {
     pub signed_by: Option<String>,
 }
 
+impl Backend {
+    /// Why the backend cannot start in its workdir, if it cannot: the folder
+    /// is missing or is not a folder.
+    pub fn workdir_problem(&self) -> Option<String> {
+        let shown = self.workdir.display();
+        match std::fs::metadata(&self.workdir) {
+            Ok(meta) if meta.is_dir() => None,
+            Ok(_) => Some(format!("workdir {shown} is not a folder")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some(format!("workdir {shown} does not exist"))
+            }
+            Err(e) => Some(format!("workdir {shown}: {e}")),
+        }
+    }
+}
+
 /// Why a manifest cannot be used. Displays as one line:
 /// `backends/x.yaml: line 4 column 3: args: invalid type ...`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -41,6 +41,7 @@ use tokio::task::JoinHandle;
 use crate::supervisor::SupervisorHandle;
 
 pub mod events;
+mod settle;
 pub mod state;
 mod task;
 

@@ -159,13 +159,26 @@ fn verify(row: &mut Row, shown: &Path, backend: &Backend) {
     let Some(path) = exe.resolve() else {
         row.state = "not-found";
         row.checksum = "not found";
-        row.problem = Some(format!(
-            "{}: {field}.path: not found: tried {}",
-            shown.display(),
-            tried(exe)
-        ));
+        let folder = exe.candidates.iter().find(|p| p.is_dir());
+        row.problem = Some(match folder {
+            Some(dir) => format!(
+                "{}: {field}.path: {} is a folder, not a file",
+                shown.display(),
+                dir.display()
+            ),
+            None => format!(
+                "{}: {field}.path: not found: tried {}",
+                shown.display(),
+                tried(exe)
+            ),
+        });
         return;
     };
+    // Not a failure of the file (the folder may be created later), but the
+    // launch would fail: say so beside the row.
+    if let Some(problem) = backend.workdir_problem() {
+        row.note = problem;
+    }
     row.path = crate::paths::shown(path);
     match crate::integrity::hash_file(path) {
         Ok(actual) if actual == exe.sha256 && !actual.is_zero() => {

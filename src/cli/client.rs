@@ -6,17 +6,13 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 
 use super::Exit;
-use crate::control::client::{Client, ClientError};
+use crate::control::client::{Client, ClientError, STATUS_TIMEOUT};
 use crate::control::{Reply, Request};
 use crate::supervisor::BackendStatus;
-
-/// A status request is answered at once; this only guards against a hung launcher.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn connect(socket: &Path) -> anyhow::Result<Client> {
     Client::connect(socket).map_err(|e| match e {
@@ -37,8 +33,7 @@ fn refused(reply: &Reply) -> anyhow::Error {
 
 pub fn status(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let mut client = connect(socket)?;
-    client.set_timeout(Some(STATUS_TIMEOUT))?;
-    let reply = client.request(&Request::Status)?;
+    let reply = client.request(&Request::Status, STATUS_TIMEOUT)?;
     if !reply.ok {
         return Err(refused(&reply));
     }
@@ -64,9 +59,9 @@ pub fn action(socket: &Path, action: &str, id: &str) -> anyhow::Result<ExitCode>
         other => return Err(Exit::usage(format!("unknown action {other:?}"))),
     };
     let mut client = connect(socket)?;
-    // No timeout: the launcher answers once the backend settles, which can
-    // take as long as its readiness timeout.
-    let reply = client.request(&request)?;
+    // The launcher answers once the backend settles, which can take as long
+    // as its readiness or stop timeout: wait while it is alive.
+    let reply = client.request_while_alive(&request)?;
     if !reply.ok {
         return Err(refused(&reply));
     }

@@ -2,11 +2,11 @@
 //! so it works with or without a launcher.
 //!
 //! Following survives rotation: the supervisor renames `<id>.log` to
-//! `<id>.log.1` and creates a new `<id>.log`. The follower notices the path
-//! now names another inode (or that the file shrank), finishes the old file,
-//! and continues with the new one from its start. It polls every 200 ms while
-//! following: this is the client, not the launcher, and it only runs while
-//! someone watches.
+//! `<id>.log.1` and creates a new `<id>.log`. The follower is woken by
+//! inotify on the log folder, finishes the old file, and continues with the
+//! file rotated in after it (see [`Follower`]), so a rotation faster than
+//! the reader loses nothing. Only waiting for a log that does not exist yet
+//! polls (every 200 ms).
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
@@ -134,6 +134,16 @@ pub fn tail_offset(file: &mut File, n: usize) -> io::Result<u64> {
     Ok(0)
 }
 
+/// Follows a log across rotations, woken by inotify (the notify crate) on
+/// the log folder rather than by a timer.
+///
+/// It never skips a rotated file, even when rotations come faster than it
+/// reads: when the path no longer names the file being read, the next file
+/// is not `<id>.log` (that may already be two rotations later) but the one
+/// that was rotated right after it. The follower finds its own file among
+/// the backups (`.k`), opens `.k-1` (or `<id>.log`), and checks that its
+/// own file is still at `.k` afterwards: rotation renames the oldest first,
+/// so the file opened was its successor.
 struct Follower<'a> {
     path: PathBuf,
     file: &'a mut File,
@@ -142,13 +152,23 @@ struct Follower<'a> {
     owned: Option<File>,
 }
 
+/// A safety net for a missed event (an inotify queue overflow): look again
+/// this often even without one.
+const NO_EVENT_RECHECK: Duration = Duration::from_secs(2);
+/// Rotations kept that the follower looks through for its file.
+const MAX_BACKUPS: u32 = crate::cli::MAX_LOG_BACKUPS;
+
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    (meta.dev(), meta.ino())
+}
+
 impl<'a> Follower<'a> {
     fn new(path: PathBuf, file: &'a mut File) -> io::Result<Self> {
         let meta = file.metadata()?;
         Ok(Self {
             path,
             file,
-            identity: (meta.dev(), meta.ino()),
+            identity: identity(&meta),
             owned: None,
         })
     }
@@ -160,12 +180,56 @@ impl<'a> Follower<'a> {
         }
     }
 
+    /// `<id>.log` for 0, `<id>.log.k` otherwise.
+    fn name(&self, k: u32) -> PathBuf {
+        if k == 0 {
+            return self.path.clone();
+        }
+        let mut p = self.path.clone().into_os_string();
+        p.push(format!(".{k}"));
+        PathBuf::from(p)
+    }
+
+    fn at(&self, k: u32) -> Option<(u64, u64)> {
+        std::fs::metadata(self.name(k)).ok().map(|m| identity(&m))
+    }
+
+    /// The file rotated in right after the one being read, if the path no
+    /// longer names it; `None` while it is still the current log (or
+    /// while the successor cannot be told yet).
+    fn successor(&self) -> Option<File> {
+        if self.at(0) == Some(self.identity) {
+            return None;
+        }
+        // Where is ours now? Not found: dropped past the last backup, and
+        // its successor is the oldest backup left.
+        let k = (1..=MAX_BACKUPS)
+            .find(|&k| self.at(k) == Some(self.identity))
+            .or_else(|| {
+                (1..=MAX_BACKUPS)
+                    .rev()
+                    .find(|&k| self.at(k).is_some())
+                    .map(|k| k + 1)
+            })?;
+        let next = File::open(self.name(k - 1)).ok()?;
+        let ours_still_at_k = self.at(k) == Some(self.identity);
+        let dropped = (1..=MAX_BACKUPS).all(|j| self.at(j) != Some(self.identity));
+        (ours_still_at_k || dropped).then_some(next)
+    }
+
     fn run(mut self, out: &mut impl Write) -> anyhow::Result<()> {
+        use notify::{RecursiveMode, Watcher};
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut watcher = notify::recommended_watcher(move |event| {
+            // The callback only forwards; a closed channel means we are done.
+            let _ = tx.send(event);
+        })?;
+        let folder = self.path.parent().unwrap_or(Path::new("."));
+        watcher.watch(folder, RecursiveMode::NonRecursive)?;
         loop {
             if copy_available(self.current(), out)? > 0 {
                 out.flush()?;
             }
-            std::thread::sleep(POLL);
             // Truncated in place: start over from the top.
             let position = self.current().stream_position()?;
             let len = self.current().metadata()?.len();
@@ -173,23 +237,20 @@ impl<'a> Follower<'a> {
                 self.current().seek(SeekFrom::Start(0))?;
                 continue;
             }
-            // Rotated: the path names another file (or none, for a moment).
-            let Ok(meta) = std::fs::metadata(&self.path) else {
-                continue;
-            };
-            if (meta.dev(), meta.ino()) == self.identity {
+            if let Some(next) = self.successor() {
+                // Lines written to the old file before its rename come first.
+                copy_available(self.current(), out)?;
+                out.flush()?;
+                self.identity = identity(&next.metadata()?);
+                self.owned = Some(next);
                 continue;
             }
-            let Ok(next) = File::open(&self.path) else {
-                continue;
-            };
-            // Lines written to the old file between our last read and the
-            // rename come first.
-            copy_available(self.current(), out)?;
-            out.flush()?;
-            let meta = next.metadata()?;
-            self.identity = (meta.dev(), meta.ino());
-            self.owned = Some(next);
+            // Sleep until the folder changes; then take every queued event.
+            match rx.recv_timeout(NO_EVENT_RECHECK) {
+                Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            while rx.try_recv().is_ok() {}
         }
     }
 }

@@ -36,6 +36,7 @@ impl Request {
     /// reason it is not one.
     pub fn parse(line: &[u8]) -> Result<Self, String> {
         let text = std::str::from_utf8(line).map_err(|_| "request is not UTF-8".to_owned())?;
+        super::unique_keys::check(text)?;
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("request is not JSON: {e}"))?;
         let Some(cmd) = value.get("cmd") else {
@@ -163,6 +164,10 @@ mod tests {
         assert!(err(br#"{"cmd": "status", "x": 1}"#).contains("unknown field"));
         assert_eq!(err(b"\xff"), "request is not UTF-8");
         assert!(err(b"[1,2]").contains("no \"cmd\""));
+        assert_eq!(
+            err(br#"{"cmd": "status", "cmd": "stop-all"}"#),
+            r#"duplicate key "cmd""#
+        );
     }
 
     #[test]

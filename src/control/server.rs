@@ -17,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 
+use super::idle::IdleClients;
 use super::protocol::{MAX_LINE, Reply, Request};
 use crate::supervisor::{ActionError, BackendStatus, Outcome, Snapshot, State, SupervisorHandle};
 
@@ -79,41 +80,68 @@ impl Default for Limits {
 
 /// Accepts connections forever. Per-connection failures are logged and never
 /// end the loop; only dropping the future (the launcher quitting) does.
+///
+/// When every slot is taken, or the process is out of descriptors, the
+/// longest-idle connection is closed to make room (see [`IdleClients`]);
+/// only when every connection is busy with a request is a newcomer told
+/// "too many clients".
 pub async fn serve<C: Control>(listener: &UnixListener, control: C, limits: Limits) {
     let slots = Arc::new(Semaphore::new(limits.max_clients));
+    let idle_clients = IdleClients::default();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning.
+                // EMFILE and friends: free a descriptor by closing the
+                // longest-idle client, else back off instead of spinning.
                 tracing::warn!(error = %e, "control socket: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                if !idle_clients.evict_oldest() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                } else {
+                    tokio::task::yield_now().await;
+                }
                 continue;
             }
         };
         let control = control.clone();
         let idle = limits.idle;
-        match slots.clone().try_acquire_owned() {
-            Ok(permit) => {
-                tokio::spawn(async move {
-                    connection(stream, control, idle).await;
-                    drop(permit);
-                });
-            }
-            Err(_) => {
-                tokio::spawn(async move {
-                    let mut stream = stream;
-                    let reply = Reply::error("too many clients; try again");
-                    let _ = stream.write_all(reply.to_line().as_bytes()).await;
-                });
-            }
-        }
+        let slots = slots.clone();
+        let idle_clients = idle_clients.clone();
+        tokio::spawn(async move {
+            let permit = match slots.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    let evicted = idle_clients.evict_oldest();
+                    let wait = tokio::time::timeout(EVICTION_WAIT, slots.acquire_owned());
+                    match (evicted, wait.await) {
+                        (true, Ok(Ok(permit))) => permit,
+                        _ => {
+                            let mut stream = stream;
+                            let reply = Reply::error("too many clients; try again");
+                            let _ = stream.write_all(reply.to_line().as_bytes()).await;
+                            return;
+                        }
+                    }
+                }
+            };
+            connection(stream, control, idle, &idle_clients).await;
+            drop(permit);
+        });
     }
 }
 
-/// Serves one client until it hangs up, goes silent, or breaks the protocol
-/// in a way that leaves no reliable line boundary.
-async fn connection<C: Control>(stream: UnixStream, control: C, idle: Duration) {
+/// How long a newcomer waits for the connection it pushed out to close.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
+/// Serves one client until it hangs up, goes silent, is pushed out by a
+/// newcomer while idle, or breaks the protocol in a way that leaves no
+/// reliable line boundary.
+async fn connection<C: Control>(
+    stream: UnixStream,
+    control: C,
+    idle: Duration,
+    idle_clients: &IdleClients,
+) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -121,9 +149,18 @@ async fn connection<C: Control>(stream: UnixStream, control: C, idle: Duration) 
         line.clear();
         // One byte more than allowed tells an over-long line from a full one.
         let limit = (MAX_LINE + 2) as u64;
-        let read =
-            tokio::time::timeout(idle, (&mut reader).take(limit).read_until(b'\n', &mut line))
-                .await;
+        let mut ticket = idle_clients.enter();
+        let mut taken = (&mut reader).take(limit);
+        let read = tokio::select! {
+            read = tokio::time::timeout(idle, taken.read_until(b'\n', &mut line)) => read,
+            _ = &mut ticket.evicted => {
+                tracing::debug!("control socket: closing the longest-idle client for a new one");
+                let reply = Reply::error("too many clients; closing this idle connection");
+                let _ = write.write_all(reply.to_line().as_bytes()).await;
+                return;
+            }
+        };
+        drop(ticket);
         let n = match read {
             Err(_) => {
                 tracing::debug!("control socket: client silent, closing");

@@ -22,7 +22,7 @@ fn status(id: &str, state: State) -> BackendStatus {
 
 impl Fake {
     fn new() -> Self {
-        let ids = ["good", "crash", "slow", "up", "late"];
+        let ids = ["good", "crash", "slow", "up", "late", "stuck"];
         let mut snap = Snapshot::default();
         for id in ids {
             let state = if id == "up" {
@@ -140,7 +140,7 @@ async fn status_lists_every_backend() {
     let reply = ask(&s.path, "{\"cmd\":\"status\"}\n").await;
     assert!(reply.ok);
     let list: Vec<BackendStatus> = serde_json::from_value(reply.data.unwrap()).unwrap();
-    assert_eq!(list.len(), 5);
+    assert_eq!(list.len(), 6);
     assert_eq!(list[3].state, State::Running);
 }
 
@@ -299,13 +299,35 @@ async fn many_concurrent_clients_are_all_served() {
     }
 }
 
+// 513 idle sockets used to lock every client out for the 10 s idle timeout.
 #[tokio::test]
-async fn clients_beyond_the_limit_are_told_so() {
+async fn a_full_server_closes_its_longest_idle_client_for_a_new_one() {
+    let s = server(Limits {
+        max_clients: 2,
+        ..Limits::default()
+    });
+    let mut oldest = UnixStream::connect(&s.path).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _younger = UnixStream::connect(&s.path).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let reply = ask(&s.path, "{\"cmd\":\"status\"}\n").await;
+    assert!(reply.ok, "{reply:?}");
+    let mut out = String::new();
+    oldest.read_to_string(&mut out).await.unwrap();
+    assert!(out.contains("closing this idle connection"), "{out}");
+}
+
+#[tokio::test]
+async fn clients_beyond_the_limit_are_told_so_when_none_is_idle() {
     let s = server(Limits {
         max_clients: 1,
         ..Limits::default()
     });
-    let _held = UnixStream::connect(&s.path).await.unwrap();
+    // A request that never settles keeps its connection busy, not idle.
+    let mut busy = UnixStream::connect(&s.path).await.unwrap();
+    busy.write_all(b"{\"cmd\":\"start\",\"id\":\"stuck\"}\n")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let reply = ask(&s.path, "{\"cmd\":\"status\"}\n").await;
     assert_eq!(reply.error.as_deref(), Some("too many clients; try again"));

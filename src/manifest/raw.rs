@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::scalar::{
-    DurationText, EnvName, HttpUrl, Id, Label, PathText, SemReq, SemVersion, Sha256, TcpAddr, Text,
-    TreeDir,
+    Backoff, DurationText, EnvName, HttpUrl, Id, Label, PathText, SemReq, SemVersion, Sha256,
+    TcpAddr, Text, TreeDir,
 };
 
 /// A berth backend manifest (v1): one backend per file.
@@ -76,9 +76,10 @@ pub struct RawRestart {
     /// never (default), on-failure (non-zero exit or a signal berth did not send), always.
     pub policy: Option<RawPolicy>,
     /// Restarts before giving up (default 3; 0: none).
+    #[schemars(range(max = 4294967295u32))]
     pub max_retries: Option<u32>,
-    /// First delay before a restart, doubled each time up to 30s (default 1s).
-    pub backoff: Option<DurationText>,
+    /// First delay before a restart, doubled each time up to 30s (default 1s, at least 100ms).
+    pub backoff: Option<Backoff>,
 }
 
 /// A restart policy.
@@ -157,6 +158,21 @@ impl PlatformTable {
         .filter_map(|(k, e)| e.as_ref().map(|e| (k, e)))
     }
 
+    /// Every platform key, in the order of [`Self::entries`].
+    pub fn keys(&self) -> [&'static str; 9] {
+        [
+            "linux",
+            "linux-x86_64",
+            "linux-aarch64",
+            "macos",
+            "macos-x86_64",
+            "macos-aarch64",
+            "windows",
+            "windows-x86_64",
+            "windows-aarch64",
+        ]
+    }
+
     pub fn get(&self, key: &str) -> Option<&RawExecutable> {
         self.entries().find(|(k, _)| *k == key).map(|(_, e)| e)
     }
@@ -211,7 +227,13 @@ impl JsonSchema for Executables {
 
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let mut schema = PlatformTable::json_schema(generator);
-        schema.insert("minProperties".to_owned(), 1.into());
+        // At least one entry that is not null (`linux: ~` alone is no entry).
+        let keys = PlatformTable::default().keys();
+        let any: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|k| serde_json::json!({ "required": [k], "properties": { *k: { "type": "object" } } }))
+            .collect();
+        schema.insert("anyOf".to_owned(), any.into());
         schema
     }
 }
@@ -409,10 +431,12 @@ impl JsonSchema for RawReady {
         );
         schema.insert(
             "oneOf".to_owned(),
+            // A null probe counts as absent, as in berth; an empty
+            // stdout_json names nothing to wait for.
             serde_json::json!([
-                { "required": ["stdout_json"] },
-                { "required": ["tcp"] },
-                { "required": ["http"] }
+                { "required": ["stdout_json"], "properties": { "stdout_json": { "type": "object", "minProperties": 1 } } },
+                { "required": ["tcp"], "properties": { "tcp": { "type": "string" } } },
+                { "required": ["http"], "properties": { "http": { "type": "string" } } }
             ]),
         );
         schema

@@ -115,7 +115,13 @@ impl Scalar for Text {
     }
 }
 
-scalar!(Text, "Text", { "type": "string" });
+// serde_yaml hands any plain scalar to a string visitor as written, so
+// `args: [--port, 5000]` passes "5000": the schema says so rather than
+// flagging what berth runs.
+scalar!(Text, "Text", {
+    "type": ["string", "number", "boolean", "null"],
+    "description": "A string; any other scalar is passed exactly as written (5000 is \"5000\")."
+});
 
 /// An environment variable name: non-empty, no `=`, no NUL.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -276,6 +282,36 @@ scalar!(DurationText, "Duration", {
     "description": "A duration: an integer and a unit, ms, s, m or h (5s, 500ms)."
 });
 
+/// `restart.backoff`: a duration of at least [`MIN_BACKOFF`]. A crash loop
+/// at `0ms` restarted as fast as berth could spawn (21% to 100% of a core);
+/// at 100ms, doubling to 30 s, it costs a few percent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff(pub Duration);
+
+/// The smallest accepted `restart.backoff`.
+pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+
+impl Scalar for Backoff {
+    const EXPECTING: &'static str = "a duration of at least 100ms, like 1s";
+    fn parse(text: &str) -> Result<Self, String> {
+        let d = parse_duration(text)?;
+        if d < MIN_BACKOFF {
+            return Err(format!(
+                "backoff {text:?} is too short: the smallest is 100ms"
+            ));
+        }
+        Ok(Self(d))
+    }
+}
+
+// At least 100 ms: 100 or more milliseconds, or at least one s, m or h
+// (leading zeros allowed, as the parser reads them).
+scalar!(Backoff, "Backoff", {
+    "type": "string",
+    "pattern": "^0*([1-9][0-9]{2,}ms|[1-9][0-9]*(s|m|h))$",
+    "description": "First delay before a restart: a duration of at least 100ms (1s, 500ms)."
+});
+
 /// Parses `<integer>(ms|s|m|h)`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
@@ -331,7 +367,7 @@ impl Scalar for TcpAddr {
 
 scalar!(TcpAddr, "TcpAddr", {
     "type": "string",
-    "pattern": "^\\S+:[0-9]{1,5}$",
+    "pattern": "^\\S+:0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})$",
     "description": "Ready once a TCP connect to host:port succeeds."
 });
 
@@ -349,13 +385,25 @@ impl Scalar for HttpUrl {
         if authority.is_empty() || text.contains(char::is_whitespace) {
             return Err(format!("invalid URL {text:?}: no host"));
         }
+        // `host:port`, or a bracketed IPv6 address with an optional port.
+        let port = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(':') && !p.contains(']') => Some(p),
+            _ => None,
+        };
+        if let Some(port) = port
+            && !matches!(port.parse::<u16>(), Ok(p) if p > 0)
+        {
+            return Err(format!(
+                "invalid URL {text:?}: port {port:?} is not a number from 1 to 65535"
+            ));
+        }
         Ok(Self(text.to_owned()))
     }
 }
 
 scalar!(HttpUrl, "HttpUrl", {
     "type": "string",
-    "pattern": "^http://[^/?#\\s]+\\S*$",
+    "pattern": "^http://([^/?#\\s:\\[\\]]+|\\[[^\\]/?#\\s]*\\])(:0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?([/?#]\\S*)?$",
     "description": "Ready once a GET of this http:// URL answers 2xx."
 });
 

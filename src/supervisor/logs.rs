@@ -78,30 +78,36 @@ impl LogFile {
     /// `<id>.log` becomes `.1`, `.1` becomes `.2` ... the oldest is dropped.
     fn rotate(&mut self) -> io::Result<()> {
         self.out.flush()?;
-        let name = |n: u32| {
-            let mut p = self.path.clone().into_os_string();
-            p.push(format!(".{n}"));
-            PathBuf::from(p)
-        };
-        if self.backups > 0 {
-            let _ = fs::remove_file(name(self.backups));
-            for n in (1..self.backups).rev() {
-                let from = name(n);
-                if from.exists() {
-                    fs::rename(&from, name(n + 1))?;
-                }
-            }
-            fs::rename(&self.path, name(1))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&self.path)?;
+        let file = rotate_files(&self.path, self.backups)?;
         self.out = BufWriter::with_capacity(64 * 1024, file);
         self.size = 0;
         Ok(())
     }
+}
+
+/// Shifts `path` to `path.1`, `.1` to `.2` ... (the oldest of `backups` is
+/// dropped) and opens a fresh, empty `path`. Shared with berth's own log.
+pub fn rotate_files(path: &Path, backups: u32) -> io::Result<File> {
+    let name = |n: u32| {
+        let mut p = path.to_path_buf().into_os_string();
+        p.push(format!(".{n}"));
+        PathBuf::from(p)
+    };
+    if backups > 0 {
+        let _ = fs::remove_file(name(backups));
+        for n in (1..backups).rev() {
+            let from = name(n);
+            if from.exists() {
+                fs::rename(&from, name(n + 1))?;
+            }
+        }
+        fs::rename(path, name(1))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
 }
 
 /// Caches the `YYYY-MM-DDTHH:MM:SS` part for the current second.

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch as channel};
 use tokio::time::Instant;
 
 use super::events::Plan;
+use super::settle::Settle;
 use super::state::{FolderState, ReloadError, Scope};
 use super::{Msg, Progress, RescanError, RescanReply, WatchError};
 use crate::supervisor::SupervisorHandle;
@@ -62,6 +63,10 @@ pub(super) struct Task {
     progress: channel::Sender<Progress>,
     debounce: Duration,
     missing: bool,
+    /// Withholds fresh errors and logs broken and repaired files.
+    settle: Settle,
+    /// When a withheld error is due to be shown.
+    recheck_at: Option<Instant>,
 }
 
 impl Task {
@@ -84,6 +89,8 @@ impl Task {
             progress,
             debounce,
             missing: false,
+            settle: Settle::default(),
+            recheck_at: None,
         }
     }
 
@@ -119,6 +126,10 @@ impl Task {
                     None => stop = true,
                 },
                 () = crate::timer::sleep_until(due) => {}
+                () = crate::timer::sleep_until(self.recheck_at) => {
+                    self.recheck_at = None;
+                    self.publish().await;
+                }
                 () = crate::timer::sleep_until(poll_at) => {
                     poll_at = None;
                     if self.dir.is_dir() {
@@ -236,6 +247,25 @@ impl Task {
         }
     }
 
+    /// Applies the settled view of the folder (fresh errors withheld) if it
+    /// differs from the last one; `true` if it did.
+    async fn publish(&mut self) -> bool {
+        let Some(state) = &self.state else {
+            return false;
+        };
+        let (view, again) = self
+            .settle
+            .view(state.catalog(), std::time::SystemTime::now());
+        self.recheck_at = again.map(|d| Instant::now() + d);
+        if !self.settle.is_new(&view) {
+            return false;
+        }
+        tracing::info!(dir = %self.dir.display(), "backends changed");
+        self.supervisor.apply(view.clone()).await;
+        self.settle.applied(view);
+        true
+    }
+
     /// Reloads `scope` off the async threads, applies a changed catalog and
     /// publishes progress.
     async fn reload(&mut self, scope: Scope) -> Result<(), ReloadError> {
@@ -274,17 +304,14 @@ impl Task {
                 }
                 self.missing = false;
                 rereads = reload.reread as u64;
-                if reload.changed
-                    && let Some(state) = &self.state
-                {
-                    tracing::info!(
+                if reload.changed {
+                    tracing::debug!(
                         dir = %self.dir.display(),
                         reread = reload.reread,
                         dropped = reload.dropped,
                         "backends changed"
                     );
-                    self.supervisor.apply(state.catalog().clone()).await;
-                    applied = true;
+                    applied = self.publish().await;
                 }
                 Ok(())
             }

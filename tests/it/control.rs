@@ -2,7 +2,11 @@
 //! --headless` in a temp dir, clients as separate processes, raw sockets for
 //! protocol abuse. (Issue #4.)
 
+mod bounds;
 mod commands;
+mod errors;
+mod follow;
 pub mod home;
 mod lifecycle;
 mod socket;
+mod stress;

@@ -2,6 +2,7 @@
 //! user sees it (`fixtures`), `check` / `hash` / `pin` / `schema` and their
 //! exit codes (`commands`).
 
+mod agreement;
 mod commands;
 mod fixtures;
 

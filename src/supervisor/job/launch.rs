@@ -27,7 +27,9 @@ impl Job {
             Err(e) => {
                 let reason = e.to_string();
                 let (state, path, verified) = match &e {
-                    VerifyError::NotFound { .. } => (State::NotFound, None, None),
+                    VerifyError::NotFound { .. } | VerifyError::IsFolder { .. } => {
+                        (State::NotFound, None, None)
+                    }
                     VerifyError::Mismatch { path, .. } | VerifyError::Io { path, .. } => {
                         (State::IntegrityFailed, Some(path.clone()), Some(false))
                     }
@@ -65,6 +67,9 @@ impl Job {
         )
         .map_err(|e| format!("cannot open log {}: {e}", log_path.display()))
         .and_then(|log| {
+            // Spawning in a missing folder fails with ENOENT, which read as
+            // if the executable were missing: name the folder instead.
+            def.workdir_problem().map_or(Ok(()), Err)?;
             let mut cmd = verified.command();
             // berth's own GTK settings (GDK_GL=disable...) are not the
             // backend's; the manifest's env can still set them.

@@ -14,6 +14,11 @@ fn status_prints_a_table_and_the_documented_json() {
     home.backend("alpha", "exec sleep 600", "");
     std::fs::write(home.backends().join("broken.yaml"), "id: [\n").unwrap();
     let _l = home.launch();
+    // An error is shown once its file has been unchanged for 1 s.
+    assert!(wait_until(Duration::from_secs(10), || home
+        .status_json()
+        .len()
+        == 2));
 
     let out = home.run(&["status"]);
     assert_eq!(out.code(), 0, "{out:?}");

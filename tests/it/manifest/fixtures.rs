@@ -192,6 +192,34 @@ const INVALID: &[(&str, &str)] = &[
         "wrong-type-max-retries.yaml",
         "line 9 column 16: restart.max_retries: invalid type: integer `-1`, expected u32",
     ),
+    (
+        "backoff-too-short.yaml",
+        "line 8 column 37: restart.backoff: backoff \"99ms\" is too short: the smallest is 100ms",
+    ),
+    (
+        "http-port-too-big.yaml",
+        "line 8 column 16: ready.http: invalid URL \"http://127.0.0.1:99999/\": port \"99999\" is not a number from 1 to 65535",
+    ),
+    (
+        "max-retries-too-big.yaml",
+        "line 8 column 25: restart.max_retries: invalid value: integer `4294967296`, expected u32",
+    ),
+    (
+        "null-platform.yaml",
+        "line 5 column 3: executable: no platform entry: expected at least one of linux, linux-x86_64, macos, windows-x86_64, ...",
+    ),
+    (
+        "null-probe-alone.yaml",
+        "line 8 column 8: ready: no probe: expected one of stdout_json, tcp or http",
+    ),
+    (
+        "stdout-json-empty.yaml",
+        "line 8 column 8: ready: stdout_json must name at least one key",
+    ),
+    (
+        "tcp-port-too-big.yaml",
+        "line 8 column 15: ready.tcp: invalid address \"127.0.0.1:65536\": expected host:port, like 127.0.0.1:5000",
+    ),
 ];
 
 /// `berth check` on a folder holding only `file`: exit 1, the table on
@@ -321,7 +349,24 @@ fn the_valid_fixtures_check_clean() {
                 "-",
                 "requires >=99.0, berth is 0.1.0"
             ],
+            vec![
+                "null-platform-beside.yaml",
+                "null-platform",
+                "1.0.0",
+                "ok",
+                t,
+                "ok"
+            ],
+            vec![
+                "null-probe-beside.yaml",
+                "null-probe",
+                "1.0.0",
+                "ok",
+                t,
+                "ok"
+            ],
             vec!["resources.yaml", "resources", "0.1.0", "ok", t, "ok"],
+            vec!["scalars.yaml", "scalars", "1.0.0", "ok", t, "ok"],
             vec![
                 "windows-only.yaml",
                 "windows-only",
