@@ -2,6 +2,7 @@
 
 mod control;
 mod desktop;
+mod faults;
 mod manifest;
 mod panel;
 mod supervisor;

@@ -96,6 +96,9 @@ impl Job {
         let pid = child.id().unwrap_or(0);
         let pgid = pid as i32;
         self.shared.groups.insert(pgid, &self.id);
+        if let Some(link) = self.shared.guardian.as_ref() {
+            link.add(pgid, def.stop.signal, def.stop.timeout);
+        }
         let (json_tx, json_rx) = mpsc::channel(logs::JSON_QUEUE);
         let pump = match (child.stdout.take(), child.stderr.take()) {
             (Some(out), Some(err)) => {
