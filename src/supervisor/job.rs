@@ -56,7 +56,7 @@ struct Live {
     pgid: i32,
     def: Arc<Backend>,
     json: Option<mpsc::Receiver<JsonLine>>,
-    pump: JoinHandle<()>,
+    pump: super::logs::Pump,
     /// Held open while it runs; never written in v1.
     _stdin: Option<ChildStdin>,
     probe: Option<JoinHandle<()>>,
@@ -380,7 +380,7 @@ impl Job {
         if let Some(p) = live.probe.take() {
             p.abort();
         }
-        let _ = tokio::time::timeout(DRAIN, &mut live.pump).await;
+        live.pump.end(DRAIN).await;
         if let Some(mut json) = live.json.take() {
             while let Ok(line) = json.try_recv() {
                 if let Some(serde_json::Value::String(status)) = line.get("status") {

@@ -232,14 +232,76 @@ impl Sink<'_> {
     }
 }
 
-/// Copies both pipes into `log` until both reach end of file.
-pub async fn pump(
+/// A run's log pump. It ends with its run: [`Pump::end`] once the group is
+/// gone, so an escaped process (setsid) that still holds the pipes writes
+/// into nothing, instead of keeping an old pump writing into (and rotating)
+/// the log of a later run and berth's descriptors growing at each restart.
+pub struct Pump {
+    task: tokio::task::JoinHandle<()>,
+    finish: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Pump {
+    /// Starts copying both pipes into `log`.
+    pub fn spawn(
+        id: String,
+        stdout: ChildStdout,
+        stderr: ChildStderr,
+        log: LogFile,
+        json: mpsc::Sender<JsonLine>,
+    ) -> Self {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        Self {
+            task: tokio::spawn(pump(id, stdout, stderr, log, json, rx)),
+            finish: Some(tx),
+        }
+    }
+
+    /// A pump for a run without pipes.
+    pub fn none() -> Self {
+        Self {
+            task: tokio::spawn(async {}),
+            finish: None,
+        }
+    }
+
+    /// Called once the run's group is gone: everything the group wrote is in
+    /// the pipes; the pump writes it, drops the pipes and ends. Waits at most
+    /// `limit` for that, then aborts it.
+    pub async fn end(mut self, limit: Duration) {
+        if let Some(tx) = self.finish.take() {
+            let _ = tx.send(());
+        }
+        if tokio::time::timeout(limit, &mut self.task).await.is_err() {
+            self.task.abort();
+        }
+    }
+}
+
+/// Reads what `fd` holds right now, without waiting (tokio made it
+/// non-blocking), into `lines`.
+fn drain_now(fd: std::os::fd::RawFd, buf: &mut [u8], mut feed: impl FnMut(&[u8])) {
+    loop {
+        // SAFETY: read into a buffer we own, from a descriptor the pump owns.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return;
+        }
+        feed(&buf[..n as usize]);
+    }
+}
+
+/// Copies both pipes into `log` until both reach end of file, or until told
+/// to finish (then it takes what the pipes hold and stops).
+async fn pump(
     id: String,
     mut stdout: ChildStdout,
     mut stderr: ChildStderr,
     mut log: LogFile,
     json: mpsc::Sender<JsonLine>,
+    mut finish: tokio::sync::oneshot::Receiver<()>,
 ) {
+    use std::os::fd::AsRawFd;
     let mut obuf = vec![0u8; READ_BUF];
     let mut ebuf = vec![0u8; READ_BUF];
     let (mut olines, mut elines) = (Lines::default(), Lines::default());
@@ -265,6 +327,17 @@ pub async fn pump(
                 let _ = sink.log.flush();
                 flush_at = None;
                 continue;
+            }
+            _ = &mut finish => {
+                if !odone {
+                    drain_now(stdout.as_raw_fd(), &mut obuf, |d| olines.feed(d, |l| sink.line("stdout", l)));
+                    olines.finish(|l| sink.line("stdout", l));
+                }
+                if !edone {
+                    drain_now(stderr.as_raw_fd(), &mut ebuf, |d| elines.feed(d, |l| sink.line("stderr", l)));
+                    elines.finish(|l| sink.line("stderr", l));
+                }
+                break;
             }
         }
         if flush_at.is_none() {

@@ -101,10 +101,8 @@ impl Job {
         }
         let (json_tx, json_rx) = mpsc::channel(logs::JSON_QUEUE);
         let pump = match (child.stdout.take(), child.stderr.take()) {
-            (Some(out), Some(err)) => {
-                tokio::spawn(logs::pump(self.id.clone(), out, err, log, json_tx))
-            }
-            _ => tokio::spawn(async {}),
+            (Some(out), Some(err)) => logs::Pump::spawn(self.id.clone(), out, err, log, json_tx),
+            _ => logs::Pump::none(),
         };
         let now = Instant::now();
         let probe = match def.ready.as_ref().map(|r| &r.probe) {
