@@ -28,7 +28,9 @@ impl Job {
                 let reason = e.to_string();
                 let (state, path, verified) = match &e {
                     VerifyError::NotFound { .. } => (State::NotFound, None, None),
-                    VerifyError::Mismatch { path, .. } | VerifyError::Io { path, .. } => {
+                    VerifyError::Mismatch { path, .. }
+                    | VerifyError::Io { path, .. }
+                    | VerifyError::Changed { path } => {
                         (State::IntegrityFailed, Some(path.clone()), Some(false))
                     }
                 };
@@ -48,7 +50,12 @@ impl Job {
             self.shared.config.log_max_size,
             self.shared.config.log_backups,
         )
-        .map_err(|e| format!("cannot open log {}: {e}", log_path.display()))
+        .map_err(|e| {
+            (
+                false,
+                format!("cannot open log {}: {e}", log_path.display()),
+            )
+        })
         .and_then(|log| {
             let mut cmd = verified.command();
             // berth's own GTK settings (GDK_GL=disable...) are not the
@@ -76,18 +83,27 @@ impl Job {
                     });
                 }
             }
-            cmd.spawn()
+            verified
+                .spawn(&mut cmd)
                 .map(|child| (child, log))
-                .map_err(|e| format!("cannot start {}: {e}", verified.path().display()))
+                .map_err(|e| {
+                    let (changed, reason) = integrity::spawn_error(verified.path(), &e);
+                    (changed, reason)
+                })
         });
         let path = paths::shown(verified.path());
         drop(verified);
         let (mut child, log) = match spawned {
             Ok(x) => x,
-            Err(reason) => {
+            Err((changed, reason)) => {
                 tracing::warn!(backend = %self.id, %reason, "spawn failed");
                 self.update(|s| {
-                    s.status.state = State::Failed;
+                    if changed {
+                        s.status.state = State::IntegrityFailed;
+                        s.status.detail.verified = Some(false);
+                    } else {
+                        s.status.state = State::Failed;
+                    }
                     s.run_error = Some(reason.clone());
                 });
                 return Err(reason);
