@@ -365,6 +365,7 @@ impl SupervisorHandle {
                     removing: false,
                     manifest_error: entry.error.clone(),
                     run_error: None,
+                    log_error: None,
                     status: board::job_status(def, &shared.config.log_dir),
                 },
             );

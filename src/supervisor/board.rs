@@ -32,6 +32,8 @@ pub struct Slot {
     pub manifest_error: Option<String>,
     /// Error from running it (checksum, not found, not ready).
     pub run_error: Option<String>,
+    /// The backend's log cannot be written (full disk), while that lasts.
+    pub log_error: Option<String>,
     pub status: BackendStatus,
 }
 
@@ -51,10 +53,12 @@ impl Board {
         let mut rest: Vec<BackendStatus> = Vec::new();
         for slot in self.jobs.values() {
             let mut s = slot.status.clone();
-            s.error = match (&slot.run_error, &slot.manifest_error) {
-                (Some(r), Some(m)) => Some(format!("{r}; {m}")),
-                (r, m) => r.clone().or_else(|| m.clone()),
-            };
+            let errors: Vec<&str> = [&slot.run_error, &slot.log_error, &slot.manifest_error]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            s.error = (!errors.is_empty()).then(|| errors.join("; "));
             s.ready = s.state == State::Running;
             if let Some(at) = s.detail.started_at.filter(|_| s.state.has_process()) {
                 s.uptime_s = Some(at.elapsed().as_secs());

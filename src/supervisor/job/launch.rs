@@ -117,7 +117,10 @@ impl Job {
         }
         let (json_tx, json_rx) = mpsc::channel(logs::JSON_QUEUE);
         let pump = match (child.stdout.take(), child.stderr.take()) {
-            (Some(out), Some(err)) => logs::Pump::spawn(self.id.clone(), out, err, log, json_tx),
+            (Some(out), Some(err)) => {
+                let report = self.log_reporter();
+                logs::Pump::spawn(self.id.clone(), out, err, log, json_tx, report)
+            }
             _ => logs::Pump::none(),
         };
         let now = Instant::now();
@@ -165,6 +168,23 @@ impl Job {
         });
         self.shared.metrics_wake.notify_one();
         Ok(())
+    }
+
+    /// What the log pump calls when its file stops or starts working again:
+    /// the error is shown in `status` while it lasts.
+    fn log_reporter(&self) -> logs::Report {
+        let (shared, id, generation) = (self.shared.clone(), self.id.clone(), self.generation);
+        Box::new(move |error| {
+            let mut board = shared.lock();
+            if let Some(slot) = board
+                .jobs
+                .get_mut(&id)
+                .filter(|s| s.generation == generation)
+            {
+                slot.log_error = error;
+            }
+            shared.publish(&board);
+        })
     }
 
     pub(super) fn on_json(&mut self, line: JsonLine) {
