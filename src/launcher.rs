@@ -366,6 +366,9 @@ impl Control for LauncherControl {
     async fn start_all(&self) {
         self.handle.start_all().await
     }
+    async fn recheck(&self) {
+        self.handle.recheck().await
+    }
     async fn stop_all(&self) {
         self.handle.stop_all().await
     }

@@ -297,6 +297,10 @@ pub struct SupervisorHandle {
     shared: Arc<Shared>,
 }
 
+/// How long a status request waits for the jobs' re-check of their
+/// executables (a stat each; a job busy verifying answers after it).
+pub const RECHECK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// What the jobs, the metrics task and the handle share.
 pub(crate) struct Shared {
     config: Config,
@@ -381,16 +385,20 @@ impl SupervisorHandle {
                 let id = def.id.to_string();
                 winners.insert(id.clone());
                 if let Some(job) = jobs.map.get_mut(&id).filter(|j| !j.removing) {
+                    let (ack, done) = oneshot::channel();
                     if *job.def != **def || job.manifest_error != entry.error {
+                        acks.push(done);
                         job.def = def.clone();
                         job.manifest_error = entry.error.clone();
-                        let (ack, done) = oneshot::channel();
                         let _ = job.ctl.send(Control::Update {
                             def: def.clone(),
                             manifest_error: entry.error.clone(),
                             ack,
                         });
-                        acks.push(done);
+                    } else {
+                        // Every reload looks again for a missing executable
+                        // (not waited for: a job may be hashing).
+                        let _ = job.ctl.send(Control::Recheck(ack));
                     }
                     continue;
                 }
@@ -437,6 +445,29 @@ impl SupervisorHandle {
         for ack in acks {
             let _ = ack.await;
         }
+    }
+
+    /// Every job looks again whether its executable exists (a status
+    /// request does this, so not-found is never stale when someone looks).
+    /// Waits at most [`RECHECK_WAIT`]: a job busy hashing answers later.
+    pub async fn recheck(&self) {
+        let acks: Vec<_> = {
+            let jobs = lock(&self.shared.jobs);
+            jobs.map
+                .values()
+                .filter(|j| !j.removing)
+                .filter_map(|j| {
+                    let (tx, rx) = oneshot::channel();
+                    j.ctl.send(Control::Recheck(tx)).ok().map(|_| rx)
+                })
+                .collect()
+        };
+        let all = async {
+            for ack in acks {
+                let _ = ack.await;
+            }
+        };
+        let _ = tokio::time::timeout(RECHECK_WAIT, all).await;
     }
 
     /// Sends a command to the job of `id` and waits for its answer.

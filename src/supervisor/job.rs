@@ -56,6 +56,9 @@ pub enum Control {
         manifest_error: Option<String>,
         ack: oneshot::Sender<()>,
     },
+    /// Look again whether the executable exists (a reload, a status
+    /// request): a stopped backend shows not-found at once, and back.
+    Recheck(oneshot::Sender<()>),
     /// The id left the catalog: stop gracefully, then leave the board.
     Remove,
     /// Stop and end the task.
@@ -127,7 +130,7 @@ impl Job {
                 last_exit: None,
             }
         };
-        Self {
+        let mut job = Self {
             shared,
             id,
             generation,
@@ -142,7 +145,9 @@ impl Job {
             log,
             deferred: VecDeque::new(),
             closed: false,
-        }
+        };
+        job.recheck();
+        job
     }
 
     /// Writes this job's complete status to the board and publishes a
@@ -270,6 +275,13 @@ impl Job {
             let _ = ack.send(());
             return Flow::Continue;
         }
+        if let Control::Recheck(ack) = c {
+            if self.recheck() {
+                self.publish();
+            }
+            let _ = ack.send(());
+            return Flow::Continue;
+        }
         if let Phase::Stopping(_, stop) = &mut self.phase {
             match c {
                 Control::Stop(reply) => stop.replies.push(reply),
@@ -308,7 +320,7 @@ impl Job {
                     let _ = reply.send(r);
                 }
             }
-            Control::Update { .. } => {}
+            Control::Update { .. } | Control::Recheck(_) => {}
             Control::Remove => {
                 self.begin_stop(After::Stopped);
                 if matches!(self.phase, Phase::Stopping(..)) {
@@ -347,7 +359,29 @@ impl Job {
         }
         self.def_path = super::board::shown_path(&def);
         self.def = def;
+        self.recheck();
         self.publish();
+    }
+
+    /// At rest, `stopped` <-> `not-found` as the executable disappears or
+    /// appears (no Start needed to see it). True when the phase changed.
+    fn recheck(&mut self) -> bool {
+        let (Phase::Idle { rest, .. }, Some(exe)) = (&mut self.phase, self.def.executable.as_ref())
+        else {
+            return false;
+        };
+        let found = exe.resolve().is_some();
+        *rest = match rest {
+            Rest::Stopped if !found => Rest::NotFound(
+                crate::integrity::VerifyError::NotFound {
+                    tried: exe.candidates.clone(),
+                }
+                .to_string(),
+            ),
+            Rest::NotFound(_) if found => Rest::Stopped,
+            _ => return false,
+        };
+        true
     }
 
     async fn user_start(&mut self, action: &'static str) -> Result<Outcome, ActionError> {
