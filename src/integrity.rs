@@ -51,7 +51,7 @@ pub enum VerifyError {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
     /// Written to while it was hashed (an in-place overwrite).
-    #[error("{} changed while it was being verified: not run", path.display())]
+    #[error("{} changed while or after it was hashed: not run", path.display())]
     Changed { path: PathBuf },
 }
 
@@ -195,7 +195,10 @@ pub fn spawn_error(path: &Path, e: &io::Error) -> (bool, String) {
     match e.raw_os_error() {
         Some(exec::CHANGED) => (
             true,
-            format!("{} changed after it was verified: not run", path.display()),
+            format!(
+                "{} changed while or after it was hashed: not run",
+                path.display()
+            ),
         ),
         Some(libc::ENOEXEC) => (
             false,

@@ -85,13 +85,17 @@ fn a_file_the_kernel_cannot_execute_fails_with_exec_format_error() {
     let _l = home.launch();
     let out = run_within(&home, &["start", "bad"]);
     assert_eq!(out.code(), 1, "{out:?}");
-    assert!(out.stderr().contains("exec format error"), "{out:?}");
+    assert!(
+        out.stderr().to_lowercase().contains("exec format error"),
+        "{out:?}"
+    );
     let status = home.status_of("bad");
     assert_eq!(status["state"], "failed", "{status}");
     assert!(
         status["error"]
             .as_str()
             .unwrap()
+            .to_lowercase()
             .contains("exec format error"),
         "{status}"
     );
