@@ -69,6 +69,11 @@ fn assert_all_gone(pids: &[u32], since: Instant) {
     );
 }
 
+/// The launcher's two guardians, once both have exec'd.
+fn pair_of(launcher: u32) -> Vec<u32> {
+    wait_replaced(launcher, &[], T)
+}
+
 /// Waits until `launcher` has two guardians, none of them in `old`.
 fn wait_replaced(launcher: u32, old: &[u32], within: Duration) -> Vec<u32> {
     let mut now = Vec::new();
@@ -88,7 +93,7 @@ fn killed_guardians_are_replaced_and_a_later_kill_of_berth_leaves_nothing() {
     let mut l = home.launch();
     let launcher = l.child.id();
     let mut pids = start_and_list(&home, "before");
-    let old = guardians_of(launcher);
+    let old = pair_of(launcher);
     assert_eq!(old.len(), 2, "{old:?}");
     for &g in &old {
         let comm = std::fs::read_to_string(format!("/proc/{g}/comm")).unwrap();
@@ -125,7 +130,7 @@ fn berth_and_a_guardian_killed_at_the_same_instant_leave_nothing() {
     let launcher = l.child.id();
     let mut pids = start_and_list(&home, "a");
     pids.extend(start_and_list(&home, "b"));
-    let guardians = guardians_of(launcher);
+    let guardians = pair_of(launcher);
     assert_eq!(guardians.len(), 2, "{guardians:?}");
     let killed = Instant::now();
     kill_at_once(&[launcher, guardians[0]]);
@@ -143,7 +148,7 @@ fn a_stopped_guardian_blocks_no_launch_and_is_replaced() {
     deaf_backend(&home, "a");
     let mut l = home.launch();
     let launcher = l.child.id();
-    let old = guardians_of(launcher);
+    let old = pair_of(launcher);
     assert_eq!(old.len(), 2, "{old:?}");
     let stopped = old[0];
     sig(stopped, Signal::SIGSTOP);
