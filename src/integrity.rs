@@ -13,6 +13,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::manifest::Digest;
 
+mod exec;
+
 const BUF_SIZE: usize = 64 * 1024;
 
 /// SHA-256 of everything `reader` yields.
@@ -51,6 +53,9 @@ pub enum VerifyError {
     },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
+    /// Written to while it was hashed (an in-place overwrite).
+    #[error("{} changed while or after it was hashed: not run", path.display())]
+    Changed { path: PathBuf },
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {
@@ -68,9 +73,11 @@ fn join_paths(paths: &[PathBuf]) -> String {
 pub struct Verified {
     path: PathBuf,
     file: File,
-    /// Starts with `#!`: its interpreter re-opens `/dev/fd/N`, so the
-    /// descriptor must survive the exec (an ELF binary needs no such leak).
+    /// Starts with `#!`: executed by its path (its interpreter must see the
+    /// real `$0`), after the child checked the path still names this file.
     script: bool,
+    /// The file as it was when hashing began and, checked, ended.
+    ident: exec::Ident,
 }
 
 type Hook = Box<dyn Fn(&Path) + Send + Sync>;
@@ -105,7 +112,13 @@ pub fn verify(candidates: &[PathBuf], expected: &Digest) -> Result<Verified, Ver
     // children; the backend's own pre-exec hook clears the flag (a `#!`
     // script's interpreter re-opens /dev/fd/N after exec).
     let file = File::open(path).map_err(io)?;
+    let ident = exec::Ident::of(&file).map_err(io)?;
     let found = hash_reader(&file).map_err(io)?;
+    // An in-place write during the hash changes the size, mtime or ctime:
+    // then the digest may describe bytes that are no longer there.
+    if exec::Ident::of(&file).map_err(io)? != ident {
+        return Err(VerifyError::Changed { path: path.clone() });
+    }
     if found != *expected {
         return Err(VerifyError::Mismatch {
             path: path.clone(),
@@ -123,6 +136,7 @@ pub fn verify(candidates: &[PathBuf], expected: &Digest) -> Result<Verified, Ver
         path: path.clone(),
         file,
         script,
+        ident,
     })
 }
 
@@ -147,82 +161,63 @@ impl Verified {
         &self.path
     }
 
-    /// A command that runs exactly the verified bytes: on Linux through
-    /// `/proc/self/fd/N` with `argv[0]` set to the real path. The caller must
-    /// keep `self` alive until the spawn returned and drop it afterwards (that
-    /// closes the descriptor in berth).
+    /// The command to configure; run it with [`Verified::spawn`], which
+    /// executes exactly the verified bytes. `argv[0]` is the real path.
+    pub fn command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.path);
+        #[cfg(unix)]
+        cmd.arg0(&self.path);
+        cmd
+    }
+
+    /// Spawns `cmd` (from [`Verified::command`], fully configured: its
+    /// arguments and environment are read now). On Linux the child execs
+    /// itself as its last pre-exec step, after every other hook: an ELF
+    /// binary through the hashed descriptor (`execveat`), a `#!` script by
+    /// its path; either only if the file still has the identity, size and
+    /// change times it had when hashed. The kernel's own error comes back
+    /// (ENOEXEC for a file it cannot execute): nothing falls back to a shell
+    /// as `execvp` would. See [`spawn_error`] for the wording.
     ///
     /// The backend inherits stdin, stdout and stderr and nothing else: every
     /// other descriptor berth holds, or inherited from whoever started it
     /// (a terminal's pipes, a desktop session's sockets), is closed at exec,
-    /// as supervisord and systemd do. The one exception is a `#!` script's own
-    /// descriptor, which its interpreter re-opens as `/dev/fd/N`.
+    /// as supervisord and systemd do.
     #[cfg(target_os = "linux")]
-    pub fn command(&self) -> tokio::process::Command {
-        use std::os::fd::AsRawFd;
-        let fd = self.file.as_raw_fd();
-        let script = self.script;
-        let mut cmd = tokio::process::Command::new(format!("/proc/self/fd/{fd}"));
-        cmd.arg0(&self.path);
-        // SAFETY: the closure only makes async-signal-safe system calls
-        // (close_range, getrlimit, fcntl) and touches no heap.
-        unsafe {
-            cmd.pre_exec(move || {
-                cloexec_from(3);
-                if script {
-                    let flags = libc::fcntl(fd, libc::F_GETFD);
-                    if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-        cmd
+    pub fn spawn(&self, cmd: &mut tokio::process::Command) -> io::Result<tokio::process::Child> {
+        exec::spawn(self, cmd)
     }
 
     /// Elsewhere: the path, right after the check.
     #[cfg(not(target_os = "linux"))]
-    pub fn command(&self) -> tokio::process::Command {
-        tokio::process::Command::new(&self.path)
+    pub fn spawn(&self, cmd: &mut tokio::process::Command) -> io::Result<tokio::process::Child> {
+        cmd.spawn()
     }
 }
 
-/// Marks every descriptor from `first` up as close-on-exec. Runs in a forked
-/// child before exec: system calls only, no allocation.
-#[cfg(target_os = "linux")]
-fn cloexec_from(first: libc::c_int) {
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags (Linux 5.11+).
-    let done = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first as libc::c_uint,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    } == 0;
-    if done {
-        return;
-    }
-    // Older kernels: one fcntl per possible descriptor, up to the soft limit.
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        limit.rlim_cur.min(1 << 16) as libc::c_int
-    } else {
-        1024
-    };
-    for fd in first..max {
-        // SAFETY: fcntl on a descriptor that may not exist just fails with EBADF.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 {
-                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-            }
-        }
+/// Why a spawn of a verified file failed, in one line, and whether it is an
+/// integrity failure (the file changed after it was hashed).
+pub fn spawn_error(path: &Path, e: &io::Error) -> (bool, String) {
+    match e.raw_os_error() {
+        Some(exec::CHANGED) => (
+            true,
+            format!(
+                "{} changed while or after it was hashed: not run",
+                path.display()
+            ),
+        ),
+        Some(libc::ENOEXEC) => (
+            false,
+            format!("cannot start {}: exec format error", path.display()),
+        ),
+        Some(libc::ETXTBSY) => (
+            false,
+            format!(
+                "cannot start {}: it is open for writing (text file busy)",
+                path.display()
+            ),
+        ),
+        _ => (false, format!("cannot start {}: {e}", path.display())),
     }
 }
 

@@ -35,7 +35,6 @@ use tokio::task::JoinHandle;
 
 use crate::cli::RunArgs;
 use crate::control::{self, Control, socket};
-use crate::registry;
 use crate::supervisor::{self, ActionError, Outcome, Snapshot, SupervisorHandle};
 use crate::watch;
 
@@ -313,16 +312,23 @@ struct Folder {
     trust: Arc<crate::trust::Trust>,
 }
 
-/// Reads the folder and hands the catalog to the supervisor.
-async fn rescan(folder: &Folder, handle: &SupervisorHandle) -> Result<(), String> {
-    let f = folder.clone();
-    let catalog =
-        tokio::task::spawn_blocking(move || registry::scan(&f.dir, &f.resources, &f.trust))
-            .await
-            .map_err(|e| format!("scan task failed: {e}"))?
-            .map_err(|e| e.to_string())?;
-    tracing::info!(files = catalog.entries.len(), "backends folder loaded");
-    handle.apply(catalog).await;
+/// Without a watcher: reads the folder through the same incremental
+/// [`watch::FolderState`] the watcher uses (on a blocking thread), so a broken
+/// edit keeps its last good definition here too, and applies the catalog.
+async fn rescan(state: &mut watch::FolderState, handle: &SupervisorHandle) -> Result<(), String> {
+    let blank = watch::FolderState::new(state.dir().to_path_buf(), state.resources().to_path_buf())
+        .with_trust(state.trust().clone());
+    let mut owned = std::mem::replace(state, blank);
+    let (owned, result) = tokio::task::spawn_blocking(move || {
+        let result = owned.reload(&watch::Scope::Full { force: true });
+        (owned, result)
+    })
+    .await
+    .map_err(|e| format!("scan task failed: {e}"))?;
+    *state = owned;
+    result.map_err(|e| e.to_string())?;
+    tracing::info!(files = state.len(), "backends folder loaded");
+    handle.apply(state.catalog().clone()).await;
     Ok(())
 }
 
@@ -341,11 +347,12 @@ async fn spawn_reloader(
 ) -> JoinHandle<()> {
     let mut config = watch::WatchConfig::new(folder.dir.clone(), folder.resources.clone());
     config.trust = folder.trust.clone();
+    let mut folder = watch::FolderState::new(folder.dir, folder.resources).with_trust(folder.trust);
     let watcher = match watch::spawn(config, handle.clone()).await {
         Ok(watcher) => Some(watcher),
         Err(e) => {
             tracing::error!(error = %e, "not watching the backends folder; SIGHUP or `rescan` reads it again");
-            if let Err(e) = rescan(&folder, &handle).await {
+            if let Err(e) = rescan(&mut folder, &handle).await {
                 tracing::error!(error = %e, "first scan of the backends folder failed");
             }
             None
@@ -365,7 +372,7 @@ async fn spawn_reloader(
             };
             let result = match &watcher {
                 Some(watcher) => watcher.rescan_and_wait().await.map_err(|e| e.to_string()),
-                None => rescan(&folder, &handle).await,
+                None => rescan(&mut folder, &handle).await,
             };
             if let Err(e) = &result {
                 tracing::error!(error = %e, "rescan failed");
@@ -403,6 +410,9 @@ impl Control for LauncherControl {
     async fn start_all(&self) {
         self.handle.start_all().await
     }
+    async fn recheck(&self) {
+        self.handle.recheck().await
+    }
     async fn stop_all(&self) {
         self.handle.stop_all().await
     }
@@ -416,3 +426,7 @@ impl Control for LauncherControl {
             .unwrap_or_else(|_| Err("the launcher is quitting".to_owned()))
     }
 }
+
+#[cfg(test)]
+#[path = "launcher/reload_tests.rs"]
+mod reload_tests;

@@ -8,17 +8,20 @@
 //!
 //! ## Theory of operation
 //!
-//! - Each winning backend has a job task (`job`) that owns its process and
-//!   runs one command at a time: Start verifies the executable (hashed from
-//!   the descriptor it is executed from, see [`crate::integrity`]) and spawns
-//!   it as the leader of a new process group; Stop signals the group, waits
-//!   `stop.timeout`, SIGKILLs it, and returns once no process of the group is
-//!   left (`group`). A leader that exits by itself has the rest of its group
-//!   stopped the same way before the restart policy is applied.
-//! - Status lives on one board (`board`); each job writes its own slot and
-//!   publishes a new snapshot on every change. A metrics task (`metrics`)
-//!   adds CPU/RSS about once a second while something runs, and sleeps
-//!   otherwise.
+//! - Each winning backend has a job task (`job`) that owns its state, one
+//!   enum (`job::state::Phase`: idle with the last exit, starting, running,
+//!   stopping, backoff), and is the only writer of its status: one complete
+//!   status per transition. Start verifies the executable (hashed on a
+//!   blocking thread from the descriptor it is executed from, see
+//!   [`crate::integrity`]) and spawns it as the leader of a new process
+//!   group; Stop signals the group and the job ticks the stop (`stop.timeout`,
+//!   then SIGKILL) until no process of the group is left (`group`), still
+//!   answering updates meanwhile. A leader that exits by itself has the rest
+//!   of its group stopped the same way (shown `stopping`) before the pure
+//!   [`restart::decide`] picks the next state.
+//! - The handle keeps the jobs' control senders; the board (`board`) keeps
+//!   only the last published statuses. A metrics task (`metrics`) overlays
+//!   CPU/RSS about once a second while something runs, and sleeps otherwise.
 //! - Each running backend has a log pump (`logs`) that owns its log file and
 //!   hands stdout JSON lines to the job (status line, readiness: `ready`).
 //! - A guardian process (`guardian`) learns every process group before its
@@ -40,9 +43,13 @@ mod job;
 pub mod logs;
 mod metrics;
 pub mod ready;
+pub mod restart;
 
+pub use job::LaunchError;
+
+use crate::manifest::Backend;
 use crate::registry::{Catalog, Standing};
-use board::{Board, Slot};
+use board::Board;
 use job::Control;
 
 /// The state of a backend, as in DESIGN.md's states table.
@@ -113,6 +120,12 @@ impl State {
     /// Restart acts whenever Start or Stop would.
     pub fn can_restart(self) -> bool {
         self.can_start() || self.can_stop()
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -254,7 +267,7 @@ pub enum Outcome {
 }
 
 /// A refused command, in one line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ActionError {
     #[error("no backend with id {0:?}")]
     UnknownId(String),
@@ -262,16 +275,16 @@ pub enum ActionError {
     Refused {
         id: String,
         action: &'static str,
-        state: &'static str,
+        state: State,
         reason: String,
     },
     /// The executable could not be launched (not found, checksum mismatch,
     /// spawn error); the state now says which.
-    #[error("{id}: cannot {action}: {reason}")]
+    #[error("{id}: cannot {action}: {source}")]
     Launch {
         id: String,
         action: &'static str,
-        reason: String,
+        source: Arc<LaunchError>,
     },
     #[error("the supervisor has shut down")]
     ShutDown,
@@ -284,9 +297,15 @@ pub struct SupervisorHandle {
     shared: Arc<Shared>,
 }
 
+/// How long a status request waits for the jobs' re-check of their
+/// executables (a stat each; a job busy verifying answers after it).
+pub const RECHECK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// What the jobs, the metrics task and the handle share.
 pub(crate) struct Shared {
     config: Config,
+    /// The jobs' control senders: the handle's, never the board's.
+    jobs: Mutex<Jobs>,
     board: Mutex<Board>,
     tx: tokio::sync::watch::Sender<Arc<Snapshot>>,
     groups: group::LiveGroups,
@@ -294,15 +313,47 @@ pub(crate) struct Shared {
     metrics_wake: Arc<Notify>,
 }
 
+/// How the handle reaches each job.
+#[derive(Default)]
+struct Jobs {
+    map: std::collections::BTreeMap<String, JobRef>,
+    shut_down: bool,
+    next_generation: u64,
+}
+
+struct JobRef {
+    generation: u64,
+    ctl: mpsc::UnboundedSender<Control>,
+    /// What was last sent to the job, to send only changes.
+    def: Arc<Backend>,
+    manifest_error: Option<String>,
+    removing: bool,
+}
+
+/// Both locks guard data that stays consistent field by field if a panic
+/// interrupts a writer, so poisoning is ignored. Lock order: jobs, then board.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Shared {
-    /// The board; a panic elsewhere while holding it leaves data that is
-    /// still consistent field by field, so poisoning is ignored.
-    fn lock(&self) -> MutexGuard<'_, Board> {
-        self.board.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_board(&self) -> MutexGuard<'_, Board> {
+        lock(&self.board)
     }
 
     fn publish(&self, board: &Board) {
         self.tx.send_replace(Arc::new(board.snapshot()));
+    }
+
+    /// A removed job is done: it leaves the handle's table and the board.
+    fn remove_job(&self, id: &str, generation: u64) {
+        let mut jobs = lock(&self.jobs);
+        if jobs.map.get(id).is_some_and(|j| j.generation == generation) {
+            jobs.map.remove(id);
+        }
+        let mut board = self.lock_board();
+        board.remove(id, generation);
+        self.publish(&board);
     }
 }
 
@@ -323,65 +374,100 @@ impl SupervisorHandle {
     /// still be stopping).
     pub async fn apply(&self, catalog: Catalog) {
         let shared = &self.shared;
-        let mut board = shared.lock();
-        if board.shut_down {
-            return;
-        }
-        let mut winners = std::collections::BTreeSet::new();
-        for (entry, def) in catalog.winners() {
-            let id = def.id.to_string();
-            winners.insert(id.clone());
-            if let Some(slot) = board.jobs.get_mut(&id).filter(|s| !s.removing) {
-                slot.manifest_error = entry.error.clone();
-                if *slot.def != **def {
-                    slot.def = def.clone();
-                    board::fill_def(&mut slot.status, def);
-                    slot.status.pending_restart = slot
-                        .running_def
-                        .as_ref()
-                        .is_some_and(|running| **running != **def);
-                    let _ = slot.ctl.send(Control::Update(def.clone()));
+        let mut acks = Vec::new();
+        {
+            let mut jobs = lock(&shared.jobs);
+            if jobs.shut_down {
+                return;
+            }
+            let mut winners = std::collections::BTreeSet::new();
+            for (entry, def) in catalog.winners() {
+                let id = def.id.to_string();
+                winners.insert(id.clone());
+                if let Some(job) = jobs.map.get_mut(&id).filter(|j| !j.removing) {
+                    let (ack, done) = oneshot::channel();
+                    if *job.def != **def || job.manifest_error != entry.error {
+                        acks.push(done);
+                        job.def = def.clone();
+                        job.manifest_error = entry.error.clone();
+                        let _ = job.ctl.send(Control::Update {
+                            def: def.clone(),
+                            manifest_error: entry.error.clone(),
+                            ack,
+                        });
+                    } else {
+                        // Every reload looks again for a missing executable
+                        // (not waited for: a job may be hashing).
+                        let _ = job.ctl.send(Control::Recheck(ack));
+                    }
+                    continue;
                 }
-                continue;
+                let generation = jobs.next_generation;
+                jobs.next_generation += 1;
+                let (ctl, rx) = mpsc::unbounded_channel();
+                let job =
+                    job::Job::new(shared.clone(), def.clone(), entry.error.clone(), generation);
+                job.publish();
+                tokio::spawn(job.run(rx));
+                // A new id, whether in the first catalog or a later one: an
+                // edit of an existing id never gets here, so it never
+                // autostarts.
+                if def.autostart && def.executable.is_some() {
+                    let (reply, _) = oneshot::channel();
+                    let _ = ctl.send(Control::Start(reply));
+                }
+                jobs.map.insert(
+                    id,
+                    JobRef {
+                        generation,
+                        ctl,
+                        def: def.clone(),
+                        manifest_error: entry.error.clone(),
+                        removing: false,
+                    },
+                );
             }
-            let generation = board.next_generation;
-            board.next_generation += 1;
-            let (ctl, rx) = mpsc::unbounded_channel();
-            let job = job::Job::new(shared.clone(), def.clone(), generation);
-            tokio::spawn(job.run(rx));
-            // A new id, whether in the first catalog or a later one: an edit
-            // of an existing id never gets here, so it never autostarts.
-            if def.autostart && def.executable.is_some() {
-                let (reply, _) = oneshot::channel();
-                let _ = ctl.send(Control::Start(reply));
+            for (id, job) in jobs.map.iter_mut() {
+                if !winners.contains(id) && !job.removing {
+                    job.removing = true;
+                    let _ = job.ctl.send(Control::Remove);
+                }
             }
-            board.jobs.insert(
-                id,
-                Slot {
-                    generation,
-                    ctl,
-                    def: def.clone(),
-                    running_def: None,
-                    removing: false,
-                    manifest_error: entry.error.clone(),
-                    run_error: None,
-                    status: board::job_status(def, &shared.config.log_dir),
-                },
-            );
+            let mut board = shared.lock_board();
+            board.others = catalog
+                .entries
+                .iter()
+                .filter(|e| e.standing != Standing::Winner || e.backend.is_none())
+                .map(board::other_status)
+                .collect();
+            shared.publish(&board);
         }
-        for (id, slot) in board.jobs.iter_mut() {
-            if !winners.contains(id) && !slot.removing {
-                slot.removing = true;
-                let _ = slot.ctl.send(Control::Remove);
-            }
+        for ack in acks {
+            let _ = ack.await;
         }
-        board.others = catalog
-            .entries
-            .iter()
-            .filter(|e| e.standing != Standing::Winner || e.backend.is_none())
-            .map(board::other_status)
-            .collect();
-        shared.publish(&board);
+    }
+
+    /// Every job looks again whether its executable exists (a status
+    /// request does this, so not-found is never stale when someone looks).
+    /// Waits at most [`RECHECK_WAIT`]: a job busy hashing answers later.
+    pub async fn recheck(&self) {
+        let acks: Vec<_> = {
+            let jobs = lock(&self.shared.jobs);
+            jobs.map
+                .values()
+                .filter(|j| !j.removing)
+                .filter_map(|j| {
+                    let (tx, rx) = oneshot::channel();
+                    j.ctl.send(Control::Recheck(tx)).ok().map(|_| rx)
+                })
+                .collect()
+        };
+        let all = async {
+            for ack in acks {
+                let _ = ack.await;
+            }
+        };
+        let _ = tokio::time::timeout(RECHECK_WAIT, all).await;
     }
 
     /// Sends a command to the job of `id` and waits for its answer.
@@ -392,23 +478,24 @@ impl SupervisorHandle {
         make: fn(job::Reply) -> Control,
     ) -> Result<Outcome, ActionError> {
         let rx = {
-            let board = self.shared.lock();
-            if board.shut_down {
+            let jobs = lock(&self.shared.jobs);
+            if jobs.shut_down {
                 return Err(ActionError::ShutDown);
             }
-            match board.jobs.get(id).filter(|s| !s.removing) {
-                Some(slot) => {
+            match jobs.map.get(id).filter(|j| !j.removing) {
+                Some(job) => {
                     let (tx, rx) = oneshot::channel();
-                    slot.ctl.send(make(tx)).map_err(|_| ActionError::ShutDown)?;
+                    job.ctl.send(make(tx)).map_err(|_| ActionError::ShutDown)?;
                     rx
                 }
                 None => {
+                    let board = self.shared.lock_board();
                     let other = board.others.iter().find(|o| o.id.as_deref() == Some(id));
                     return Err(match other {
                         Some(o) => ActionError::Refused {
                             id: id.to_owned(),
                             action,
-                            state: o.state.as_str(),
+                            state: o.state,
                             reason: o
                                 .error
                                 .clone()
@@ -441,9 +528,8 @@ impl SupervisorHandle {
     }
 
     fn job_ids(&self) -> Vec<String> {
-        let board = self.shared.lock();
-        board
-            .jobs
+        let jobs = lock(&self.shared.jobs);
+        jobs.map
             .iter()
             .filter(|(_, s)| !s.removing)
             .map(|(id, _)| id.clone())
@@ -474,14 +560,13 @@ impl SupervisorHandle {
     /// return `Err(ShutDown)`.
     pub async fn shutdown(&self) {
         let acks: Vec<_> = {
-            let mut board = self.shared.lock();
-            board.shut_down = true;
-            board
-                .jobs
+            let mut jobs = lock(&self.shared.jobs);
+            jobs.shut_down = true;
+            jobs.map
                 .values()
-                .filter_map(|slot| {
+                .filter_map(|job| {
                     let (tx, rx) = oneshot::channel();
-                    slot.ctl.send(Control::Shutdown(tx)).ok().map(|_| rx)
+                    job.ctl.send(Control::Shutdown(tx)).ok().map(|_| rx)
                 })
                 .collect()
         };
@@ -527,6 +612,7 @@ pub fn spawn_with_guardian(config: Config, guardian_exe: Option<PathBuf>) -> Sup
     let wake = Arc::new(Notify::new());
     let shared = Arc::new(Shared {
         config,
+        jobs: Mutex::new(Jobs::default()),
         board: Mutex::new(Board::default()),
         tx,
         groups: group::LiveGroups::default(),

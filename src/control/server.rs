@@ -30,6 +30,10 @@ pub trait Control: Clone + Send + Sync + 'static {
     fn restart(&self, id: &str) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
     fn start_all(&self) -> impl Future<Output = ()> + Send;
     fn stop_all(&self) -> impl Future<Output = ()> + Send;
+    /// Looks again for missing executables before a status is read.
+    fn recheck(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
     /// Reads the backends folder again; `Err` says why it could not.
     fn rescan(&self) -> impl Future<Output = Result<(), String>> + Send {
         async { Err("rescan is not supported here".to_owned()) }
@@ -57,6 +61,9 @@ impl Control for SupervisorHandle {
     }
     async fn stop_all(&self) {
         SupervisorHandle::stop_all(self).await
+    }
+    async fn recheck(&self) {
+        SupervisorHandle::recheck(self).await
     }
 }
 
@@ -217,6 +224,7 @@ async fn connection<C: Control>(
 pub async fn handle<C: Control>(control: &C, request: Request) -> Reply {
     match request {
         Request::Status => {
+            control.recheck().await;
             let snapshot = control.snapshot();
             match serde_json::to_value(&snapshot.backends) {
                 Ok(data) => Reply::ok(data),

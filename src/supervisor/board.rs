@@ -1,63 +1,67 @@
-//! The board: every manifest file's status, shared by the jobs and the
-//! handle, and the snapshot built from it.
+//! The board: the last published status of every manifest file, and the
+//! snapshot built from it.
 //!
-//! Each job writes only its own slot, under one short-lived lock, then
-//! publishes; `apply` writes the manifest-derived fields. The board is the
-//! single place a status lives, so two writers never overwrite each other's
-//! stale copy.
+//! Each job is the only writer of its own status and always writes it whole
+//! ([`Board::set`]); `apply` writes the files that have no job (`others`);
+//! the metrics task writes only the usage overlay. Nobody reads a job's state
+//! back from here: the job owns it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
-use super::job::Control;
 use super::{BackendStatus, Snapshot, State};
-use crate::manifest::Backend;
-use crate::paths;
 use crate::registry::{Entry, Standing};
 
-/// One job's place on the board.
-pub struct Slot {
-    /// Distinguishes a re-added id from the job being removed.
-    pub generation: u64,
-    pub ctl: mpsc::UnboundedSender<Control>,
-    /// The latest definition (what the next start uses).
-    pub def: Arc<Backend>,
-    /// The definition the live process was started with.
-    pub running_def: Option<Arc<Backend>>,
-    pub removing: bool,
-    /// Error from the manifest file (a broken edit of a running backend).
-    pub manifest_error: Option<String>,
-    /// Error from running it (checksum, not found, not ready).
-    pub run_error: Option<String>,
-    pub status: BackendStatus,
-}
+/// CPU percent and resident bytes of one process group.
+pub type Usage = (f64, u64);
 
 #[derive(Default)]
 pub struct Board {
-    pub jobs: BTreeMap<String, Slot>,
+    /// id -> (job generation, its last published status).
+    jobs: BTreeMap<String, (u64, BackendStatus)>,
     /// Files that have no job: superseded, incompatible, invalid.
     pub others: Vec<BackendStatus>,
-    pub shut_down: bool,
-    pub next_generation: u64,
+    /// Usage per process group, from the metrics task.
+    pub usage: HashMap<i32, Usage>,
 }
 
 impl Board {
+    /// A job's new status. A job of an older generation (an id removed and
+    /// added again while the old job still stops) never overwrites a newer.
+    pub fn set(&mut self, id: &str, generation: u64, status: BackendStatus) {
+        match self.jobs.get_mut(id) {
+            Some((g, s)) if *g <= generation => {
+                *g = generation;
+                *s = status;
+            }
+            Some(_) => {}
+            None => {
+                self.jobs.insert(id.to_owned(), (generation, status));
+            }
+        }
+    }
+
+    /// Drops a job's status, if it is still that generation's.
+    pub fn remove(&mut self, id: &str, generation: u64) {
+        if self.jobs.get(id).is_some_and(|(g, _)| *g == generation) {
+            self.jobs.remove(id);
+        }
+    }
+
     /// Every file, sorted like the tray.
     pub fn snapshot(&self) -> Snapshot {
         let mut first: Vec<BackendStatus> = Vec::new();
         let mut rest: Vec<BackendStatus> = Vec::new();
-        for slot in self.jobs.values() {
-            let mut s = slot.status.clone();
-            s.error = match (&slot.run_error, &slot.manifest_error) {
-                (Some(r), Some(m)) => Some(format!("{r}; {m}")),
-                (r, m) => r.clone().or_else(|| m.clone()),
-            };
-            s.ready = s.state == State::Running;
-            if let Some(at) = s.detail.started_at.filter(|_| s.state.has_process()) {
-                s.uptime_s = Some(at.elapsed().as_secs());
+        for (_, status) in self.jobs.values() {
+            let mut s = status.clone();
+            if let Some(pid) = s.pid.filter(|_| s.state.has_process()) {
+                if let Some(&(cpu, rss)) = self.usage.get(&(pid as i32)) {
+                    s.cpu_percent = Some(cpu);
+                    s.rss_bytes = Some(rss);
+                }
+                if let Some(at) = s.detail.started_at {
+                    s.uptime_s = Some(at.elapsed().as_secs());
+                }
             }
             first.push(s);
         }
@@ -84,34 +88,23 @@ fn file_name(file: &str) -> String {
         .unwrap_or_else(|| file.to_owned())
 }
 
-/// A fresh status for a job's definition.
-pub fn job_status(def: &Backend, log_dir: &std::path::Path) -> BackendStatus {
-    let mut s = blank(&def.file);
-    fill_def(&mut s, def);
-    s.state = if def.executable.is_some() {
-        State::Stopped
-    } else {
-        State::Unsupported
-    };
-    s.detail.log = Some(paths::backend_log(log_dir, def.id.as_str()));
-    s
-}
-
-/// The manifest-derived fields.
-pub fn fill_def(s: &mut BackendStatus, def: &Backend) {
+/// The manifest-derived fields of a file without a job.
+fn fill_def(s: &mut BackendStatus, def: &crate::manifest::Backend) {
     s.id = Some(def.id.to_string());
     s.name = Some(def.name.clone());
     s.version = Some(def.version.to_string());
-    s.file = def.file.display().to_string();
     s.detail.sha256 = def.executable.as_ref().map(|e| e.sha256);
     s.signed_by.clone_from(&def.signed_by);
-    if !s.state.has_process() {
-        s.path = def
-            .executable
-            .as_ref()
-            .and_then(|e| e.resolve().or(e.candidates.first().map(|p| p.as_path())))
-            .map(crate::paths::shown);
-    }
+    s.path = shown_path(def);
+}
+
+/// Where the executable would be found now (else its first candidate), as
+/// shown to people.
+pub fn shown_path(def: &crate::manifest::Backend) -> Option<String> {
+    def.executable
+        .as_ref()
+        .and_then(|e| e.resolve().or(e.candidates.first().map(|p| p.as_path())))
+        .map(crate::paths::shown)
 }
 
 fn blank(file: &std::path::Path) -> BackendStatus {
@@ -123,7 +116,6 @@ pub fn other_status(entry: &Entry) -> BackendStatus {
     let mut s = blank(&entry.file);
     if let Some(def) = &entry.backend {
         fill_def(&mut s, def);
-        s.file = entry.file.display().to_string();
     }
     s.error = entry.error.clone();
     s.state = match &entry.standing {

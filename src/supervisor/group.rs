@@ -29,12 +29,14 @@ pub fn signal(pgid: i32, signal: Signal) {
 
 /// Does any process of the group still run?
 pub fn alive(pgid: i32) -> bool {
-    // Signal 0: permission and existence check only.
-    let res = unsafe { libc::kill(-pgid, 0) };
-    if res == 0 || Errno::last() != Errno::ESRCH {
-        return has_live_member(pgid);
-    }
-    false
+    any_member(pgid) && has_live_member(pgid)
+}
+
+/// Does the group have any member, zombies included? One `kill(-pgid, 0)`:
+/// cheap enough to poll.
+pub fn any_member(pgid: i32) -> bool {
+    // No signal: permission and existence check only.
+    !matches!(killpg(Pid::from_raw(pgid), None), Err(Errno::ESRCH))
 }
 
 /// The processes whose process group is `pgid` (Linux: read from /proc).
@@ -72,8 +74,9 @@ pub fn stat_of(pid: i32) -> Option<(char, i32)> {
     Some((state, pgrp))
 }
 
+/// Is a member of the group more than a zombie? Reads all of /proc.
 #[cfg(target_os = "linux")]
-fn has_live_member(pgid: i32) -> bool {
+pub fn has_live_member(pgid: i32) -> bool {
     let members = members(pgid);
     // /proc unreadable: trust kill().
     members.is_empty() && std::fs::metadata("/proc/self/stat").is_err()
@@ -81,7 +84,7 @@ fn has_live_member(pgid: i32) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn has_live_member(_pgid: i32) -> bool {
+pub fn has_live_member(_pgid: i32) -> bool {
     true
 }
 

@@ -1,39 +1,53 @@
-//! The guardian: a tiny process that outlives berth and stops every registered
-//! process group when berth's pipe closes.
+//! The guardians: two tiny processes that outlive berth and stop every
+//! registered process group when berth's pipe closes.
 //!
 //! PR_SET_PDEATHSIG is no answer (it reaches only the direct child and fires
 //! when the spawning *thread* ends, see FACTS.md), so the supervisor starts
-//! `berth __guardian` once, in its own process group, with the read end of a
-//! pipe as stdin and no other descriptor of berth's. Protocol, one line per
-//! message (each well under PIPE_BUF, so a single `write` is atomic):
+//! `berth __guardian` twice, each in its own process group, each with the
+//! read end of its own pipe as stdin and no other descriptor of berth's but
+//! a lock (fd 3). Protocol, one line per message (each well under PIPE_BUF,
+//! so a single `write` is atomic):
 //!
 //! - `add <pgid> <signal> <timeout_ms>`: written by the backend's own child
 //!   process in its pre-exec hook, after `setpgid` and before `exec`, so a
-//!   backend is registered before any of its code runs;
+//!   backend is registered before any of its code runs; berth writes it again
+//!   once the spawn returned, and for every live group when a guardian is
+//!   replaced;
 //! - `del <pgid>`: written by berth once the whole group is gone.
 //!
-//! At end of file (berth exited or died, even by SIGKILL) the guardian sends
-//! every registered group its stop signal, waits each group's timeout,
-//! SIGKILLs what is left, and exits. It ignores SIGINT, SIGTERM, SIGHUP and
-//! SIGPIPE, so a Ctrl-C in berth's terminal leaves it to do its job.
+//! At end of file (berth exited or died, even by SIGKILL) a guardian takes
+//! the shared lock, sends every registered group its stop signal, waits each
+//! group's timeout, SIGKILLs what is left, marks the work done and exits.
+//! Why two: berth replaces a guardian that dies (see [`link`]), but if berth
+//! and a guardian are killed at the same instant nobody is left to replace
+//! it; the other guardian then does the work. The lock (an `flock` the kernel
+//! releases when its holder dies) makes the second one wait instead of
+//! signalling every backend twice, and go on where the first left off if
+//! the first dies mid-way. A guardian ignores SIGINT, SIGTERM, SIGHUP and
+//! SIGPIPE, so a Ctrl-C in berth's terminal leaves it to do its job, and it
+//! names itself `berth-guardian`, so `killall berth` spares it.
 //!
 //! A pgid can only be reused once its group is gone; the guardian prunes gone
 //! groups at every `add`, so a stale entry (a backend whose exec failed after
 //! registering) does not survive long.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufRead, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::Path;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Mutex;
+use std::io::{self, BufRead};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use super::group;
-use crate::manifest::StopSignal;
+
+mod link;
+
+pub use link::{Link, Registration};
+
+/// The descriptor a guardian finds the shared lock on.
+const LOCK_FD: libc::c_int = 3;
+/// The name a guardian shows in `ps` and `/proc/<pid>/comm`.
+const NAME: &[u8] = b"berth-guardian\0";
 
 /// The first argument that makes `berth` the guardian (not a clap
 /// subcommand, so no completion offers it).
@@ -52,18 +66,42 @@ pub fn main() -> anyhow::Result<ExitCode> {
             let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn);
         }
     }
-    let mut groups: HashMap<i32, (Signal, Duration)> = HashMap::new();
-    let stdin = io::stdin().lock();
-    for line in stdin.split(b'\n') {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, NAME.as_ptr());
+    }
+    let groups = read_until_eof(io::stdin().lock());
+    // berth is gone. Whoever holds the lock first does the work; the other
+    // finds it marked done, or takes over from a guardian that died mid-way.
+    let locked = take_lock();
+    if locked && already_done() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    stop_all(&groups);
+    if locked {
+        mark_done();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The registered groups: `pgid -> (stop signal, stop timeout)`.
+type Groups = HashMap<i32, (Signal, Duration)>;
+
+/// Applies every message until berth's end of the pipe closes.
+fn read_until_eof(input: impl BufRead) -> Groups {
+    let mut groups = Groups::new();
+    for line in input.split(b'\n') {
         let Ok(line) = line else { break };
         let text = String::from_utf8_lossy(&line);
         let mut words = text.split_whitespace();
         match (words.next(), words.next(), words.next(), words.next()) {
             (Some("add"), Some(pgid), Some(sig), Some(ms)) => {
-                groups.retain(|pg, _| group::alive(*pg));
                 if let (Ok(pgid), Ok(sig), Ok(ms)) =
                     (pgid.parse(), sig.parse::<i32>(), ms.parse::<u64>())
                 {
+                    if !groups.contains_key(&pgid) {
+                        groups.retain(|pg, _| group::alive(*pg));
+                    }
                     let sig = Signal::try_from(sig).unwrap_or(Signal::SIGTERM);
                     groups.insert(pgid, (sig, Duration::from_millis(ms)));
                 }
@@ -76,19 +114,48 @@ pub fn main() -> anyhow::Result<ExitCode> {
             _ => {}
         }
     }
-    stop_all(&groups);
-    Ok(ExitCode::SUCCESS)
+    groups
+}
+
+/// Blocks until this guardian holds the shared lock; false when there is
+/// no lock (a host that passed none): then it acts alone.
+fn take_lock() -> bool {
+    loop {
+        // SAFETY: flock on a descriptor number; a wrong one fails with EBADF.
+        if unsafe { libc::flock(LOCK_FD, libc::LOCK_EX) } == 0 {
+            return true;
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// Did the other guardian finish the work?
+fn already_done() -> bool {
+    let mut byte = 0u8;
+    // SAFETY: pread into one byte we own.
+    let n = unsafe { libc::pread(LOCK_FD, (&raw mut byte).cast(), 1, 0) };
+    n == 1 && byte == b'1'
+}
+
+fn mark_done() {
+    // SAFETY: pwrite of one byte we own.
+    unsafe {
+        libc::pwrite(LOCK_FD, b"1".as_ptr().cast(), 1, 0);
+    }
 }
 
 /// Stops every group in parallel: signal, wait its timeout, SIGKILL.
-fn stop_all(groups: &HashMap<i32, (Signal, Duration)>) {
+fn stop_all(groups: &Groups) {
     let start = Instant::now();
-    for (&pgid, &(sig, _)) in groups {
-        group::signal(pgid, sig);
-    }
     let mut left: Vec<(i32, Instant)> = groups
         .iter()
-        .map(|(&pgid, &(_, timeout))| (pgid, start + timeout))
+        .filter(|(pgid, _)| group::alive(**pgid))
+        .map(|(&pgid, &(sig, timeout))| {
+            group::signal(pgid, sig);
+            (pgid, start + timeout)
+        })
         .collect();
     while !left.is_empty() {
         let now = Instant::now();
@@ -109,130 +176,17 @@ fn stop_all(groups: &HashMap<i32, (Signal, Duration)>) {
     }
 }
 
-/// berth's end of the guardian: the write end of its stdin pipe.
-pub struct Link {
-    child: Mutex<Option<Child>>,
-    pipe: Mutex<Option<File>>,
-    fd: RawFd,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Link {
-    /// Starts `exe __guardian`.
-    pub fn start(exe: &Path) -> io::Result<Self> {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(exe);
-        cmd.arg(ARG)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        // SAFETY: close_range is a raw syscall, async-signal-safe. It closes
-        // every descriptor above stderr so the guardian holds nothing of
-        // berth's (a pipe of berth's kept open would hide berth's death).
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn()?;
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| io::Error::other("guardian stdin missing"))?;
-        let fd: OwnedFd = stdin.into();
-        let raw = fd.as_raw_fd();
-        Ok(Self {
-            child: Mutex::new(Some(child)),
-            pipe: Mutex::new(Some(File::from(fd))),
-            fd: raw,
-        })
-    }
-
-    /// A registration the backend's child writes before exec (see
-    /// [`Registration::write_in_child`]).
-    pub fn registration(&self, stop: StopSignal, timeout: Duration) -> Registration {
-        let tail = format!(" {} {}\n", stop.to_nix() as i32, timeout.as_millis());
-        let mut buf = [0u8; 32];
-        let n = tail.len().min(buf.len());
-        buf[..n].copy_from_slice(&tail.as_bytes()[..n]);
-        Registration {
-            fd: self.fd,
-            tail: buf,
-            tail_len: n,
-        }
-    }
-
-    /// Unregisters a group that is gone.
-    pub fn del(&self, pgid: i32) {
-        if let Ok(mut pipe) = self.pipe.lock()
-            && let Some(p) = pipe.as_mut()
-        {
-            let _ = p.write_all(format!("del {pgid}\n").as_bytes());
-        }
-    }
-
-    /// Closes the pipe (nothing is registered any more): the guardian exits.
-    pub fn close(&self) {
-        if let Ok(mut pipe) = self.pipe.lock() {
-            pipe.take();
-        }
-        if let Ok(mut child) = self.child.lock()
-            && let Some(mut c) = child.take()
-        {
-            // Reap it in the background; it exits at once with nothing to stop.
-            std::thread::spawn(move || c.wait());
-        }
-    }
-}
-
-/// What a backend's child process writes to the guardian before exec.
-#[derive(Clone, Copy)]
-pub struct Registration {
-    fd: RawFd,
-    tail: [u8; 32],
-    tail_len: usize,
-}
-
-impl Registration {
-    /// Writes `add <own pid> <signal> <ms>\n` with one `write`. Runs between
-    /// fork and exec: no allocation, async-signal-safe calls only.
-    pub fn write_in_child(&self) {
-        let mut line = [0u8; 64];
-        line[..4].copy_from_slice(b"add ");
-        let mut n = 4;
-        // SAFETY: getpid is async-signal-safe.
-        let pid = unsafe { libc::getpid() };
-        let mut digits = [0u8; 12];
-        let mut d = 0;
-        let mut v = pid.unsigned_abs();
-        loop {
-            digits[d] = b'0' + (v % 10) as u8;
-            d += 1;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        while d > 0 {
-            d -= 1;
-            line[n] = digits[d];
-            n += 1;
-        }
-        line[n..n + self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
-        n += self.tail_len;
-        // SAFETY: signal and write are async-signal-safe. SIGPIPE is ignored
-        // around the write so a dead guardian cannot kill the child.
-        unsafe {
-            let old = libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-            libc::write(self.fd, line.as_ptr().cast(), n);
-            libc::signal(libc::SIGPIPE, old);
-        }
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.close();
+    #[test]
+    fn messages_add_and_remove_groups() {
+        // pgids of live groups: this test's own group, so pruning keeps it.
+        let me = nix::unistd::getpgrp().as_raw();
+        let input = format!("add {me} 15 2000\nadd 4194321 2 100\ngarbage\ndel 4194321\n");
+        let groups = read_until_eof(input.as_bytes());
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[&me], (Signal::SIGTERM, Duration::from_millis(2000)));
     }
 }

@@ -2,35 +2,43 @@
 //!
 //! Like watchexec's supervisor, a job is driven by [`Control`] messages and
 //! `select!`s over them, the child's exit, its stdout JSON lines, the
-//! readiness probe and its timers. Every command runs to completion before
-//! the next is read (a Stop returns once the group is gone), so commands
-//! never interleave. Status lives on the [`Board`](super::board::Board); the
-//! job writes its own slot and publishes.
+//! readiness probe and its timers. The job owns its state ([`Phase`], in
+//! `state`) and is the only writer of its status: after every transition it
+//! publishes one complete status built from the phase (`publish`).
+//!
+//! A stop is a phase, not a blocking loop: while a group takes its stop
+//! timeout, updates and further Stops are answered at once, and other
+//! commands queue behind the stop (`deferred`), so commands still never
+//! interleave.
+//!
+//! To add an event: a field in `state::Run` (per run) or [`Job`] (per backend),
+//! one branch in `next_event`'s `select!` producing an [`Event`], one arm in
+//! `handle`.
 
-use std::process::ExitStatus;
+use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
-use tokio::process::{Child, ChildStdin};
+use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 mod launch;
+mod state;
+mod stop;
 
-use super::board::Slot;
+pub use launch::LaunchError;
+use state::{Facts, Phase, Rest};
+use stop::{After, Check};
+
 use super::logs::JsonLine;
-use super::{ActionError, Outcome, Shared, State, group};
-use crate::manifest::{Backend, RestartPolicy};
+use super::restart::Exit;
+use super::{ActionError, Outcome, Shared, State};
+use crate::manifest::Backend;
 
-/// The longest backoff between automatic restarts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Up this long, a backend's retry count starts again from zero.
 pub const RESET_AFTER: Duration = Duration::from_secs(10);
-/// How long to wait after SIGKILL before giving up on a group (a process in
-/// uninterruptible sleep cannot die earlier).
-const KILL_GRACE: Duration = Duration::from_secs(10);
 /// How long the log pump may take to drain once the group is gone.
 const DRAIN: Duration = Duration::from_secs(2);
 
@@ -41,50 +49,65 @@ pub enum Control {
     Start(Reply),
     Stop(Reply),
     Restart(Reply),
-    /// A new definition from the catalog (the board fields are already set).
-    Update(Arc<Backend>),
+    /// A new definition from the catalog, with the file's own error; the
+    /// job acknowledges once its status shows it.
+    Update {
+        def: Arc<Backend>,
+        manifest_error: Option<String>,
+        ack: oneshot::Sender<()>,
+    },
+    /// Look again whether the executable exists (a reload, a status
+    /// request): a stopped backend shows not-found at once, and back.
+    Recheck(oneshot::Sender<()>),
     /// The id left the catalog: stop gracefully, then leave the board.
     Remove,
     /// Stop and end the task.
     Shutdown(oneshot::Sender<()>),
 }
 
-/// A running process and what watches it.
-struct Live {
-    child: Child,
-    reaped: Option<ExitStatus>,
-    pgid: i32,
-    def: Arc<Backend>,
-    json: Option<mpsc::Receiver<JsonLine>>,
-    pump: JoinHandle<()>,
-    /// Held open while it runs; never written in v1.
-    _stdin: Option<ChildStdin>,
-    probe: Option<JoinHandle<()>>,
-    ready_deadline: Option<Instant>,
-    reset_at: Option<Instant>,
-}
-
 pub struct Job {
     shared: Arc<Shared>,
     id: String,
     generation: u64,
+    /// The latest definition (what the next start uses).
     def: Arc<Backend>,
-    live: Option<Live>,
-    backoff_until: Option<Instant>,
+    phase: Phase,
+    manifest_error: Option<String>,
+    /// Where the executable would be found, resolved at each update.
+    def_path: Option<String>,
+    /// The `status` of the last stdout JSON line that had one.
+    status_line: Option<String>,
+    /// Did the last launch verify the digest? `None` before the first.
+    verified: Option<bool>,
     /// Automatic restarts counted against `max_retries`.
     retries: u32,
     /// Automatic restarts since the last user start (shown).
     restarts: u32,
+    log: PathBuf,
+    /// Commands that arrived during a stop, run once it is over.
+    deferred: VecDeque<Pending>,
+    /// The control channel is closed: end once nothing runs.
+    closed: bool,
+}
+
+/// A command waiting for a stop to end.
+enum Pending {
+    Cmd(Control),
+    /// The start half of a Restart.
+    Start(Reply, &'static str),
 }
 
 enum Event {
     Cmd(Option<Control>),
-    Exit(std::io::Result<ExitStatus>),
+    Exit(Exit),
     Json(Option<JsonLine>),
     Probe,
     ReadyTimeout,
     ResetRetries,
     Backoff,
+    StopCheck,
+    /// The log file started or stopped failing: publish.
+    LogHealth,
 }
 
 enum Flow {
@@ -93,377 +116,332 @@ enum Flow {
 }
 
 impl Job {
-    pub fn new(shared: Arc<Shared>, def: Arc<Backend>, generation: u64) -> Self {
-        Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        def: Arc<Backend>,
+        manifest_error: Option<String>,
+        generation: u64,
+    ) -> Self {
+        let id = def.id.to_string();
+        let log = crate::paths::backend_log(&shared.config.log_dir, &id);
+        let phase = if def.executable.is_some() {
+            Phase::stopped()
+        } else {
+            Phase::Idle {
+                rest: Rest::Unsupported,
+                last_exit: None,
+            }
+        };
+        let mut job = Self {
             shared,
-            id: def.id.to_string(),
+            id,
             generation,
+            def_path: super::board::shown_path(&def),
             def,
-            live: None,
-            backoff_until: None,
+            phase,
+            manifest_error,
+            status_line: None,
+            verified: None,
             retries: 0,
             restarts: 0,
-        }
+            log,
+            deferred: VecDeque::new(),
+            closed: false,
+        };
+        job.recheck();
+        job
+    }
+
+    /// Writes this job's complete status to the board and publishes a
+    /// snapshot. Called once per transition.
+    pub fn publish(&self) {
+        let status = state::status(&Facts {
+            def: &self.def,
+            phase: &self.phase,
+            manifest_error: self.manifest_error.as_deref(),
+            def_path: self.def_path.as_deref(),
+            status_line: self.status_line.as_deref(),
+            verified: self.verified,
+            restarts: self.restarts,
+            log: &self.log,
+        });
+        let mut board = self.shared.lock_board();
+        board.set(&self.id, self.generation, status);
+        self.shared.publish(&board);
     }
 
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Control>) {
         loop {
-            let backoff = self.backoff_until;
-            let event = {
-                let (child, json, probe, ready_at, reset_at) = match self.live.as_mut() {
-                    Some(l) => (
-                        l.reaped.is_none().then_some(&mut l.child),
-                        l.json.as_mut(),
-                        l.probe.as_mut(),
-                        l.ready_deadline,
-                        l.reset_at,
-                    ),
-                    None => (None, None, None, None, None),
-                };
-                tokio::select! {
-                    c = rx.recv() => Event::Cmd(c),
-                    s = wait_child(child) => Event::Exit(s),
-                    j = next_json(json) => Event::Json(j),
-                    _ = join_probe(probe) => Event::Probe,
-                    _ = crate::timer::sleep_until(ready_at) => Event::ReadyTimeout,
-                    _ = crate::timer::sleep_until(reset_at) => Event::ResetRetries,
-                    _ = crate::timer::sleep_until(backoff) => Event::Backoff,
-                }
-            };
-            let flow = match event {
-                Event::Cmd(Some(c)) => self.command(c).await,
-                Event::Cmd(None) => {
-                    self.stop_process().await;
-                    Flow::End
-                }
-                Event::Exit(status) => {
-                    self.on_exit(status).await;
-                    Flow::Continue
-                }
-                Event::Json(Some(line)) => {
-                    self.on_json(line);
-                    Flow::Continue
-                }
-                Event::Json(None) => {
-                    if let Some(l) = self.live.as_mut() {
-                        l.json = None;
-                    }
-                    Flow::Continue
-                }
-                Event::Probe => {
-                    if let Some(l) = self.live.as_mut() {
-                        l.probe = None;
-                    }
-                    self.mark_ready();
-                    Flow::Continue
-                }
-                Event::ReadyTimeout => {
-                    self.on_ready_timeout();
-                    Flow::Continue
-                }
-                Event::ResetRetries => {
-                    if let Some(l) = self.live.as_mut() {
-                        l.reset_at = None;
-                    }
-                    self.retries = 0;
-                    Flow::Continue
-                }
-                Event::Backoff => {
-                    self.backoff_until = None;
-                    if let Err(reason) = self.launch() {
-                        tracing::warn!(backend = %self.id, %reason, "automatic restart failed");
-                    }
-                    Flow::Continue
-                }
-            };
-            if let Flow::End = flow {
+            let event = self.next_event(&mut rx).await;
+            if let Flow::End = self.handle(event).await {
                 break;
             }
         }
     }
 
+    async fn next_event(&mut self, rx: &mut mpsc::UnboundedReceiver<Control>) -> Event {
+        let listening = !self.closed;
+        let backoff = match &self.phase {
+            Phase::Backoff { until, .. } => Some(*until),
+            _ => None,
+        };
+        let stop_check = match &self.phase {
+            Phase::Stopping(_, stop) => Some(stop.next_check),
+            _ => None,
+        };
+        let starting = matches!(self.phase, Phase::Starting(_));
+        let (child, json, probe, ready_at, reset_at, log_error) = match self.phase.run_mut() {
+            Some(r) => (
+                r.reaped.is_none().then_some(&mut r.child),
+                r.json.as_mut(),
+                r.probe.as_mut().filter(|_| starting),
+                r.ready_deadline.filter(|_| starting),
+                r.reset_at,
+                Some(&mut r.log_error),
+            ),
+            None => (None, None, None, None, None, None),
+        };
+        tokio::select! {
+            c = rx.recv(), if listening => Event::Cmd(c),
+            s = wait_child(child) => Event::Exit(s),
+            j = next_json(json) => Event::Json(j),
+            _ = join_probe(probe) => Event::Probe,
+            _ = crate::timer::sleep_until(ready_at) => Event::ReadyTimeout,
+            _ = crate::timer::sleep_until(reset_at) => Event::ResetRetries,
+            _ = crate::timer::sleep_until(backoff) => Event::Backoff,
+            _ = crate::timer::sleep_until(stop_check) => Event::StopCheck,
+            _ = log_changed(log_error) => Event::LogHealth,
+        }
+    }
+
+    async fn handle(&mut self, event: Event) -> Flow {
+        match event {
+            Event::LogHealth => self.publish(),
+            Event::Cmd(Some(c)) => return self.command(c).await,
+            Event::Cmd(None) => {
+                self.closed = true;
+                self.begin_stop(After::Stopped);
+                if !matches!(self.phase, Phase::Stopping(..)) {
+                    return Flow::End;
+                }
+            }
+            Event::Exit(exit) => return self.on_exit(exit).await,
+            Event::Json(Some(line)) => self.on_json(line),
+            Event::Json(None) => {
+                if let Some(r) = self.phase.run_mut() {
+                    r.json = None;
+                }
+            }
+            Event::Probe => {
+                if let Some(r) = self.phase.run_mut() {
+                    r.probe = None;
+                }
+                self.mark_ready();
+            }
+            Event::ReadyTimeout => self.on_ready_timeout(),
+            Event::ResetRetries => {
+                if let Some(r) = self.phase.run_mut() {
+                    r.reset_at = None;
+                }
+                self.retries = 0;
+            }
+            Event::Backoff => {
+                if let Phase::Backoff { attempt, .. } = self.phase {
+                    tracing::info!(backend = %self.id, attempt, "automatic restart");
+                }
+                if let Err(e) = self.launch().await {
+                    tracing::warn!(backend = %self.id, reason = %e, "automatic restart failed");
+                }
+            }
+            Event::StopCheck => {
+                let done = match &mut self.phase {
+                    Phase::Stopping(run, stop) => {
+                        matches!(stop.check(run.pgid, run.reaped.is_some()), Check::Gone)
+                    }
+                    _ => false,
+                };
+                if done {
+                    return self.finish_stop().await;
+                }
+            }
+        }
+        Flow::Continue
+    }
+
     async fn command(&mut self, c: Control) -> Flow {
+        if let Control::Update {
+            def,
+            manifest_error,
+            ack,
+        } = c
+        {
+            // In every phase, a stop included: apply waits for it.
+            self.update(def, manifest_error);
+            let _ = ack.send(());
+            return Flow::Continue;
+        }
+        if let Control::Recheck(ack) = c {
+            if self.recheck() {
+                self.publish();
+            }
+            let _ = ack.send(());
+            return Flow::Continue;
+        }
+        if let Phase::Stopping(_, stop) = &mut self.phase {
+            match c {
+                Control::Stop(reply) => stop.replies.push(reply),
+                other => self.deferred.push_back(Pending::Cmd(other)),
+            }
+            return Flow::Continue;
+        }
         match c {
             Control::Start(reply) => {
                 let r = self.user_start("start").await;
                 let _ = reply.send(r);
             }
             Control::Stop(reply) => {
-                let r = self.user_stop().await;
-                let _ = reply.send(r);
+                if self.phase.run().is_some() {
+                    self.begin_stop(After::Stopped);
+                    if let Phase::Stopping(_, stop) = &mut self.phase {
+                        stop.replies.push(reply);
+                    }
+                } else {
+                    let r = if matches!(self.phase, Phase::Backoff { .. }) {
+                        self.begin_stop(After::Stopped);
+                        Outcome::Done
+                    } else {
+                        Outcome::Noop(format!("{} is not running", self.id))
+                    };
+                    let _ = reply.send(Ok(r));
+                }
             }
             Control::Restart(reply) => {
-                let r = if self.live.is_some() || self.backoff_until.is_some() {
-                    self.stop_process().await;
-                    self.user_start("restart").await
+                self.begin_stop(After::Stopped);
+                if matches!(self.phase, Phase::Stopping(..)) {
+                    // Runs once the group is gone.
+                    self.deferred.push_back(Pending::Start(reply, "restart"));
                 } else {
-                    self.user_start("restart").await
-                };
-                let _ = reply.send(r);
-            }
-            Control::Update(def) => {
-                let executable_changed = def.executable.is_some() != self.def.executable.is_some();
-                self.def = def;
-                if self.live.is_none() && executable_changed {
-                    let state = if self.def.executable.is_some() {
-                        State::Stopped
-                    } else {
-                        State::Unsupported
-                    };
-                    if self.backoff_until.is_none() {
-                        self.update(|s| s.status.state = state);
-                    }
+                    let r = self.user_start("restart").await;
+                    let _ = reply.send(r);
                 }
             }
+            Control::Update { .. } | Control::Recheck(_) => {}
             Control::Remove => {
-                self.stop_process().await;
-                let generation = self.generation;
-                let id = self.id.clone();
-                let mut board = self.shared.lock();
-                if board
-                    .jobs
-                    .get(&id)
-                    .is_some_and(|s| s.generation == generation)
-                {
-                    board.jobs.remove(&id);
+                self.begin_stop(After::Stopped);
+                if matches!(self.phase, Phase::Stopping(..)) {
+                    self.deferred.push_back(Pending::Cmd(Control::Remove));
+                } else {
+                    self.shared.remove_job(&self.id, self.generation);
+                    return Flow::End;
                 }
-                self.shared.publish(&board);
-                return Flow::End;
             }
             Control::Shutdown(ack) => {
-                self.stop_process().await;
-                let _ = ack.send(());
-                return Flow::End;
+                self.begin_stop(After::Stopped);
+                if matches!(self.phase, Phase::Stopping(..)) {
+                    self.deferred
+                        .push_back(Pending::Cmd(Control::Shutdown(ack)));
+                } else {
+                    let _ = ack.send(());
+                    return Flow::End;
+                }
             }
         }
         Flow::Continue
     }
+}
+
+impl Job {
+    fn update(&mut self, def: Arc<Backend>, manifest_error: Option<String>) {
+        self.manifest_error = manifest_error;
+        if def.executable.is_some() != self.def.executable.is_some()
+            && let Phase::Idle { rest, .. } = &mut self.phase
+        {
+            *rest = if def.executable.is_some() {
+                Rest::Stopped
+            } else {
+                Rest::Unsupported
+            };
+        }
+        self.def_path = super::board::shown_path(&def);
+        self.def = def;
+        self.recheck();
+        self.publish();
+    }
+
+    /// At rest, `stopped` <-> `not-found` as the executable disappears or
+    /// appears (no Start needed to see it). True when the phase changed.
+    fn recheck(&mut self) -> bool {
+        let (Phase::Idle { rest, .. }, Some(exe)) = (&mut self.phase, self.def.executable.as_ref())
+        else {
+            return false;
+        };
+        let found = exe.resolve().is_some();
+        *rest = match rest {
+            Rest::Stopped if !found => Rest::NotFound(
+                crate::integrity::VerifyError::NotFound {
+                    tried: exe.candidates.clone(),
+                }
+                .to_string(),
+            ),
+            Rest::NotFound(_) if found => Rest::Stopped,
+            _ => return false,
+        };
+        true
+    }
 
     async fn user_start(&mut self, action: &'static str) -> Result<Outcome, ActionError> {
-        if self.live.is_some() {
+        if self.phase.run().is_some() {
             return Ok(Outcome::Noop(format!("{} is already running", self.id)));
         }
         if self.def.executable.is_none() {
             return Err(ActionError::Refused {
                 id: self.id.clone(),
                 action,
-                state: State::Unsupported.as_str(),
-                reason: "no executable entry for this platform".into(),
+                state: State::Unsupported,
+                reason: LaunchError::NoExecutable.to_string(),
             });
         }
-        self.backoff_until = None;
         self.retries = 0;
         self.restarts = 0;
-        match self.launch() {
+        match self.launch().await {
             Ok(()) => Ok(Outcome::Done),
-            Err(reason) => Err(ActionError::Launch {
+            Err(source) => Err(ActionError::Launch {
                 id: self.id.clone(),
                 action,
-                reason,
+                source,
             }),
         }
     }
 
-    async fn user_stop(&mut self) -> Result<Outcome, ActionError> {
-        if self.live.is_some() || self.backoff_until.is_some() {
-            self.stop_process().await;
-            Ok(Outcome::Done)
-        } else {
-            Ok(Outcome::Noop(format!("{} is not running", self.id)))
-        }
-    }
-
-    fn state(&self) -> State {
-        let board = self.shared.lock();
-        board
-            .jobs
-            .get(&self.id)
-            .map_or(State::Stopped, |s| s.status.state)
-    }
-
-    /// Writes this job's slot and publishes a snapshot.
-    fn update(&self, f: impl FnOnce(&mut Slot)) {
-        let mut board = self.shared.lock();
-        if let Some(slot) = board
-            .jobs
-            .get_mut(&self.id)
-            .filter(|s| s.generation == self.generation)
-        {
-            f(slot);
-        }
-        self.shared.publish(&board);
-    }
-
-    /// The leader exited by itself: stop the rest of its group, then apply
-    /// the restart policy.
-    async fn on_exit(&mut self, status: std::io::Result<ExitStatus>) {
-        let Some(mut live) = self.live.take() else {
-            return;
-        };
-        live.reaped =
-            Some(status.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(0)));
-        let exit = live.reaped;
-        let def = live.def.clone();
-        end_group(&mut live, def.stop.signal.to_nix(), def.stop.timeout).await;
-        self.release(live).await;
-        let (code, signal) = describe(exit);
-        let failure = code != Some(0);
-        tracing::info!(backend = %self.id, ?code, ?signal, "exited");
-        let restart = match self.def.restart.policy {
-            RestartPolicy::Never => false,
-            RestartPolicy::OnFailure => failure,
-            RestartPolicy::Always => true,
-        };
-        let spec = self.def.restart.clone();
-        let (state, retry_at) = if restart && self.retries < spec.max_retries {
-            self.retries += 1;
-            self.restarts += 1;
-            let factor = 1u32 << (self.retries - 1).min(16);
-            let delay = spec.backoff.saturating_mul(factor).min(MAX_BACKOFF);
-            let at = Instant::now() + delay;
-            self.backoff_until = Some(at);
-            (State::Backoff, Some(at))
-        } else if restart {
-            (State::Failed, None)
-        } else {
-            (State::Exited, None)
-        };
-        let restarts = self.restarts;
-        self.update(|s| {
-            s.running_def = None;
-            let st = &mut s.status;
-            st.state = state;
-            st.exit_code = code;
-            st.signal = signal;
-            st.restarts = restarts;
-            st.detail.retry_at = retry_at.map(Instant::into_std);
-            if state == State::Failed {
-                s.run_error = Some(format!("gave up after {} retries", spec.max_retries));
-            }
-        });
-    }
-
-    /// Stops the live process (if any) and cancels a pending backoff; the
-    /// state becomes `stopped`.
-    async fn stop_process(&mut self) {
-        self.backoff_until = None;
-        let Some(mut live) = self.live.take() else {
-            if self.state() == State::Backoff {
-                self.update(|s| {
-                    s.status.state = State::Stopped;
-                    s.status.detail.retry_at = None;
-                });
-            }
-            return;
-        };
-        self.update(|s| s.status.state = State::Stopping);
-        let def = live.def.clone();
-        group::signal(live.pgid, def.stop.signal.to_nix());
-        end_group(&mut live, def.stop.signal.to_nix(), def.stop.timeout).await;
-        self.release(live).await;
-        tracing::info!(backend = %self.id, "stopped");
-        self.update(|s| {
-            s.running_def = None;
-            s.run_error = None;
-            s.status.state = State::Stopped;
-            s.status.detail.retry_at = None;
-        });
-    }
-
-    /// Forgets a process whose group is gone: unregisters it, lets the log
-    /// pump drain, applies the last status lines.
-    async fn release(&mut self, mut live: Live) {
-        self.shared.groups.remove(live.pgid);
-        if let Some(link) = self.shared.guardian.as_ref() {
-            link.del(live.pgid);
-        }
-        if let Some(p) = live.probe.take() {
-            p.abort();
-        }
-        let _ = tokio::time::timeout(DRAIN, &mut live.pump).await;
-        if let Some(mut json) = live.json.take() {
-            while let Ok(line) = json.try_recv() {
-                if let Some(serde_json::Value::String(status)) = line.get("status") {
-                    let status = status.clone();
-                    self.update(|s| s.status.status_line = Some(status));
+    /// Runs the commands that waited for a stop, until one starts another
+    /// stop (the rest wait for that one) or the job ends.
+    async fn drain_deferred(&mut self) -> Flow {
+        while !matches!(self.phase, Phase::Stopping(..)) {
+            let Some(next) = self.deferred.pop_front() else {
+                break;
+            };
+            let flow = match next {
+                Pending::Cmd(c) => self.command(c).await,
+                Pending::Start(reply, action) => {
+                    let r = self.user_start(action).await;
+                    let _ = reply.send(r);
+                    Flow::Continue
                 }
+            };
+            if let Flow::End = flow {
+                return Flow::End;
             }
         }
-        self.update(|s| {
-            let st = &mut s.status;
-            st.pid = None;
-            st.cpu_percent = None;
-            st.rss_bytes = None;
-            st.uptime_s = None;
-            st.pending_restart = false;
-            st.detail.started_at = None;
-        });
+        if self.closed && !matches!(self.phase, Phase::Stopping(..)) {
+            return Flow::End;
+        }
+        Flow::Continue
     }
 }
 
-/// Ends a group: if anything of it still runs, `signal` (again harmless),
-/// wait `timeout`, SIGKILL, and wait until no member is left. Reaps the
-/// leader on the way.
-async fn end_group(live: &mut Live, signal: Signal, timeout: Duration) {
-    let pgid = live.pgid;
-    if live.reaped.is_some() && group::alive(pgid) {
-        group::signal(pgid, signal);
-    }
-    let deadline = Instant::now() + timeout;
-    let mut killed_at: Option<Instant> = None;
-    loop {
-        if live.reaped.is_none() {
-            tokio::select! {
-                s = live.child.wait() => {
-                    live.reaped = Some(s.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(0)));
-                }
-                _ = tokio::time::sleep(group::POLL) => {}
-            }
-        } else {
-            if !group::alive(pgid) {
-                return;
-            }
-            tokio::time::sleep(group::POLL).await;
-        }
-        let now = Instant::now();
-        match killed_at {
-            None if now >= deadline => {
-                tracing::warn!(pgid, "stop timeout: SIGKILL to the group");
-                group::signal(pgid, Signal::SIGKILL);
-                killed_at = Some(now);
-            }
-            Some(at) if now >= at + KILL_GRACE => {
-                tracing::error!(pgid, "process group survives SIGKILL; giving up");
-                return;
-            }
-            _ => {}
-        }
-    }
-}
-
-/// `(exit code, signal name)` of an exit status.
-fn describe(status: Option<ExitStatus>) -> (Option<i32>, Option<String>) {
-    use std::os::unix::process::ExitStatusExt;
-    let Some(status) = status else {
-        return (None, None);
-    };
-    match (status.code(), status.signal()) {
-        (Some(code), _) => (Some(code), None),
-        (None, Some(sig)) => (
-            None,
-            Some(
-                Signal::try_from(sig)
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_else(|_| format!("signal {sig}")),
-            ),
-        ),
-        _ => (None, None),
-    }
-}
-
-async fn wait_child(child: Option<&mut Child>) -> std::io::Result<ExitStatus> {
+async fn wait_child(child: Option<&mut Child>) -> Exit {
     match child {
-        Some(c) => c.wait().await,
+        Some(c) => Exit::from_wait(c.wait().await),
         None => std::future::pending().await,
     }
 }
@@ -483,5 +461,15 @@ async fn join_probe(probe: Option<&mut JoinHandle<()>>) {
             }
         }
         None => std::future::pending().await,
+    }
+}
+
+/// The log's error changed; never fires once the pump has ended.
+async fn log_changed(rx: Option<&mut tokio::sync::watch::Receiver<Option<String>>>) {
+    let Some(rx) = rx else {
+        return std::future::pending().await;
+    };
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }

@@ -9,156 +9,35 @@
 //! armed while nothing is buffered. stdout lines that look like JSON objects
 //! are parsed and handed to the job (status line, readiness).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::process::{ChildStderr, ChildStdout};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// A line longer than this is cut into pieces of this size.
-pub const MAX_LINE: usize = 64 * 1024;
-/// How long a written line may sit in the buffer.
-pub const FLUSH_DELAY: Duration = Duration::from_millis(50);
-const READ_BUF: usize = 64 * 1024;
+mod file;
 
-/// A size-rotated log file.
-pub struct LogFile {
-    path: PathBuf,
-    out: BufWriter<File>,
-    size: u64,
-    max_size: u64,
-    backups: u32,
-    stamp: Stamp,
-}
+pub use file::{Health, LogFile, format_utc, shift_backups};
 
-impl LogFile {
-    /// Opens (appends to) `path`, creating its folder.
-    pub fn open(path: &Path, max_size: u64, backups: u32) -> io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let size = file.metadata()?.len();
-        Ok(Self {
-            path: path.to_path_buf(),
-            out: BufWriter::with_capacity(64 * 1024, file),
-            size,
-            max_size,
-            backups,
-            stamp: Stamp::default(),
-        })
-    }
-
-    /// Writes `<time> <stream> <text>\n`, rotating first if the line would
-    /// push the file past its maximum size.
-    pub fn write_line(&mut self, stream: &str, text: &[u8]) -> io::Result<()> {
-        let len = (24 + 1 + stream.len() + 1 + text.len() + 1) as u64;
-        if self.size > 0 && self.size + len > self.max_size {
-            self.rotate()?;
-        }
-        let stamp = self.stamp.now();
-        self.out.write_all(stamp)?;
-        self.out.write_all(b" ")?;
-        self.out.write_all(stream.as_bytes())?;
-        self.out.write_all(b" ")?;
-        self.out.write_all(text)?;
-        self.out.write_all(b"\n")?;
-        self.size += len;
-        Ok(())
-    }
-
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-
-    /// `<id>.log` becomes `.1`, `.1` becomes `.2` ... the oldest is dropped.
-    fn rotate(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        let file = rotate_files(&self.path, self.backups)?;
-        self.out = BufWriter::with_capacity(64 * 1024, file);
-        self.size = 0;
-        Ok(())
-    }
-}
-
-/// Shifts `path` to `path.1`, `.1` to `.2` ... (the oldest of `backups` is
-/// dropped) and opens a fresh, empty `path`. Shared with berth's own log.
-pub fn rotate_files(path: &Path, backups: u32) -> io::Result<File> {
-    let name = |n: u32| {
-        let mut p = path.to_path_buf().into_os_string();
-        p.push(format!(".{n}"));
-        PathBuf::from(p)
-    };
-    if backups > 0 {
-        let _ = fs::remove_file(name(backups));
-        for n in (1..backups).rev() {
-            let from = name(n);
-            if from.exists() {
-                fs::rename(&from, name(n + 1))?;
-            }
-        }
-        fs::rename(path, name(1))?;
-    }
-    OpenOptions::new()
+/// Rotates a plain log file berth writes itself (`berth.log`) the way the
+/// backend logs rotate, and opens a fresh one.
+pub fn rotate_files(path: &std::path::Path, backups: u32) -> std::io::Result<std::fs::File> {
+    shift_backups(path, backups)?;
+    std::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
         .open(path)
 }
 
-/// Caches the `YYYY-MM-DDTHH:MM:SS` part for the current second.
-#[derive(Default)]
-struct Stamp {
-    second: u64,
-    text: [u8; 24],
-}
-
-impl Stamp {
-    fn now(&mut self) -> &[u8; 24] {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let secs = now.as_secs();
-        if secs != self.second || self.text[0] == 0 {
-            self.second = secs;
-            let head = format_utc(secs);
-            self.text[..19].copy_from_slice(head.as_bytes());
-            self.text[19] = b'.';
-            self.text[23] = b'Z';
-        }
-        let ms = now.subsec_millis();
-        self.text[20] = b'0' + (ms / 100) as u8;
-        self.text[21] = b'0' + (ms / 10 % 10) as u8;
-        self.text[22] = b'0' + (ms % 10) as u8;
-        &self.text
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` for seconds since the epoch (UTC).
-pub fn format_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
+/// A line longer than this is cut into pieces of this size.
+pub const MAX_LINE: usize = 64 * 1024;
+/// How long a written line may sit in the buffer.
+pub const FLUSH_DELAY: Duration = Duration::from_millis(50);
+/// How often a log that cannot be written is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+const READ_BUF: usize = 64 * 1024;
 
 /// Splits a byte stream into lines, keeping the unfinished tail.
 #[derive(Default)]
@@ -215,17 +94,37 @@ struct Sink<'a> {
     log: &'a mut LogFile,
     id: &'a str,
     json: &'a mpsc::Sender<JsonLine>,
-    failed: bool,
+    report: &'a Report,
 }
 
+/// Tells the job the log's current error (`None`: it writes again), for
+/// `status`.
+pub type Report = Box<dyn Fn(Option<String>) + Send + Sync>;
+
 impl Sink<'_> {
-    fn line(&mut self, stream: &'static str, text: &[u8]) {
-        if !self.failed
-            && let Err(e) = self.log.write_line(stream, text)
-        {
-            tracing::warn!(backend = %self.id, error = %e, "cannot write backend log");
-            self.failed = true;
+    /// Says once when writing starts failing and once when it resumes.
+    fn health(&mut self) {
+        match self.log.take_change() {
+            Some(Health::Failing(msg)) => {
+                tracing::warn!(backend = %self.id, "{msg}; its lines are dropped until it can be written");
+                (self.report)(Some(msg));
+            }
+            Some(Health::Resumed { lost }) => {
+                tracing::info!(backend = %self.id, lost, "backend log writable again");
+                (self.report)(None);
+            }
+            None => {}
         }
+    }
+
+    fn flush(&mut self) {
+        self.log.flush();
+        self.health();
+    }
+
+    fn line(&mut self, stream: &'static str, text: &[u8]) {
+        self.log.write_line(stream, text);
+        self.health();
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(backend = %self.id, stream, "{}", String::from_utf8_lossy(text));
         }
@@ -238,14 +137,78 @@ impl Sink<'_> {
     }
 }
 
-/// Copies both pipes into `log` until both reach end of file.
-pub async fn pump(
+/// A run's log pump. It ends with its run: [`Pump::end`] once the group is
+/// gone, so an escaped process (setsid) that still holds the pipes writes
+/// into nothing, instead of keeping an old pump writing into (and rotating)
+/// the log of a later run and berth's descriptors growing at each restart.
+pub struct Pump {
+    task: tokio::task::JoinHandle<()>,
+    finish: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Pump {
+    /// Starts copying both pipes into `log`.
+    pub fn spawn(
+        id: String,
+        stdout: ChildStdout,
+        stderr: ChildStderr,
+        log: LogFile,
+        json: mpsc::Sender<JsonLine>,
+        report: Report,
+    ) -> Self {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        Self {
+            task: tokio::spawn(pump(id, stdout, stderr, log, json, report, rx)),
+            finish: Some(tx),
+        }
+    }
+
+    /// A pump for a run without pipes.
+    pub fn none() -> Self {
+        Self {
+            task: tokio::spawn(async {}),
+            finish: None,
+        }
+    }
+
+    /// Called once the run's group is gone: everything the group wrote is in
+    /// the pipes; the pump writes it, drops the pipes and ends. Waits at most
+    /// `limit` for that, then aborts it.
+    pub async fn end(mut self, limit: Duration) {
+        if let Some(tx) = self.finish.take() {
+            let _ = tx.send(());
+        }
+        if tokio::time::timeout(limit, &mut self.task).await.is_err() {
+            self.task.abort();
+        }
+    }
+}
+
+/// Reads what `fd` holds right now, without waiting (tokio made it
+/// non-blocking), into `lines`.
+fn drain_now(fd: std::os::fd::RawFd, buf: &mut [u8], mut feed: impl FnMut(&[u8])) {
+    loop {
+        // SAFETY: read into a buffer we own, from a descriptor the pump owns.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return;
+        }
+        feed(&buf[..n as usize]);
+    }
+}
+
+/// Copies both pipes into `log` until both reach end of file, or until told
+/// to finish (then it takes what the pipes hold and stops).
+async fn pump(
     id: String,
     mut stdout: ChildStdout,
     mut stderr: ChildStderr,
     mut log: LogFile,
     json: mpsc::Sender<JsonLine>,
+    report: Report,
+    mut finish: tokio::sync::oneshot::Receiver<()>,
 ) {
+    use std::os::fd::AsRawFd;
     let mut obuf = vec![0u8; READ_BUF];
     let mut ebuf = vec![0u8; READ_BUF];
     let (mut olines, mut elines) = (Lines::default(), Lines::default());
@@ -255,7 +218,7 @@ pub async fn pump(
         log: &mut log,
         id: &id,
         json: &json,
-        failed: false,
+        report: &report,
     };
     while !(odone && edone) {
         tokio::select! {
@@ -268,28 +231,33 @@ pub async fn pump(
                 _ => { edone = true; elines.finish(|l| sink.line("stderr", l)); }
             },
             _ = crate::timer::sleep_until(flush_at), if flush_at.is_some() => {
-                let _ = sink.log.flush();
-                flush_at = None;
+                sink.flush();
+                // While writing fails, try again every second.
+                flush_at = sink.log.failing().then(|| Instant::now() + RETRY);
                 continue;
+            }
+            _ = &mut finish => {
+                if !odone {
+                    drain_now(stdout.as_raw_fd(), &mut obuf, |d| olines.feed(d, |l| sink.line("stdout", l)));
+                    olines.finish(|l| sink.line("stdout", l));
+                }
+                if !edone {
+                    drain_now(stderr.as_raw_fd(), &mut ebuf, |d| elines.feed(d, |l| sink.line("stderr", l)));
+                    elines.finish(|l| sink.line("stderr", l));
+                }
+                break;
             }
         }
         if flush_at.is_none() {
             flush_at = Some(Instant::now() + FLUSH_DELAY);
         }
     }
-    let _ = sink.log.flush();
+    sink.flush();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_format() {
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00");
-        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00");
-        assert_eq!(format_utc(1_795_516_434), "2026-11-24T10:33:54");
-    }
 
     #[test]
     fn lines_split_and_cap() {
@@ -307,27 +275,5 @@ mod tests {
             out.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![MAX_LINE, MAX_LINE, 5]
         );
-    }
-
-    #[test]
-    fn rotation_shifts_backups() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.log");
-        let mut log = LogFile::open(&path, 100, 2).unwrap();
-        for i in 0..10 {
-            log.write_line("stdout", format!("line {i} {}", "y".repeat(40)).as_bytes())
-                .unwrap();
-        }
-        log.flush().unwrap();
-        let cur = fs::read_to_string(&path).unwrap();
-        let one = fs::read_to_string(dir.path().join("x.log.1")).unwrap();
-        let two = fs::read_to_string(dir.path().join("x.log.2")).unwrap();
-        assert!(cur.contains("line 9"), "{cur}");
-        assert!(one.contains("line 8") || one.contains("line 7"), "{one}");
-        assert!(!two.is_empty());
-        assert!(!dir.path().join("x.log.3").exists());
-        for f in [&cur, &one, &two] {
-            assert!(f.len() <= 100, "{f}");
-        }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! About once a second while something runs, one pass over /proc finds the
 //! members of every live group, sysinfo refreshes only those processes, and
-//! the sums land on the board (the publish also refreshes uptimes). With
+//! the sums replace the board's usage overlay (the jobs' statuses stay the
+//! jobs'; the publish also refreshes uptimes). With
 //! nothing running the task waits on a `Notify`: an idle berth never wakes.
 
 use std::collections::HashMap;
@@ -40,17 +41,11 @@ pub async fn run(shared: Weak<Shared>, wake: Arc<Notify>) {
             .unwrap_or_default();
         match shared.upgrade() {
             Some(s) => {
-                let mut board = s.lock();
-                for slot in board.jobs.values_mut() {
-                    let st = &mut slot.status;
-                    let Some(pgid) = st.pid.filter(|_| st.state.has_process()) else {
-                        continue;
-                    };
-                    if let Some(&(cpu, rss)) = sums.get(&(pgid as i32)) {
-                        st.cpu_percent = Some(f64::from(cpu));
-                        st.rss_bytes = Some(rss);
-                    }
-                }
+                let mut board = s.lock_board();
+                board.usage = sums
+                    .into_iter()
+                    .map(|(pgid, (cpu, rss))| (pgid, (f64::from(cpu), rss)))
+                    .collect();
                 s.publish(&board);
             }
             None => return,

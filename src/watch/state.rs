@@ -206,6 +206,11 @@ impl FolderState {
         &self.dir
     }
 
+    /// What `${resources}` expands to.
+    pub fn resources(&self) -> &Path {
+        &self.resources
+    }
+
     /// The catalog resolved by the last successful reload.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog

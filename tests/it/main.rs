@@ -2,6 +2,7 @@
 
 mod control;
 mod desktop;
+mod faults;
 mod install;
 mod manifest;
 mod panel;

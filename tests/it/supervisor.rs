@@ -20,6 +20,7 @@ mod logs;
 mod orphans;
 mod readiness;
 mod restarts;
+mod states;
 
 /// Deadline for anything the supervisor does: over 3x its targets on a
 /// loaded machine.

@@ -185,6 +185,27 @@ pub fn group_pids(pgid: u32) -> Vec<u32> {
     out
 }
 
+/// The children of `parent` running `__guardian`.
+pub fn guardians_of(parent: u32) -> Vec<u32> {
+    let mut found: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid: u32 = stat[stat.rfind(')')? + 1..]
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
+            (ppid == parent && cmdline.contains("__guardian") && running(pid)).then_some(pid)
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 /// The real PyInstaller onefile build of `python/backend.py`. Absent: the
 /// test fails and says how to build it, unless `BERTH_SKIP_PYINSTALLER=1`
 /// (then `None`: the caller skips).
@@ -206,7 +227,9 @@ pub fn pyinstaller_backend() -> Option<PathBuf> {
     );
 }
 
-/// The `supervise` example binary (built by `cargo test`, else built here).
+/// The `supervise` example binary (built by `cargo test`, else built here;
+/// `cargo test --test it` does not build examples, so one older than this
+/// test binary is rebuilt rather than run stale).
 pub fn example_supervise() -> PathBuf {
     let deps = std::env::current_exe().unwrap();
     let exe = deps
@@ -214,7 +237,8 @@ pub fn example_supervise() -> PathBuf {
         .and_then(Path::parent)
         .unwrap()
         .join("examples/supervise");
-    if !exe.is_file() {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&exe) < modified(&deps) {
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "--example", "supervise"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -1,127 +1,186 @@
-//! Starting a backend: verify, spawn into its own process group (registered
-//! with the guardian before exec), wire the log pump and the readiness probe;
-//! then readiness itself (`starting` -> `running`).
+//! Starting a backend: verify (hashing runs on a blocking thread, never on
+//! the runtime's workers), spawn into its own process group (registered with
+//! the guardian before exec), wire the log pump and the readiness probe; then
+//! readiness itself (`starting` -> `running`).
 
+use std::io;
+use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::super::logs::{self, JsonLine, LogFile};
-use super::super::{State, ready};
-use super::{Job, Live, RESET_AFTER};
-use crate::integrity::{self, VerifyError};
+use super::super::ready;
+use super::state::{Phase, Rest, Run};
+use super::{Job, RESET_AFTER};
+use crate::integrity::{self, Verified, VerifyError};
 use crate::manifest::Probe;
 use crate::paths;
 
+/// Why a backend could not be launched.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("no executable entry for this platform")]
+    NoExecutable,
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error("cannot open log {}: {source}", path.display())]
+    Log { path: PathBuf, source: io::Error },
+    #[error("cannot start {}: {source}", path.display())]
+    Spawn { path: PathBuf, source: io::Error },
+    #[error("{} started without a process id", path.display())]
+    NoPid { path: PathBuf },
+    #[error("the verification task failed: {0}")]
+    Task(String),
+    /// v2: the `files` folder of a onedir build does not match its digest.
+    #[error(transparent)]
+    Tree(#[from] crate::tree::TreeError),
+    /// The workdir is missing or not a folder (named, not blamed on the
+    /// executable as ENOENT would be).
+    #[error("{0}")]
+    Workdir(String),
+}
+
+/// Compared by what users read: an `io::Error` has no equality of its own.
+impl PartialEq for LaunchError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
 impl Job {
-    /// Verifies and spawns the current definition. On failure the state says
-    /// why (not-found, integrity-failed, failed) and the reason is returned.
-    pub(super) fn launch(&mut self) -> Result<(), String> {
-        let def = self.def.clone();
-        let Some(exe) = def.executable.as_ref() else {
-            return Err("no executable entry for this platform".into());
-        };
-        let verified = match integrity::verify(&exe.candidates, &exe.sha256) {
-            Ok(v) => v,
-            Err(e) => {
-                let reason = e.to_string();
-                let (state, path, verified) = match &e {
-                    VerifyError::NotFound { .. } | VerifyError::IsFolder { .. } => {
-                        (State::NotFound, None, None)
-                    }
-                    VerifyError::Mismatch { path, .. } | VerifyError::Io { path, .. } => {
-                        (State::IntegrityFailed, Some(path.clone()), Some(false))
-                    }
-                };
-                tracing::warn!(backend = %self.id, %reason, "not launched");
-                self.update(|s| {
-                    s.status.state = state;
-                    s.status.path = path.map(|p| paths::shown(&p));
-                    s.status.detail.verified = verified;
-                    s.run_error = Some(reason.clone());
-                });
-                return Err(reason);
-            }
-        };
-        // v2: the folder a onedir build loads later, checked after the executable.
-        if let Some(files) = &exe.files
-            && let Err(e) = crate::tree::check(verified.path(), files)
-        {
+    /// Verifies and spawns the current definition. The phase becomes
+    /// starting or running, or says why not (not-found, integrity-failed,
+    /// failed); either way one status is published.
+    pub(super) async fn launch(&mut self) -> Result<(), Arc<LaunchError>> {
+        let result = self.try_launch().await;
+        if let Err(e) = &result {
+            tracing::warn!(backend = %self.id, reason = %e, "not launched");
             let reason = e.to_string();
-            tracing::warn!(backend = %self.id, %reason, "not launched");
-            let path = paths::shown(verified.path());
-            self.update(|s| {
-                s.status.state = State::IntegrityFailed;
-                s.status.path = Some(path);
-                s.status.detail.verified = Some(false);
-                s.run_error = Some(reason.clone());
-            });
-            return Err(reason);
+            let rest = match e {
+                LaunchError::NoExecutable => Rest::Unsupported,
+                LaunchError::Verify(
+                    VerifyError::NotFound { .. } | VerifyError::IsFolder { .. },
+                ) => Rest::NotFound(reason),
+                LaunchError::Tree(_) => {
+                    self.verified = Some(false);
+                    Rest::IntegrityFailed(None, reason)
+                }
+                LaunchError::Verify(
+                    VerifyError::Mismatch { path, .. }
+                    | VerifyError::Io { path, .. }
+                    | VerifyError::Changed { path },
+                ) => {
+                    self.verified = Some(false);
+                    Rest::IntegrityFailed(Some(paths::shown(path)), reason)
+                }
+                _ => Rest::Failed(reason),
+            };
+            if matches!(rest, Rest::NotFound(_)) {
+                self.verified = None;
+            }
+            let last_exit = self.phase.last_exit().cloned();
+            self.phase = Phase::Idle { rest, last_exit };
+            self.publish();
         }
+        result.map_err(Arc::new)
+    }
+
+    async fn try_launch(&mut self) -> Result<(), LaunchError> {
+        let def = self.def.clone();
+        let exe = def.executable.clone().ok_or(LaunchError::NoExecutable)?;
+        let files = exe.files.clone();
+        let verified: Verified =
+            tokio::task::spawn_blocking(move || integrity::verify(&exe.candidates, &exe.sha256))
+                .await
+                .map_err(|e| LaunchError::Task(e.to_string()))??;
+        // v2: the folder a onedir build loads later, checked after the
+        // executable (off the runtime's workers too).
+        if let Some(files) = files {
+            let path = verified.path().to_path_buf();
+            tokio::task::spawn_blocking(move || crate::tree::check(&path, &files))
+                .await
+                .map_err(|e| LaunchError::Task(e.to_string()))??;
+        }
+        self.verified = Some(true);
         let log_path = paths::backend_log(&self.shared.config.log_dir, &self.id);
-        let spawned = LogFile::open(
+        let log = LogFile::open(
             &log_path,
             self.shared.config.log_max_size,
             self.shared.config.log_backups,
         )
-        .map_err(|e| format!("cannot open log {}: {e}", log_path.display()))
-        .and_then(|log| {
-            // Spawning in a missing folder fails with ENOENT, which read as
-            // if the executable were missing: name the folder instead.
-            def.workdir_problem().map_or(Ok(()), Err)?;
-            let mut cmd = verified.command();
-            // berth's own GTK settings (GDK_GL=disable...) are not the
-            // backend's; the manifest's env can still set them.
-            for key in crate::tray::env_overrides() {
-                cmd.env_remove(key);
+        .map_err(|source| LaunchError::Log {
+            path: log_path.clone(),
+            source,
+        })?;
+        // Spawning in a missing folder fails with ENOENT, which read as if
+        // the executable were missing: name the folder instead.
+        if let Some(problem) = def.workdir_problem() {
+            return Err(LaunchError::Workdir(problem));
+        }
+        let mut cmd = verified.command();
+        // berth's own GTK settings (GDK_GL=disable...) are not the
+        // backend's; the manifest's env can still set them.
+        for key in crate::tray::env_overrides() {
+            cmd.env_remove(key);
+        }
+        cmd.args(&def.args)
+            .envs(&def.env)
+            .current_dir(&def.workdir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(false);
+        if let Some(link) = self.shared.guardian.as_ref() {
+            let reg = link.registration(def.stop.signal, def.stop.timeout);
+            // SAFETY: setpgid and the registration write are
+            // async-signal-safe and allocate nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::setpgid(0, 0);
+                    reg.write_in_child();
+                    Ok(())
+                });
             }
-            cmd.args(&def.args)
-                .envs(&def.env)
-                .current_dir(&def.workdir)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .process_group(0)
-                .kill_on_drop(false);
-            if let Some(link) = self.shared.guardian.as_ref() {
-                let reg = link.registration(def.stop.signal, def.stop.timeout);
-                // SAFETY: setpgid and the registration write are
-                // async-signal-safe and allocate nothing.
-                unsafe {
-                    cmd.pre_exec(move || {
-                        libc::setpgid(0, 0);
-                        reg.write_in_child();
-                        Ok(())
-                    });
+        }
+        let mut child = verified.spawn(&mut cmd).map_err(|source| {
+            let (changed, _) = integrity::spawn_error(verified.path(), &source);
+            if changed {
+                LaunchError::Verify(VerifyError::Changed {
+                    path: verified.path().to_owned(),
+                })
+            } else {
+                LaunchError::Spawn {
+                    path: verified.path().to_owned(),
+                    source,
                 }
             }
-            cmd.spawn()
-                .map(|child| (child, log))
-                .map_err(|e| format!("cannot start {}: {e}", verified.path().display()))
-        });
+        })?;
         let path = paths::shown(verified.path());
-        drop(verified);
-        let (mut child, log) = match spawned {
-            Ok(x) => x,
-            Err(reason) => {
-                tracing::warn!(backend = %self.id, %reason, "spawn failed");
-                self.update(|s| {
-                    s.status.state = State::Failed;
-                    s.run_error = Some(reason.clone());
-                });
-                return Err(reason);
-            }
+        let Some(pid) = child.id() else {
+            return Err(LaunchError::NoPid {
+                path: verified.path().to_owned(),
+            });
         };
-        let pid = child.id().unwrap_or(0);
+        drop(verified);
         let pgid = pid as i32;
         self.shared.groups.insert(pgid, &self.id);
+        if let Some(link) = self.shared.guardian.as_ref() {
+            link.add(pgid, def.stop.signal, def.stop.timeout);
+        }
         let (json_tx, json_rx) = mpsc::channel(logs::JSON_QUEUE);
+        let (log_tx, log_error) = tokio::sync::watch::channel(None);
         let pump = match (child.stdout.take(), child.stderr.take()) {
             (Some(out), Some(err)) => {
-                tokio::spawn(logs::pump(self.id.clone(), out, err, log, json_tx))
+                let report: logs::Report = Box::new(move |e| {
+                    let _ = log_tx.send(e);
+                });
+                logs::Pump::spawn(self.id.clone(), out, err, log, json_tx, report)
             }
-            _ => tokio::spawn(async {}),
+            _ => logs::Pump::none(),
         };
         let now = Instant::now();
         let probe = match def.ready.as_ref().map(|r| &r.probe) {
@@ -129,87 +188,81 @@ impl Job {
             Some(Probe::Http(url)) => Some(tokio::spawn(ready::poll_http(url.clone()))),
             _ => None,
         };
-        let state = if def.ready.is_some() {
-            State::Starting
-        } else {
-            State::Running
-        };
-        self.live = Some(Live {
-            _stdin: child.stdin.take(),
+        let run = Run {
+            stdin: child.stdin.take(),
             child,
             reaped: None,
+            pid,
             pgid,
             def: def.clone(),
+            path: path.clone(),
+            started: now,
             json: Some(json_rx),
             pump,
+            log_error,
             probe,
             ready_deadline: def.ready.as_ref().map(|r| now + r.timeout),
             reset_at: Some(now + RESET_AFTER),
-        });
+            error: None,
+        };
+        self.status_line = None;
+        self.phase = if def.ready.is_some() {
+            Phase::Starting(run)
+        } else {
+            Phase::Running(run)
+        };
         tracing::info!(backend = %self.id, pid, path = %path, "started");
-        let restarts = self.restarts;
-        self.update(|s| {
-            s.running_def = Some(def.clone());
-            s.run_error = None;
-            let st = &mut s.status;
-            st.state = state;
-            st.pid = Some(pid);
-            st.path = Some(path);
-            st.exit_code = None;
-            st.signal = None;
-            st.status_line = None;
-            st.cpu_percent = None;
-            st.rss_bytes = None;
-            st.pending_restart = false;
-            st.restarts = restarts;
-            st.detail.verified = Some(true);
-            st.detail.retry_at = None;
-            st.detail.started_at = Some(now.into_std());
-        });
+        self.publish();
         self.shared.metrics_wake.notify_one();
         Ok(())
     }
 
     pub(super) fn on_json(&mut self, line: JsonLine) {
+        let mut changed = false;
         if let Some(serde_json::Value::String(status)) = line.get("status") {
-            let status = status.clone();
-            self.update(|s| s.status.status_line = Some(status));
+            self.status_line = Some(status.clone());
+            changed = true;
         }
-        let Some(live) = self.live.as_ref() else {
-            return;
+        let matched = match &self.phase {
+            Phase::Starting(run) => match run.def.ready.as_ref().map(|r| &r.probe) {
+                Some(Probe::StdoutJson(want)) => ready::subset_match(&line, want),
+                _ => false,
+            },
+            _ => false,
         };
-        if let Some(Probe::StdoutJson(want)) = live.def.ready.as_ref().map(|r| &r.probe)
-            && self.state() == State::Starting
-            && ready::subset_match(&line, want)
-        {
+        if matched {
             self.mark_ready();
+        } else if changed {
+            self.publish();
         }
     }
 
+    /// `starting` -> `running` (also after the ready timeout: a late match
+    /// still counts).
     pub(super) fn mark_ready(&mut self) {
-        let Some(live) = self.live.as_mut() else {
-            return;
-        };
-        live.ready_deadline = None;
-        if let Some(p) = live.probe.take() {
-            p.abort();
-        }
-        self.retries = 0;
-        tracing::info!(backend = %self.id, "ready");
-        self.update(|s| {
-            if s.status.state == State::Starting {
-                s.status.state = State::Running;
+        let phase = std::mem::replace(&mut self.phase, Phase::stopped());
+        self.phase = match phase {
+            Phase::Starting(mut run) => {
+                run.ready_deadline = None;
+                run.error = None;
+                if let Some(p) = run.probe.take() {
+                    p.abort();
+                }
+                self.retries = 0;
+                tracing::info!(backend = %self.id, "ready");
+                Phase::Running(run)
             }
-            s.run_error = None;
-        });
+            other => other,
+        };
+        self.publish();
     }
 
     pub(super) fn on_ready_timeout(&mut self) {
-        let Some(live) = self.live.as_mut() else {
+        let Phase::Starting(run) = &mut self.phase else {
             return;
         };
-        live.ready_deadline = None;
-        let timeout = live
+        run.ready_deadline = None;
+        let timeout = run
             .def
             .ready
             .as_ref()
@@ -217,6 +270,7 @@ impl Job {
             .unwrap_or_default();
         let msg = format!("not ready after {}", ready::format_duration(timeout));
         tracing::warn!(backend = %self.id, "{msg}");
-        self.update(|s| s.run_error = Some(msg));
+        run.error = Some(msg);
+        self.publish();
     }
 }

@@ -37,8 +37,11 @@ async fn missing_executable_is_not_found() {
     e.sup.stop("gone").await.unwrap();
 }
 
+// A `#!` script runs by its path (its interpreter must see the real `$0`),
+// so the child checks that the path still names the hashed file: a swap
+// after the check runs nothing.
 #[tokio::test(flavor = "multi_thread")]
-async fn swapping_the_file_after_the_check_runs_the_checked_bytes() {
+async fn swapping_a_script_after_the_check_runs_nothing() {
     let e = env();
     let exe = script(e.path(), "swap.sh", "echo good > result\nexec sleep 60");
     let evil = script(e.path(), "evil.sh", "echo evil > result\nexec sleep 60");
@@ -53,10 +56,17 @@ async fn swapping_the_file_after_the_check_runs_the_checked_bytes() {
     })));
     let r = e.sup.start("swap").await;
     berth::integrity::set_after_verify_hook(None);
-    r.unwrap();
-    assert_eq!(wait_file(&e.path().join("result"), T), "good");
-    assert!(std::fs::read_to_string(&exe).unwrap().contains("evil"));
-    e.sup.stop("swap").await.unwrap();
+    let err = r.unwrap_err().to_string();
+    assert!(
+        err.contains("changed while or after it was hashed: not run"),
+        "{err}"
+    );
+    assert_eq!(
+        e.sup.snapshot().get("swap").unwrap().state,
+        State::IntegrityFailed
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!e.path().join("result").exists(), "a script ran");
 }
 
 // A backend inherits stdin, stdout, stderr and (for a `#!` script) its own
@@ -104,4 +114,64 @@ async fn a_backend_inherits_no_descriptor_of_berths() {
         libc::close(fds[0]);
         libc::close(fds[1]);
     }
+}
+
+/// Regression (#12): a backend whose executable is missing showed `stopped`
+/// until someone pressed Start.
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_executable_shows_not_found_without_a_start_and_flips_back() {
+    let e = env();
+    let b = scripted(&e, "late", "exec sleep 60");
+    let exe = e.path().join("late.sh");
+    let body = std::fs::read(&exe).unwrap();
+    std::fs::remove_file(&exe).unwrap();
+    e.sup.apply(catalog([b.clone()])).await;
+    let s = e.sup.snapshot().get("late").unwrap().clone();
+    assert_eq!(s.state, State::NotFound);
+    assert!(s.error.unwrap().contains("executable not found"));
+    // It appears: the next look (a status request, a reload) says stopped.
+    std::fs::write(&exe, &body).unwrap();
+    std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    e.sup.recheck().await;
+    let s = e.sup.snapshot().get("late").unwrap().clone();
+    assert_eq!((s.state, s.error), (State::Stopped, None));
+    std::fs::remove_file(&exe).unwrap();
+    e.sup.apply(catalog([b])).await;
+    wait_state(&e, "late", State::NotFound).await;
+}
+
+/// Regression (#12): hashing ran on the async runtime, so every other task
+/// (status replies, log pumps) stalled while a big executable was hashed.
+/// One worker thread: a hash on it would block everything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn hashing_a_big_executable_does_not_stall_the_runtime() {
+    let e = env();
+    let exe = e.path().join("big");
+    // Sparse: cheap to make, still read and hashed byte by byte.
+    let f = std::fs::File::create(&exe).unwrap();
+    f.set_len(48 << 20).unwrap();
+    drop(f);
+    let mut b = backend(e.path(), "big", &exe);
+    b.executable.as_mut().unwrap().sha256 = berth::manifest::Digest([0u8; 32]);
+    e.sup.apply(catalog([b])).await;
+    let sup = e.sup.clone();
+    let start = tokio::spawn(async move { sup.start("big").await });
+    let mut worst = Duration::ZERO;
+    let mut samples = 0;
+    while !start.is_finished() {
+        let t = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        worst = worst.max(t.elapsed());
+        samples += 1;
+    }
+    assert!(
+        start.await.unwrap().is_err(),
+        "the digest is wrong on purpose"
+    );
+    assert!(samples >= 3, "the hash ended before it could be observed");
+    // Target 100 ms; 5x that on a loaded machine.
+    assert!(
+        worst < Duration::from_millis(500),
+        "the runtime stalled {worst:?}"
+    );
 }

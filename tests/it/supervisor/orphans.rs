@@ -7,24 +7,11 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
-use crate::util::{example_supervise, group_pids, pyinstaller_backend, running, wait_gone};
+use crate::util::{
+    example_supervise, group_pids, guardians_of, pyinstaller_backend, running, wait_gone,
+};
 
 use super::*;
-
-/// The child of `parent` running `__guardian`.
-fn guardian_of(parent: u32) -> Option<u32> {
-    std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let ppid: u32 = stat[stat.rfind(')')? + 1..]
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
-        (ppid == parent && cmdline.contains("__guardian")).then_some(pid)
-    })
-}
 
 #[test]
 fn killed_supervisor_leaves_no_process_behind() {
@@ -61,22 +48,33 @@ fn killed_supervisor_leaves_no_process_behind() {
             "expected the onefile's two processes: {all:?}"
         );
     }
-    // The guardian: berth's child, in its own group, deaf to Ctrl-C.
-    let guardian = guardian_of(child.id()).expect("no guardian process");
-    assert_eq!(group_pids(guardian), [guardian]);
-    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{guardian}/fd"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    fds.sort();
-    assert_eq!(
-        fds,
-        ["0", "1", "2"],
-        "the guardian holds descriptors of berth's"
-    );
-    signal(guardian, Signal::SIGINT);
+    // The guardians: two of berth's children, each in its own group, each
+    // holding only its pipe and the shared lock, deaf to Ctrl-C.
+    let guardians = guardians_of(child.id());
+    assert_eq!(guardians.len(), 2, "{guardians:?}");
+    for &guardian in &guardians {
+        assert_eq!(group_pids(guardian), [guardian]);
+        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{guardian}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        fds.sort();
+        assert_eq!(
+            fds,
+            ["0", "1", "2", "3"],
+            "the guardian holds descriptors of berth's"
+        );
+        let lock = std::fs::read_link(format!("/proc/{guardian}/fd/3")).unwrap();
+        assert!(
+            lock.to_string_lossy().contains("memfd:berth-guardian-lock"),
+            "{lock:?}"
+        );
+        signal(guardian, Signal::SIGINT);
+    }
     std::thread::sleep(Duration::from_millis(100));
-    assert!(running(guardian), "SIGINT killed the guardian");
+    for &guardian in &guardians {
+        assert!(running(guardian), "SIGINT killed the guardian");
+    }
     child.kill().unwrap();
     let killed = Instant::now();
     child.wait().unwrap();
@@ -92,6 +90,8 @@ fn killed_supervisor_leaves_no_process_behind() {
         "all backend processes gone {:?} after SIGKILL",
         killed.elapsed()
     );
-    assert!(wait_gone(guardian, T), "the guardian did not exit");
-    eprintln!("guardian gone {:?} after SIGKILL", killed.elapsed());
+    for &guardian in &guardians {
+        assert!(wait_gone(guardian, T), "the guardian did not exit");
+    }
+    eprintln!("guardians gone {:?} after SIGKILL", killed.elapsed());
 }

@@ -1,0 +1,48 @@
+//! The reload path without a watcher (inotify limits reached): SIGHUP and
+//! `rescan` go through the same incremental folder state as the watcher.
+
+use super::*;
+use crate::supervisor::State;
+
+fn manifest(exe: &Path, extra: &str) -> String {
+    let digest = crate::integrity::hash_file(exe).unwrap();
+    format!(
+        "id: srv\nname: Server\nversion: 1.0.0\nexecutable:\n  linux:\n    path: {}\n    sha256: {digest}\n{extra}",
+        exe.display()
+    )
+}
+
+/// Regression (#10): without a watcher a rescan went through a fresh scan
+/// with no last good definition, so a typo stopped and removed a running
+/// backend.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typo_during_a_rescan_without_watcher_keeps_the_running_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("backends");
+    std::fs::create_dir(&dir).unwrap();
+    let exe = tmp.path().join("srv.sh");
+    std::fs::write(&exe, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let file = dir.join("srv.yaml");
+    std::fs::write(&file, manifest(&exe, "")).unwrap();
+    let handle = supervisor::spawn_with_guardian(
+        supervisor::Config {
+            log_dir: tmp.path().join("logs"),
+            log_max_size: 1 << 20,
+            log_backups: 1,
+        },
+        None,
+    );
+    let mut folder = watch::FolderState::new(dir.clone(), tmp.path().to_path_buf());
+    rescan(&mut folder, &handle).await.unwrap();
+    handle.start("srv").await.unwrap();
+    let pid = handle.snapshot().get("srv").unwrap().pid.unwrap();
+
+    std::fs::write(&file, manifest(&exe, "argz: [oops]\n")).unwrap();
+    rescan(&mut folder, &handle).await.unwrap();
+    let s = handle.snapshot().get("srv").cloned().unwrap();
+    assert_eq!((s.state, s.pid), (State::Running, Some(pid)));
+    let error = s.error.unwrap_or_default();
+    assert!(error.contains("argz"), "the error is shown: {error:?}");
+    handle.shutdown().await;
+}

@@ -1,0 +1,221 @@
+//! A job's state: one enum whose variants carry their data, owned by the
+//! job, and the one function that turns it into the status users see.
+//!
+//! ```text
+//!  Idle{Stopped|Exited|Failed|NotFound|IntegrityFailed|Unsupported, last_exit}
+//!    │ start (verify + spawn ok)            ▲ group gone (stop)
+//!    ▼                                      │
+//!  Starting(Run) ──ready──▶ Running(Run) ──stop / leader exit──▶ Stopping(Run, Stop)
+//!    └──────────────stop / leader exit──────────────────────────▲    │ group gone after
+//!                                                                    ▼ the leader's exit
+//!                               Backoff{until, attempt, last_exit} ◀─ restart::decide
+//!                                 │ deadline: start     │ stop: Idle{Stopped}
+//! ```
+//!
+//! A process exists in exactly `Starting`, `Running` and `Stopping` (its
+//! [`Run`] travels between them); an exit exists only where none does.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::process::{Child, ChildStdin};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::stop::Stop;
+use crate::manifest::Backend;
+use crate::supervisor::logs::JsonLine;
+use crate::supervisor::restart::Exit;
+use crate::supervisor::{BackendStatus, State};
+
+/// Why a job without a process is at rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rest {
+    Stopped,
+    Exited,
+    /// With the reason: retries used up, or the spawn failed.
+    Failed(String),
+    NotFound(String),
+    /// The path that failed and the reason.
+    IntegrityFailed(Option<String>, String),
+    /// No executable entry for this platform.
+    Unsupported,
+}
+
+/// The job's state.
+pub enum Phase {
+    Idle {
+        rest: Rest,
+        last_exit: Option<Exit>,
+    },
+    Starting(Run),
+    Running(Run),
+    Stopping(Run, Stop),
+    Backoff {
+        until: Instant,
+        attempt: u32,
+        last_exit: Exit,
+    },
+}
+
+/// One spawned process and what watches it; it lives exactly as long as the
+/// process group does. A new per-run field goes here (set in `launch`).
+pub struct Run {
+    pub child: Child,
+    /// Set once the leader has been reaped.
+    pub reaped: Option<Exit>,
+    pub pid: u32,
+    pub pgid: i32,
+    /// The definition this run was started with.
+    pub def: Arc<Backend>,
+    /// The executable as shown to people.
+    pub path: String,
+    pub started: Instant,
+    /// stdout JSON lines from the log pump; `None` once it closed.
+    pub json: Option<mpsc::Receiver<JsonLine>>,
+    pub pump: super::super::logs::Pump,
+    /// The log file's current write error (full disk), from the pump.
+    pub log_error: tokio::sync::watch::Receiver<Option<String>>,
+    /// Held open while it runs (DESIGN.md: never /dev/null); nothing
+    /// writes it until `berth send` exists.
+    #[expect(dead_code, reason = "held open, not yet written")]
+    pub stdin: Option<ChildStdin>,
+    /// The TCP/HTTP readiness probe while starting.
+    pub probe: Option<JoinHandle<()>>,
+    pub ready_deadline: Option<Instant>,
+    /// When the retry count resets (10 s up).
+    pub reset_at: Option<Instant>,
+    /// "not ready after 15s".
+    pub error: Option<String>,
+}
+
+impl Phase {
+    pub fn stopped() -> Self {
+        Self::Idle {
+            rest: Rest::Stopped,
+            last_exit: None,
+        }
+    }
+
+    /// The word of DESIGN.md's states table.
+    pub fn state(&self) -> State {
+        match self {
+            Self::Idle { rest, .. } => match rest {
+                Rest::Stopped => State::Stopped,
+                Rest::Exited => State::Exited,
+                Rest::Failed(_) => State::Failed,
+                Rest::NotFound(_) => State::NotFound,
+                Rest::IntegrityFailed(..) => State::IntegrityFailed,
+                Rest::Unsupported => State::Unsupported,
+            },
+            Self::Starting(_) => State::Starting,
+            Self::Running(_) => State::Running,
+            Self::Stopping(..) => State::Stopping,
+            Self::Backoff { .. } => State::Backoff,
+        }
+    }
+
+    pub fn run(&self) -> Option<&Run> {
+        match self {
+            Self::Starting(r) | Self::Running(r) | Self::Stopping(r, _) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub fn run_mut(&mut self) -> Option<&mut Run> {
+        match self {
+            Self::Starting(r) | Self::Running(r) | Self::Stopping(r, _) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The exit kept while no process exists.
+    pub fn last_exit(&self) -> Option<&Exit> {
+        match self {
+            Self::Idle { last_exit, .. } => last_exit.as_ref(),
+            Self::Backoff { last_exit, .. } => Some(last_exit),
+            _ => None,
+        }
+    }
+
+    /// The error this state carries.
+    fn error(&self) -> Option<String> {
+        match self {
+            Self::Idle { rest, .. } => match rest {
+                Rest::Failed(e) | Rest::NotFound(e) | Rest::IntegrityFailed(_, e) => {
+                    Some(e.clone())
+                }
+                _ => None,
+            },
+            other => other.run().and_then(|r| {
+                let log = r.log_error.borrow().clone();
+                match (r.error.clone(), log) {
+                    (Some(e), Some(l)) => Some(format!("{e}; {l}")),
+                    (e, l) => e.or(l),
+                }
+            }),
+        }
+    }
+}
+
+/// What a job knows besides its phase, for [`status`].
+pub struct Facts<'a> {
+    pub def: &'a Backend,
+    pub phase: &'a Phase,
+    /// The manifest file's own error (a broken edit kept its last good def).
+    pub manifest_error: Option<&'a str>,
+    /// Where the executable would be found now (resolved at each update).
+    pub def_path: Option<&'a str>,
+    pub status_line: Option<&'a str>,
+    pub verified: Option<bool>,
+    pub restarts: u32,
+    pub log: &'a PathBuf,
+}
+
+/// The complete status of a job: everything but the metrics overlay and the
+/// uptime, which the board adds when it builds a snapshot.
+pub fn status(f: &Facts<'_>) -> BackendStatus {
+    let def = f.def;
+    let mut s = BackendStatus::new(def.file.display().to_string(), f.phase.state());
+    s.id = Some(def.id.to_string());
+    s.name = Some(def.name.clone());
+    s.version = Some(def.version.to_string());
+    s.signed_by.clone_from(&def.signed_by);
+    s.detail.sha256 = def.executable.as_ref().map(|e| e.sha256);
+    s.detail.log = Some(f.log.clone());
+    s.detail.verified = f.verified;
+    s.status_line = f.status_line.map(str::to_owned);
+    s.restarts = f.restarts;
+    s.error = match (f.phase.error(), f.manifest_error) {
+        (Some(r), Some(m)) => Some(format!("{r}; {m}")),
+        (r, m) => r.or_else(|| m.map(str::to_owned)),
+    };
+    s.ready = s.state == State::Running;
+    if let Some(run) = f.phase.run() {
+        s.pid = Some(run.pid);
+        s.path = Some(run.path.clone());
+        s.pending_restart = *run.def != *def;
+        s.detail.started_at = Some(run.started.into_std());
+    } else {
+        s.path = match f.phase {
+            Phase::Idle {
+                rest: Rest::IntegrityFailed(path, _),
+                ..
+            } => path.clone(),
+            Phase::Idle {
+                rest: Rest::NotFound(_),
+                ..
+            } => None,
+            _ => f.def_path.map(str::to_owned),
+        };
+    }
+    if let Some(exit) = f.phase.last_exit() {
+        s.exit_code = exit.code();
+        s.signal = exit.signal_name();
+    }
+    if let Phase::Backoff { until, .. } = f.phase {
+        s.detail.retry_at = Some(until.into_std());
+    }
+    s
+}

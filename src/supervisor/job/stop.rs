@@ -1,0 +1,234 @@
+//! Waiting for a process group to be gone, as a state the job's loop ticks
+//! instead of a loop that blocks it: commands (a manifest update, a second
+//! Stop) are still answered while a group takes its stop timeout.
+//!
+//! The group is gone when `kill(-pgid, 0)` fails. That probe is one syscall,
+//! so it backs off from 1 ms to [`POLL_MAX`] (DESIGN.md allows 20 ms); the
+//! /proc scan that tells a group of zombies from a live one reads every
+//! process's stat file, so it runs only once the leader is reaped, and backs
+//! off from 50 ms to 1 s (a 200-process group then costs a few scans).
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::time::Instant;
+
+use super::state::{Phase, Rest, Run};
+use super::{DRAIN, Flow, Job, Reply};
+use crate::supervisor::restart::{self, Decision, Ending, Exit};
+use crate::supervisor::{Outcome, group};
+
+/// After SIGKILL, how long before giving up on a group (a process in
+/// uninterruptible sleep cannot die earlier).
+const KILL_GRACE: Duration = Duration::from_secs(10);
+const POLL_MIN: Duration = Duration::from_millis(1);
+const POLL_MAX: Duration = Duration::from_millis(20);
+const SCAN_MIN: Duration = Duration::from_millis(50);
+const SCAN_MAX: Duration = Duration::from_secs(1);
+
+/// Why the group is being stopped, i.e. what follows once it is gone.
+pub enum After {
+    /// A user Stop (also Restart, Remove, Shutdown: they queue behind it).
+    Stopped,
+    /// The leader exited by itself; the restart policy decides next.
+    Exited(Exit),
+}
+
+/// A stop under way.
+pub struct Stop {
+    pub after: After,
+    /// Stop requests answered once the group is gone.
+    pub replies: Vec<Reply>,
+    deadline: Instant,
+    killed_at: Option<Instant>,
+    poll: Duration,
+    pub next_check: Instant,
+    scan_every: Duration,
+    next_scan: Instant,
+}
+
+/// Where a stop stands after a check.
+pub enum Check {
+    Gone,
+    Waiting,
+}
+
+impl Stop {
+    /// Signals the group and starts the clock.
+    pub fn begin(pgid: i32, signal: Signal, timeout: Duration, after: After) -> Self {
+        group::signal(pgid, signal);
+        let now = Instant::now();
+        Self {
+            after,
+            replies: Vec::new(),
+            deadline: now + timeout,
+            killed_at: None,
+            poll: POLL_MIN,
+            next_check: now + POLL_MIN,
+            scan_every: SCAN_MIN,
+            next_scan: now + SCAN_MIN,
+        }
+    }
+
+    /// Probes the group; SIGKILLs it past the timeout; gives up (with an
+    /// error logged) once SIGKILL has had [`KILL_GRACE`].
+    pub fn check(&mut self, pgid: i32, leader_reaped: bool) -> Check {
+        let now = Instant::now();
+        if !group::any_member(pgid) {
+            return Check::Gone;
+        }
+        // Only zombies left (where PID 1 does not reap): gone too.
+        if leader_reaped && now >= self.next_scan {
+            if !group::has_live_member(pgid) {
+                return Check::Gone;
+            }
+            self.scan_every = (self.scan_every * 2).min(SCAN_MAX);
+            self.next_scan = now + self.scan_every;
+        }
+        match self.killed_at {
+            None if now >= self.deadline => {
+                tracing::warn!(pgid, "stop timeout: SIGKILL to the group");
+                group::signal(pgid, Signal::SIGKILL);
+                self.killed_at = Some(now);
+                self.poll = POLL_MIN;
+            }
+            Some(at) if now >= at + KILL_GRACE => {
+                tracing::error!(pgid, "process group survives SIGKILL; giving up");
+                return Check::Gone;
+            }
+            _ => {}
+        }
+        self.poll = (self.poll * 2).min(POLL_MAX);
+        self.next_check = now + self.poll;
+        Check::Waiting
+    }
+}
+
+impl Job {
+    /// Starts stopping the process (if any; the phase becomes stopping) or
+    /// cancels a backoff (the phase becomes stopped at once).
+    pub(super) fn begin_stop(&mut self, after: After) {
+        let phase = std::mem::replace(&mut self.phase, Phase::stopped());
+        self.phase = match phase {
+            Phase::Starting(run) | Phase::Running(run) => {
+                let stop = Stop::begin(
+                    run.pgid,
+                    run.def.stop.signal.to_nix(),
+                    run.def.stop.timeout,
+                    after,
+                );
+                Phase::Stopping(run, stop)
+            }
+            Phase::Backoff { last_exit, .. } => Phase::Idle {
+                rest: Rest::Stopped,
+                last_exit: Some(last_exit),
+            },
+            other => {
+                self.phase = other;
+                return;
+            }
+        };
+        self.publish();
+    }
+
+    /// The leader exited: by itself (the rest of its group is stopped the
+    /// same way before the restart policy applies), or during a stop.
+    pub(super) async fn on_exit(&mut self, exit: Exit) -> Flow {
+        tracing::info!(backend = %self.id, code = ?exit.code(), signal = ?exit.signal_name(), "exited");
+        if let Phase::Stopping(run, stop) = &mut self.phase {
+            run.reaped = Some(exit);
+            return match stop.check(run.pgid, true) {
+                Check::Gone => self.finish_stop().await,
+                Check::Waiting => Flow::Continue,
+            };
+        }
+        let phase = std::mem::replace(&mut self.phase, Phase::stopped());
+        let (Phase::Starting(mut run) | Phase::Running(mut run)) = phase else {
+            self.phase = phase;
+            return Flow::Continue;
+        };
+        run.reaped = Some(exit.clone());
+        if group::alive(run.pgid) {
+            let stop = Stop::begin(
+                run.pgid,
+                run.def.stop.signal.to_nix(),
+                run.def.stop.timeout,
+                After::Exited(exit),
+            );
+            self.phase = Phase::Stopping(run, stop);
+            self.publish();
+            return Flow::Continue;
+        }
+        self.release(run).await;
+        self.settle(exit);
+        self.publish();
+        Flow::Continue
+    }
+
+    /// The group is gone: forget the run, take the next state, answer the
+    /// Stops, then run what waited.
+    pub(super) async fn finish_stop(&mut self) -> Flow {
+        let phase = std::mem::replace(&mut self.phase, Phase::stopped());
+        let Phase::Stopping(run, stop) = phase else {
+            self.phase = phase;
+            return Flow::Continue;
+        };
+        self.release(run).await;
+        match stop.after {
+            After::Stopped => {
+                tracing::info!(backend = %self.id, "stopped");
+                self.phase = Phase::stopped();
+            }
+            After::Exited(exit) => self.settle(exit),
+        }
+        self.publish();
+        for reply in stop.replies {
+            let _ = reply.send(Ok(Outcome::Done));
+        }
+        self.drain_deferred().await
+    }
+
+    /// After the leader's own exit: what the restart policy says.
+    fn settle(&mut self, exit: Exit) {
+        let spec = &self.def.restart;
+        self.phase = match restart::decide(spec, &Ending::Exited(exit.clone()), self.retries) {
+            Decision::Restart { attempt, delay } => {
+                self.retries = attempt;
+                self.restarts += 1;
+                Phase::Backoff {
+                    until: Instant::now() + delay,
+                    attempt,
+                    last_exit: exit,
+                }
+            }
+            Decision::GiveUp => Phase::Idle {
+                rest: Rest::Failed(format!("gave up after {} retries", spec.max_retries)),
+                last_exit: Some(exit),
+            },
+            Decision::Settle => Phase::Idle {
+                rest: Rest::Exited,
+                last_exit: Some(exit),
+            },
+        };
+    }
+
+    /// Forgets a run whose group is gone: unregisters it, lets the log pump
+    /// drain, keeps the last status line.
+    async fn release(&mut self, mut run: Run) {
+        self.shared.groups.remove(run.pgid);
+        if let Some(link) = self.shared.guardian.as_ref() {
+            link.del(run.pgid);
+        }
+        if let Some(p) = run.probe.take() {
+            p.abort();
+        }
+        run.pump.end(DRAIN).await;
+        if let Some(mut json) = run.json.take() {
+            while let Ok(line) = json.try_recv() {
+                if let Some(serde_json::Value::String(status)) = line.get("status") {
+                    self.status_line = Some(status.clone());
+                }
+            }
+        }
+    }
+}
