@@ -299,9 +299,26 @@ fn the_valid_fixtures_check_clean() {
     assert_eq!(
         rows,
         [
-            vec!["FILE", "ID", "VERSION", "STATE", "PATH", "CHECKSUM", "NOTE"],
-            vec!["flow-style.yml", "flow", "0.0.1", "ok", t, "ok"],
-            vec!["full.yaml", "full", "2.1.0-beta.1+build.7", "ok", t, "ok"],
+            vec![
+                "FILE",
+                "ID",
+                "VERSION",
+                "STATE",
+                "PATH",
+                "CHECKSUM",
+                "SIGNATURE",
+                "NOTE"
+            ],
+            vec!["flow-style.yml", "flow", "0.0.1", "ok", t, "ok", "unsigned"],
+            vec![
+                "full.yaml",
+                "full",
+                "2.1.0-beta.1+build.7",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
+            ],
             vec![
                 "minimal-old.yaml",
                 "minimal",
@@ -309,9 +326,18 @@ fn the_valid_fixtures_check_clean() {
                 "superseded",
                 "-",
                 "-",
+                "unsigned",
                 "by minimal.yaml"
             ],
-            vec!["minimal.yaml", "minimal", "1.0.0", "ok", t, "ok"],
+            vec![
+                "minimal.yaml",
+                "minimal",
+                "1.0.0",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
+            ],
             vec![
                 "needs-newer-berth.yaml",
                 "future",
@@ -319,9 +345,18 @@ fn the_valid_fixtures_check_clean() {
                 "incompatible",
                 "-",
                 "-",
+                "unsigned",
                 "requires >=99.0, berth is 0.1.0"
             ],
-            vec!["resources.yaml", "resources", "0.1.0", "ok", t, "ok"],
+            vec![
+                "resources.yaml",
+                "resources",
+                "0.1.0",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
+            ],
             vec![
                 "windows-only.yaml",
                 "windows-only",
@@ -329,6 +364,7 @@ fn the_valid_fixtures_check_clean() {
                 "unsupported",
                 "-",
                 "-",
+                "unsigned",
                 "no entry for linux-x86_64"
             ],
         ]
