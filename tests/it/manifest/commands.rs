@@ -85,7 +85,10 @@ fn hash_prints_the_digest() {
     );
     let missing = run(berth().args(["hash", "/nonexistent/file"]));
     assert_eq!(missing.code, Some(2));
-    assert_eq!(missing.stderr, "berth: /nonexistent/file: no such file\n");
+    assert_eq!(
+        missing.stderr,
+        "berth: /nonexistent/file: no such file or folder\n"
+    );
 }
 
 fn schema() -> serde_json::Value {

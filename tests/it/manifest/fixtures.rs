@@ -327,9 +327,26 @@ fn the_valid_fixtures_check_clean() {
     assert_eq!(
         rows,
         [
-            vec!["FILE", "ID", "VERSION", "STATE", "PATH", "CHECKSUM", "NOTE"],
-            vec!["flow-style.yml", "flow", "0.0.1", "ok", t, "ok"],
-            vec!["full.yaml", "full", "2.1.0-beta.1+build.7", "ok", t, "ok"],
+            vec![
+                "FILE",
+                "ID",
+                "VERSION",
+                "STATE",
+                "PATH",
+                "CHECKSUM",
+                "SIGNATURE",
+                "NOTE"
+            ],
+            vec!["flow-style.yml", "flow", "0.0.1", "ok", t, "ok", "unsigned"],
+            vec![
+                "full.yaml",
+                "full",
+                "2.1.0-beta.1+build.7",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
+            ],
             vec![
                 "minimal-old.yaml",
                 "minimal",
@@ -337,9 +354,18 @@ fn the_valid_fixtures_check_clean() {
                 "superseded",
                 "-",
                 "-",
+                "unsigned",
                 "by minimal.yaml"
             ],
-            vec!["minimal.yaml", "minimal", "1.0.0", "ok", t, "ok"],
+            vec![
+                "minimal.yaml",
+                "minimal",
+                "1.0.0",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
+            ],
             vec![
                 "needs-newer-berth.yaml",
                 "future",
@@ -347,6 +373,7 @@ fn the_valid_fixtures_check_clean() {
                 "incompatible",
                 "-",
                 "-",
+                "unsigned",
                 "requires >=99.0, berth is 0.1.0"
             ],
             vec![
@@ -355,7 +382,8 @@ fn the_valid_fixtures_check_clean() {
                 "1.0.0",
                 "ok",
                 t,
-                "ok"
+                "ok",
+                "unsigned"
             ],
             vec![
                 "null-probe-beside.yaml",
@@ -363,10 +391,27 @@ fn the_valid_fixtures_check_clean() {
                 "1.0.0",
                 "ok",
                 t,
-                "ok"
+                "ok",
+                "unsigned"
             ],
-            vec!["resources.yaml", "resources", "0.1.0", "ok", t, "ok"],
-            vec!["scalars.yaml", "scalars", "1.0.0", "ok", t, "ok"],
+            vec![
+                "resources.yaml",
+                "resources",
+                "0.1.0",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
+            ],
+            vec![
+                "scalars.yaml",
+                "scalars",
+                "1.0.0",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
+            ],
             vec![
                 "windows-only.yaml",
                 "windows-only",
@@ -374,6 +419,7 @@ fn the_valid_fixtures_check_clean() {
                 "unsupported",
                 "-",
                 "-",
+                "unsigned",
                 "no entry for linux-x86_64"
             ],
         ]
