@@ -138,7 +138,9 @@ fn load_trust(require: bool) -> crate::trust::Trust {
         tracing::warn!("{problem}");
     }
     let keys: Vec<&str> = trust.key_names().collect();
-    tracing::info!(
+    // Debug: an error that stops the launcher (a second launcher, a bad
+    // socket folder) must stay the only line on stderr.
+    tracing::debug!(
         require_signatures = require,
         keys = %keys.join(", "),
         "trusted keys loaded"

@@ -321,6 +321,12 @@ fn the_launcher_requires_signatures_and_names_the_signer() {
     let a = home.status_of("a");
     assert_eq!(a["signed_by"], "acme", "{a}");
     assert_eq!(a["state"], "stopped", "{a}");
+    // An untrusted file is shown once it has been unchanged for 1 s (as an
+    // error is), and b was written just before the launch.
+    assert!(wait_until(Duration::from_secs(10), || home
+        .status_json()
+        .iter()
+        .any(|s| s["id"] == "b")));
     let b = home.status_of("b");
     assert_eq!(b["state"], "untrusted", "{b}");
     assert!(b["error"].as_str().unwrap().contains("not signed"), "{b}");
