@@ -84,6 +84,7 @@ fn berth(dir: &Path, exe: &Path) -> (f64, f64) {
         stop: StopSpec::default(),
         restart: RestartSpec::default(),
         ready: None,
+        sandbox: None,
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {

@@ -49,6 +49,7 @@ fn main() {
                 },
                 restart: RestartSpec::default(),
                 ready: None,
+                sandbox: None,
             };
             Entry {
                 file: backend.file.clone(),

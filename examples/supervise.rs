@@ -75,6 +75,7 @@ async fn run(args: Vec<String>) -> ExitCode {
             },
             restart: RestartSpec::default(),
             ready: None,
+            sandbox: None,
         };
         entries.push(Entry {
             file: backend.file.clone(),

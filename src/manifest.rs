@@ -15,6 +15,7 @@ mod error;
 pub mod locate;
 pub mod platform;
 pub mod raw;
+pub mod sandbox;
 pub mod scalar;
 pub mod validate;
 
@@ -236,6 +237,8 @@ pub struct Backend {
     pub stop: StopSpec,
     pub restart: RestartSpec,
     pub ready: Option<ReadySpec>,
+    /// `None`: not sandboxed.
+    pub sandbox: Option<sandbox::Sandbox>,
 }
 
 /// Why a manifest cannot be used. Displays as one line:

@@ -114,6 +114,7 @@ pub async fn serve<C: Control>(listener: &UnixListener, control: C, limits: Limi
 /// Serves one client until it hangs up, goes silent, or breaks the protocol
 /// in a way that leaves no reliable line boundary.
 async fn connection<C: Control>(stream: UnixStream, control: C, idle: Duration) {
+    let peer = stream.peer_cred().ok().and_then(|c| c.pid());
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -159,6 +160,17 @@ async fn connection<C: Control>(stream: UnixStream, control: C, idle: Duration) 
             }
             continue;
         }
+        // Checked at every request, not once: a backend spawned after the
+        // connection was made is on the board by the time it can ask.
+        if let Some(id) = sandboxed_peer(&control, peer) {
+            tracing::warn!(backend = %id, "control socket: refused a sandboxed backend");
+            let reply = Reply::error(format!(
+                "refused: the caller belongs to the sandboxed backend {id}, which may not control berth"
+            ));
+            let _ = write.write_all(reply.to_line().as_bytes()).await;
+            let _ = write.shutdown().await;
+            return;
+        }
         let reply = match Request::parse(&line) {
             Ok(request) => {
                 tracing::debug!(?request, "control socket: request");
@@ -173,6 +185,26 @@ async fn connection<C: Control>(stream: UnixStream, control: C, idle: Duration) 
             // The client ended its last line with end of file: nothing follows.
             return;
         }
+    }
+}
+
+/// The sandboxed backend the peer `pid` belongs to (SO_PEERCRED), if any.
+fn sandboxed_peer<C: Control>(control: &C, pid: Option<i32>) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        let snapshot = control.snapshot();
+        let groups: Vec<(i32, &str)> = snapshot
+            .backends
+            .iter()
+            .filter(|b| b.sandbox.is_some() && b.state.has_process())
+            .filter_map(|b| Some((b.pid? as i32, b.id.as_deref()?)))
+            .collect();
+        crate::sandbox::peer::sandboxed_owner(pid?, &groups).map(str::to_owned)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (control, pid);
+        None
     }
 }
 

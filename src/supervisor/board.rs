@@ -104,6 +104,7 @@ pub fn fill_def(s: &mut BackendStatus, def: &Backend) {
     s.version = Some(def.version.to_string());
     s.file = def.file.display().to_string();
     s.detail.sha256 = def.executable.as_ref().map(|e| e.sha256);
+    s.sandbox = def.sandbox.as_ref().map(crate::sandbox::status_of);
     if !s.state.has_process() {
         s.path = def
             .executable

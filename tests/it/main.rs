@@ -4,6 +4,7 @@ mod control;
 mod desktop;
 mod manifest;
 mod panel;
+mod sandbox;
 mod supervisor;
 mod tray;
 mod util;

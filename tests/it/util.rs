@@ -43,6 +43,7 @@ pub fn backend(dir: &Path, id: &str, exe: &Path) -> Backend {
         },
         restart: RestartSpec::default(),
         ready: None,
+        sandbox: None,
     }
 }
 

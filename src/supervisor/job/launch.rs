@@ -42,6 +42,23 @@ impl Job {
                 return Err(reason);
             }
         };
+        // The sandbox's ruleset is built here, in berth, before the fork;
+        // the child only restricts itself (see crate::sandbox).
+        let sandbox = match def.sandbox.as_ref() {
+            Some(spec) => match crate::sandbox::prepare(spec, verified.path(), &[]) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let reason = e.to_string();
+                    tracing::warn!(backend = %self.id, %reason, "not launched");
+                    self.update(|s| {
+                        s.status.state = State::Failed;
+                        s.run_error = Some(reason.clone());
+                    });
+                    return Err(reason);
+                }
+            },
+            None => None,
+        };
         let log_path = paths::backend_log(&self.shared.config.log_dir, &self.id);
         let spawned = LogFile::open(
             &log_path,
@@ -76,12 +93,16 @@ impl Job {
                     });
                 }
             }
+            if let Some(sandbox) = &sandbox {
+                sandbox.configure(&mut cmd, def.env.contains_key("TMPDIR"));
+            }
             cmd.spawn()
                 .map(|child| (child, log))
                 .map_err(|e| format!("cannot start {}: {e}", verified.path().display()))
         });
         let path = paths::shown(verified.path());
         drop(verified);
+        let sandbox_status = sandbox.map(|p| p.status().to_owned());
         let (mut child, log) = match spawned {
             Ok(x) => x,
             Err(reason) => {
@@ -141,6 +162,7 @@ impl Job {
             st.cpu_percent = None;
             st.rss_bytes = None;
             st.pending_restart = false;
+            st.sandbox = sandbox_status;
             st.restarts = restarts;
             st.detail.verified = Some(true);
             st.detail.retry_at = None;

@@ -87,9 +87,16 @@ impl Home {
 
     /// Starts `berth run --headless` and waits until it answers.
     pub fn launch(&self) -> Launcher {
+        self.launch_with(|_| {})
+    }
+
+    /// [`Home::launch`] with something added to the launcher's command
+    /// (an environment variable).
+    pub fn launch_with(&self, f: impl FnOnce(&mut Command)) -> Launcher {
         let backends = self.backends();
-        let child = self
-            .berth(&["run", "--headless", "--backends"])
+        let mut cmd = self.berth(&["run", "--headless", "--backends"]);
+        f(&mut cmd);
+        let child = cmd
             .arg(&backends)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.path().join("launcher.err")).unwrap())
