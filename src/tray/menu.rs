@@ -309,8 +309,9 @@ pub fn process_line(b: &BackendStatus, now: Instant) -> Option<String> {
     Some(parts.join(" · "))
 }
 
-/// `v1.0.0 · sha256 3f7c…9a01 ✓` (✓ verified at the last launch, ✗ mismatch,
-/// no mark before the first launch).
+/// `v1.0.0 · sha256 3f7c…9a01 ✓ · 🔒 sandboxed` (✓ verified at the last
+/// launch, ✗ mismatch, no mark before the first launch; the lock when a
+/// sandbox is asked for, "(partial)" when the kernel enforces only part).
 pub fn version_line(b: &BackendStatus) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(version) = &b.version {
@@ -323,6 +324,11 @@ pub fn version_line(b: &BackendStatus) -> Option<String> {
             None => "",
         };
         parts.push(format!("sha256 {}{mark}", digest.short()));
+    }
+    match b.sandbox.as_deref() {
+        Some("enforced") => parts.push("🔒 sandboxed".to_owned()),
+        Some(_) => parts.push("🔒 sandboxed (partial)".to_owned()),
+        None => {}
     }
     (!parts.is_empty()).then(|| parts.join(" · "))
 }
