@@ -2,6 +2,7 @@
 
 mod control;
 mod desktop;
+mod install;
 mod manifest;
 mod panel;
 mod sandbox;
