@@ -86,6 +86,7 @@ fn berth(dir: &Path, exe: &Path) -> (f64, f64) {
         restart: RestartSpec::default(),
         ready: None,
         signed_by: None,
+        sandbox: None,
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {

@@ -51,6 +51,7 @@ fn main() {
                 restart: RestartSpec::default(),
                 ready: None,
                 signed_by: None,
+                sandbox: None,
             };
             Entry {
                 file: backend.file.clone(),

@@ -77,6 +77,7 @@ async fn run(args: Vec<String>) -> ExitCode {
             restart: RestartSpec::default(),
             ready: None,
             signed_by: None,
+            sandbox: None,
         };
         entries.push(Entry {
             file: backend.file.clone(),

@@ -26,6 +26,7 @@
 //!   client talks to it.
 //! - [`tray`] renders snapshots as a system-tray menu and turns clicks into
 //!   commands.
+//! - [`sandbox`] confines a backend (Landlock, no_new_privs, rlimits) on Linux.
 //! - [`launcher`] wires all of the above together for `berth run`.
 
 pub mod cli;
@@ -35,6 +36,8 @@ pub mod launcher;
 pub mod manifest;
 pub mod paths;
 pub mod registry;
+#[cfg(target_os = "linux")]
+pub mod sandbox;
 pub mod supervisor;
 mod timer;
 pub mod tray;

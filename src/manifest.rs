@@ -15,6 +15,7 @@ mod error;
 pub mod locate;
 pub mod platform;
 pub mod raw;
+pub mod sandbox;
 pub mod scalar;
 pub mod validate;
 
@@ -251,6 +252,8 @@ pub struct Backend {
     /// The trusted key whose signature covers this definition's file (v2,
     /// "Trust"); set by the registry, `None` when unsigned.
     pub signed_by: Option<String>,
+    /// `None`: not sandboxed.
+    pub sandbox: Option<sandbox::Sandbox>,
 }
 
 impl Backend {

@@ -13,7 +13,8 @@ fn env_path(var: &str) -> Option<PathBuf> {
         .filter(|p| p.is_absolute())
 }
 
-fn home() -> PathBuf {
+/// `$HOME` (`/` when unset or relative).
+pub fn home() -> PathBuf {
     env_path("HOME").unwrap_or_else(|| PathBuf::from("/"))
 }
 
@@ -42,18 +43,32 @@ pub fn berth_log() -> PathBuf {
 /// The default control socket: `$XDG_RUNTIME_DIR/berth/berth.sock`, else
 /// `/tmp/berth-$UID/berth.sock`.
 pub fn default_socket() -> PathBuf {
+    runtime_dir().join("berth.sock")
+}
+
+/// Where berth runs: `$XDG_RUNTIME_DIR/berth`, else `/tmp/berth-$UID` (the
+/// control socket's folder).
+fn runtime_dir() -> PathBuf {
     match env_path("XDG_RUNTIME_DIR") {
-        Some(dir) => dir.join("berth").join("berth.sock"),
+        Some(dir) => dir.join("berth"),
         None => {
             #[cfg(unix)]
             let uid = nix::unistd::getuid().as_raw();
             #[cfg(not(unix))]
             let uid = 0;
-            env::temp_dir()
-                .join(format!("berth-{uid}"))
-                .join("berth.sock")
+            env::temp_dir().join(format!("berth-{uid}"))
         }
     }
+}
+
+/// `${tmp}` of a sandboxed backend: `<runtime>/tmp/<id>`.
+pub fn sandbox_tmp(id: &str) -> PathBuf {
+    runtime_dir().join("tmp").join(id)
+}
+
+/// `${data}` of a sandboxed backend: `<state>/data/<id>`.
+pub fn sandbox_data(id: &str) -> PathBuf {
+    state_dir().join("data").join(id)
 }
 
 /// `$XDG_CONFIG_HOME/berth` (or `~/.config/berth`).

@@ -54,6 +54,8 @@ pub struct RawManifest {
     pub restart: Option<RawRestart>,
     /// How to tell the backend is ready (default: ready once spawned).
     pub ready: Option<RawReady>,
+    /// Least privilege (Linux): Landlock filesystem and TCP rules, rlimits.
+    pub sandbox: Option<super::sandbox::RawSandbox>,
 }
 
 /// `stop`.

@@ -174,41 +174,96 @@ impl Scalar for PathText {
 
 scalar!(PathText, "PathText", { "type": "string", "minLength": 1 });
 
-/// `files.dir`: a folder below the executable's folder, written relative to
-/// it. Absolute paths and `..` are refused: the tree pinned must be the
-/// program's own, not whatever a path could be made to reach.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TreeDir(pub String);
+/// The variables a `sandbox` path may use (DESIGN.md, "Sandbox").
+pub const SANDBOX_VARS: [&str; 5] = [
+    RESOURCES_VAR,
+    "${data}",
+    "${tmp}",
+    "${home}",
+    "${manifest_dir}",
+];
 
-impl Scalar for TreeDir {
-    const EXPECTING: &'static str = "a folder relative to the executable's folder";
+/// A `sandbox.filesystem` path: non-empty; only [`SANDBOX_VARS`] are expanded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxPathText(pub String);
+
+impl Scalar for SandboxPathText {
+    const EXPECTING: &'static str = "a path";
     fn parse(text: &str) -> Result<Self, String> {
         if text.is_empty() {
-            return Err("a folder must not be empty".to_owned());
+            return Err("a path must not be empty".to_owned());
         }
         if text.contains('\0') {
             return Err("must not contain a NUL character".to_owned());
         }
-        if text.starts_with('/') {
-            return Err(format!(
-                "{text:?} is absolute: write it relative to the executable's folder"
-            ));
-        }
-        if text.split('/').any(|part| part == "..") {
-            return Err(format!(
-                "{text:?} escapes the executable's folder (`..`): the folder must be below it"
-            ));
+        let mut rest = text;
+        while let Some(at) = rest.find("${") {
+            rest = &rest[at..];
+            let Some(var) = SANDBOX_VARS.iter().find(|v| rest.starts_with(**v)) else {
+                let var: String = rest.chars().take_while(|c| *c != '}').collect();
+                return Err(format!(
+                    "unknown variable `{var}}}`: expected one of {}",
+                    SANDBOX_VARS.join(", ")
+                ));
+            };
+            rest = &rest[var.len()..];
         }
         Ok(Self(text.to_owned()))
     }
 }
 
-scalar!(TreeDir, "TreeDir", {
+scalar!(SandboxPathText, "SandboxPath", {
     "type": "string",
     "minLength": 1,
-    "not": { "anyOf": [ { "pattern": "^/" }, { "pattern": "(^|/)\\.\\.(/|$)" } ] },
-    "description": "A folder relative to the chosen executable's folder; no `..`, not absolute."
+    "description": "A path; relative to the manifest's folder; ${resources}, ${data}, ${tmp}, ${home} and ${manifest_dir} are expanded."
 });
+
+/// A size in bytes: `2GB`, `512MB`, `65536` (K/M/G are powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ByteSize(pub u64);
+
+impl Scalar for ByteSize {
+    const EXPECTING: &'static str = "a size like 512MB or 2GB";
+    fn parse(text: &str) -> Result<Self, String> {
+        crate::cli::parse_size(text).map(Self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A bare integer (a byte count) is fine here, unlike a duration.
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(ByteSize::EXPECTING)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                ByteSize::parse(&v.to_string()).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for ByteSize {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("ByteSize")
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                { "type": "string", "pattern": "^ *[0-9]+ *([KkMmGg]([Ii]?[Bb])?|[Bb])? *$" },
+                { "type": "integer", "minimum": 1 }
+            ],
+            "description": "A size: bytes, or a number with KB, MB or GB (powers of 1024)."
+        })
+    }
+}
 
 /// `version`: semver of the backend.
 #[derive(Debug, Clone, PartialEq)]
@@ -473,3 +528,39 @@ mod tests {
         assert!(HttpUrl::parse("http:///x").is_err());
     }
 }
+
+/// `files.dir`: a folder below the executable's folder, written relative to
+/// it. Absolute paths and `..` are refused: the tree pinned must be the
+/// program's own, not whatever a path could be made to reach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeDir(pub String);
+
+impl Scalar for TreeDir {
+    const EXPECTING: &'static str = "a folder relative to the executable's folder";
+    fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("a folder must not be empty".to_owned());
+        }
+        if text.contains('\0') {
+            return Err("must not contain a NUL character".to_owned());
+        }
+        if text.starts_with('/') {
+            return Err(format!(
+                "{text:?} is absolute: write it relative to the executable's folder"
+            ));
+        }
+        if text.split('/').any(|part| part == "..") {
+            return Err(format!(
+                "{text:?} escapes the executable's folder (`..`): the folder must be below it"
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+
+scalar!(TreeDir, "TreeDir", {
+    "type": "string",
+    "minLength": 1,
+    "not": { "anyOf": [ { "pattern": "^/" }, { "pattern": "(^|/)\\.\\.(/|$)" } ] },
+    "description": "A folder relative to the chosen executable's folder; no `..`, not absolute."
+});

@@ -206,6 +206,16 @@ pub fn to_backend(raw: RawManifest, file: &Path, resources: &Path, platform: Pla
             timeout: f.timeout.map_or(DEFAULT_READY_TIMEOUT, |t| t.0),
         })
     });
+    let sandbox = raw.sandbox.map(|s| {
+        let id = raw.id.0.as_str();
+        s.validate(&super::sandbox::Vars {
+            resources,
+            folder: &folder,
+            tmp: &crate::paths::sandbox_tmp(id),
+            data: &crate::paths::sandbox_data(id),
+            home: &crate::paths::home(),
+        })
+    });
     Backend {
         id: raw.id.0,
         name: raw.name.0,
@@ -227,6 +237,7 @@ pub fn to_backend(raw: RawManifest, file: &Path, resources: &Path, platform: Pla
         restart,
         ready,
         signed_by: None,
+        sandbox,
         file: file_abs,
     }
 }
@@ -400,7 +411,7 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
         let e = parse(Path::new("x.yaml"), text.as_bytes(), Path::new("/r")).unwrap_err();
         assert_eq!(
             e.message,
-            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `stop`, `restart`, `ready`"
+            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `stop`, `restart`, `ready`, `sandbox`"
         );
     }
 

@@ -95,6 +95,7 @@ fn fill_def(s: &mut BackendStatus, def: &crate::manifest::Backend) {
     s.version = Some(def.version.to_string());
     s.detail.sha256 = def.executable.as_ref().map(|e| e.sha256);
     s.signed_by.clone_from(&def.signed_by);
+    s.sandbox = def.sandbox.as_ref().map(crate::sandbox::status_of);
     s.path = shown_path(def);
 }
 

@@ -318,9 +318,10 @@ pub fn process_line(b: &BackendStatus, now: Instant) -> Option<String> {
     Some(parts.join(" · "))
 }
 
-/// `v1.0.0 · sha256 3f7c…9a01 ✓ · signed by acme` (✓ verified at the last
-/// launch, ✗ mismatch, no mark before the first launch; the trusted key that
-/// signed the manifest, if any).
+/// `v1.0.0 · sha256 3f7c…9a01 ✓ · signed by acme · 🔒 sandboxed` (✓ verified
+/// at the last launch, ✗ mismatch, no mark before the first launch; the
+/// trusted key that signed the manifest, if any; the lock when a sandbox is
+/// asked for, "(partial)" when the kernel enforces only part).
 pub fn version_line(b: &BackendStatus) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(version) = &b.version {
@@ -336,6 +337,11 @@ pub fn version_line(b: &BackendStatus) -> Option<String> {
     }
     if let Some(key) = &b.signed_by {
         parts.push(format!("signed by {key}"));
+    }
+    match b.sandbox.as_deref() {
+        Some("enforced") => parts.push("🔒 sandboxed".to_owned()),
+        Some(_) => parts.push("🔒 sandboxed (partial)".to_owned()),
+        None => {}
     }
     (!parts.is_empty()).then(|| parts.join(" · "))
 }

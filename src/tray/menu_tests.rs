@@ -367,3 +367,21 @@ fn backends_named_like_berths_own_entries_keep_unique_keys() {
         Some(Node::Submenu(_))
     ));
 }
+
+#[test]
+fn the_version_line_shows_the_sandbox() {
+    let mut b = backend("a", "A", State::Running);
+    b.detail.sha256 = Some(Digest([0xab; 32]));
+    b.detail.verified = Some(true);
+    assert_eq!(version_line(&b).unwrap(), "v1.0.0 · sha256 abab…abab ✓");
+    b.sandbox = Some("enforced".into());
+    assert_eq!(
+        version_line(&b).unwrap(),
+        "v1.0.0 · sha256 abab…abab ✓ · 🔒 sandboxed"
+    );
+    b.sandbox = Some("partial: network rules (Landlock ABI 4)".into());
+    assert_eq!(
+        version_line(&b).unwrap(),
+        "v1.0.0 · sha256 abab…abab ✓ · 🔒 sandboxed (partial)"
+    );
+}

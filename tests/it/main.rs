@@ -6,6 +6,7 @@ mod faults;
 mod install;
 mod manifest;
 mod panel;
+mod sandbox;
 mod supervisor;
 mod tray;
 mod trust;

@@ -41,6 +41,9 @@ pub enum LaunchError {
     /// executable as ENOENT would be).
     #[error("{0}")]
     Workdir(String),
+    /// v2: the manifest's sandbox cannot be set up or enforced.
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
 }
 
 /// Compared by what users read: an `io::Error` has no equality of its own.
@@ -105,6 +108,12 @@ impl Job {
                 .map_err(|e| LaunchError::Task(e.to_string()))??;
         }
         self.verified = Some(true);
+        // The sandbox's ruleset is built here, in berth, before the fork;
+        // the child only restricts itself (see crate::sandbox).
+        let sandbox = match def.sandbox.as_ref() {
+            Some(spec) => Some(crate::sandbox::prepare(spec, verified.path(), &[])?),
+            None => None,
+        };
         let log_path = paths::backend_log(&self.shared.config.log_dir, &self.id);
         let log = LogFile::open(
             &log_path,
@@ -145,6 +154,10 @@ impl Job {
                     Ok(())
                 });
             }
+        }
+        // Before the exec hook `Verified::spawn` adds, which must stay last.
+        if let Some(sandbox) = &sandbox {
+            sandbox.configure(&mut cmd, def.env.contains_key("TMPDIR"));
         }
         let mut child = verified.spawn(&mut cmd).map_err(|source| {
             let (changed, _) = integrity::spawn_error(verified.path(), &source);
@@ -204,6 +217,7 @@ impl Job {
             ready_deadline: def.ready.as_ref().map(|r| now + r.timeout),
             reset_at: Some(now + RESET_AFTER),
             error: None,
+            sandbox: sandbox.map(|p| p.status().to_owned()),
         };
         self.status_line = None;
         self.phase = if def.ready.is_some() {

@@ -88,6 +88,8 @@ pub struct Run {
     pub reset_at: Option<Instant>,
     /// "not ready after 15s".
     pub error: Option<String>,
+    /// What the kernel enforces of the manifest's sandbox for this run.
+    pub sandbox: Option<String>,
 }
 
 impl Phase {
@@ -182,6 +184,13 @@ pub fn status(f: &Facts<'_>) -> BackendStatus {
     s.name = Some(def.name.clone());
     s.version = Some(def.version.to_string());
     s.signed_by.clone_from(&def.signed_by);
+    // Predicted from the definition and the kernel while nothing runs; what
+    // the run got once launched.
+    s.sandbox = f
+        .phase
+        .run()
+        .and_then(|r| r.sandbox.clone())
+        .or_else(|| def.sandbox.as_ref().map(crate::sandbox::status_of));
     s.detail.sha256 = def.executable.as_ref().map(|e| e.sha256);
     s.detail.log = Some(f.log.clone());
     s.detail.verified = f.verified;

@@ -92,9 +92,16 @@ impl Home {
 
     /// [`Home::launch`] with extra arguments to `berth run`.
     pub fn launch_with(&self, extra: &[&str]) -> Launcher {
+        self.launch_with_cmd(extra, |_| {})
+    }
+
+    /// [`Home::launch_with`], with something added to the launcher's command
+    /// (an environment variable).
+    pub fn launch_with_cmd(&self, extra: &[&str], f: impl FnOnce(&mut Command)) -> Launcher {
         let backends = self.backends();
-        let child = self
-            .berth(&["run", "--headless", "--backends"])
+        let mut cmd = self.berth(&["run", "--headless", "--backends"]);
+        f(&mut cmd);
+        let child = cmd
             .arg(&backends)
             .args(extra)
             .stdout(Stdio::null())
