@@ -69,6 +69,7 @@ async fn run(args: Vec<String>) -> ExitCode {
             env: BTreeMap::new(),
             workdir,
             autostart: true,
+            notify: true,
             stop: StopSpec {
                 timeout,
                 ..StopSpec::default()

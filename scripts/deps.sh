@@ -19,6 +19,9 @@ packages=(
   mold
   # opening logs and folders from the tray
   xdg-utils
+  # desktop integration tests: a real notification server (dunst, dunstctl),
+  # notify-send, and the desktop entry validator
+  dunst libnotify-bin desktop-file-utils
 )
 
 missing=()

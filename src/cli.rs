@@ -7,12 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod autostart;
 mod check;
 mod client;
 mod hash;
 mod logs;
 mod pin;
-mod run;
+pub(crate) mod run;
 mod schema;
 
 /// A failure with a specific exit code (2 for usage errors and "no launcher").
@@ -107,9 +108,28 @@ pub enum Command {
         #[arg(short = 'n', long, value_name = "N")]
         lines: Option<usize>,
     },
+    /// Start the tray at login (an XDG autostart entry).
+    Autostart {
+        #[command(subcommand)]
+        action: AutostartAction,
+    },
     /// Internal: the guardian that stops backends if the launcher dies.
     #[command(name = "__guardian", hide = true)]
     Guardian,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AutostartAction {
+    /// Write $XDG_CONFIG_HOME/autostart/berth.desktop.
+    Enable {
+        /// Folders the login run uses (default: none, so the default folders).
+        #[arg(long = "backends", value_name = "DIR")]
+        backends: Vec<PathBuf>,
+    },
+    /// Remove the entry.
+    Disable,
+    /// Say whether berth starts at login.
+    Status,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -125,6 +145,9 @@ pub struct RunArgs {
     /// Rotated logs to keep per backend.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub log_backups: u32,
+    /// No desktop notifications when a backend crashes or fails its checks.
+    #[arg(long)]
+    pub no_notify: bool,
 }
 
 /// Parses `10MB`, `512KiB`, `1G` or a plain byte count. `K`/`M`/`G` are powers
@@ -215,6 +238,7 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
         Command::Stop { id } => client::action(&socket, "stop", &id),
         Command::Restart { id } => client::action(&socket, "restart", &id),
         Command::Logs { id, follow, lines } => logs::run(&id, follow, lines),
+        Command::Autostart { action } => autostart::run(action),
         Command::Guardian => crate::supervisor::guardian::main(),
     }
 }

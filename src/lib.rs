@@ -26,11 +26,13 @@
 //!   commands.
 //! - [`launcher`] wires all of the above together for `berth run`.
 
+pub mod autostart;
 pub mod cli;
 pub mod control;
 pub mod integrity;
 pub mod launcher;
 pub mod manifest;
+pub mod notify;
 pub mod paths;
 pub mod registry;
 pub mod supervisor;

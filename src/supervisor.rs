@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 mod board;
+pub mod events;
 pub mod group;
 pub mod guardian;
 mod job;
@@ -43,6 +44,7 @@ pub mod ready;
 
 use crate::registry::{Catalog, Standing};
 use board::{Board, Slot};
+pub use events::{EventKind, JobEvent};
 use job::Control;
 
 /// The state of a backend, as in DESIGN.md's states table.
@@ -292,6 +294,7 @@ pub(crate) struct Shared {
     groups: group::LiveGroups,
     guardian: Option<guardian::Link>,
     metrics_wake: Arc<Notify>,
+    events: events::Events,
 }
 
 impl Shared {
@@ -315,6 +318,12 @@ impl SupervisorHandle {
     /// A receiver that sees every new snapshot.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Snapshot>> {
         self.snapshots.clone()
+    }
+
+    /// Crashes, refused launches and untrusted manifests, as they happen
+    /// (desktop notifications listen here).
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<JobEvent> {
+        self.shared.events.subscribe()
     }
 
     /// Replace the set of manifests: new ids get jobs, removed ids are stopped
@@ -375,12 +384,16 @@ impl SupervisorHandle {
                 let _ = slot.ctl.send(Control::Remove);
             }
         }
-        board.others = catalog
+        let others: Vec<BackendStatus> = catalog
             .entries
             .iter()
             .filter(|e| e.standing != Standing::Winner || e.backend.is_none())
             .map(board::other_status)
             .collect();
+        for event in events::newly_untrusted(&board.others, &others) {
+            shared.events.emit(event);
+        }
+        board.others = others;
         shared.publish(&board);
     }
 
@@ -532,6 +545,7 @@ pub fn spawn_with_guardian(config: Config, guardian_exe: Option<PathBuf>) -> Sup
         groups: group::LiveGroups::default(),
         guardian,
         metrics_wake: wake.clone(),
+        events: events::Events::default(),
     });
     tokio::spawn(metrics::run(Arc::downgrade(&shared), wake));
     SupervisorHandle {

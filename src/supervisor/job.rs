@@ -20,8 +20,8 @@ use tokio::time::Instant;
 mod launch;
 
 use super::board::Slot;
-use super::logs::JsonLine;
-use super::{ActionError, Outcome, Shared, State, group};
+use super::logs::{JsonLine, StderrTail};
+use super::{ActionError, EventKind, JobEvent, Outcome, Shared, State, group};
 use crate::manifest::{Backend, RestartPolicy};
 
 /// The longest backoff between automatic restarts.
@@ -57,6 +57,8 @@ struct Live {
     def: Arc<Backend>,
     json: Option<mpsc::Receiver<JsonLine>>,
     pump: JoinHandle<()>,
+    /// The pump's last stderr line, read once the run is over.
+    stderr: StderrTail,
     /// Held open while it runs; never written in v1.
     _stdin: Option<ChildStdin>,
     probe: Option<JoinHandle<()>>,
@@ -329,6 +331,11 @@ impl Job {
             (State::Exited, None)
         };
         let restarts = self.restarts;
+        self.emit(EventKind::Exited {
+            code,
+            signal: signal.clone(),
+            then: state,
+        });
         self.update(|s| {
             s.running_def = None;
             let st = &mut s.status;
@@ -340,6 +347,26 @@ impl Job {
             if state == State::Failed {
                 s.run_error = Some(format!("gave up after {} retries", spec.max_retries));
             }
+        });
+    }
+
+    /// Tells the event subscribers (notifications) what just happened.
+    pub(super) fn emit(&self, kind: EventKind) {
+        let (last_stderr, log) = {
+            let board = self.shared.lock();
+            let status = board.jobs.get(&self.id).map(|s| &s.status);
+            (
+                status.and_then(|s| s.last_stderr.clone()),
+                status.and_then(|s| s.detail.log.clone()),
+            )
+        };
+        self.shared.events.emit(JobEvent {
+            id: self.id.clone(),
+            name: self.def.name.clone(),
+            notify: self.def.notify,
+            kind,
+            last_stderr,
+            log,
         });
     }
 
@@ -389,8 +416,10 @@ impl Job {
                 }
             }
         }
+        let last_stderr = live.stderr.get();
         self.update(|s| {
             let st = &mut s.status;
+            st.last_stderr = last_stderr;
             st.pid = None;
             st.cpu_percent = None;
             st.rss_bytes = None;

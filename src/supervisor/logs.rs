@@ -204,11 +204,48 @@ pub const JSON_QUEUE: usize = 1024;
 /// A stdout line that is a JSON object, for the job.
 pub type JsonLine = serde_json::Map<String, serde_json::Value>;
 
+/// The last non-blank stderr line of a run (v2 `last_stderr`): written by
+/// the pump, read by the job when the run ends. A lock held for one string
+/// swap, never across an await.
+#[derive(Debug, Clone, Default)]
+pub struct StderrTail(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+/// At most this many bytes of a stderr line are kept for `last_stderr` (the
+/// whole line stays in the log).
+pub const TAIL_MAX: usize = 4096;
+
+impl StderrTail {
+    fn set(&self, text: &[u8]) {
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let mut line = String::from_utf8_lossy(&text[..text.len().min(TAIL_MAX)]).into_owned();
+        // A cut in the middle of a UTF-8 sequence leaves one U+FFFD: drop it.
+        if text.len() > TAIL_MAX && line.ends_with('\u{fffd}') {
+            line.pop();
+        }
+        let line = line.trim_end().to_owned();
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(line);
+    }
+
+    /// The last line so far.
+    pub fn get(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// Where a pump sends what it writes.
 struct Sink<'a> {
     log: &'a mut LogFile,
     id: &'a str,
     json: &'a mpsc::Sender<JsonLine>,
+    tail: &'a StderrTail,
     failed: bool,
 }
 
@@ -222,6 +259,9 @@ impl Sink<'_> {
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(backend = %self.id, stream, "{}", String::from_utf8_lossy(text));
+        }
+        if stream == "stderr" {
+            self.tail.set(text);
         }
         if stream == "stdout"
             && text.first() == Some(&b'{')
@@ -239,6 +279,7 @@ pub async fn pump(
     mut stderr: ChildStderr,
     mut log: LogFile,
     json: mpsc::Sender<JsonLine>,
+    tail: StderrTail,
 ) {
     let mut obuf = vec![0u8; READ_BUF];
     let mut ebuf = vec![0u8; READ_BUF];
@@ -249,6 +290,7 @@ pub async fn pump(
         log: &mut log,
         id: &id,
         json: &json,
+        tail: &tail,
         failed: false,
     };
     while !(odone && edone) {
@@ -301,6 +343,21 @@ mod tests {
             out.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![MAX_LINE, MAX_LINE, 5]
         );
+    }
+
+    #[test]
+    fn stderr_tail_keeps_the_last_non_blank_line_cut_to_its_limit() {
+        let tail = StderrTail::default();
+        assert_eq!(tail.get(), None);
+        tail.set(b"Traceback (most recent call last):");
+        tail.set(b"ValueError: boom  ");
+        tail.set(b"   ");
+        assert_eq!(tail.get().as_deref(), Some("ValueError: boom"));
+        let mut long = vec![b'a'; TAIL_MAX - 1];
+        long.extend_from_slice("é and more".as_bytes());
+        tail.set(&long);
+        let kept = tail.get().unwrap();
+        assert_eq!(kept.len(), TAIL_MAX - 1, "a cut character is dropped");
     }
 
     #[test]

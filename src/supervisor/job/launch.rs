@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::super::logs::{self, JsonLine, LogFile};
 use super::super::{State, ready};
-use super::{Job, Live, RESET_AFTER};
+use super::{EventKind, Job, Live, RESET_AFTER};
 use crate::integrity::{self, VerifyError};
 use crate::manifest::Probe;
 use crate::paths;
@@ -39,6 +39,12 @@ impl Job {
                     s.status.detail.verified = verified;
                     s.run_error = Some(reason.clone());
                 });
+                if state == State::IntegrityFailed {
+                    self.emit(EventKind::LaunchFailed {
+                        state,
+                        reason: reason.clone(),
+                    });
+                }
                 return Err(reason);
             }
         };
@@ -90,6 +96,10 @@ impl Job {
                     s.status.state = State::Failed;
                     s.run_error = Some(reason.clone());
                 });
+                self.emit(EventKind::LaunchFailed {
+                    state: State::Failed,
+                    reason: reason.clone(),
+                });
                 return Err(reason);
             }
         };
@@ -97,10 +107,16 @@ impl Job {
         let pgid = pid as i32;
         self.shared.groups.insert(pgid, &self.id);
         let (json_tx, json_rx) = mpsc::channel(logs::JSON_QUEUE);
+        let stderr = logs::StderrTail::default();
         let pump = match (child.stdout.take(), child.stderr.take()) {
-            (Some(out), Some(err)) => {
-                tokio::spawn(logs::pump(self.id.clone(), out, err, log, json_tx))
-            }
+            (Some(out), Some(err)) => tokio::spawn(logs::pump(
+                self.id.clone(),
+                out,
+                err,
+                log,
+                json_tx,
+                stderr.clone(),
+            )),
             _ => tokio::spawn(async {}),
         };
         let now = Instant::now();
@@ -122,6 +138,7 @@ impl Job {
             def: def.clone(),
             json: Some(json_rx),
             pump,
+            stderr,
             probe,
             ready_deadline: def.ready.as_ref().map(|r| now + r.timeout),
             reset_at: Some(now + RESET_AFTER),
@@ -138,6 +155,7 @@ impl Job {
             st.exit_code = None;
             st.signal = None;
             st.status_line = None;
+            st.last_stderr = None;
             st.cpu_percent = None;
             st.rss_bytes = None;
             st.pending_restart = false;
