@@ -1,8 +1,10 @@
 //! berth's integration tests: one binary, one module per area.
 
+mod autostart;
 mod control;
 mod desktop;
 mod manifest;
+mod notify;
 mod panel;
 mod supervisor;
 mod tray;
