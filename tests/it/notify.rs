@@ -29,6 +29,13 @@ fn crashes_failures_and_checksum_mismatches_notify_with_the_last_stderr_line() {
         CRASH,
         "restart: { policy: on-failure, max_retries: 1, backoff: 100ms }\n",
     );
+    backend(
+        dir.path(),
+        "fails",
+        "Fails",
+        CRASH,
+        "restart: { policy: on-failure, max_retries: 0 }\n",
+    );
     backend(dir.path(), "stopme", "Stop Me", "exec sleep 300", "");
     backend(dir.path(), "tampered", "Tampered", "exec sleep 300", "");
     // Change the script after pinning its digest.
@@ -58,6 +65,13 @@ fn crashes_failures_and_checksum_mismatches_notify_with_the_last_stderr_line() {
     );
     berth.wait_state(&desktop, "giveup", "failed");
 
+    berth.cli(&desktop, &["start", "fails"]);
+    let failed = dunst.wait_for(&desktop, "Fails failed");
+    assert_eq!(
+        failed.body,
+        "exited with code 3; gave up restarting\nValueError: <boom> & more"
+    );
+
     assert!(!berth.cli(&desktop, &["start", "tampered"]).status.success());
     let mismatch = dunst.wait_for(&desktop, "Tampered: checksum mismatch");
     assert!(
@@ -72,6 +86,7 @@ fn crashes_failures_and_checksum_mismatches_notify_with_the_last_stderr_line() {
         [
             "Crasher crashed",
             "Give Up crashed",
+            "Fails failed",
             "Tampered: checksum mismatch"
         ],
         "{shown:#?}"
