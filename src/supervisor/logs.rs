@@ -216,9 +216,6 @@ pub const TAIL_MAX: usize = 4096;
 
 impl StderrTail {
     fn set(&self, text: &[u8]) {
-        if text.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
         let mut line = String::from_utf8_lossy(&text[..text.len().min(TAIL_MAX)]).into_owned();
         // A cut in the middle of a UTF-8 sequence leaves one U+FFFD: drop it.
         if text.len() > TAIL_MAX && line.ends_with('\u{fffd}') {
@@ -246,10 +243,23 @@ struct Sink<'a> {
     id: &'a str,
     json: &'a mpsc::Sender<JsonLine>,
     tail: &'a StderrTail,
+    /// The last non-blank stderr line, handed to `tail` only when the log
+    /// is flushed: a backend that floods stderr costs a copy per line, not
+    /// a lock and an allocation.
+    last_err: Vec<u8>,
+    err_dirty: bool,
     failed: bool,
 }
 
 impl Sink<'_> {
+    fn flush(&mut self) {
+        let _ = self.log.flush();
+        if self.err_dirty {
+            self.tail.set(&self.last_err);
+            self.err_dirty = false;
+        }
+    }
+
     fn line(&mut self, stream: &'static str, text: &[u8]) {
         if !self.failed
             && let Err(e) = self.log.write_line(stream, text)
@@ -260,8 +270,11 @@ impl Sink<'_> {
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(backend = %self.id, stream, "{}", String::from_utf8_lossy(text));
         }
-        if stream == "stderr" {
-            self.tail.set(text);
+        if stream == "stderr" && !text.iter().all(u8::is_ascii_whitespace) {
+            self.last_err.clear();
+            self.last_err
+                .extend_from_slice(&text[..text.len().min(TAIL_MAX + 4)]);
+            self.err_dirty = true;
         }
         if stream == "stdout"
             && text.first() == Some(&b'{')
@@ -291,6 +304,8 @@ pub async fn pump(
         id: &id,
         json: &json,
         tail: &tail,
+        last_err: Vec::new(),
+        err_dirty: false,
         failed: false,
     };
     while !(odone && edone) {
@@ -304,7 +319,7 @@ pub async fn pump(
                 _ => { edone = true; elines.finish(|l| sink.line("stderr", l)); }
             },
             _ = crate::timer::sleep_until(flush_at), if flush_at.is_some() => {
-                let _ = sink.log.flush();
+                sink.flush();
                 flush_at = None;
                 continue;
             }
@@ -313,7 +328,7 @@ pub async fn pump(
             flush_at = Some(Instant::now() + FLUSH_DELAY);
         }
     }
-    let _ = sink.log.flush();
+    sink.flush();
 }
 
 #[cfg(test)]
@@ -346,12 +361,11 @@ mod tests {
     }
 
     #[test]
-    fn stderr_tail_keeps_the_last_non_blank_line_cut_to_its_limit() {
+    fn stderr_tail_keeps_the_line_cut_to_its_limit() {
         let tail = StderrTail::default();
         assert_eq!(tail.get(), None);
         tail.set(b"Traceback (most recent call last):");
         tail.set(b"ValueError: boom  ");
-        tail.set(b"   ");
         assert_eq!(tail.get().as_deref(), Some("ValueError: boom"));
         let mut long = vec![b'a'; TAIL_MAX - 1];
         long.extend_from_slice("é and more".as_bytes());

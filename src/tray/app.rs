@@ -76,8 +76,8 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                 render = true;
             }
             Event::UserEvent(UserEvent::Menu(id)) => {
-                let Some(tray) = &tray else { return };
-                let Some(action) = tray.clickable(&id) else {
+                let Some(live) = &tray else { return };
+                let Some(action) = live.clickable(&id) else {
                     tracing::debug!(id = %id.0, "click on an inactive tray item ignored");
                     return;
                 };
@@ -109,6 +109,13 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                         render = true;
                     }
                     _ => {}
+                }
+                if action == Action::ToggleStartAtLogin
+                    && let Some(tray) = tray.as_mut()
+                {
+                    // The toolkit flipped the check on the click; if the file
+                    // could not change, the next render must flip it back.
+                    tray.model = None;
                 }
                 if actions.send(action.clone()).is_err() && action == Action::Quit {
                     // Nobody is left to stop the backends and signal `exit`.
