@@ -15,8 +15,8 @@ packages=(
   openssl supervisor
   # setpriv (socket permission test), procps (ps/pgrep in tests)
   util-linux procps
-  # a fast linker (.cargo/config.toml)
-  mold
+  # the Debian package (scripts/package.sh) and its checks
+  dpkg-dev lintian desktop-file-utils
   # opening logs and folders from the tray
   xdg-utils
   # desktop integration tests: a real notification server (dunst, dunstctl),

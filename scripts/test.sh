@@ -10,7 +10,11 @@ scripts/deps.sh
 python/build.sh
 
 cargo fmt --check
-cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --all-features -- -D warnings
+
+# The Debian package, unpacked and run by tests/it/install/package.rs.
+scripts/package.sh >/dev/null
+export BERTH_REQUIRE_DEB=1
 
 # The tray tests talk to a real StatusNotifier watcher over a real bus.
 export NO_AT_BRIDGE=1

@@ -10,8 +10,10 @@ use clap::{Args, Parser, Subcommand};
 mod autostart;
 mod check;
 mod client;
+pub mod completions;
 mod hash;
 mod logs;
+mod new;
 mod pin;
 pub(crate) mod run;
 mod schema;
@@ -35,11 +37,36 @@ impl Exit {
     }
 }
 
+/// The FILES, ENVIRONMENT and EXIT STATUS of `berth --help` and berth(1).
+const AFTER_LONG_HELP: &str = "\
+Files:
+  ~/.config/berth/backends        the user's backends folder
+  /usr/lib/berth/backends         the installed backends
+  ~/.local/state/berth/logs/      each backend's log, ID.log
+  ~/.local/state/berth/berth.log  berth's own log
+  $XDG_RUNTIME_DIR/berth/         the control socket, berth.sock
+
+Environment:
+  BERTH_BACKENDS   backends folders, colon separated
+  BERTH_SOCKET     the control socket
+  BERTH_RESOURCES  what ${resources} means in manifests
+  RUST_LOG         filters berth's own log (e.g. debug)
+
+Exit status:
+  0 ok; 1 a problem found or an action refused;
+  2 a usage error, a missing file or folder, no launcher.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "berth",
     version,
     about = "A desktop launcher that hosts backends",
+    long_about = "A desktop launcher that hosts backends: executables (a PyInstaller-packaged \
+Python server first of all) described by YAML manifests in a backends folder. berth verifies \
+each executable's SHA-256 before every launch, hot-reloads the folder, supervises process \
+groups, captures logs, detects readiness, restarts with backoff, and shows one tray submenu \
+per backend. The other commands talk to the running launcher over its control socket.",
+    after_long_help = AFTER_LONG_HELP,
     propagate_version = true
 )]
 pub struct Cli {
@@ -113,9 +140,25 @@ pub enum Command {
         #[command(subcommand)]
         action: AutostartAction,
     },
-    /// Internal: the guardian that stops backends if the launcher dies.
-    #[command(name = "__guardian", hide = true)]
-    Guardian,
+    /// Write a minimal manifest for an executable into the backends folder.
+    New {
+        /// The new backend's id: a-z, 0-9 and '-', like `python`.
+        id: String,
+        /// The executable; its digest is pinned in the manifest.
+        #[arg(long, value_name = "PATH")]
+        exe: PathBuf,
+        /// Where to write ID.yaml (default: the user's backends folder).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The tray label (default: the id).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Print shell completions (bash, zsh or fish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -186,6 +229,20 @@ pub fn main() -> ExitCode {
 
 /// Entry point of an executable that can show `frontend` (`berth-tray`).
 pub fn main_with(frontend: Option<crate::launcher::Frontend>) -> ExitCode {
+    // The guardian is internal, not a subcommand: clap's completions would
+    // offer even a hidden one.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == crate::supervisor::guardian::ARG)
+    {
+        return match crate::supervisor::guardian::main() {
+            Ok(code) => code,
+            Err(err) => {
+                eprintln!("berth: {}", one_line(&format!("{err:#}")));
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -194,7 +251,7 @@ pub fn main_with(frontend: Option<crate::launcher::Frontend>) -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    if !matches!(cli.command, Command::Run(_) | Command::Guardian) {
+    if !matches!(cli.command, Command::Run(_)) {
         die_quietly_on_broken_pipe();
     }
     match dispatch(cli, frontend) {
@@ -239,7 +296,8 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
         Command::Restart { id } => client::action(&socket, "restart", &id),
         Command::Logs { id, follow, lines } => logs::run(&id, follow, lines),
         Command::Autostart { action } => autostart::run(action),
-        Command::Guardian => crate::supervisor::guardian::main(),
+        Command::New { id, exe, dir, name } => new::run(new::NewArgs { id, exe, dir, name }),
+        Command::Completions { shell } => completions::run(shell),
     }
 }
 

@@ -56,12 +56,38 @@ pub fn default_socket() -> PathBuf {
     }
 }
 
-/// `$XDG_CONFIG_HOME/berth/backends` (or `~/.config/berth/backends`).
-pub fn config_backends_dir() -> PathBuf {
+/// `$XDG_CONFIG_HOME/berth` (or `~/.config/berth`).
+pub fn config_dir() -> PathBuf {
     env_path("XDG_CONFIG_HOME")
         .unwrap_or_else(|| home().join(".config"))
         .join("berth")
-        .join("backends")
+}
+
+/// `$XDG_CONFIG_HOME/berth/backends` (or `~/.config/berth/backends`).
+pub fn config_backends_dir() -> PathBuf {
+    config_dir().join("backends")
+}
+
+/// The folder of the berth binary: the real file (`/proc/self/exe`), so
+/// `/usr/bin/berth`, a symlink, finds `/usr/lib/berth`.
+pub fn install_dir() -> PathBuf {
+    env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The shipped manifests, `backends/` beside the berth binary, when they
+/// exist (`/usr/lib/berth/backends` in the Debian package).
+pub fn installed_backends_dir() -> Option<PathBuf> {
+    Some(install_dir().join("backends")).filter(|d| d.is_dir())
+}
+
+/// The installed JSON Schema (`/usr/share/berth/backend.schema.json` for
+/// `/usr/lib/berth/berth`), when it exists.
+pub fn installed_schema() -> Option<PathBuf> {
+    let path = install_dir().join("../../share/berth/backend.schema.json");
+    Some(PathBuf::from(shown(&path))).filter(|p| p.is_file())
 }
 
 /// The start-at-login entry: `$XDG_CONFIG_HOME/autostart/berth.desktop`
@@ -96,10 +122,7 @@ pub fn resources_dir() -> PathBuf {
     if let Some(dir) = env_path("BERTH_RESOURCES") {
         return dir;
     }
-    let exe_dir = env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| PathBuf::from("."));
+    let exe_dir = install_dir();
     if cfg!(target_os = "macos") && exe_dir.ends_with("Contents/MacOS") {
         exe_dir.join("../Resources")
     } else {

@@ -35,6 +35,10 @@ use nix::sys::signal::Signal;
 use super::group;
 use crate::manifest::StopSignal;
 
+/// The first argument that makes `berth` the guardian (not a clap
+/// subcommand, so no completion offers it).
+pub const ARG: &str = "__guardian";
+
 /// Entry point of `berth __guardian`.
 pub fn main() -> anyhow::Result<ExitCode> {
     for sig in [
@@ -117,7 +121,7 @@ impl Link {
     pub fn start(exe: &Path) -> io::Result<Self> {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(exe);
-        cmd.arg("__guardian")
+        cmd.arg(ARG)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

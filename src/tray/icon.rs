@@ -30,19 +30,26 @@ impl IconState {
     /// `SIZE * SIZE` RGBA pixels: a disc with a soft (anti-aliased) edge, a
     /// darker rim and a white hub, so it reads on light and dark panels.
     pub fn rgba(self) -> Vec<u8> {
+        self.rgba_sized(SIZE)
+    }
+
+    /// The same drawing at `size * size` pixels (the application icon is the
+    /// idle disc at the hicolor sizes); rim and hub scale with it.
+    pub fn rgba_sized(self, size: u32) -> Vec<u8> {
         let [r, g, b] = self.color();
         let rim = [r / 2, g / 2, b / 2];
-        let center = (SIZE as f32 - 1.0) / 2.0;
-        let outer = SIZE as f32 / 2.0 - 1.0;
-        let mut out = Vec::with_capacity((SIZE * SIZE * 4) as usize);
-        for y in 0..SIZE {
-            for x in 0..SIZE {
+        let scale = size as f32 / SIZE as f32;
+        let center = (size as f32 - 1.0) / 2.0;
+        let outer = size as f32 / 2.0 - scale;
+        let mut out = Vec::with_capacity((size * size * 4) as usize);
+        for y in 0..size {
+            for x in 0..size {
                 let d = ((x as f32 - center).powi(2) + (y as f32 - center).powi(2)).sqrt();
                 // Coverage of the pixel by the disc, for a 1-pixel soft edge.
                 let alpha = (outer - d + 0.5).clamp(0.0, 1.0);
-                let rgb = if d > outer - 2.0 {
+                let rgb = if d > outer - 2.0 * scale {
                     rim
-                } else if d < 4.5 {
+                } else if d < 4.5 * scale {
                     [0xff, 0xff, 0xff]
                 } else {
                     [r, g, b]
@@ -74,5 +81,17 @@ mod tests {
             assert_eq!(pixel(&rgba, 16, 16), [255, 255, 255, 255], "hub");
         }
         assert_ne!(IconState::Idle.rgba(), IconState::Failing.rgba());
+    }
+
+    #[test]
+    fn the_drawing_scales_without_changing_the_tray_size() {
+        assert_eq!(IconState::Idle.rgba_sized(SIZE), IconState::Idle.rgba());
+        let big = IconState::Running.rgba_sized(256);
+        assert_eq!(big.len(), 256 * 256 * 4);
+        let at = |x: usize, y: usize| big[(y * 256 + x) * 4..(y * 256 + x) * 4 + 4].to_vec();
+        assert_eq!(at(0, 0)[3], 0);
+        assert_eq!(at(128, 128), vec![255, 255, 255, 255]);
+        let [r, g, b] = IconState::Running.color();
+        assert_eq!(at(64, 128), vec![r, g, b, 255]);
     }
 }

@@ -3,6 +3,6 @@
 //! protocol abuse. (Issue #4.)
 
 mod commands;
-mod home;
+pub mod home;
 mod lifecycle;
 mod socket;

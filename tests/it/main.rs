@@ -3,6 +3,7 @@
 mod autostart;
 mod control;
 mod desktop;
+mod install;
 mod manifest;
 mod notify;
 mod panel;
