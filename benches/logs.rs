@@ -76,6 +76,7 @@ fn berth(dir: &Path, exe: &Path) -> (f64, f64) {
             candidates: vec![exe.to_path_buf()],
             sha256: berth::integrity::hash_file(exe).expect("hash"),
             platform_key: "linux".into(),
+            files: None,
         }),
         args: vec![timing.display().to_string()],
         env: BTreeMap::new(),
@@ -85,6 +86,7 @@ fn berth(dir: &Path, exe: &Path) -> (f64, f64) {
         stop: StopSpec::default(),
         restart: RestartSpec::default(),
         ready: None,
+        signed_by: None,
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {

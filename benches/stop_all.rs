@@ -38,6 +38,7 @@ fn main() {
                     candidates: vec![exe.clone()],
                     sha256,
                     platform_key: "linux".into(),
+                    files: None,
                 }),
                 args: vec![],
                 env: BTreeMap::new(),
@@ -50,6 +51,7 @@ fn main() {
                 },
                 restart: RestartSpec::default(),
                 ready: None,
+                signed_by: None,
             };
             Entry {
                 file: backend.file.clone(),

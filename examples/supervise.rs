@@ -64,6 +64,7 @@ async fn run(args: Vec<String>) -> ExitCode {
                 candidates: vec![exe],
                 sha256,
                 platform_key: "linux".into(),
+                files: None,
             }),
             args: vec![],
             env: BTreeMap::new(),
@@ -76,6 +77,7 @@ async fn run(args: Vec<String>) -> ExitCode {
             },
             restart: RestartSpec::default(),
             ready: None,
+            signed_by: None,
         };
         entries.push(Entry {
             file: backend.file.clone(),

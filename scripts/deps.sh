@@ -22,6 +22,8 @@ packages=(
   # desktop integration tests: a real notification server (dunst, dunstctl),
   # notify-send, and the desktop entry validator
   dunst libnotify-bin desktop-file-utils
+  # the signature interoperability tests: Debian's minisign signs and verifies
+  minisign
 )
 
 missing=()

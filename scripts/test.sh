@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
-python/build.sh
+python/build.sh --onedir
 
 cargo fmt --check
 cargo clippy --all-targets --all-features -- -D warnings

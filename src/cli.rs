@@ -12,11 +12,13 @@ mod check;
 mod client;
 pub mod completions;
 mod hash;
+mod keygen;
 mod logs;
 mod new;
 mod pin;
 pub(crate) mod run;
 mod schema;
+mod sign;
 
 /// A failure with a specific exit code (2 for usage errors and "no launcher").
 /// Any other error exits 1.
@@ -98,14 +100,36 @@ impl BackendsArg {
 pub enum Command {
     /// Run the launcher (tray unless --headless).
     Run(RunArgs),
-    /// Validate every manifest and verify every checksum.
+    /// Validate every manifest and verify every checksum and signature.
     Check {
         /// The folder to check (default: the backends folder).
         dir: Option<PathBuf>,
+        #[command(flatten)]
+        signatures: SignaturesArg,
     },
-    /// Print the SHA-256 of a file.
-    Hash { file: PathBuf },
-    /// Write the current digest of ID's executable into its manifest.
+    /// Print the SHA-256 of a file, or the tree digest of a folder.
+    Hash {
+        #[arg(value_name = "FILE|DIR")]
+        path: PathBuf,
+    },
+    /// Make a minisign key pair without a password: NAME.key (0600) and NAME.pub.
+    Keygen {
+        name: String,
+        /// Where to write the two files.
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        dir: PathBuf,
+        /// Replace existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign a manifest with a minisign secret key: writes MANIFEST.minisig.
+    Sign {
+        manifest: PathBuf,
+        /// The secret key (`berth keygen` or `minisign -G`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Write the current digests of ID's executable (and `files` tree) into its manifest.
     Pin {
         id: String,
         #[command(flatten)]
@@ -191,6 +215,20 @@ pub struct RunArgs {
     /// No desktop notifications when a backend crashes or fails its checks.
     #[arg(long)]
     pub no_notify: bool,
+    #[command(flatten)]
+    pub signatures: SignaturesArg,
+}
+
+/// `--require-signatures` / `BERTH_REQUIRE_SIGNATURES=1`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SignaturesArg {
+    /// Run only manifests signed by a trusted key (minisign); others are untrusted.
+    #[arg(
+        long = "require-signatures",
+        env = "BERTH_REQUIRE_SIGNATURES",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub require: bool,
 }
 
 /// Parses `10MB`, `512KiB`, `1G` or a plain byte count. `K`/`M`/`G` are powers
@@ -286,8 +324,10 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
     let socket = cli.socket.unwrap_or_else(crate::paths::default_socket);
     match cli.command {
         Command::Run(args) => run::run(args, socket, frontend),
-        Command::Check { dir } => check::run(dir),
-        Command::Hash { file } => hash::run(&file),
+        Command::Check { dir, signatures } => check::run(dir, signatures.require),
+        Command::Hash { path } => hash::run(&path),
+        Command::Keygen { name, dir, force } => keygen::run(&name, &dir, force),
+        Command::Sign { manifest, key } => sign::run(&manifest, &key),
         Command::Pin { id, backends } => pin::run(&id, &backends.resolve()),
         Command::Schema => schema::run(),
         Command::Status { json } => client::status(&socket, json),

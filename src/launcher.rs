@@ -120,10 +120,12 @@ pub fn run(
         log_max_size: args.log_max_size,
         log_backups: args.log_backups,
     };
+    let trust = Arc::new(load_trust(args.signatures.require));
     let launcher = runtime.block_on(Launcher::start(
         dir.clone(),
         &socket_path,
         config,
+        trust,
         !args.no_notify,
     ))?;
     let code = match frontend {
@@ -133,6 +135,22 @@ pub fn run(
     // Stopped backends are gone by now; don't wait for stray blocking tasks.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(code)
+}
+
+/// Loads the trusted keys; each unusable key file or folder is one WARN line
+/// (the other keys still count).
+fn load_trust(require: bool) -> crate::trust::Trust {
+    let trust = crate::trust::Trust::load(crate::trust::Policy::new(require));
+    for problem in trust.problems() {
+        tracing::warn!("{problem}");
+    }
+    let keys: Vec<&str> = trust.key_names().collect();
+    tracing::info!(
+        require_signatures = require,
+        keys = %keys.join(", "),
+        "trusted keys loaded"
+    );
+    trust
 }
 
 /// `--backends DIR` / `BERTH_BACKENDS` must exist; the default folder is
@@ -198,6 +216,7 @@ impl Launcher {
         dir: PathBuf,
         socket_path: &Path,
         config: supervisor::Config,
+        trust: Arc<crate::trust::Trust>,
         notify: bool,
     ) -> Result<Self, LauncherError> {
         let bound = socket::bind(socket_path)?;
@@ -215,7 +234,17 @@ impl Launcher {
         let resources = crate::paths::resources_dir();
         let (rescan_tx, rescan_rx) = mpsc::channel::<RescanRequest>(8);
         // Arms the folder watcher, reads the folder once and applies it.
-        let reloader = spawn_reloader(dir, resources, handle.clone(), rescan_rx, sighup).await;
+        let reloader = spawn_reloader(
+            Folder {
+                dir,
+                resources,
+                trust,
+            },
+            handle.clone(),
+            rescan_rx,
+            sighup,
+        )
+        .await;
 
         let service = LauncherControl {
             handle: handle.clone(),
@@ -291,13 +320,22 @@ impl Launcher {
     }
 }
 
+/// The backends folder and how its files are read.
+#[derive(Clone)]
+struct Folder {
+    dir: PathBuf,
+    resources: PathBuf,
+    trust: Arc<crate::trust::Trust>,
+}
+
 /// Reads the folder and hands the catalog to the supervisor.
-async fn rescan(dir: &Path, resources: &Path, handle: &SupervisorHandle) -> Result<(), String> {
-    let (dir2, res2) = (dir.to_path_buf(), resources.to_path_buf());
-    let catalog = tokio::task::spawn_blocking(move || registry::scan(&dir2, &res2))
-        .await
-        .map_err(|e| format!("scan task failed: {e}"))?
-        .map_err(|e| e.to_string())?;
+async fn rescan(folder: &Folder, handle: &SupervisorHandle) -> Result<(), String> {
+    let f = folder.clone();
+    let catalog =
+        tokio::task::spawn_blocking(move || registry::scan(&f.dir, &f.resources, &f.trust))
+            .await
+            .map_err(|e| format!("scan task failed: {e}"))?
+            .map_err(|e| e.to_string())?;
     tracing::info!(files = catalog.entries.len(), "backends folder loaded");
     handle.apply(catalog).await;
     Ok(())
@@ -311,18 +349,18 @@ async fn rescan(dir: &Path, resources: &Path, handle: &SupervisorHandle) -> Resu
 /// still runs: the folder is then read only on those requests.
 /// Aborting the returned task drops the watcher, which stops it.
 async fn spawn_reloader(
-    dir: PathBuf,
-    resources: PathBuf,
+    folder: Folder,
     handle: SupervisorHandle,
     mut requests: mpsc::Receiver<RescanRequest>,
     mut sighup: Signal,
 ) -> JoinHandle<()> {
-    let config = watch::WatchConfig::new(dir.clone(), resources.clone());
+    let mut config = watch::WatchConfig::new(folder.dir.clone(), folder.resources.clone());
+    config.trust = folder.trust.clone();
     let watcher = match watch::spawn(config, handle.clone()).await {
         Ok(watcher) => Some(watcher),
         Err(e) => {
             tracing::error!(error = %e, "not watching the backends folder; SIGHUP or `rescan` reads it again");
-            if let Err(e) = rescan(&dir, &resources, &handle).await {
+            if let Err(e) = rescan(&folder, &handle).await {
                 tracing::error!(error = %e, "first scan of the backends folder failed");
             }
             None
@@ -342,7 +380,7 @@ async fn spawn_reloader(
             };
             let result = match &watcher {
                 Some(watcher) => watcher.rescan_and_wait().await.map_err(|e| e.to_string()),
-                None => rescan(&dir, &resources, &handle).await,
+                None => rescan(&folder, &handle).await,
             };
             if let Err(e) = &result {
                 tracing::error!(error = %e, "rescan failed");

@@ -18,7 +18,9 @@
 //! - [`registry`] loads a folder of manifests and decides which file wins for
 //!   each backend id ([`registry::Catalog`]).
 //! - [`watch`] follows the folder with notify and produces new catalogs.
-//! - [`integrity`] hashes executables and launches exactly the bytes it hashed.
+//! - [`integrity`] hashes executables and launches exactly the bytes it hashed;
+//!   [`tree`] digests the folder a onedir build loads.
+//! - [`trust`] judges manifests' minisign signatures against trusted keys.
 //! - [`supervisor`] owns the processes and publishes [`supervisor::Snapshot`]s.
 //! - [`control`] serves the snapshots and commands on a Unix socket; the CLI
 //!   client talks to it.
@@ -38,6 +40,8 @@ pub mod registry;
 pub mod supervisor;
 mod timer;
 pub mod tray;
+pub mod tree;
+pub mod trust;
 pub mod watch;
 
 /// berth's own version, matched against a manifest's `requires`.

@@ -205,6 +205,18 @@ pub struct Executable {
     pub sha256: Digest,
     /// The platform key that was chosen (`linux-x86_64` or `linux`), for messages.
     pub platform_key: String,
+    /// A folder beside the executable pinned by its tree digest (v2).
+    pub files: Option<Files>,
+}
+
+/// `files: { dir, sha256 }`: the folder a onedir build loads after start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Files {
+    /// Relative to the chosen executable's folder, as written (checked to
+    /// contain no `..` and not to be absolute).
+    pub dir: PathBuf,
+    /// The tree digest of [`crate::tree`].
+    pub sha256: Digest,
 }
 
 impl Executable {
@@ -238,6 +250,9 @@ pub struct Backend {
     pub stop: StopSpec,
     pub restart: RestartSpec,
     pub ready: Option<ReadySpec>,
+    /// The trusted key whose signature covers this definition's file (v2,
+    /// "Trust"); set by the registry, `None` when unsigned.
+    pub signed_by: Option<String>,
 }
 
 /// Why a manifest cannot be used. Displays as one line:

@@ -5,12 +5,20 @@
 //! superseded. Same id and same version twice is an error on both files,
 //! except that a file that already won keeps winning (a clashing copy dropped
 //! beside a running backend must never stop it).
+//!
+//! Trust is decided here too (DESIGN.md "Trust"): a file is read once, its
+//! signature judged against those very bytes ([`crate::trust`]), and a file
+//! whose current text is not trusted is handled like an invalid one. It
+//! keeps its last good (trusted) definition if it had one; without one it is
+//! `untrusted` and never competes for its id, so an unsigned copy dropped
+//! beside a signed backend can neither win nor shadow it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::manifest::{Backend, BackendId, ManifestError};
+use crate::trust::{Trust, Verdict};
 
 /// Where one manifest file stands after resolution.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +31,10 @@ pub enum Standing {
     Incompatible { reason: String },
     /// The file has no usable definition (`error` says why).
     Invalid,
+    /// The file parses, but its signature is missing (when required), bad,
+    /// or by no trusted key, and it has no trusted definition to fall back
+    /// on: never launched, and it does not compete for its id.
+    Untrusted { reason: String },
 }
 
 /// One manifest file.
@@ -30,8 +42,10 @@ pub enum Standing {
 pub struct Entry {
     /// Absolute path.
     pub file: PathBuf,
-    /// The definition in force: the file's current one if it is valid, else the
-    /// last good one seen during this run (hot reload), else none.
+    /// The definition in force: the file's current one if it is valid (and
+    /// trusted), else the last good one seen during this run (hot reload),
+    /// else none. For an [`Standing::Untrusted`] file: its untrusted text,
+    /// shown but never run.
     pub backend: Option<Arc<Backend>>,
     /// Why the file's current text is not used, in one line (parse or
     /// validation error, duplicate id and version).
@@ -88,11 +102,54 @@ pub fn is_manifest_name(name: &str) -> bool {
 pub struct FileRead {
     /// Absolute path.
     pub file: PathBuf,
-    /// What the file says now.
+    /// What the file says now (`signed_by` set when a trusted key signed it).
     pub current: Result<Arc<Backend>, ManifestError>,
-    /// The last valid definition this file had during this run (hot reload
-    /// keeps it in force while the file is broken).
+    /// Why the current text, though it parses, may not be used: its
+    /// signature's verdict, in one line. `None`: trusted (or unsigned and no
+    /// signature required).
+    pub untrusted: Option<String>,
+    /// The last valid and trusted definition this file had during this run
+    /// (hot reload keeps it in force while the file is broken or untrusted).
     pub last_good: Option<Arc<Backend>>,
+}
+
+impl FileRead {
+    /// Reads `shown` (the manifest at `file`, by the path errors should name)
+    /// once, judges its signature against those bytes, and parses them. The
+    /// last good definition is the current one when it can be used.
+    pub fn load(file: PathBuf, shown: &Path, resources: &Path, trust: &Trust) -> Self {
+        let read = crate::manifest::validate::read_bounded(shown).and_then(|bytes| {
+            let backend = crate::manifest::parse(shown, &bytes, resources)?;
+            Ok((backend, trust.verdict(shown, &bytes)))
+        });
+        let (current, untrusted) = match read {
+            Ok((mut backend, verdict)) => {
+                backend.signed_by = verdict.signer().map(str::to_owned);
+                let untrusted = match verdict {
+                    Verdict::Untrusted(reason) => Some(reason),
+                    Verdict::Unsigned | Verdict::Signed(_) => None,
+                };
+                (Ok(Arc::new(backend)), untrusted)
+            }
+            Err(e) => (Err(e), None),
+        };
+        let mut read = Self {
+            file,
+            current,
+            untrusted,
+            last_good: None,
+        };
+        read.last_good = read.usable().cloned();
+        read
+    }
+
+    /// The current definition, if it is valid and trusted.
+    pub fn usable(&self) -> Option<&Arc<Backend>> {
+        self.current
+            .as_ref()
+            .ok()
+            .filter(|_| self.untrusted.is_none())
+    }
 }
 
 /// The manifest files directly in `dir` (absolute paths, sorted by name):
@@ -132,19 +189,14 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
 /// won in `previous`.
 pub fn resolve(files: &[FileRead], previous: &Catalog, berth: &semver::Version) -> Catalog {
     let core = semver::Version::new(berth.major, berth.minor, berth.patch);
-    let mut entries: Vec<Entry> = files
-        .iter()
-        .map(|f| Entry {
-            file: f.file.clone(),
-            backend: f.current.as_ref().ok().or(f.last_good.as_ref()).cloned(),
-            error: f.current.as_ref().err().map(ToString::to_string),
-            standing: Standing::Invalid,
-        })
-        .collect();
+    let mut entries: Vec<Entry> = files.iter().map(entry).collect();
     entries.sort_by(|a, b| (a.file.file_name(), &a.file).cmp(&(b.file.file_name(), &b.file)));
 
     let mut by_id: BTreeMap<BackendId, Vec<usize>> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
+        if matches!(e.standing, Standing::Untrusted { .. }) {
+            continue;
+        }
         if let Some(id) = e.id() {
             by_id.entry(id.clone()).or_default().push(i);
         }
@@ -199,6 +251,34 @@ pub fn resolve(files: &[FileRead], previous: &Catalog, berth: &semver::Version) 
     Catalog { entries }
 }
 
+/// A file's entry before resolution: its usable definition (current, else
+/// last good), or, for an untrusted text with nothing to fall back on, that
+/// text marked untrusted.
+fn entry(f: &FileRead) -> Entry {
+    let error = f
+        .current
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .or_else(|| f.untrusted.clone());
+    let (backend, standing) = match (f.usable().or(f.last_good.as_ref()), &f.untrusted) {
+        (Some(b), _) => (Some(b.clone()), Standing::Invalid),
+        (None, Some(reason)) => (
+            f.current.as_ref().ok().cloned(),
+            Standing::Untrusted {
+                reason: reason.clone(),
+            },
+        ),
+        (None, None) => (None, Standing::Invalid),
+    };
+    Entry {
+        file: f.file.clone(),
+        backend,
+        error,
+        standing,
+    }
+}
+
 /// Puts a duplicate error on every file of `group` whose version another
 /// file of the group also has.
 fn mark_duplicates(entries: &mut [Entry], group: &[usize]) {
@@ -240,15 +320,14 @@ fn display_name(file: &Path) -> String {
     )
 }
 
-/// Loads every manifest of `dir` and resolves winners: `berth check` and the
-/// launcher's first load.
-pub fn scan(dir: &Path, resources: &Path) -> Result<Catalog, RegistryError> {
+/// Loads every manifest of `dir` and resolves winners: the launcher's load
+/// when the folder cannot be watched.
+pub fn scan(dir: &Path, resources: &Path, trust: &Trust) -> Result<Catalog, RegistryError> {
     let reads: Vec<FileRead> = list(dir)?
         .into_iter()
-        .map(|file| FileRead {
-            current: crate::manifest::load(&file, resources).map(Arc::new),
-            last_good: None,
-            file,
+        .map(|file| {
+            let shown = file.clone();
+            FileRead::load(file, &shown, resources, trust)
         })
         .collect();
     Ok(resolve(
@@ -275,6 +354,7 @@ mod tests {
         FileRead {
             file: PathBuf::from(file),
             current: Ok(backend(file, id, version, requires)),
+            untrusted: None,
             last_good: None,
         }
     }
@@ -283,6 +363,7 @@ mod tests {
         FileRead {
             file: PathBuf::from(file),
             current: Err(ManifestError::file(Path::new(file), "broken")),
+            untrusted: None,
             last_good,
         }
     }
@@ -410,6 +491,61 @@ mod tests {
         assert_eq!(c.entries[1].standing, Standing::Invalid);
         assert_eq!(c.entries[1].backend, None);
         assert_eq!(c.entries[1].error.as_deref(), Some("/b/z.yaml: broken"));
+    }
+
+    fn untrusted(file: &str, id: &str, version: &str, last_good: Option<Arc<Backend>>) -> FileRead {
+        FileRead {
+            untrusted: Some(format!("{file}.minisig: bad")),
+            last_good,
+            ..read(file, id, version, None)
+        }
+    }
+
+    #[test]
+    fn an_untrusted_file_never_competes_for_its_id() {
+        // A higher version, but untrusted: the signed file still wins.
+        let files = [
+            read("/b/a.yaml", "py", "1.0.0", None),
+            untrusted("/b/z.yaml", "py", "9.0.0", None),
+            untrusted("/b/lone.yaml", "lone", "1.0.0", None),
+        ];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        assert_eq!(c.winner("py").unwrap().version, v("1.0.0"));
+        let reason = |f: &str| Standing::Untrusted {
+            reason: format!("{f}.minisig: bad"),
+        };
+        assert_eq!(
+            standings(&c),
+            [
+                ("a.yaml".into(), Standing::Winner, None),
+                (
+                    "lone.yaml".into(),
+                    reason("/b/lone.yaml"),
+                    Some("/b/lone.yaml.minisig: bad".into())
+                ),
+                (
+                    "z.yaml".into(),
+                    reason("/b/z.yaml"),
+                    Some("/b/z.yaml.minisig: bad".into())
+                ),
+            ]
+        );
+        // Shown with what it says, but never a winner.
+        assert_eq!(c.entries[1].id().map(BackendId::as_str), Some("lone"));
+        assert!(c.winner("lone").is_none());
+    }
+
+    #[test]
+    fn an_untrusted_edit_keeps_the_last_good_definition() {
+        let good = backend("/b/a.yaml", "py", "1.0.0", None);
+        let files = [untrusted("/b/a.yaml", "py", "2.0.0", Some(good))];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        assert_eq!(c.entries[0].standing, Standing::Winner);
+        assert_eq!(c.winner("py").unwrap().version, v("1.0.0"));
+        assert_eq!(
+            c.entries[0].error.as_deref(),
+            Some("/b/a.yaml.minisig: bad")
+        );
     }
 
     #[cfg(unix)]

@@ -32,6 +32,7 @@
 //! a full rescan (SIGHUP's also re-reads files whose fingerprint did not move).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch as channel};
@@ -60,6 +61,8 @@ pub struct WatchConfig {
     /// How long the folder must stay quiet before a reload (a folder written
     /// without pause still reloads ten of these after its first change).
     pub debounce: Duration,
+    /// Whose signatures count, and whether one is required (v2, "Trust").
+    pub trust: Arc<crate::trust::Trust>,
 }
 
 impl WatchConfig {
@@ -69,6 +72,7 @@ impl WatchConfig {
             dir,
             resources,
             debounce: DEFAULT_DEBOUNCE,
+            trust: Arc::new(crate::trust::Trust::none()),
         }
     }
 }
@@ -221,7 +225,7 @@ pub async fn spawn(
         source,
     })?;
     let (progress_tx, progress) = channel::channel(Progress::default());
-    let state = FolderState::new(dir, config.resources.clone());
+    let state = FolderState::new(dir, config.resources.clone()).with_trust(config.trust.clone());
     let mut task = task::Task::new(
         state,
         config.resources,

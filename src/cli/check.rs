@@ -1,18 +1,20 @@
 //! `berth check [DIR]`: validate every manifest of a folder and verify the
-//! winning backends' checksums, as the launcher would, without running
-//! anything.
+//! winning backends' checksums (executable and `files` tree) and every
+//! signature, as the launcher would, without running anything.
 //!
 //! The table goes to stdout; every problem is also printed to stderr, one line
 //! each, naming the file. Exit 1 only for what would stop a backend from
-//! running: invalid or duplicated files, winners not found or mismatched.
+//! running: invalid or duplicated files, winners not found, mismatched or
+//! untrusted (an untrusted file beside a trusted winner is listed, exit 0).
+//! Unusable trusted keys or key folders are one stderr line each.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use super::Exit;
 use crate::manifest::{Backend, Executable};
 use crate::registry::{self, Catalog, Entry, FileRead, Standing};
+use crate::trust::{Policy, Trust};
 
 /// One row of the table.
 struct Row {
@@ -22,12 +24,13 @@ struct Row {
     state: &'static str,
     path: String,
     checksum: &'static str,
+    signature: String,
     note: String,
     /// The one-line problem to print on stderr, if any.
     problem: Option<String>,
 }
 
-pub fn run(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn run(dir: Option<PathBuf>, require_signatures: bool) -> anyhow::Result<ExitCode> {
     let dir = dir
         .or_else(|| {
             std::env::var_os("BERTH_BACKENDS")
@@ -45,16 +48,16 @@ pub fn run(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     let resources = crate::paths::resources_dir();
+    let trust = Trust::load(Policy::new(require_signatures));
+    for problem in trust.problems() {
+        eprintln!("berth: warning: {problem}");
+    }
     // Files are loaded by the path the user gave, so errors name them that way.
     let reads: Vec<FileRead> = registry::list(&dir)?
         .into_iter()
         .map(|file| {
             let shown = shown_path(&dir, &file);
-            FileRead {
-                current: crate::manifest::load(&shown, &resources).map(Arc::new),
-                last_good: None,
-                file,
-            }
+            FileRead::load(file, &shown, &resources, &trust)
         })
         .collect();
     let catalog = registry::resolve(&reads, &Catalog::default(), &crate::berth_version());
@@ -62,7 +65,11 @@ pub fn run(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         println!("no manifests in {}", dir.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Row> = catalog.entries.iter().map(|e| row(&dir, e)).collect();
+    let rows: Vec<Row> = catalog
+        .entries
+        .iter()
+        .map(|e| row(&dir, e, &catalog))
+        .collect();
     print_table(&rows);
     let mut failed = false;
     for problem in rows.iter().filter_map(|r| r.problem.as_ref()) {
@@ -88,7 +95,7 @@ fn file_name(file: &Path) -> String {
     )
 }
 
-fn row(dir: &Path, entry: &Entry) -> Row {
+fn row(dir: &Path, entry: &Entry, catalog: &Catalog) -> Row {
     let shown = shown_path(dir, &entry.file);
     let backend = entry.backend.as_deref();
     let mut row = Row {
@@ -98,6 +105,11 @@ fn row(dir: &Path, entry: &Entry) -> Row {
         state: "invalid",
         path: "-".into(),
         checksum: "-",
+        signature: match backend.and_then(|b| b.signed_by.as_deref()) {
+            Some(name) => format!("signed by {name}"),
+            None if backend.is_some() => "unsigned".into(),
+            None => "-".into(),
+        },
         note: String::new(),
         // A file's own errors already name it; a duplicate error is about
         // the pair, so it is prefixed here.
@@ -116,10 +128,20 @@ fn row(dir: &Path, entry: &Entry) -> Row {
             row.state = "incompatible";
             row.note.clone_from(reason);
         }
+        (Standing::Untrusted { .. }, _) => {
+            row.state = "untrusted";
+            row.signature = "untrusted".into();
+            let id = backend.map(|b| &b.id);
+            if let Some((winner, _)) = catalog.winners().find(|(_, b)| Some(&b.id) == id) {
+                // Another file runs this id: listed, but nothing is stopped by it.
+                row.note = format!("{} wins", file_name(&winner.file));
+                row.problem = None;
+            }
+        }
         (Standing::Invalid, Some(_)) => row.state = "duplicate",
         (Standing::Invalid, None) | (Standing::Winner, None) => row.state = "invalid",
     }
-    if entry.error.is_some() && row.state != "invalid" && row.state != "duplicate" {
+    if entry.error.is_some() && !matches!(row.state, "invalid" | "duplicate" | "untrusted") {
         row.note = "duplicate".into();
     }
     row
@@ -149,6 +171,17 @@ fn verify(row: &mut Row, shown: &Path, backend: &Backend) {
         Ok(actual) if actual == exe.sha256 && !actual.is_zero() => {
             row.state = "ok";
             row.checksum = "ok";
+            if let Some(files) = &exe.files
+                && let Err(e) = crate::tree::check(path, files)
+            {
+                row.state = "integrity-failed";
+                row.checksum = "files mismatch";
+                row.problem = Some(format!(
+                    "{}: {field}.files: {e}; run `berth pin {}` if this build is trusted",
+                    shown.display(),
+                    backend.id
+                ));
+            }
         }
         Ok(actual) => {
             row.state = "integrity-failed";
@@ -186,8 +219,17 @@ fn tried(exe: &Executable) -> String {
 }
 
 fn print_table(rows: &[Row]) {
-    let header = ["FILE", "ID", "VERSION", "STATE", "PATH", "CHECKSUM", "NOTE"];
-    let cells: Vec<[&str; 7]> = rows
+    let header = [
+        "FILE",
+        "ID",
+        "VERSION",
+        "STATE",
+        "PATH",
+        "CHECKSUM",
+        "SIGNATURE",
+        "NOTE",
+    ];
+    let cells: Vec<[&str; 8]> = rows
         .iter()
         .map(|r| {
             [
@@ -197,6 +239,7 @@ fn print_table(rows: &[Row]) {
                 r.state,
                 r.path.as_str(),
                 r.checksum,
+                r.signature.as_str(),
                 r.note.as_str(),
             ]
         })

@@ -1,7 +1,8 @@
-//! `berth pin ID`: write the current digest of ID's executable into its
-//! winning manifest.
+//! `berth pin ID`: write the current digest of ID's executable (and the tree
+//! digest of its `files` folder) into its winning manifest.
 //!
-//! Only the bytes of the current platform's `sha256` value change: comments,
+//! Only the bytes of the current platform's `sha256` value (and its
+//! `files.sha256`) change: comments,
 //! order, quoting and every other byte stay, and the new text is re-parsed to
 //! prove it before it replaces the file by an atomic rename that keeps the
 //! file's permissions. A file whose only fault is that digest (64 zeros
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 
 use super::Exit;
+use crate::manifest::Digest;
 use crate::manifest::locate::{self, DigestSpan};
 use crate::manifest::platform::Platform;
 use crate::manifest::validate;
@@ -40,12 +42,13 @@ pub fn run(id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
             let current = validate::read_bounded(&shown)
                 .and_then(|bytes| locate::parse_pinnable(&shown, &bytes, &resources, platform));
             let current = current.map(|p| {
-                spans.push((file.clone(), p.span));
+                spans.push((file.clone(), p.span, p.files_span));
                 Arc::new(p.backend)
             });
             FileRead {
                 file,
                 current,
+                untrusted: None,
                 last_good: None,
             }
         })
@@ -62,10 +65,10 @@ pub fn run(id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
             platform.keys()[0]
         );
     };
-    let Some(span) = spans
+    let Some((span, files_span)) = spans
         .into_iter()
-        .find(|(f, _)| *f == entry.file)
-        .and_then(|(_, s)| s)
+        .find(|(f, _, _)| *f == entry.file)
+        .and_then(|(_, s, fs)| s.map(|s| (s, fs)))
     else {
         bail!(
             "{}: cannot locate the sha256 of {}",
@@ -88,18 +91,55 @@ pub fn run(id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
     };
     let digest = crate::integrity::hash_file(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut edits = vec![(span, digest)];
+    let mut tree = None;
+    if let Some(files) = &exe.files {
+        let folder = crate::tree::folder(path, files);
+        let found = crate::tree::digest(&folder).with_context(|| {
+            format!("{}: executable.{}.files", shown.display(), exe.platform_key)
+        })?;
+        let Some(files_span) = files_span else {
+            bail!(
+                "{}: cannot locate executable.{}.files.sha256",
+                shown.display(),
+                exe.platform_key
+            );
+        };
+        if found != files.sha256 {
+            edits.push((files_span, found));
+        }
+        tree = Some((folder, found));
+    }
     if exe.sha256 == digest {
+        edits.remove(0);
+    }
+    if edits.is_empty() {
         println!("{}: {id} already pinned to {digest}", shown.display());
         return Ok(ExitCode::SUCCESS);
     }
-    rewrite(&entry.file, &span, &digest.to_string())
-        .with_context(|| format!("{}: cannot pin", shown.display()))?;
+    rewrite(&entry.file, &edits).with_context(|| format!("{}: cannot pin", shown.display()))?;
     println!(
         "{}: {id} {} pinned to {digest} ({})",
         shown.display(),
         exe.platform_key,
         path.display()
     );
+    if let Some((folder, found)) = tree {
+        println!(
+            "{}: {id} {} files pinned to {found} ({})",
+            shown.display(),
+            exe.platform_key,
+            crate::paths::shown(&folder)
+        );
+    }
+    let signature = crate::trust::signature_path(&shown);
+    if signature.exists() {
+        eprintln!(
+            "berth: note: {} no longer matches the manifest; sign it again (berth sign {} --key KEY)",
+            signature.display(),
+            shown.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -117,6 +157,7 @@ fn no_winner(id: &str, dir: &Path, catalog: &Catalog) -> String {
                     format!("{name}: incompatible: {reason}")
                 }
                 (Standing::Superseded { .. }, None) => format!("{name}: superseded"),
+                (Standing::Untrusted { reason }, None) => format!("{name}: untrusted: {reason}"),
                 (Standing::Winner | Standing::Invalid, None) => format!("{name}: invalid"),
             }
         })
@@ -139,14 +180,20 @@ fn no_winner(id: &str, dir: &Path, catalog: &Catalog) -> String {
     }
 }
 
-/// Replaces the digest at `span` and swaps the file in atomically.
-fn rewrite(file: &Path, span: &DigestSpan, hex: &str) -> anyhow::Result<()> {
+/// Replaces the digests at the spans (later ones first, so earlier offsets
+/// hold) and swaps the file in atomically.
+fn rewrite(file: &Path, edits: &[(DigestSpan, Digest)]) -> anyhow::Result<()> {
     // Write beside the link's target, so a symlinked manifest stays a link.
     let target = fs::canonicalize(file)?;
     let bytes = validate::read_bounded(&target)?;
     let text = String::from_utf8(bytes)?;
-    let new_text = locate::with_digest(&text, span, hex);
-    check_rewrite(&target, &text, &new_text, span, hex)?;
+    let mut sorted: Vec<&(DigestSpan, Digest)> = edits.iter().collect();
+    sorted.sort_by_key(|(s, _)| std::cmp::Reverse(s.range.start));
+    let mut new_text = text.clone();
+    for (span, digest) in sorted {
+        new_text = locate::with_digest(&new_text, span, &digest.to_string());
+    }
+    check_rewrite(&target, &text, &new_text, edits)?;
 
     let meta = fs::metadata(&target)?;
     let folder = target.parent().unwrap_or(Path::new("/"));
@@ -171,32 +218,33 @@ fn rewrite(file: &Path, span: &DigestSpan, hex: &str) -> anyhow::Result<()> {
     result
 }
 
-/// Proves the new text is valid, carries `hex` for the entry, and differs from
-/// the old one in nothing else the manifest says.
+/// Proves the new text is valid, carries the new digests for the entry, and
+/// differs from the old one in nothing else the manifest says.
 fn check_rewrite(
     file: &Path,
     old: &str,
     new: &str,
-    span: &DigestSpan,
-    hex: &str,
+    edits: &[(DigestSpan, Digest)],
 ) -> anyhow::Result<()> {
     let platform = Platform::current();
+    let Some((first, _)) = edits.first() else {
+        return Ok(());
+    };
+    let key = first.key.clone();
     let new_raw = validate::parse_raw(file, new.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let pinned = new_raw
-        .executable
-        .0
-        .get(&span.key)
-        .map(|e| e.sha256.0.to_string());
+    let entry = new_raw.executable.0.get(&key);
+    let digests = [
+        entry.map(|e| e.sha256.0),
+        entry.and_then(|e| e.files.as_ref()).map(|f| f.sha256.0),
+    ];
+    // Each new digest is where one of the two digests of the entry is.
+    let pinned = edits.iter().all(|(_, d)| digests.contains(&Some(*d)));
     let fresh = locate::digest_span(new, platform).ok().flatten();
-    let zeros = locate::with_digest(old, span, &"0".repeat(64));
+    let zeros = locate::with_digests(old, edits.iter().map(|(s, _)| Some(s)), &"0".repeat(64));
     let old_raw =
         validate::parse_raw(file, zeros.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let same_rest =
-        locate::without_digest(old_raw, &span.key) == locate::without_digest(new_raw, &span.key);
-    if pinned.as_deref() != Some(hex)
-        || fresh.map(|s| s.key) != Some(span.key.clone())
-        || !same_rest
-    {
+    let same_rest = locate::without_digest(old_raw, &key) == locate::without_digest(new_raw, &key);
+    if !pinned || fresh.map(|s| s.key) != Some(key.clone()) || !same_rest {
         bail!("the rewritten text would not say what it should; file left unchanged");
     }
     Ok(())

@@ -1,5 +1,6 @@
-//! Where, byte for byte, the current platform's `sha256` sits in a manifest,
-//! so `berth pin` can replace those bytes and leave every other one alone.
+//! Where, byte for byte, the current platform's `sha256` (and its
+//! `files.sha256`) sits in a manifest, so `berth pin` can replace those bytes
+//! and leave every other one alone.
 //!
 //! serde_yaml exposes positions only through errors, so the digest is found by
 //! walking the document down to that one scalar and failing there on purpose:
@@ -44,17 +45,34 @@ pub fn digest_span(text: &str, platform: Platform) -> Result<Option<DigestSpan>,
     let Some(key) = platform.choose(keys.executable.keys().map(String::as_str)) else {
         return Ok(None);
     };
-    let err = match Walk::Top(&key).deserialize(serde_yaml::Deserializer::from_str(text)) {
-        Ok(()) => return Err(format!("executable.{key}.sha256: missing")),
+    let range = span_at(text, &["executable", &key, "sha256"])?;
+    Ok(Some(DigestSpan { key, range }))
+}
+
+/// Finds the `files.sha256` value of the entry `key` (as chosen by
+/// [`digest_span`]); `Err` when the entry has no `files` digest there.
+pub fn files_digest_span(text: &str, key: &str) -> Result<DigestSpan, String> {
+    let range = span_at(text, &["executable", key, "files", "sha256"])?;
+    Ok(DigestSpan {
+        key: key.to_owned(),
+        range,
+    })
+}
+
+/// The byte range of the scalar at the mapping keys `path`.
+fn span_at(text: &str, path: &[&str]) -> Result<Range<usize>, String> {
+    let field = path.join(".");
+    let err = match Walk(path).deserialize(serde_yaml::Deserializer::from_str(text)) {
+        Ok(()) => return Err(format!("{field}: missing")),
         Err(e) => e,
     };
     let start = match err.location() {
         Some(loc) if err.to_string().contains(MARKER) => loc.index(),
-        _ => return Err(format!("executable.{key}.sha256: {err}")),
+        _ => return Err(format!("{field}: {err}")),
     };
-    let range = scalar_range(text, start)
-        .ok_or_else(|| format!("executable.{key}.sha256: write the digest as a plain or quoted value (no anchor, alias, tag or block scalar)"))?;
-    Ok(Some(DigestSpan { key, range }))
+    scalar_range(text, start).ok_or_else(|| {
+        format!("{field}: write the digest as a plain or quoted value (no anchor, alias, tag or block scalar)")
+    })
 }
 
 /// The characters of the scalar that starts at `start`, without its quotes.
@@ -103,14 +121,10 @@ fn scalar_range(text: &str, start: usize) -> Option<Range<usize>> {
     }
 }
 
-/// Walks `executable.<key>.sha256` and fails there with [`MARKER`]: one seed
-/// per level of the document.
+/// Walks down the mapping keys it holds (`executable`, `<key>`, `sha256`)
+/// and fails at the last one's value with [`MARKER`]: one seed per level.
 #[derive(Clone, Copy)]
-enum Walk<'a> {
-    Top(&'a str),
-    Exec(&'a str),
-    Entry,
-}
+struct Walk<'a>(&'a [&'a str]);
 
 impl<'de> DeserializeSeed<'de> for Walk<'_> {
     type Value = ();
@@ -125,20 +139,18 @@ impl<'de> Visitor<'de> for Walk<'_> {
         f.write_str("a mapping")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let want = match self {
-            Walk::Top(_) => "executable",
-            Walk::Exec(key) => key,
-            Walk::Entry => "sha256",
+        let Some((want, rest)) = self.0.split_first() else {
+            return Ok(());
         };
         while let Some(k) = map.next_key::<String>()? {
-            if k != want {
+            if k != *want {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            match self {
-                Walk::Top(key) => map.next_value_seed(Walk::Exec(key))?,
-                Walk::Exec(_) => map.next_value_seed(Walk::Entry)?,
-                Walk::Entry => map.next_value_seed(Mark)?,
+            if rest.is_empty() {
+                map.next_value_seed(Mark)?;
+            } else {
+                map.next_value_seed(Walk(rest))?;
             }
         }
         Ok(())
@@ -166,11 +178,14 @@ impl Visitor<'_> for Mark {
 }
 
 /// What `berth pin` reads: the manifest as validated, except that a bad
-/// digest in the current platform's entry is accepted (read as zeros).
+/// digest in the current platform's entry (or its `files`) is accepted (read
+/// as zeros).
 pub struct Pinnable {
     pub backend: Backend,
     /// The digest's place in the text; `None` when no entry fits this platform.
     pub span: Option<DigestSpan>,
+    /// The `files.sha256` digest's place, when the entry has one.
+    pub files_span: Option<DigestSpan>,
 }
 
 /// Validates `bytes` like [`validate::parse`], but tolerates a faulty digest
@@ -184,10 +199,13 @@ pub fn parse_pinnable(
     let strict = validate::parse_raw(file, bytes);
     let text = std::str::from_utf8(bytes).ok();
     let span = text.and_then(|t| digest_span(t, platform).ok().flatten());
+    let files_span = text
+        .zip(span.as_ref())
+        .and_then(|(t, s)| files_digest_span(t, &s.key).ok());
     let raw = match (strict, text, &span) {
         (Ok(raw), _, _) => raw,
         (Err(e), Some(text), Some(span)) => {
-            let zeros = with_digest(text, span, &"0".repeat(64));
+            let zeros = with_digests(text, [Some(span), files_span.as_ref()], &"0".repeat(64));
             validate::parse_raw(file, zeros.as_bytes()).map_err(|_| e)?
         }
         (Err(e), _, _) => return Err(e),
@@ -195,7 +213,23 @@ pub fn parse_pinnable(
     Ok(Pinnable {
         backend: validate::to_backend(raw, file, resources, platform),
         span,
+        files_span,
     })
+}
+
+/// `text` with every given span replaced by `hex` (spans do not overlap).
+pub fn with_digests<'a>(
+    text: &str,
+    spans: impl IntoIterator<Item = Option<&'a DigestSpan>>,
+    hex: &str,
+) -> String {
+    let mut spans: Vec<&DigestSpan> = spans.into_iter().flatten().collect();
+    spans.sort_by_key(|s| std::cmp::Reverse(s.range.start));
+    let mut out = text.to_owned();
+    for span in spans {
+        out = with_digest(&out, span, hex);
+    }
+    out
 }
 
 /// `text` with the digest at `span` replaced by `hex`.
@@ -212,6 +246,9 @@ pub fn with_digest(text: &str, span: &DigestSpan, hex: &str) -> String {
 pub fn without_digest(mut raw: RawManifest, key: &str) -> RawManifest {
     if let Some(entry) = raw.executable.0.get_mut(key) {
         entry.sha256 = super::scalar::Sha256(super::Digest([0; 32]));
+        if let Some(files) = entry.files.as_mut() {
+            files.sha256 = super::scalar::Sha256(super::Digest([0; 32]));
+        }
     }
     raw
 }
@@ -244,6 +281,21 @@ mod tests {
         let text = "\u{feff}executable: {linux: {sha256: 12ab, path: x}}";
         assert_eq!(span_text(text).as_deref(), Some("linux=12ab"));
         assert_eq!(span_text("executable: {windows: {sha256: 1}}"), None);
+    }
+
+    #[test]
+    fn finds_the_files_digest_of_the_entry() {
+        let text = "executable:\n  linux:\n    sha256: aa\n    files: { dir: _internal, sha256: \"bb\" }\n    path: x\n";
+        let s = digest_span(text, LINUX).unwrap().unwrap();
+        assert_eq!(&text[s.range.clone()], "aa");
+        let f = files_digest_span(text, &s.key).unwrap();
+        assert_eq!(&text[f.range.clone()], "bb");
+        let both = with_digests(text, [Some(&s), Some(&f)], "00");
+        assert!(
+            both.contains("sha256: 00\n") && both.contains("sha256: \"00\""),
+            "{both}"
+        );
+        assert!(files_digest_span("executable: {linux: {sha256: a, path: x}}", "linux").is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::scalar::{
     DurationText, EnvName, HttpUrl, Id, Label, PathText, SemReq, SemVersion, Sha256, TcpAddr, Text,
+    TreeDir,
 };
 
 /// A berth backend manifest (v1): one backend per file.
@@ -93,12 +94,28 @@ pub enum RawPolicy {
 
 /// One platform's executable.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, expecting = "a mapping with path and sha256")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with path, sha256 and optionally files"
+)]
 pub struct RawExecutable {
     /// One path or a list of candidates tried in order; relative to the
     /// manifest's folder; `${resources}` is berth's resources folder.
     pub path: PathSpec,
     /// SHA-256 of the executable: 64 lowercase hex digits.
+    pub sha256: Sha256,
+    /// A folder the program loads later (a PyInstaller onedir build's
+    /// `_internal`), pinned by its tree digest (`berth hash DIR`).
+    pub files: Option<RawFiles>,
+}
+
+/// `files`: a folder beside the executable, pinned by its tree digest.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a mapping with dir and sha256")]
+pub struct RawFiles {
+    /// The folder, relative to the chosen executable's folder (no `..`).
+    pub dir: TreeDir,
+    /// Its tree digest, as `berth hash DIR` prints it: 64 lowercase hex digits.
     pub sha256: Sha256,
 }
 

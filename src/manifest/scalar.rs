@@ -168,6 +168,42 @@ impl Scalar for PathText {
 
 scalar!(PathText, "PathText", { "type": "string", "minLength": 1 });
 
+/// `files.dir`: a folder below the executable's folder, written relative to
+/// it. Absolute paths and `..` are refused: the tree pinned must be the
+/// program's own, not whatever a path could be made to reach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeDir(pub String);
+
+impl Scalar for TreeDir {
+    const EXPECTING: &'static str = "a folder relative to the executable's folder";
+    fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("a folder must not be empty".to_owned());
+        }
+        if text.contains('\0') {
+            return Err("must not contain a NUL character".to_owned());
+        }
+        if text.starts_with('/') {
+            return Err(format!(
+                "{text:?} is absolute: write it relative to the executable's folder"
+            ));
+        }
+        if text.split('/').any(|part| part == "..") {
+            return Err(format!(
+                "{text:?} escapes the executable's folder (`..`): the folder must be below it"
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+
+scalar!(TreeDir, "TreeDir", {
+    "type": "string",
+    "minLength": 1,
+    "not": { "anyOf": [ { "pattern": "^/" }, { "pattern": "(^|/)\\.\\.(/|$)" } ] },
+    "description": "A folder relative to the chosen executable's folder; no `..`, not absolute."
+});
+
 /// `version`: semver of the backend.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SemVersion(pub semver::Version);
@@ -363,6 +399,18 @@ mod tests {
             "unknown variable `${HOME}`: only ${resources} is expanded"
         );
         assert!(PathText::parse("").is_err());
+    }
+
+    #[test]
+    fn tree_dirs_stay_below_the_executable() {
+        assert!(TreeDir::parse("_internal").is_ok());
+        assert!(TreeDir::parse("lib/python").is_ok());
+        assert!(TreeDir::parse(".").is_ok());
+        assert!(TreeDir::parse("a..b").is_ok());
+        for bad in ["", "..", "../lib", "a/../../b", "a/..", "/opt/lib"] {
+            assert!(TreeDir::parse(bad).is_err(), "{bad}");
+        }
+        assert!(TreeDir::parse("../x").unwrap_err().contains("escapes"));
     }
 
     #[test]

@@ -172,6 +172,10 @@ pub fn to_backend(raw: RawManifest, file: &Path, resources: &Path, platform: Pla
                 .collect(),
             sha256: entry.sha256.0,
             platform_key: key,
+            files: entry.files.as_ref().map(|f| super::Files {
+                dir: PathBuf::from(&f.dir.0),
+                sha256: f.sha256.0,
+            }),
         });
     let stop = raw.stop.map_or_else(StopSpec::default, |s| {
         let d = StopSpec::default();
@@ -223,6 +227,7 @@ pub fn to_backend(raw: RawManifest, file: &Path, resources: &Path, platform: Pla
         stop,
         restart,
         ready,
+        signed_by: None,
         file: file_abs,
     }
 }

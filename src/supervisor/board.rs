@@ -62,7 +62,7 @@ impl Board {
             first.push(s);
         }
         for s in &self.others {
-            let stands_in = s.state == State::Incompatible
+            let stands_in = matches!(s.state, State::Incompatible | State::Untrusted)
                 && s.id.as_ref().is_some_and(|id| !self.jobs.contains_key(id));
             if stands_in {
                 first.push(s.clone());
@@ -104,6 +104,7 @@ pub fn fill_def(s: &mut BackendStatus, def: &Backend) {
     s.version = Some(def.version.to_string());
     s.file = def.file.display().to_string();
     s.detail.sha256 = def.executable.as_ref().map(|e| e.sha256);
+    s.signed_by.clone_from(&def.signed_by);
     if !s.state.has_process() {
         s.path = def
             .executable
@@ -137,6 +138,14 @@ pub fn other_status(entry: &Entry) -> BackendStatus {
                 s.error = Some(reason.clone());
             }
             State::Incompatible
+        }
+        Standing::Untrusted { reason } => {
+            if s.error.is_none() {
+                s.error = Some(reason.clone());
+            }
+            // Untrusted text is shown, never credited to a signer.
+            s.signed_by = None;
+            State::Untrusted
         }
         Standing::Invalid | Standing::Winner => State::Invalid,
     };

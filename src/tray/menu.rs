@@ -115,17 +115,26 @@ const LAST_ERROR_CHARS: usize = 80;
 /// The menu for `snapshot` at time `now` (uptimes and countdowns use it);
 /// `start_at_login` is the state of the autostart entry.
 pub fn model(snapshot: &Snapshot, now: Instant, start_at_login: bool) -> MenuModel {
-    let mut backends: Vec<&BackendStatus> = snapshot
+    let listed: Vec<&BackendStatus> = snapshot
         .backends
         .iter()
         .filter(|b| b.id.is_some() && !matches!(b.state, State::Invalid | State::Superseded))
         .collect();
+    // An untrusted or incompatible file beside the file that runs its id is
+    // a warning, not a second submenu for the same id.
+    let stands_aside =
+        |s: &BackendStatus| matches!(s.state, State::Untrusted | State::Incompatible);
+    let (mut backends, shadowed): (Vec<&BackendStatus>, Vec<&BackendStatus>) =
+        listed.iter().partition(|b| {
+            !stands_aside(b) || !listed.iter().any(|o| o.id == b.id && !stands_aside(o))
+        });
     // The supervisor already sorts, but the tray's order is its own contract.
     backends.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
     let mut broken: Vec<&BackendStatus> = snapshot
         .backends
         .iter()
         .filter(|b| b.state == State::Invalid)
+        .chain(shadowed)
         .collect();
     broken.sort_by(|a, b| file_name(&a.file).cmp(file_name(&b.file)));
 
@@ -339,8 +348,9 @@ pub fn last_error_line(b: &BackendStatus) -> Option<String> {
     ))
 }
 
-/// `v1.0.0 · sha256 3f7c…9a01 ✓` (✓ verified at the last launch, ✗ mismatch,
-/// no mark before the first launch).
+/// `v1.0.0 · sha256 3f7c…9a01 ✓ · signed by acme` (✓ verified at the last
+/// launch, ✗ mismatch, no mark before the first launch; the trusted key that
+/// signed the manifest, if any).
 pub fn version_line(b: &BackendStatus) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(version) = &b.version {
@@ -353,6 +363,9 @@ pub fn version_line(b: &BackendStatus) -> Option<String> {
             None => "",
         };
         parts.push(format!("sha256 {}{mark}", digest.short()));
+    }
+    if let Some(key) = &b.signed_by {
+        parts.push(format!("signed by {key}"));
     }
     (!parts.is_empty()).then(|| parts.join(" · "))
 }

@@ -233,6 +233,50 @@ fn the_version_line_marks_verification() {
 }
 
 #[test]
+fn the_version_line_names_the_signer() {
+    let mut b = backend("a", "A", State::Running);
+    b.detail.sha256 = Some(Digest([0xab; 32]));
+    b.detail.verified = Some(true);
+    b.signed_by = Some("acme".to_owned());
+    assert_eq!(
+        version_line(&b).unwrap(),
+        "v1.0.0 · sha256 abab…abab ✓ · signed by acme"
+    );
+}
+
+#[test]
+fn an_untrusted_copy_beside_the_winner_is_a_warning_not_a_second_submenu() {
+    let mut copy = backend("a", "A", State::Untrusted);
+    copy.file = "/b/z-copy.yaml".to_owned();
+    copy.error = Some("/b/z-copy.yaml.minisig: bad".to_owned());
+    let lone = BackendStatus {
+        error: Some("/b/lone.yaml: not signed".to_owned()),
+        ..backend("lone", "Lone", State::Untrusted)
+    };
+    let snapshot = Snapshot {
+        backends: vec![backend("a", "A", State::Running), lone, copy],
+    };
+    let m = model(&snapshot, Instant::now(), false);
+    let submenus = m
+        .items
+        .iter()
+        .filter(|n| matches!(n, Node::Submenu(_)))
+        .count();
+    assert_eq!(submenus, 2, "{:#?}", m.items);
+    // The lone untrusted file stands in for its id, with its reason.
+    assert_eq!(
+        item(&m, &["lone", "status"]).label,
+        "⛔ Untrusted: /b/lone.yaml: not signed"
+    );
+    assert!(!item(&m, &["lone", "start"]).enabled);
+    let warning = m.items.iter().find_map(|n| match n {
+        Node::Item(i) if i.label.starts_with("⚠ z-copy.yaml") => Some(i),
+        _ => None,
+    });
+    assert!(warning.is_some(), "{:#?}", m.items);
+}
+
+#[test]
 fn warnings_name_the_file_once_and_open_it() {
     let snapshot = Snapshot {
         backends: vec![

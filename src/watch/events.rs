@@ -4,7 +4,10 @@
 //! as it is once it has gone quiet. What matters here is to ignore what is not a
 //! manifest (editor swap files, vim's `4913` probe, hidden files), to ignore
 //! berth's own reads (inotify reports opens), and to notice when the folder
-//! itself came or went, or when events may have been lost.
+//! itself came or went, or when events may have been lost. A signature file
+//! (`X.yaml.minisig`) stands for its manifest: its event names `X.yaml`, so
+//! the manifest is judged again, and a manifest and its signature replaced
+//! together are read together once the folder is quiet.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,7 @@ use notify::EventKind;
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 
 use crate::registry::is_manifest_name;
+use crate::trust::manifest_of_signature;
 
 /// What a batch of events asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,6 +60,10 @@ impl Plan {
                     self.paths.insert(path.clone());
                     relevant = true;
                 }
+                Target::Signature(manifest) => {
+                    self.paths.insert(manifest);
+                    relevant = true;
+                }
                 Target::Folder => {
                     // The folder's own metadata (mtime moves with every entry
                     // added) says nothing; only its coming and going matters.
@@ -91,10 +99,12 @@ fn changes_something(kind: &EventKind) -> bool {
 }
 
 /// Where a path stands relative to the watched folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// A manifest file directly in the folder.
     Manifest,
+    /// The signature file of this manifest (directly in the folder).
+    Signature(PathBuf),
     /// The folder itself, or a folder above it.
     Folder,
     /// Anything else: editor leftovers, hidden files, siblings of the folder.
@@ -108,10 +118,18 @@ pub fn classify(dir: &Path, path: &Path) -> Target {
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(is_manifest_name);
-        return if manifest {
-            Target::Manifest
-        } else {
-            Target::Ignored
+        if manifest {
+            return Target::Manifest;
+        }
+        return match manifest_of_signature(path) {
+            Some(m)
+                if m.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(is_manifest_name) =>
+            {
+                Target::Signature(m)
+            }
+            _ => Target::Ignored,
         };
     }
     if dir.starts_with(path) {
@@ -183,6 +201,39 @@ mod tests {
             ["a.yaml", "b.yml"].iter().map(|n| dir().join(n)).collect();
         assert_eq!(p.paths, expected);
         assert!(!p.rescan && !p.rearm);
+    }
+
+    #[test]
+    fn a_signature_stands_for_its_manifest() {
+        let p = plan(&[
+            ev(
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+                &[
+                    "/home/u/app/backends/.tmp-sig",
+                    "/home/u/app/backends/a.yaml.minisig",
+                ],
+            ),
+            ev(
+                EventKind::Remove(RemoveKind::File),
+                &["/home/u/app/backends/b.yml.minisig"],
+            ),
+            // Not signatures of manifests: ignored.
+            ev(
+                EventKind::Create(CreateKind::File),
+                &["/home/u/app/backends/notes.txt.minisig"],
+            ),
+            ev(
+                EventKind::Create(CreateKind::File),
+                &["/home/u/app/backends/.a.yaml.minisig"],
+            ),
+            ev(
+                EventKind::Create(CreateKind::File),
+                &["/home/u/app/backends/.minisig"],
+            ),
+        ]);
+        let expected: BTreeSet<PathBuf> =
+            ["a.yaml", "b.yml"].iter().map(|n| dir().join(n)).collect();
+        assert_eq!(p.paths, expected);
     }
 
     #[test]

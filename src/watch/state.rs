@@ -10,6 +10,10 @@
 //! files by id avoids scanning the folder), so the cost of a reload follows
 //! the size of the change, not the size of the folder (see
 //! `benches/reload.rs`).
+//!
+//! A manifest's fingerprint includes its signature file's (`X.yaml.minisig`):
+//! a signature appearing, changing or vanishing re-reads and re-judges the
+//! manifest, even when the manifest's own bytes did not move.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::Metadata;
@@ -20,6 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::manifest::BackendId;
 use crate::registry::{self, Catalog, Entry, FileRead, RegistryError};
+use crate::trust::{self, Trust};
 
 /// A file read this soon after its last change may change again within the
 /// same file-system timestamp tick (a jiffy, at most 10 ms on Linux) without
@@ -115,11 +120,39 @@ pub enum ReloadError {
     Registry(#[from] RegistryError),
 }
 
+/// The signature file of a manifest, as stat'ed beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SigStat {
+    Absent,
+    Seen(Fingerprint),
+    /// Could not be stat'ed: never counts as unchanged.
+    Unknown,
+}
+
+impl SigStat {
+    fn of(manifest: &Path) -> Self {
+        match std::fs::metadata(trust::signature_path(manifest)) {
+            Ok(meta) => Self::Seen(Fingerprint::of(&meta)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Self::Absent,
+            Err(_) => Self::Unknown,
+        }
+    }
+
+    fn newest_ns(&self) -> Option<i128> {
+        match self {
+            Self::Seen(f) => Some(f.newest_ns()),
+            Self::Absent | Self::Unknown => None,
+        }
+    }
+}
+
 /// One manifest file as last read.
 #[derive(Debug, Clone)]
 struct Tracked {
     /// `None` when the file could not be stat'ed: always read again.
     fingerprint: Option<Fingerprint>,
+    /// Its signature file's, part of the manifest's fingerprint.
+    signature: SigStat,
     /// Read within [`RACY_WINDOW`] of its last change: read again next time it
     /// is in scope even if the fingerprint did not move.
     racy: bool,
@@ -137,6 +170,8 @@ pub struct FolderState {
     /// files to resolve again when one of them changes, without a scan.
     by_id: HashMap<BackendId, BTreeSet<PathBuf>>,
     catalog: Catalog,
+    /// Whose signatures count, and whether one is required.
+    trust: Arc<Trust>,
 }
 
 impl FolderState {
@@ -150,7 +185,20 @@ impl FolderState {
             files: BTreeMap::new(),
             by_id: HashMap::new(),
             catalog: Catalog::default(),
+            trust: Arc::new(Trust::none()),
         }
+    }
+
+    /// Whose signatures count (reloaded by a forced rescan).
+    pub fn trust(&self) -> &Arc<Trust> {
+        &self.trust
+    }
+
+    /// Judges signatures with `trust` from the next read on (the default
+    /// trusts no key and requires nothing).
+    pub fn with_trust(mut self, trust: Arc<Trust>) -> Self {
+        self.trust = trust;
+        self
     }
 
     /// The backends folder.
@@ -184,6 +232,14 @@ impl FolderState {
     /// Lists the folder and refreshes every file: O(files) by nature.
     fn reload_all(&mut self, force: bool) -> Result<Reload, ReloadError> {
         let listed = self.list()?;
+        if force {
+            // SIGHUP: the trusted keys may have changed too.
+            let trust = Trust::load(self.trust.policy().clone());
+            for problem in trust.problems() {
+                tracing::warn!("{problem}");
+            }
+            self.trust = Arc::new(trust);
+        }
         let mut out = Reload::default();
         let present: BTreeSet<&Path> = listed.iter().map(PathBuf::as_path).collect();
         let gone: Vec<PathBuf> = self
@@ -357,25 +413,28 @@ impl FolderState {
             // Unreadable metadata: the read below reports the error itself.
             Err(_) => None,
         };
+        let signature = SigStat::of(path);
         let previous = self.files.get(path);
         if let Some(t) = previous
             && !force
             && !t.racy
             && fingerprint.is_some()
             && t.fingerprint == fingerprint
+            && signature != SigStat::Unknown
+            && t.signature == signature
         {
             return Refresh::Unchanged;
         }
-        let current = crate::manifest::load(path, &self.resources).map(Arc::new);
-        let last_good = match &current {
-            Ok(backend) => Some(Arc::clone(backend)),
-            Err(_) => previous.and_then(|t| t.read.last_good.clone()),
-        };
-        let racy =
-            fingerprint.is_none_or(|f| f.newest_ns() + RACY_WINDOW.as_nanos() as i128 >= read_at);
+        let mut read = FileRead::load(path.to_path_buf(), path, &self.resources, &self.trust);
+        if read.last_good.is_none() {
+            read.last_good = previous.and_then(|t| t.read.last_good.clone());
+        }
+        let newest = fingerprint.map(|f| f.newest_ns().max(signature.newest_ns().unwrap_or(0)));
+        let racy = newest.is_none_or(|n| n + RACY_WINDOW.as_nanos() as i128 >= read_at);
         tracing::debug!(
             file = %path.display(),
-            ok = current.is_ok(),
+            ok = read.current.is_ok(),
+            untrusted = read.untrusted.is_some(),
             racy,
             "manifest read"
         );
@@ -383,12 +442,9 @@ impl FolderState {
             path,
             Tracked {
                 fingerprint,
+                signature,
                 racy,
-                read: FileRead {
-                    file: path.to_path_buf(),
-                    current,
-                    last_good,
-                },
+                read,
             },
         );
         Refresh::Reread

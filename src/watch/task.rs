@@ -243,6 +243,7 @@ impl Task {
         let Some(mut state) = self.state.take() else {
             return Ok(());
         };
+        let trust = state.trust().clone();
         let joined = tokio::task::spawn_blocking(move || {
             let result = state.reload(&scope);
             (state, result)
@@ -257,7 +258,8 @@ impl Task {
                 // A panic in parsing is a bug; start over from an empty state
                 // with a full rescan rather than stop watching.
                 tracing::error!(%error, "reload failed; rescanning the whole folder");
-                let mut state = FolderState::new(self.dir.clone(), self.resources.clone());
+                let mut state =
+                    FolderState::new(self.dir.clone(), self.resources.clone()).with_trust(trust);
                 let result = state.reload(&Scope::Full { force: true });
                 self.state = Some(state);
                 result

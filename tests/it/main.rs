@@ -9,5 +9,6 @@ mod notify;
 mod panel;
 mod supervisor;
 mod tray;
+mod trust;
 mod util;
 mod watch;

@@ -32,6 +32,7 @@ pub fn backend(dir: &Path, id: &str, exe: &Path) -> Backend {
             candidates: vec![exe.to_path_buf()],
             sha256: berth::integrity::hash_file(exe).unwrap(),
             platform_key: "linux".into(),
+            files: None,
         }),
         args: vec![],
         env: BTreeMap::new(),
@@ -44,6 +45,7 @@ pub fn backend(dir: &Path, id: &str, exe: &Path) -> Backend {
         },
         restart: RestartSpec::default(),
         ready: None,
+        signed_by: None,
     }
 }
 

@@ -17,6 +17,7 @@ use berth::watch::{self, Progress, WatchConfig, WatchHandle};
 use crate::util::{self, running, script, wait_gone};
 
 mod editing;
+mod signed;
 mod table;
 
 /// Deadline for anything to happen: well over 3x the 100 ms debounce plus a
@@ -51,6 +52,11 @@ impl Fx {
     }
 
     async fn start(env: util::Env, dir: PathBuf) -> Self {
+        Self::start_with(env, dir, Arc::new(berth::trust::Trust::none())).await
+    }
+
+    /// [`Fx::start`] judging signatures with `trust`.
+    async fn start_with(env: util::Env, dir: PathBuf, trust: Arc<berth::trust::Trust>) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut rx = env.sup.subscribe();
         let record = seen.clone();
@@ -63,7 +69,8 @@ impl Fx {
                 }
             }
         });
-        let config = WatchConfig::new(dir.clone(), env.path().join("resources"));
+        let mut config = WatchConfig::new(dir.clone(), env.path().join("resources"));
+        config.trust = trust;
         let watch = watch::spawn(config, env.sup.clone()).await.unwrap();
         Self {
             env,

@@ -48,6 +48,21 @@ impl Job {
                 return Err(reason);
             }
         };
+        // v2: the folder a onedir build loads later, checked after the executable.
+        if let Some(files) = &exe.files
+            && let Err(e) = crate::tree::check(verified.path(), files)
+        {
+            let reason = e.to_string();
+            tracing::warn!(backend = %self.id, %reason, "not launched");
+            let path = paths::shown(verified.path());
+            self.update(|s| {
+                s.status.state = State::IntegrityFailed;
+                s.status.path = Some(path);
+                s.status.detail.verified = Some(false);
+                s.run_error = Some(reason.clone());
+            });
+            return Err(reason);
+        }
         let log_path = paths::backend_log(&self.shared.config.log_dir, &self.id);
         let spawned = LogFile::open(
             &log_path,

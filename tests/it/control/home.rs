@@ -87,10 +87,16 @@ impl Home {
 
     /// Starts `berth run --headless` and waits until it answers.
     pub fn launch(&self) -> Launcher {
+        self.launch_with(&[])
+    }
+
+    /// [`Home::launch`] with extra arguments to `berth run`.
+    pub fn launch_with(&self, extra: &[&str]) -> Launcher {
         let backends = self.backends();
         let child = self
             .berth(&["run", "--headless", "--backends"])
             .arg(&backends)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.path().join("launcher.err")).unwrap())
             .spawn()
