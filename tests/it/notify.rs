@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::desktop::Desktop;
 use crate::util::script;
-use session::{Berth, WAIT, backend, session};
+use session::{Berth, WAIT, backend, berth_pid, session};
 
 const CRASH: &str =
     "echo 'Traceback (most recent call last):' >&2\necho 'ValueError: <boom> & more' >&2\nexit 3";
@@ -267,6 +267,35 @@ fn a_hung_notification_server_delays_neither_the_socket_nor_the_backends() {
     berth.cli(&desktop, &["start", "later"]);
     berth.wait_state(&desktop, "later", "exited");
     dunst.wait_for(&desktop, "Later crashed");
+}
+
+#[test]
+fn an_untrusted_manifest_notifies_once() {
+    let Some((dir, desktop, dunst)) = session("notify: untrusted") else {
+        return;
+    };
+    backend(dir.path(), "signed", "Signed", "exec sleep 300", "");
+    // A signature that does not verify makes the manifest untrusted always.
+    std::fs::write(
+        dir.path().join("backends/signed.yaml.minisig"),
+        "untrusted comment: garbage\nnot a signature\n",
+    )
+    .unwrap();
+    let berth = Berth::start(&desktop, dir.path(), &[]);
+    let shown = dunst.wait_for(&desktop, "Signed: untrusted");
+    assert!(!shown.body.is_empty(), "{shown:?}");
+    assert_eq!(berth.status(&desktop, "signed")["state"], "untrusted");
+    // A rescan that finds it still untrusted says nothing more.
+    berth.cli(&desktop, &["status"]);
+    // SAFETY: kill with the launcher's pid and a valid signal number.
+    unsafe { libc::kill(berth_pid(&berth), libc::SIGHUP) };
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        dunst.shown(&desktop).len(),
+        1,
+        "{:#?}",
+        dunst.shown(&desktop)
+    );
 }
 
 #[test]

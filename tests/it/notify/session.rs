@@ -165,6 +165,11 @@ fn has_owner(desktop: &Desktop, name: &str) -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
 }
 
+/// The launcher's pid (to signal it).
+pub fn berth_pid(berth: &Berth) -> i32 {
+    berth.child.id() as i32
+}
+
 /// `berth run --headless` on the desktop's bus, in `dir`.
 pub struct Berth {
     child: Child,
