@@ -82,6 +82,7 @@ fn berth(dir: &Path, exe: &Path) -> (f64, f64) {
         env: BTreeMap::new(),
         workdir: dir.to_path_buf(),
         autostart: false,
+        notify: true,
         stop: StopSpec::default(),
         restart: RestartSpec::default(),
         ready: None,

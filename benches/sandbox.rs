@@ -26,6 +26,7 @@ fn backend(dir: &Path, id: &str, exe: &Path, sandbox: Option<Sandbox>) -> Backen
             candidates: vec![exe.to_path_buf()],
             sha256: berth::integrity::hash_file(exe).expect("hash"),
             platform_key: "linux".into(),
+            files: None,
         }),
         args: vec!["60".into()],
         env: BTreeMap::new(),
@@ -38,6 +39,8 @@ fn backend(dir: &Path, id: &str, exe: &Path, sandbox: Option<Sandbox>) -> Backen
         restart: RestartSpec::default(),
         ready: None,
         sandbox,
+        signed_by: None,
+        notify: true,
     }
 }
 

@@ -44,6 +44,7 @@ fn main() {
                 env: BTreeMap::new(),
                 workdir: dir.path().to_path_buf(),
                 autostart: true,
+                notify: true,
                 stop: StopSpec {
                     timeout: Duration::from_secs(5),
                     ..StopSpec::default()

@@ -10,6 +10,7 @@
 //! (`BERTH_BENCH_IDLE_S=10` shortens the idle window).
 
 #[path = "../tests/it/desktop.rs"]
+#[allow(dead_code)]
 mod desktop;
 #[path = "../tests/it/panel.rs"]
 #[allow(dead_code)]

@@ -70,6 +70,7 @@ async fn run(args: Vec<String>) -> ExitCode {
             env: BTreeMap::new(),
             workdir,
             autostart: true,
+            notify: true,
             stop: StopSpec {
                 timeout,
                 ..StopSpec::default()

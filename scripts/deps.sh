@@ -19,6 +19,9 @@ packages=(
   dpkg-dev lintian desktop-file-utils
   # opening logs and folders from the tray
   xdg-utils
+  # desktop integration tests: a real notification server (dunst, dunstctl),
+  # notify-send, and the desktop entry validator
+  dunst libnotify-bin desktop-file-utils
   # the signature interoperability tests: Debian's minisign signs and verifies
   minisign
 )

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod autostart;
 mod check;
 mod client;
 pub mod completions;
@@ -15,7 +16,7 @@ mod keygen;
 mod logs;
 mod new;
 mod pin;
-mod run;
+pub(crate) mod run;
 mod schema;
 mod sign;
 
@@ -158,6 +159,11 @@ pub enum Command {
         #[arg(short = 'n', long, value_name = "N")]
         lines: Option<usize>,
     },
+    /// Start the tray at login (an XDG autostart entry).
+    Autostart {
+        #[command(subcommand)]
+        action: AutostartAction,
+    },
     /// Write a minimal manifest for an executable into the backends folder.
     New {
         /// The new backend's id: a-z, 0-9 and '-', like `python`.
@@ -179,6 +185,20 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Clone, Subcommand)]
+pub enum AutostartAction {
+    /// Write $XDG_CONFIG_HOME/autostart/berth.desktop.
+    Enable {
+        /// Folders the login run uses (default: none, so the default folders).
+        #[arg(long = "backends", value_name = "DIR")]
+        backends: Vec<PathBuf>,
+    },
+    /// Remove the entry.
+    Disable,
+    /// Say whether berth starts at login.
+    Status,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -192,6 +212,9 @@ pub struct RunArgs {
     /// Rotated logs to keep per backend and for berth.log (0 to 100).
     #[arg(long, default_value_t = 3, value_parser = parse_backups, value_name = "N")]
     pub log_backups: u32,
+    /// No desktop notifications when a backend crashes or fails its checks.
+    #[arg(long)]
+    pub no_notify: bool,
     #[command(flatten)]
     pub signatures: SignaturesArg,
 }
@@ -370,6 +393,7 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
         Command::Stop { id } => client::action(&socket, "stop", &id),
         Command::Restart { id } => client::action(&socket, "restart", &id),
         Command::Logs { id, follow, lines } => logs::run(&id, follow, lines),
+        Command::Autostart { action } => autostart::run(action),
         Command::New { id, exe, dir, name } => new::run(new::NewArgs { id, exe, dir, name }),
         Command::Completions { shell } => completions::run(shell),
     }

@@ -120,7 +120,13 @@ pub fn run(
         log_backups: args.log_backups,
     };
     let trust = Arc::new(load_trust(args.signatures.require));
-    let launcher = runtime.block_on(Launcher::start(dir.clone(), &socket_path, config, trust))?;
+    let launcher = runtime.block_on(Launcher::start(
+        dir.clone(),
+        &socket_path,
+        config,
+        trust,
+        !args.no_notify,
+    ))?;
     let code = match frontend {
         Some(f) => (f.run)(&runtime, launcher, dir),
         None => runtime.block_on(launcher.run_until_quit()),
@@ -197,6 +203,8 @@ pub struct Launcher {
     socket_file: socket::SocketFile,
     server: Option<JoinHandle<()>>,
     reloader: JoinHandle<()>,
+    /// Desktop notifications (none with `--no-notify`).
+    notifier: Option<JoinHandle<()>>,
     sigterm: Signal,
     sigint: Signal,
 }
@@ -210,6 +218,7 @@ impl Launcher {
         socket_path: &Path,
         config: supervisor::Config,
         trust: Arc<crate::trust::Trust>,
+        notify: bool,
     ) -> Result<Self, LauncherError> {
         let bound = socket::bind(socket_path)?;
         let install = |kind: SignalKind, name: &'static str| {
@@ -221,6 +230,8 @@ impl Launcher {
         tracing::info!(backends = %dir.display(), socket = %socket_path.display(), "berth launcher starting");
 
         let handle = supervisor::spawn(config);
+        // Before the first scan, so an untrusted file at startup is heard.
+        let notifier = notify.then(|| crate::notify::spawn(handle.clone()));
         let resources = crate::paths::resources_dir();
         let (rescan_tx, rescan_rx) = mpsc::channel::<RescanRequest>(8);
         // Arms the folder watcher, reads the folder once and applies it.
@@ -252,6 +263,7 @@ impl Launcher {
             socket_file: file,
             server: Some(server),
             reloader,
+            notifier,
             sigterm,
             sigint,
         })
@@ -299,6 +311,9 @@ impl Launcher {
         };
         if let Some(server) = self.server.take() {
             server.abort();
+        }
+        if let Some(notifier) = self.notifier.take() {
+            notifier.abort();
         }
         tracing::debug!(socket = %self.socket_file.path().display(), "removing the control socket");
         drop(self.socket_file);

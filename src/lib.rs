@@ -29,11 +29,13 @@
 //! - [`sandbox`] confines a backend (Landlock, no_new_privs, rlimits) on Linux.
 //! - [`launcher`] wires all of the above together for `berth run`.
 
+pub mod autostart;
 pub mod cli;
 pub mod control;
 pub mod integrity;
 pub mod launcher;
 pub mod manifest;
+pub mod notify;
 pub mod paths;
 pub mod registry;
 #[cfg(target_os = "linux")]

@@ -246,6 +246,8 @@ pub struct Backend {
     /// Absolute working directory.
     pub workdir: PathBuf,
     pub autostart: bool,
+    /// Desktop notifications for this backend (v2, "Desktop integration").
+    pub notify: bool,
     pub stop: StopSpec,
     pub restart: RestartSpec,
     pub ready: Option<ReadySpec>,

@@ -105,6 +105,15 @@ pub fn installed_schema() -> Option<PathBuf> {
     Some(PathBuf::from(shown(&path))).filter(|p| p.is_file())
 }
 
+/// The start-at-login entry: `$XDG_CONFIG_HOME/autostart/berth.desktop`
+/// (XDG Autostart spec).
+pub fn autostart_file() -> PathBuf {
+    env_path("XDG_CONFIG_HOME")
+        .unwrap_or_else(|| home().join(".config"))
+        .join("autostart")
+        .join("berth.desktop")
+}
+
 /// Where the backends folder is when `--backends` / `BERTH_BACKENDS` are not
 /// given: `./backends` when it exists, else the config folder.
 pub fn default_backends_dir() -> PathBuf {

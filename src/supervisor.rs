@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 mod board;
+pub mod events;
 pub mod group;
 pub mod guardian;
 mod job;
@@ -50,6 +51,7 @@ pub use job::LaunchError;
 use crate::manifest::Backend;
 use crate::registry::{Catalog, Standing};
 use board::Board;
+pub use events::{EventKind, JobEvent};
 use job::Control;
 
 /// The state of a backend, as in DESIGN.md's states table.
@@ -311,6 +313,7 @@ pub(crate) struct Shared {
     groups: group::LiveGroups,
     guardian: Option<guardian::Link>,
     metrics_wake: Arc<Notify>,
+    events: events::Events,
 }
 
 /// How the handle reaches each job.
@@ -364,6 +367,12 @@ impl SupervisorHandle {
     }
 
     /// A receiver that sees every new snapshot.
+    /// Crashes, refused launches and untrusted manifests, as they happen
+    /// (desktop notifications listen here).
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<JobEvent> {
+        self.shared.events.subscribe()
+    }
+
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Snapshot>> {
         self.snapshots.clone()
     }
@@ -434,12 +443,16 @@ impl SupervisorHandle {
                 }
             }
             let mut board = shared.lock_board();
-            board.others = catalog
+            let others: Vec<BackendStatus> = catalog
                 .entries
                 .iter()
                 .filter(|e| e.standing != Standing::Winner || e.backend.is_none())
                 .map(board::other_status)
                 .collect();
+            for event in events::newly_untrusted(&board.others, &others) {
+                shared.events.emit(event);
+            }
+            board.others = others;
             shared.publish(&board);
         }
         for ack in acks {
@@ -618,6 +631,7 @@ pub fn spawn_with_guardian(config: Config, guardian_exe: Option<PathBuf>) -> Sup
         groups: group::LiveGroups::default(),
         guardian,
         metrics_wake: wake.clone(),
+        events: events::Events::default(),
     });
     tokio::spawn(metrics::run(Arc::downgrade(&shared), wake));
     SupervisorHandle {

@@ -82,7 +82,10 @@ async fn dispatch(
                 tokio::spawn(async move { handle.stop_all().await });
             }
             Action::Quit => quitter.quit(),
-            Action::OpenLog(_) | Action::OpenFile(_) | Action::OpenFolder => {}
+            Action::OpenLog(_)
+            | Action::OpenFile(_)
+            | Action::OpenFolder
+            | Action::ToggleStartAtLogin => {}
         }
     }
 }

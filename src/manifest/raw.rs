@@ -48,6 +48,8 @@ pub struct RawManifest {
     pub workdir: Option<PathText>,
     /// Start when berth starts (default false: start on demand).
     pub autostart: Option<bool>,
+    /// Desktop notifications when it crashes, gives up or fails its checks (default true).
+    pub notify: Option<bool>,
     /// How to stop (default: TERM, then KILL after 5s).
     pub stop: Option<RawStop>,
     /// What to do when the process ends by itself (default: never restart).

@@ -233,6 +233,7 @@ pub fn to_backend(raw: RawManifest, file: &Path, resources: &Path, platform: Pla
             .workdir
             .map_or_else(|| folder.clone(), |w| folder.join(w.0)),
         autostart: raw.autostart.unwrap_or(false),
+        notify: raw.notify.unwrap_or(true),
         stop,
         restart,
         ready,
@@ -411,7 +412,7 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
         let e = parse(Path::new("x.yaml"), text.as_bytes(), Path::new("/r")).unwrap_err();
         assert_eq!(
             e.message,
-            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `stop`, `restart`, `ready`, `sandbox`"
+            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `sandbox`"
         );
     }
 

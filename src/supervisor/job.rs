@@ -88,6 +88,8 @@ pub struct Job {
     deferred: VecDeque<Pending>,
     /// The control channel is closed: end once nothing runs.
     closed: bool,
+    /// The last stderr line of the last run (`last_stderr`).
+    last_stderr: Option<String>,
 }
 
 /// A command waiting for a stop to end.
@@ -147,6 +149,7 @@ impl Job {
             log,
             deferred: VecDeque::new(),
             closed: false,
+            last_stderr: None,
         };
         job.recheck();
         job
@@ -154,6 +157,18 @@ impl Job {
 
     /// Writes this job's complete status to the board and publishes a
     /// snapshot. Called once per transition.
+    /// Tells the event subscribers (notifications) what just happened.
+    pub(super) fn emit(&self, kind: super::EventKind) {
+        self.shared.events.emit(super::JobEvent {
+            id: self.id.clone(),
+            name: self.def.name.clone(),
+            notify: self.def.notify,
+            kind,
+            last_stderr: self.last_stderr.clone(),
+            log: Some(self.log.clone()),
+        });
+    }
+
     pub fn publish(&self) {
         let status = state::status(&Facts {
             def: &self.def,
@@ -164,6 +179,7 @@ impl Job {
             verified: self.verified,
             restarts: self.restarts,
             log: &self.log,
+            last_stderr: self.last_stderr.as_deref(),
         });
         let mut board = self.shared.lock_board();
         board.set(&self.id, self.generation, status);

@@ -89,12 +89,51 @@ pub const JSON_QUEUE: usize = 1024;
 /// A stdout line that is a JSON object, for the job.
 pub type JsonLine = serde_json::Map<String, serde_json::Value>;
 
+/// The last non-blank stderr line of a run (v2 `last_stderr`): written by
+/// the pump at flush time, read by the job when the run ends. A lock held
+/// for one string swap, never across an await.
+#[derive(Debug, Clone, Default)]
+pub struct StderrTail(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+/// At most this many bytes of a stderr line are kept for `last_stderr` (the
+/// whole line stays in the log).
+pub const TAIL_MAX: usize = 4096;
+
+impl StderrTail {
+    fn set(&self, text: &[u8]) {
+        let mut line = String::from_utf8_lossy(&text[..text.len().min(TAIL_MAX)]).into_owned();
+        // A cut in the middle of a UTF-8 sequence leaves one U+FFFD: drop it.
+        if text.len() > TAIL_MAX && line.ends_with('\u{fffd}') {
+            line.pop();
+        }
+        let line = line.trim_end().to_owned();
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(line);
+    }
+
+    /// The last line so far.
+    pub fn get(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// Where a pump sends what it writes.
 struct Sink<'a> {
     log: &'a mut LogFile,
     id: &'a str,
     json: &'a mpsc::Sender<JsonLine>,
     report: &'a Report,
+    tail: &'a StderrTail,
+    /// The last non-blank stderr line, handed to `tail` only when the log
+    /// is flushed: a backend that floods stderr costs a copy per line, not
+    /// a lock and an allocation.
+    last_err: Vec<u8>,
+    err_dirty: bool,
 }
 
 /// Tells the job the log's current error (`None`: it writes again), for
@@ -120,6 +159,10 @@ impl Sink<'_> {
     fn flush(&mut self) {
         self.log.flush();
         self.health();
+        if self.err_dirty {
+            self.tail.set(&self.last_err);
+            self.err_dirty = false;
+        }
     }
 
     fn line(&mut self, stream: &'static str, text: &[u8]) {
@@ -127,6 +170,12 @@ impl Sink<'_> {
         self.health();
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(backend = %self.id, stream, "{}", String::from_utf8_lossy(text));
+        }
+        if stream == "stderr" && !text.iter().all(u8::is_ascii_whitespace) {
+            self.last_err.clear();
+            self.last_err
+                .extend_from_slice(&text[..text.len().min(TAIL_MAX + 4)]);
+            self.err_dirty = true;
         }
         if stream == "stdout"
             && text.first() == Some(&b'{')
@@ -155,10 +204,11 @@ impl Pump {
         log: LogFile,
         json: mpsc::Sender<JsonLine>,
         report: Report,
+        tail: StderrTail,
     ) -> Self {
         let (tx, rx) = tokio::sync::oneshot::channel();
         Self {
-            task: tokio::spawn(pump(id, stdout, stderr, log, json, report, rx)),
+            task: tokio::spawn(pump(id, stdout, stderr, log, json, report, tail, rx)),
             finish: Some(tx),
         }
     }
@@ -199,6 +249,10 @@ fn drain_now(fd: std::os::fd::RawFd, buf: &mut [u8], mut feed: impl FnMut(&[u8])
 
 /// Copies both pipes into `log` until both reach end of file, or until told
 /// to finish (then it takes what the pipes hold and stops).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pump's inputs, each owned by the task; a struct would only rename them"
+)]
 async fn pump(
     id: String,
     mut stdout: ChildStdout,
@@ -206,6 +260,7 @@ async fn pump(
     mut log: LogFile,
     json: mpsc::Sender<JsonLine>,
     report: Report,
+    tail: StderrTail,
     mut finish: tokio::sync::oneshot::Receiver<()>,
 ) {
     use std::os::fd::AsRawFd;
@@ -219,6 +274,9 @@ async fn pump(
         id: &id,
         json: &json,
         report: &report,
+        tail: &tail,
+        last_err: Vec::new(),
+        err_dirty: false,
     };
     while !(odone && edone) {
         tokio::select! {

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `Start(python)` / `Stop` / `Restart` / `OpenLog` | `python:start` / `python:stop` / `python:restart` / `python:log` |
 //! | `OpenFile(path)` | `@open-file:/abs/path.yaml` |
-//! | `OpenFolder`, `StartAll`, `StopAll`, `Quit` | `@open-folder`, `@start-all`, `@stop-all`, `@quit` |
+//! | `OpenFolder`, `StartAll`, `StopAll`, `ToggleStartAtLogin`, `Quit` | `@open-folder`, `@start-all`, `@stop-all`, `@start-at-login`, `@quit` |
 //!
 //! `@` cannot start a backend id (`[a-z0-9][a-z0-9-]*`), so the two families
 //! never collide. Informational items get ids that parse to nothing
@@ -33,6 +33,8 @@ pub enum Action {
     OpenFolder,
     StartAll,
     StopAll,
+    /// The "Start at login" check item: write or remove the autostart entry.
+    ToggleStartAtLogin,
     Quit,
 }
 
@@ -52,6 +54,7 @@ impl fmt::Display for Action {
             Self::OpenFolder => f.write_str("@open-folder"),
             Self::StartAll => f.write_str("@start-all"),
             Self::StopAll => f.write_str("@stop-all"),
+            Self::ToggleStartAtLogin => f.write_str("@start-at-login"),
             Self::Quit => f.write_str("@quit"),
         }
     }
@@ -68,6 +71,7 @@ impl FromStr for Action {
                 "start-all" => Ok(Self::StartAll),
                 "stop-all" => Ok(Self::StopAll),
                 "quit" => Ok(Self::Quit),
+                "start-at-login" => Ok(Self::ToggleStartAtLogin),
                 _ => match global.strip_prefix("open-file:") {
                     Some(path) if !path.is_empty() => Ok(Self::OpenFile(PathBuf::from(path))),
                     _ => Err(err()),
@@ -147,6 +151,7 @@ mod tests {
             Action::OpenFolder,
             Action::StartAll,
             Action::StopAll,
+            Action::ToggleStartAtLogin,
             Action::Quit,
         ];
         for action in actions {

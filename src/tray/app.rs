@@ -15,7 +15,8 @@ use tao::event::{Event, StartCause};
 use tao::event_loop::{ControlFlow, EventLoopBuilder, EventLoopProxy};
 use tao::platform::run_return::EventLoopExtRunReturn;
 use tray_icon::menu::{
-    IsMenuItem, Menu, MenuEvent, MenuId, MenuItem, PredefinedMenuItem, Submenu as MudaSubmenu,
+    CheckMenuItem, IsMenuItem, Menu, MenuEvent, MenuId, MenuItem, PredefinedMenuItem,
+    Submenu as MudaSubmenu,
 };
 use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
@@ -75,8 +76,8 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                 render = true;
             }
             Event::UserEvent(UserEvent::Menu(id)) => {
-                let Some(tray) = &tray else { return };
-                let Some(action) = tray.clickable(&id) else {
+                let Some(live) = &tray else { return };
+                let Some(action) = live.clickable(&id) else {
                     tracing::debug!(id = %id.0, "click on an inactive tray item ignored");
                     return;
                 };
@@ -91,11 +92,30 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                     },
                     Action::OpenFile(path) => super::open_with_desktop(path),
                     Action::OpenFolder => super::open_with_desktop(&backends_dir),
+                    Action::ToggleStartAtLogin => {
+                        // A small file written on this thread: no bus, no wait.
+                        let result = if crate::autostart::is_enabled() {
+                            crate::autostart::disable().map(|_| ())
+                        } else {
+                            crate::autostart::enable(&[]).map(|_| ())
+                        };
+                        if let Err(e) = result {
+                            tracing::warn!("start at login: {e}");
+                        }
+                        render = true;
+                    }
                     Action::Quit => {
                         quitting = true;
                         render = true;
                     }
                     _ => {}
+                }
+                if action == Action::ToggleStartAtLogin
+                    && let Some(tray) = tray.as_mut()
+                {
+                    // The toolkit flipped the check on the click; if the file
+                    // could not change, the next render must flip it back.
+                    tray.model = None;
                 }
                 if actions.send(action.clone()).is_err() && action == Action::Quit {
                     // Nobody is left to stop the backends and signal `exit`.
@@ -115,7 +135,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
             return;
         }
         if render && let Some(tray) = &mut tray {
-            let mut model = menu::model(&latest, Instant::now());
+            let mut model = menu::model(&latest, Instant::now(), crate::autostart::is_enabled());
             if quitting {
                 model = model.stopping();
             }
@@ -190,6 +210,13 @@ struct Tray {
 enum Applied {
     Item {
         item: MenuItem,
+        label: String,
+        enabled: bool,
+    },
+    /// A check item; its checked state is read back from the item itself,
+    /// since the toolkit flips it on a click before berth decides.
+    Check {
+        item: CheckMenuItem,
         label: String,
         enabled: bool,
     },
@@ -290,6 +317,7 @@ impl Applied {
     fn as_item(&self) -> &dyn IsMenuItem {
         match self {
             Self::Item { item, .. } => item,
+            Self::Check { item, .. } => item,
             Self::Separator(sep) => sep,
             Self::Submenu { submenu, .. } => submenu,
         }
@@ -298,7 +326,14 @@ impl Applied {
     fn same_kind(&self, node: &Node) -> bool {
         matches!(
             (self, node),
-            (Self::Item { .. }, Node::Item(_))
+            (Self::Item { .. }, Node::Item(Item { checked: None, .. }))
+                | (
+                    Self::Check { .. },
+                    Node::Item(Item {
+                        checked: Some(_),
+                        ..
+                    })
+                )
                 | (Self::Separator(_), Node::Separator { .. })
                 | (Self::Submenu { .. }, Node::Submenu(_))
         )
@@ -306,6 +341,17 @@ impl Applied {
 
     fn create(node: &Node) -> tray_icon::menu::Result<Self> {
         Ok(match node {
+            Node::Item(Item {
+                id,
+                label,
+                enabled,
+                checked: Some(checked),
+                ..
+            }) => Self::Check {
+                item: CheckMenuItem::with_id(id.as_str(), label, *enabled, *checked, None),
+                label: label.clone(),
+                enabled: *enabled,
+            },
             Node::Item(Item {
                 id, label, enabled, ..
             }) => Self::Item {
@@ -344,6 +390,28 @@ impl Applied {
                 if *enabled != want.enabled {
                     item.set_enabled(want.enabled);
                     *enabled = want.enabled;
+                }
+            }
+            (
+                Self::Check {
+                    item,
+                    label,
+                    enabled,
+                },
+                Node::Item(want),
+            ) => {
+                if *label != want.label {
+                    item.set_text(&want.label);
+                    label.clone_from(&want.label);
+                }
+                if *enabled != want.enabled {
+                    item.set_enabled(want.enabled);
+                    *enabled = want.enabled;
+                }
+                if let Some(checked) = want.checked
+                    && item.is_checked() != checked
+                {
+                    item.set_checked(checked);
                 }
             }
             (

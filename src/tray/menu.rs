@@ -50,6 +50,8 @@ pub struct Item {
     /// muda text (`&` doubled).
     pub label: String,
     pub enabled: bool,
+    /// `Some` for a check item (its state), `None` for a plain one.
+    pub checked: Option<bool>,
 }
 
 /// A backend's submenu.
@@ -106,8 +108,13 @@ impl MenuModel {
     }
 }
 
-/// The menu for `snapshot` at time `now` (uptimes and countdowns use it).
-pub fn model(snapshot: &Snapshot, now: Instant) -> MenuModel {
+/// The "last error: ..." line is cut to this many characters (the whole
+/// line is in `status --json` and the log).
+const LAST_ERROR_CHARS: usize = 80;
+
+/// The menu for `snapshot` at time `now` (uptimes and countdowns use it);
+/// `start_at_login` is the state of the autostart entry.
+pub fn model(snapshot: &Snapshot, now: Instant, start_at_login: bool) -> MenuModel {
     let listed: Vec<&BackendStatus> = snapshot
         .backends
         .iter()
@@ -164,6 +171,13 @@ pub fn model(snapshot: &Snapshot, now: Instant) -> MenuModel {
         "Stop all",
         backends.iter().any(|b| b.state.can_stop()),
     ));
+    items.push(Node::Item(Item {
+        key: "@start-at-login".to_owned(),
+        id: ItemId::action(&Action::ToggleStartAtLogin),
+        label: "Start at login".to_owned(),
+        enabled: true,
+        checked: Some(start_at_login),
+    }));
     items.push(action_item("@quit", Action::Quit, "Quit", true));
 
     MenuModel {
@@ -229,6 +243,9 @@ fn backend_submenu(b: &BackendStatus, now: Instant) -> Option<Node> {
         "Open log",
         b.detail.log.is_some(),
     ));
+    if let Some(line) = last_error_line(b) {
+        children.push(info(raw_id, "last-error", &line));
+    }
     if let Some(path) = &b.path {
         children.push(info(raw_id, "path", path));
     }
@@ -318,6 +335,19 @@ pub fn process_line(b: &BackendStatus, now: Instant) -> Option<String> {
     Some(parts.join(" · "))
 }
 
+/// `last error: Traceback ...`: the last stderr line of a backend that ended
+/// by itself (exited, failed, backoff), cut to a readable length.
+pub fn last_error_line(b: &BackendStatus) -> Option<String> {
+    if !matches!(b.state, State::Exited | State::Failed | State::Backoff) {
+        return None;
+    }
+    let line = b.last_stderr.as_deref()?;
+    Some(format!(
+        "last error: {}",
+        crate::notify::limit::cut(line, LAST_ERROR_CHARS)
+    ))
+}
+
 /// `v1.0.0 · sha256 3f7c…9a01 ✓ · signed by acme · 🔒 sandboxed` (✓ verified
 /// at the last launch, ✗ mismatch, no mark before the first launch; the
 /// trusted key that signed the manifest, if any; the lock when a sandbox is
@@ -360,6 +390,7 @@ fn warning(b: &BackendStatus) -> Node {
         id: ItemId::action(&Action::OpenFile(b.file.clone().into())),
         label: muda_text(&label),
         enabled: true,
+        checked: None,
     })
 }
 
@@ -373,6 +404,7 @@ fn info(scope: &str, key: &str, label: &str) -> Node {
         id: ItemId::info(&format!("{scope}/{key}")),
         label: muda_text(label),
         enabled: false,
+        checked: None,
     })
 }
 
@@ -382,6 +414,7 @@ fn action_item(key: &str, action: Action, label: &str, enabled: bool) -> Node {
         id: ItemId::action(&action),
         label: muda_text(label),
         enabled,
+        checked: None,
     })
 }
 

@@ -74,7 +74,7 @@ fn the_layout_follows_the_design() {
             ),
         ],
     };
-    let m = model(&snapshot, now);
+    let m = model(&snapshot, now, false);
     assert_eq!(
         labels(&m.items),
         [
@@ -87,6 +87,7 @@ fn the_layout_follows_the_design() {
             "Open backends folder",
             "Start all",
             "Stop all",
+            "Start at login",
             "Quit",
         ]
     );
@@ -199,7 +200,7 @@ fn superseded_files_are_not_shown_and_names_sort_the_submenus() {
             backend("python", "Python Backend", State::Stopped),
         ],
     };
-    let m = model(&snapshot, Instant::now());
+    let m = model(&snapshot, Instant::now(), false);
     assert_eq!(
         labels(&m.items)[2..5],
         ["Alpha ▸", "Python Backend ▸", "Zulu ▸"]
@@ -213,7 +214,7 @@ fn superseded_files_are_not_shown_and_names_sort_the_submenus() {
 #[test]
 fn ampersands_are_doubled_for_muda() {
     let b = backend("rd", "R&D Server", State::Stopped);
-    let m = model(&Snapshot { backends: vec![b] }, Instant::now());
+    let m = model(&Snapshot { backends: vec![b] }, Instant::now(), false);
     assert_eq!(submenu(&m, "rd").label, "R&&D Server");
     assert_eq!(muda_text("a\nb"), "a b");
     assert_eq!(muda_text(&"x".repeat(500)).chars().count(), MAX_LABEL_CHARS);
@@ -226,7 +227,7 @@ fn the_version_line_marks_verification() {
     assert_eq!(version_line(&b).unwrap(), "v1.0.0 · sha256 abab…abab");
     b.detail.verified = Some(false);
     assert_eq!(version_line(&b).unwrap(), "v1.0.0 · sha256 abab…abab ✗");
-    let m = model(&Snapshot { backends: vec![b] }, Instant::now());
+    let m = model(&Snapshot { backends: vec![b] }, Instant::now(), false);
     assert_eq!(m.icon, IconState::Failing);
     assert!(item(&m, &["a", "start"]).enabled, "start re-verifies");
 }
@@ -255,7 +256,7 @@ fn an_untrusted_copy_beside_the_winner_is_a_warning_not_a_second_submenu() {
     let snapshot = Snapshot {
         backends: vec![backend("a", "A", State::Running), lone, copy],
     };
-    let m = model(&snapshot, Instant::now());
+    let m = model(&snapshot, Instant::now(), false);
     let submenus = m
         .items
         .iter()
@@ -286,7 +287,7 @@ fn warnings_name_the_file_once_and_open_it() {
             ),
         ],
     };
-    let m = model(&snapshot, Instant::now());
+    let m = model(&snapshot, Instant::now(), false);
     assert_eq!(
         labels(&m.items)[2..4],
         [
@@ -311,12 +312,12 @@ fn the_process_line_and_icon_follow_the_process() {
     b.uptime_s = Some(3 * 3600 + 125);
     b.rss_bytes = Some(8_500_000);
     assert_eq!(process_line(&b, now).unwrap(), "PID 7 · up 3h 2m · 8.5 MB");
-    let m = model(&Snapshot { backends: vec![b] }, now);
+    let m = model(&Snapshot { backends: vec![b] }, now, false);
     assert_eq!(m.icon, IconState::Running);
     assert!(!m.ticking);
     let mut b = backend("a", "A", State::Exited);
     b.exit_code = Some(0);
-    let m = model(&Snapshot { backends: vec![b] }, now);
+    let m = model(&Snapshot { backends: vec![b] }, now, false);
     assert_eq!(m.icon, IconState::Idle, "a clean exit is not a failure");
 }
 
@@ -325,7 +326,7 @@ fn backoff_ticks_and_stopping_disables_everything() {
     let now = Instant::now();
     let mut b = backend("a", "A", State::Backoff);
     b.detail.retry_at = Some(now + Duration::from_secs(2));
-    let m = model(&Snapshot { backends: vec![b] }, now);
+    let m = model(&Snapshot { backends: vec![b] }, now, false);
     assert!(m.ticking);
     // Start in backoff starts at once (DESIGN.md: refused only in four states).
     assert!(item(&m, &["a", "start"]).enabled);
@@ -356,7 +357,7 @@ fn backends_named_like_berths_own_entries_keep_unique_keys() {
             backend("quit", "Quit", State::Stopped),
         ],
     };
-    let m = model(&snapshot, Instant::now());
+    let m = model(&snapshot, Instant::now(), false);
     let mut keys: Vec<&str> = m.items.iter().map(Node::key).collect();
     let count = keys.len();
     keys.sort_unstable();
@@ -384,4 +385,52 @@ fn the_version_line_shows_the_sandbox() {
         version_line(&b).unwrap(),
         "v1.0.0 · sha256 abab…abab ✓ · 🔒 sandboxed (partial)"
     );
+}
+
+#[test]
+fn a_crashed_backend_shows_its_last_stderr_line_cut_to_a_readable_length() {
+    let mut b = backend("python", "Python Backend", State::Exited);
+    b.exit_code = Some(1);
+    b.last_stderr = Some(format!("ValueError: {}", "x".repeat(200)));
+    let m = model(
+        &Snapshot {
+            backends: vec![b.clone()],
+        },
+        Instant::now(),
+        false,
+    );
+    let line = &item(&m, &["python", "last-error"]).label;
+    assert!(line.starts_with("last error: ValueError: xxx"), "{line}");
+    assert_eq!(
+        line.chars().count(),
+        "last error: ".len() + LAST_ERROR_CHARS
+    );
+    assert!(!item(&m, &["python", "last-error"]).enabled);
+    // Not while it runs, nor after a user's Stop.
+    for state in [State::Running, State::Stopped] {
+        b.state = state;
+        let m = model(
+            &Snapshot {
+                backends: vec![b.clone()],
+            },
+            Instant::now(),
+            false,
+        );
+        assert!(
+            Node::find(&m.items, &["python", "last-error"]).is_none(),
+            "{state:?}"
+        );
+    }
+}
+
+#[test]
+fn start_at_login_is_a_check_item_showing_the_entry() {
+    let snapshot = Snapshot::default();
+    for on in [false, true] {
+        let m = model(&snapshot, Instant::now(), on);
+        let login = item(&m, &["@start-at-login"]);
+        assert_eq!(login.checked, Some(on));
+        assert!(login.enabled);
+        assert_eq!(login.id.to_action(), Some(Action::ToggleStartAtLogin));
+    }
 }

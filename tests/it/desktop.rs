@@ -17,6 +17,35 @@ impl Desktop {
     /// `None` (after a loud message) when there is no display or no
     /// dbus-daemon here; under `CI=true` that is a failure instead.
     pub fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, &["--session"])
+    }
+
+    /// A session bus that activates nothing: its configuration lists no
+    /// service folders, so a name is owned only by what the test starts
+    /// (with dunst installed, a default session bus would start one itself).
+    pub fn start_bare(test: &str, dir: &std::path::Path) -> Option<Self> {
+        let config = dir.join("bus.conf");
+        std::fs::write(
+            &config,
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:tmpdir=/tmp</listen>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+        )
+        .unwrap();
+        let flag = format!("--config-file={}", config.display());
+        Self::start_with(test, &[flag.as_str()])
+    }
+
+    fn start_with(test: &str, bus_args: &[&str]) -> Option<Self> {
         let skip = |why: &str| {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
             assert!(!ci, "{test}: cannot run on CI: {why}");
@@ -29,7 +58,8 @@ impl Desktop {
             return skip("no DISPLAY (run under xvfb-run -a)");
         };
         let mut daemon = match Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--nopidfile", "--print-address=1"])
+            .args(bus_args)
+            .args(["--nofork", "--nopidfile", "--print-address=1"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

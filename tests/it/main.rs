@@ -1,10 +1,12 @@
 //! berth's integration tests: one binary, one module per area.
 
+mod autostart;
 mod control;
 mod desktop;
 mod faults;
 mod install;
 mod manifest;
+mod notify;
 mod panel;
 mod sandbox;
 mod supervisor;

@@ -65,6 +65,8 @@ pub struct MenuNode {
     pub label: String,
     pub enabled: bool,
     pub separator: bool,
+    /// A check item's state (`toggle-type` checkmark), else `None`.
+    pub checked: Option<bool>,
     pub children: Vec<MenuNode>,
 }
 
@@ -225,6 +227,8 @@ fn node(id: i32, props: HashMap<String, &Value<'_>>, children: &[&Value<'_>]) ->
         label: unmnemonic(&text("label").unwrap_or_default()),
         enabled,
         separator: text("type").as_deref() == Some("separator"),
+        checked: (text("toggle-type").as_deref() == Some("checkmark"))
+            .then(|| matches!(map.get("toggle-state"), Some(Value::I32(1)))),
         children: children.iter().filter_map(|c| parse(c)).collect(),
     })
 }

@@ -14,6 +14,7 @@ use berth::supervisor::{ActionError, BackendStatus, Outcome, State};
 use crate::util::{Env, backend, catalog, env, script, wait_file, wait_for};
 
 mod catalog;
+mod events;
 mod integrity;
 mod lifecycle;
 mod logs;

@@ -71,6 +71,7 @@ fn spawn_berth(mut cmd: Command, dir: tempfile::TempDir) -> Berth {
         .arg(run.join("berth.sock"))
         .env("XDG_STATE_HOME", dir.path().join("state"))
         .env("XDG_RUNTIME_DIR", &run)
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -92,6 +93,16 @@ fn manifest(dir: &Path, id: &str, name: &str, exe: &Path, args: &str) {
         ),
     )
     .unwrap();
+}
+
+/// A temp dir whose `backends/` holds one `/bin/sh -c SCRIPT` backend.
+fn shell_backend(id: &str, name: &str, script: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = dir.path().join("backends");
+    std::fs::create_dir(&backends).unwrap();
+    let args = serde_json::to_string(&["-c", script]).unwrap();
+    manifest(&backends, id, name, Path::new("/bin/sh"), &args);
+    dir
 }
 
 fn python_backend() -> PathBuf {
@@ -196,6 +207,7 @@ fn the_tray_shows_and_drives_every_backend() {
             "Open backends folder",
             "Start all",
             "Stop all",
+            "Start at login",
             "Quit"
         ],
         "\n{}",
@@ -349,16 +361,7 @@ fn sigterm_shows_stopping_in_the_tray_then_exits() {
     let Some(desktop) = Desktop::start("sigterm_shows_stopping_in_the_tray_then_exits") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let backends = dir.path().join("backends");
-    std::fs::create_dir(&backends).unwrap();
-    manifest(
-        &backends,
-        "stubborn",
-        "Stubborn",
-        Path::new("/bin/sh"),
-        "[\"-c\", \"trap '' TERM; exec sleep 300\"]",
-    );
+    let dir = shell_backend("stubborn", "Stubborn", "trap '' TERM; exec sleep 300");
     let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
     let mut berth = spawn_berth(desktop.command(BERTH), dir);
     let item = panel
@@ -388,6 +391,53 @@ fn sigterm_shows_stopping_in_the_tray_then_exits() {
         berth.stderr()
     );
     assert!(group_gone(pid), "backend group {pid} outlived berth");
+}
+
+/// "Start at login" is a check item that shows whether the autostart entry
+/// exists, and a click writes or removes it; a crashed backend's submenu
+/// shows its last stderr line.
+#[test]
+fn start_at_login_toggles_the_autostart_entry_and_a_crash_shows_its_last_error() {
+    let Some(desktop) = Desktop::start("start_at_login_toggles_the_autostart_entry") else {
+        return;
+    };
+    let dir = shell_backend("crasher", "Crasher", "echo 'ValueError: boom' >&2; exit 3");
+    let entry = dir.path().join("config/autostart/berth.desktop");
+    let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
+    let berth = spawn_berth(desktop.command(BERTH), dir);
+    let item = panel
+        .wait_item(WAIT)
+        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()));
+    let login = |root: &MenuNode| root.child("Start at login").and_then(|n| n.checked);
+    let root = panel
+        .wait_layout(&item, WAIT, |r| login(r).is_some())
+        .unwrap_or_else(|last| panic!("no Start at login check item:\n{last}"));
+    assert_eq!(login(&root), Some(false), "{}", root.render());
+    click(&panel, &item, &root, &["Start at login"]);
+    let root = panel
+        .wait_layout(&item, WAIT, |r| login(r) == Some(true))
+        .unwrap_or_else(|last| panic!("the check item did not turn on:\n{last}"));
+    let text = std::fs::read_to_string(&entry).expect("the click wrote the entry");
+    assert!(text.contains("X-GNOME-Autostart-enabled=true"), "{text}");
+    assert!(
+        text.contains(" run\n"),
+        "the tray's entry names no folder: {text}"
+    );
+    click(&panel, &item, &root, &["Start at login"]);
+    let root = panel
+        .wait_layout(&item, WAIT, |r| login(r) == Some(false))
+        .unwrap_or_else(|last| panic!("the check item did not turn off:\n{last}"));
+    assert!(!entry.exists(), "the click did not remove the entry");
+
+    click(&panel, &item, &root, &["Crasher", "Start"]);
+    let root = panel
+        .wait_layout(&item, WAIT, |r| {
+            r.child("Crasher")
+                .is_some_and(|c| c.child("last error: ValueError: boom").is_some())
+        })
+        .unwrap_or_else(|last| panic!("no last error line:\n{last}"));
+    let line = root.child("Crasher").unwrap().child("last error").unwrap();
+    assert!(!line.enabled, "informational");
 }
 
 /// No display, or no session bus: one line, and berth runs headless.

@@ -38,6 +38,7 @@ pub fn backend(dir: &Path, id: &str, exe: &Path) -> Backend {
         env: BTreeMap::new(),
         workdir: dir.to_path_buf(),
         autostart: false,
+        notify: true,
         stop: StopSpec {
             timeout: Duration::from_secs(2),
             ..StopSpec::default()

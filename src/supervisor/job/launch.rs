@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::super::logs::{self, JsonLine, LogFile};
 use super::super::ready;
+use super::super::{EventKind, State};
 use super::state::{Phase, Rest, Run};
 use super::{Job, RESET_AFTER};
 use crate::integrity::{self, Verified, VerifyError};
@@ -62,6 +63,7 @@ impl Job {
         if let Err(e) = &result {
             tracing::warn!(backend = %self.id, reason = %e, "not launched");
             let reason = e.to_string();
+            let told = reason.clone();
             let rest = match e {
                 LaunchError::NoExecutable => Rest::Unsupported,
                 LaunchError::Verify(
@@ -84,9 +86,22 @@ impl Job {
             if matches!(rest, Rest::NotFound(_)) {
                 self.verified = None;
             }
+            // A refused launch berth was asked for still tells the desktop
+            // when the bytes are wrong or the program cannot start at all.
+            let notify = match &rest {
+                Rest::IntegrityFailed(..) => Some(State::IntegrityFailed),
+                Rest::Failed(_) => Some(State::Failed),
+                _ => None,
+            };
             let last_exit = self.phase.last_exit().cloned();
             self.phase = Phase::Idle { rest, last_exit };
             self.publish();
+            if let Some(state) = notify {
+                self.emit(EventKind::LaunchFailed {
+                    state,
+                    reason: told,
+                });
+            }
         }
         result.map_err(Arc::new)
     }
@@ -186,12 +201,21 @@ impl Job {
         }
         let (json_tx, json_rx) = mpsc::channel(logs::JSON_QUEUE);
         let (log_tx, log_error) = tokio::sync::watch::channel(None);
+        let stderr = logs::StderrTail::default();
         let pump = match (child.stdout.take(), child.stderr.take()) {
             (Some(out), Some(err)) => {
                 let report: logs::Report = Box::new(move |e| {
                     let _ = log_tx.send(e);
                 });
-                logs::Pump::spawn(self.id.clone(), out, err, log, json_tx, report)
+                logs::Pump::spawn(
+                    self.id.clone(),
+                    out,
+                    err,
+                    log,
+                    json_tx,
+                    report,
+                    stderr.clone(),
+                )
             }
             _ => logs::Pump::none(),
         };
@@ -218,8 +242,10 @@ impl Job {
             reset_at: Some(now + RESET_AFTER),
             error: None,
             sandbox: sandbox.map(|p| p.status().to_owned()),
+            stderr,
         };
         self.status_line = None;
+        self.last_stderr = None;
         self.phase = if def.ready.is_some() {
             Phase::Starting(run)
         } else {

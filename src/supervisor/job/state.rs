@@ -90,6 +90,8 @@ pub struct Run {
     pub error: Option<String>,
     /// What the kernel enforces of the manifest's sandbox for this run.
     pub sandbox: Option<String>,
+    /// The pump's last stderr line, read once the run is over.
+    pub stderr: super::super::logs::StderrTail,
 }
 
 impl Phase {
@@ -173,6 +175,8 @@ pub struct Facts<'a> {
     pub verified: Option<bool>,
     pub restarts: u32,
     pub log: &'a PathBuf,
+    /// The last stderr line of the last run (v2).
+    pub last_stderr: Option<&'a str>,
 }
 
 /// The complete status of a job: everything but the metrics overlay and the
@@ -184,6 +188,7 @@ pub fn status(f: &Facts<'_>) -> BackendStatus {
     s.name = Some(def.name.clone());
     s.version = Some(def.version.to_string());
     s.signed_by.clone_from(&def.signed_by);
+    s.last_stderr = f.last_stderr.map(str::to_owned);
     // Predicted from the definition and the kernel while nothing runs; what
     // the run got once launched.
     s.sandbox = f

@@ -190,6 +190,7 @@ impl Job {
 
     /// After the leader's own exit: what the restart policy says.
     fn settle(&mut self, exit: Exit) {
+        let (code, signal) = (exit.code(), exit.signal_name());
         let spec = &self.def.restart;
         self.phase = match restart::decide(spec, &Ending::Exited(exit.clone()), self.retries) {
             Decision::Restart { attempt, delay } => {
@@ -210,6 +211,11 @@ impl Job {
                 last_exit: Some(exit),
             },
         };
+        self.emit(super::super::EventKind::Exited {
+            code,
+            signal,
+            then: self.phase.state(),
+        });
     }
 
     /// Forgets a run whose group is gone: unregisters it, lets the log pump
@@ -223,6 +229,7 @@ impl Job {
             p.abort();
         }
         run.pump.end(DRAIN).await;
+        self.last_stderr = run.stderr.get();
         if let Some(mut json) = run.json.take() {
             while let Ok(line) = json.try_recv() {
                 if let Some(serde_json::Value::String(status)) = line.get("status") {

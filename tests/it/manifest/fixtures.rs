@@ -166,7 +166,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "unknown-field.yaml",
-        "line 8 column 1: unknown field `color`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `stop`, `restart`, `ready`, `sandbox`",
+        "line 8 column 1: unknown field `color`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `sandbox`",
     ),
     (
         "unknown-variable.yaml",

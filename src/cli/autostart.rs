@@ -1,0 +1,43 @@
+//! `berth autostart enable [--backends DIR]... | disable | status`.
+
+use std::process::ExitCode;
+
+use super::AutostartAction;
+use crate::autostart::{self, AutostartError};
+
+pub fn run(action: AutostartAction) -> anyhow::Result<ExitCode> {
+    let file = crate::paths::autostart_file();
+    match action {
+        // `berth run` takes one `--backends` folder for now: an entry with two
+        // would fail at every login. Lift this when `run` takes several.
+        AutostartAction::Enable { backends } if backends.len() > 1 => {
+            return Err(super::Exit::usage(
+                "autostart enable: berth run takes one --backends folder",
+            ));
+        }
+        AutostartAction::Enable { backends } => match autostart::enable(&backends) {
+            Ok(file) => println!("start at login: enabled ({})", file.display()),
+            // A folder that does not exist is a usage error, as for `run`.
+            Err(e @ AutostartError::NoSuchDir(_)) => return Err(super::Exit::usage(e.to_string())),
+            Err(e) => return Err(e.into()),
+        },
+        AutostartAction::Disable => {
+            if autostart::disable()? {
+                println!("start at login: disabled (removed {})", file.display());
+            } else {
+                eprintln!("note: start at login was not enabled");
+                println!("start at login: disabled");
+            }
+        }
+        AutostartAction::Status => {
+            if autostart::is_enabled() {
+                println!("start at login: enabled ({})", file.display());
+            } else if file.exists() {
+                println!("start at login: disabled ({} turns it off)", file.display());
+            } else {
+                println!("start at login: disabled");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
