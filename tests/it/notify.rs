@@ -103,7 +103,7 @@ fn a_burst_of_crashes_becomes_one_notification_per_30_s() {
         "burst",
         "Burst",
         CRASH,
-        "restart: { policy: always, max_retries: 3, backoff: 10ms }\n",
+        "restart: { policy: always, max_retries: 3, backoff: 100ms }\n",
     );
     let berth = Berth::start(&desktop, dir.path(), &[]);
     berth.cli(&desktop, &["start", "burst"]);
