@@ -151,24 +151,48 @@ pub const RESOURCES_VAR: &str = "${resources}";
 impl Scalar for PathText {
     const EXPECTING: &'static str = "a path";
     fn parse(text: &str) -> Result<Self, String> {
-        if text.is_empty() {
-            return Err("a path must not be empty".to_owned());
-        }
-        if text.contains('\0') {
-            return Err("must not contain a NUL character".to_owned());
-        }
-        let mut rest = text;
-        while let Some(at) = rest.find("${") {
-            rest = &rest[at..];
-            if !rest.starts_with(RESOURCES_VAR) {
-                let var: String = rest.chars().take_while(|c| *c != '}').collect();
-                return Err(format!(
-                    "unknown variable `{var}}}`: only {RESOURCES_VAR} is expanded"
-                ));
-            }
-            rest = &rest[RESOURCES_VAR.len()..];
-        }
+        check_path(text, &[RESOURCES_VAR]).map_err(|p| {
+            p.word(|var| format!("unknown variable `{var}}}`: only {RESOURCES_VAR} is expanded"))
+        })?;
         Ok(Self(text.to_owned()))
+    }
+}
+
+/// A path is non-empty, has no NUL, and uses only `vars`; an unknown
+/// variable's name (up to its `}`) is left for the caller to word.
+fn check_path(text: &str, vars: &[&str]) -> Result<(), PathProblem> {
+    if text.is_empty() {
+        return Err(PathProblem::Other("a path must not be empty"));
+    }
+    if text.contains('\0') {
+        return Err(PathProblem::Other("must not contain a NUL character"));
+    }
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        rest = &rest[at..];
+        let Some(var) = vars.iter().find(|v| rest.starts_with(**v)) else {
+            return Err(PathProblem::UnknownVar(
+                rest.chars().take_while(|c| *c != '}').collect(),
+            ));
+        };
+        rest = &rest[var.len()..];
+    }
+    Ok(())
+}
+
+/// Why [`check_path`] refused a path.
+enum PathProblem {
+    Other(&'static str),
+    UnknownVar(String),
+}
+
+impl PathProblem {
+    /// The message, with `unknown` wording an unknown variable.
+    fn word(self, unknown: impl FnOnce(&str) -> String) -> String {
+        match self {
+            Self::Other(msg) => msg.to_owned(),
+            Self::UnknownVar(var) => unknown(&var),
+        }
     }
 }
 
@@ -190,24 +214,14 @@ pub struct SandboxPathText(pub String);
 impl Scalar for SandboxPathText {
     const EXPECTING: &'static str = "a path";
     fn parse(text: &str) -> Result<Self, String> {
-        if text.is_empty() {
-            return Err("a path must not be empty".to_owned());
-        }
-        if text.contains('\0') {
-            return Err("must not contain a NUL character".to_owned());
-        }
-        let mut rest = text;
-        while let Some(at) = rest.find("${") {
-            rest = &rest[at..];
-            let Some(var) = SANDBOX_VARS.iter().find(|v| rest.starts_with(**v)) else {
-                let var: String = rest.chars().take_while(|c| *c != '}').collect();
-                return Err(format!(
+        check_path(text, &SANDBOX_VARS).map_err(|p| {
+            p.word(|var| {
+                format!(
                     "unknown variable `{var}}}`: expected one of {}",
                     SANDBOX_VARS.join(", ")
-                ));
-            };
-            rest = &rest[var.len()..];
-        }
+                )
+            })
+        })?;
         Ok(Self(text.to_owned()))
     }
 }
