@@ -382,16 +382,13 @@ impl Applied {
                     enabled,
                 },
                 Node::Item(want),
-            ) => {
-                if *label != want.label {
-                    item.set_text(&want.label);
-                    label.clone_from(&want.label);
-                }
-                if *enabled != want.enabled {
-                    item.set_enabled(want.enabled);
-                    *enabled = want.enabled;
-                }
-            }
+            ) => sync(
+                label,
+                enabled,
+                want,
+                |t| item.set_text(t),
+                |e| item.set_enabled(e),
+            ),
             (
                 Self::Check {
                     item,
@@ -400,14 +397,13 @@ impl Applied {
                 },
                 Node::Item(want),
             ) => {
-                if *label != want.label {
-                    item.set_text(&want.label);
-                    label.clone_from(&want.label);
-                }
-                if *enabled != want.enabled {
-                    item.set_enabled(want.enabled);
-                    *enabled = want.enabled;
-                }
+                sync(
+                    label,
+                    enabled,
+                    want,
+                    |t| item.set_text(t),
+                    |e| item.set_enabled(e),
+                );
                 if let Some(checked) = want.checked
                     && item.is_checked() != checked
                 {
@@ -469,4 +465,23 @@ fn reconcile(
         }
     }
     Ok(())
+}
+
+/// Brings an item's label and enabled flag to `want`, touching muda only
+/// for what changed (a set_text is a D-Bus layout update for the panel).
+fn sync(
+    label: &mut String,
+    enabled: &mut bool,
+    want: &Item,
+    set_text: impl FnOnce(&str),
+    set_enabled: impl FnOnce(bool),
+) {
+    if *label != want.label {
+        set_text(&want.label);
+        label.clone_from(&want.label);
+    }
+    if *enabled != want.enabled {
+        set_enabled(want.enabled);
+        *enabled = want.enabled;
+    }
 }
