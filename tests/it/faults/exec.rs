@@ -175,16 +175,7 @@ fn an_in_place_overwrite_while_hashing_never_runs_other_bytes() {
         let out = run_within(&home, &["start", "big"]);
         if out.code() == 0 {
             started += 1;
-            let deadline = Instant::now() + T;
-            while std::fs::read_to_string(&ran)
-                .unwrap_or_default()
-                .lines()
-                .count()
-                < started
-            {
-                assert!(Instant::now() < deadline, "the backend never wrote");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_for_runs(&ran, started);
             assert_eq!(run_within(&home, &["stop", "big"]).code(), 0);
         } else {
             refused += 1;
@@ -203,20 +194,25 @@ fn an_in_place_overwrite_while_hashing_never_runs_other_bytes() {
     // Unchallenged, the file (restored) runs.
     assert_eq!(run_within(&home, &["start", "big"]).code(), 0);
     started += 1;
-    let deadline = Instant::now() + T;
-    while std::fs::read_to_string(&ran)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        < started
-    {
-        assert!(Instant::now() < deadline, "the backend never wrote");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_runs(&ran, started);
     let runs = std::fs::read_to_string(&ran).unwrap();
     eprintln!("{started} runs, {refused} refused, {swaps} swaps: {runs:?}");
     assert!(
         runs.lines().all(|l| l == "bash"),
         "other bytes ran: {runs:?}"
     );
+}
+
+/// Waits until the backend has written `runs` lines into `ran` (one per run).
+fn wait_for_runs(ran: &std::path::Path, runs: usize) {
+    let deadline = Instant::now() + T;
+    while std::fs::read_to_string(ran)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < runs
+    {
+        assert!(Instant::now() < deadline, "the backend never wrote");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
