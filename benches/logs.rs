@@ -86,6 +86,7 @@ fn berth(dir: &Path, exe: &Path) -> (f64, f64) {
         stop: StopSpec::default(),
         restart: RestartSpec::default(),
         ready: None,
+        actions: vec![],
         signed_by: None,
         sandbox: None,
     };

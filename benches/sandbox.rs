@@ -38,6 +38,7 @@ fn backend(dir: &Path, id: &str, exe: &Path, sandbox: Option<Sandbox>) -> Backen
         },
         restart: RestartSpec::default(),
         ready: None,
+        actions: vec![],
         sandbox,
         signed_by: None,
         notify: true,

@@ -51,6 +51,7 @@ fn main() {
                 },
                 restart: RestartSpec::default(),
                 ready: None,
+                actions: vec![],
                 signed_by: None,
                 sandbox: None,
             };

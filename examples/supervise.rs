@@ -77,6 +77,7 @@ async fn run(args: Vec<String>) -> ExitCode {
             },
             restart: RestartSpec::default(),
             ready: None,
+            actions: vec![],
             signed_by: None,
             sandbox: None,
         };

@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod actions;
 mod error;
 pub mod locate;
 pub mod platform;
@@ -251,6 +252,8 @@ pub struct Backend {
     pub stop: StopSpec,
     pub restart: RestartSpec,
     pub ready: Option<ReadySpec>,
+    /// The manifest's `actions`, in order.
+    pub actions: Vec<actions::Action>,
     /// The trusted key whose signature covers this definition's file (v2,
     /// "Trust"); set by the registry, `None` when unsigned.
     pub signed_by: Option<String>,

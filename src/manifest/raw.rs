@@ -58,6 +58,9 @@ pub struct RawManifest {
     pub ready: Option<RawReady>,
     /// Least privilege (Linux): Landlock filesystem and TCP rules, rlimits.
     pub sandbox: Option<super::sandbox::RawSandbox>,
+    /// Extra items of the backend's submenu (open a URL, send a JSON line, restart with arguments).
+    #[serde(default)]
+    pub actions: super::actions::RawActions,
 }
 
 /// `stop`.

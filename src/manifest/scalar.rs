@@ -24,7 +24,8 @@ pub trait Scalar: Sized {
     fn parse(text: &str) -> Result<Self, String>;
 }
 
-struct ScalarVisitor<T>(PhantomData<T>);
+/// The visitor behind [`scalar!`]: a string, checked by [`Scalar::parse`].
+pub(crate) struct ScalarVisitor<T>(pub(crate) PhantomData<T>);
 
 impl<T: Scalar> Visitor<'_> for ScalarVisitor<T> {
     type Value = T;
@@ -39,26 +40,30 @@ impl<T: Scalar> Visitor<'_> for ScalarVisitor<T> {
 }
 
 /// Implements `Deserialize` through [`Scalar::parse`] and `JsonSchema` from a
-/// literal schema.
+/// literal schema (also for scalars outside this module: `vars::Template`,
+/// an action's `open` target).
 macro_rules! scalar {
     ($ty:ident, $name:literal, $schema:tt) => {
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_str(ScalarVisitor::<$ty>(PhantomData))
+        impl<'de> ::serde::Deserialize<'de> for $ty {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_str($crate::manifest::scalar::ScalarVisitor::<$ty>(
+                    ::std::marker::PhantomData,
+                ))
             }
         }
 
-        impl JsonSchema for $ty {
-            fn schema_name() -> Cow<'static, str> {
-                Cow::Borrowed($name)
+        impl ::schemars::JsonSchema for $ty {
+            fn schema_name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed($name)
             }
 
-            fn json_schema(_: &mut SchemaGenerator) -> Schema {
-                json_schema!($schema)
+            fn json_schema(_: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+                ::schemars::json_schema!($schema)
             }
         }
     };
 }
+pub(crate) use scalar;
 
 /// The backend id: `[a-z0-9][a-z0-9-]{0,62}`.
 #[derive(Debug, Clone, PartialEq)]

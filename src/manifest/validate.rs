@@ -237,6 +237,7 @@ pub fn to_backend(raw: RawManifest, file: &Path, resources: &Path, platform: Pla
         stop,
         restart,
         ready,
+        actions: raw.actions.0.into_iter().map(Into::into).collect(),
         signed_by: None,
         sandbox,
         file: file_abs,
@@ -412,7 +413,7 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
         let e = parse(Path::new("x.yaml"), text.as_bytes(), Path::new("/r")).unwrap_err();
         assert_eq!(
             e.message,
-            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `sandbox`"
+            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `sandbox`, `actions`"
         );
     }
 

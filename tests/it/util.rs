@@ -45,6 +45,7 @@ pub fn backend(dir: &Path, id: &str, exe: &Path) -> Backend {
         },
         restart: RestartSpec::default(),
         ready: None,
+        actions: vec![],
         signed_by: None,
         sandbox: None,
     }

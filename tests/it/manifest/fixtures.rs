@@ -8,6 +8,18 @@ use super::{Run, berth, fixtures, run};
 /// Each invalid fixture and the text after `<path>: ` on its one stderr line.
 const INVALID: &[(&str, &str)] = &[
     (
+        "action-bad-url.yaml",
+        "line 10 column 11: actions[0].open: invalid target \"file://docs/index.html\": expected an http:// or https:// URL or an absolute path",
+    ),
+    (
+        "action-duplicate-label.yaml",
+        "line 9 column 3: actions: duplicate action label \"Ping\": labels must be unique",
+    ),
+    (
+        "action-unknown-variable.yaml",
+        "line 10 column 11: actions[0].open: unknown variable `${port}`: use ${id}, ${pid} or ${ready.KEY} (KEY of letters, digits, '_' and '-')",
+    ),
+    (
         "alias-bomb.yaml",
         "too many alias expansions (YAML repetition limit exceeded)",
     ),
@@ -166,7 +178,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "unknown-field.yaml",
-        "line 8 column 1: unknown field `color`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `sandbox`",
+        "line 8 column 1: unknown field `color`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `sandbox`, `actions`",
     ),
     (
         "unknown-variable.yaml",

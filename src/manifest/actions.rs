@@ -1,0 +1,311 @@
+//! `actions`: the manifest's extra items of a backend's submenu.
+//!
+//! Each action is one of three kinds (`open` a URL or path, `send` one JSON
+//! line to stdin, `restart` with extra arguments). Like every other field
+//! they are checked while serde visits them, so an unknown variable, a
+//! duplicate label or a bad URL is reported with its line, column and field.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::scalar::{Label, Scalar, Text};
+use crate::vars::Template;
+
+/// Most actions one manifest may declare.
+pub const MAX_ACTIONS: usize = 64;
+
+/// Longest line `send` may write to a backend's stdin, newline excluded.
+pub const MAX_SEND_LINE: usize = 64 * 1024;
+
+/// One validated action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub label: String,
+    pub kind: ActionKind,
+}
+
+/// What an action does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionKind {
+    /// Open this URL or absolute path with `xdg-open`, variables expanded.
+    Open(Template),
+    /// Write this compact JSON text plus `\n` to the backend's stdin.
+    Send(String),
+    /// Restart with these arguments appended to the manifest's `args`.
+    Restart(Vec<String>),
+}
+
+/// The target of an `open` action: an http(s) URL or an absolute path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenTarget(pub Template);
+
+impl Scalar for OpenTarget {
+    const EXPECTING: &'static str = "an http(s) URL or an absolute path";
+    fn parse(text: &str) -> Result<Self, String> {
+        let template = Template::parse(text)?;
+        let url = text
+            .strip_prefix("http://")
+            .or_else(|| text.strip_prefix("https://"));
+        match url {
+            Some(rest) => {
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+                if authority.is_empty() || text.contains(char::is_whitespace) {
+                    return Err(format!("invalid URL {text:?}: no host"));
+                }
+            }
+            None if text.starts_with('/') || text.starts_with("${") => {}
+            None => {
+                return Err(format!(
+                    "invalid target {text:?}: expected an http:// or https:// URL or an absolute path"
+                ));
+            }
+        }
+        Ok(Self(template))
+    }
+}
+
+super::scalar::scalar!(OpenTarget, "OpenTarget", {
+    "type": "string",
+    "pattern": "^(https?://[^/?#\\s]+\\S*|/.*|\\$\\{.*)$",
+    // The variables, as `Template` checks them.
+    "allOf": [{ "pattern": "^([^$]|\\$(?!\\{)|\\$\\{(id|pid|ready\\.[A-Za-z0-9_-]+)\\})*$" }],
+    "description": "An http(s) URL or an absolute path, opened with xdg-open; may use ${id}, ${pid} and ${ready.KEY}."
+});
+
+/// The JSON value of a `send` action, kept as its compact text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendLine(pub String);
+
+impl<'de> Deserialize<'de> for SendLine {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        let text = value.to_string();
+        if text.len() > MAX_SEND_LINE {
+            return Err(de::Error::custom(format_args!(
+                "the JSON line is {} bytes, over the limit of {MAX_SEND_LINE} (64 KiB)",
+                text.len()
+            )));
+        }
+        Ok(Self(text))
+    }
+}
+
+impl JsonSchema for SendLine {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("SendLine")
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Any JSON value, written to the backend's stdin as one compact line."
+        })
+    }
+}
+
+/// The fields of one action, before the one-kind check.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with label and one of open, send or restart"
+)]
+pub struct RawActionFields {
+    /// The menu item's label; unique within the manifest.
+    pub label: Label,
+    /// Open an http(s) URL or an absolute path with xdg-open.
+    pub open: Option<OpenTarget>,
+    /// Write one JSON line to the backend's stdin.
+    pub send: Option<SendLine>,
+    /// Restart with these arguments appended to `args`, for that run only.
+    pub restart: Option<Vec<Text>>,
+}
+
+/// One action: a label and exactly one kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawAction(pub RawActionFields);
+
+impl<'de> Deserialize<'de> for RawAction {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawAction;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping with label and one of open, send or restart")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawAction, A::Error> {
+                let f = RawActionFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let kinds = [f.open.is_some(), f.send.is_some(), f.restart.is_some()];
+                match kinds.iter().filter(|k| **k).count() {
+                    1 => Ok(RawAction(f)),
+                    0 => Err(de::Error::custom(format_args!(
+                        "action {:?} does nothing: give one of open, send or restart",
+                        f.label.0
+                    ))),
+                    _ => Err(de::Error::custom(format_args!(
+                        "action {:?} has more than one of open, send and restart: give only one",
+                        f.label.0
+                    ))),
+                }
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl JsonSchema for RawAction {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("Action")
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let mut schema = RawActionFields::json_schema(generator);
+        schema.insert("required".to_owned(), serde_json::json!(["label"]));
+        schema.insert(
+            "oneOf".to_owned(),
+            serde_json::json!([
+                { "required": ["open"] },
+                { "required": ["send"] },
+                { "required": ["restart"] }
+            ]),
+        );
+        schema
+    }
+}
+
+/// `actions`: at most [`MAX_ACTIONS`], labels unique.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawActions(pub Vec<RawAction>);
+
+impl<'de> Deserialize<'de> for RawActions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawActions;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of actions")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawActions, A::Error> {
+                let mut out = Vec::new();
+                let mut labels = HashSet::new();
+                while let Some(action) = seq.next_element::<RawAction>()? {
+                    if out.len() == MAX_ACTIONS {
+                        return Err(de::Error::custom(format_args!(
+                            "more than {MAX_ACTIONS} actions"
+                        )));
+                    }
+                    if !labels.insert(action.0.label.0.clone()) {
+                        return Err(de::Error::custom(format_args!(
+                            "duplicate action label {:?}: labels must be unique",
+                            action.0.label.0
+                        )));
+                    }
+                    out.push(action);
+                }
+                Ok(RawActions(out))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+impl JsonSchema for RawActions {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("Actions")
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "array",
+            "maxItems": MAX_ACTIONS,
+            "items": generator.subschema_for::<RawAction>(),
+            "description": "Extra items of the backend's submenu, in this order; labels unique."
+        })
+    }
+}
+
+impl From<RawAction> for Action {
+    fn from(raw: RawAction) -> Self {
+        let f = raw.0;
+        // The visitor guarantees exactly one kind.
+        let kind = match (f.open, f.send, f.restart) {
+            (Some(o), _, _) => ActionKind::Open(o.0),
+            (None, Some(s), _) => ActionKind::Send(s.0),
+            (None, None, r) => {
+                ActionKind::Restart(r.unwrap_or_default().into_iter().map(|t| t.0).collect())
+            }
+        };
+        Self {
+            label: f.label.0,
+            kind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Vec<Action>, String> {
+        serde_yaml::from_str::<RawActions>(yaml)
+            .map(|a| a.0.into_iter().map(Action::from).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_kind_parses() {
+        let actions = parse(
+            "- { label: Open web UI, open: \"http://127.0.0.1:${ready.port}/\" }\n\
+             - { label: Reindex, send: { action: reindex } }\n\
+             - { label: Debug, restart: [\"--debug\"] }\n\
+             - { label: Page, open: \"/tmp/${id}.html\" }\n",
+        )
+        .unwrap();
+        assert_eq!(actions.len(), 4);
+        assert!(matches!(&actions[0].kind, ActionKind::Open(t) if t.needs_ready()));
+        assert_eq!(
+            actions[1].kind,
+            ActionKind::Send(r#"{"action":"reindex"}"#.into())
+        );
+        assert_eq!(actions[2].kind, ActionKind::Restart(vec!["--debug".into()]));
+    }
+
+    #[test]
+    fn bad_actions_are_one_line_errors_with_position() {
+        let err = parse("- { label: A, open: \"http://x/${port}\" }\n").unwrap_err();
+        assert!(err.contains("unknown variable `${port}`"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+        let err = parse("- { label: A, send: 1 }\n- { label: A, send: 2 }\n").unwrap_err();
+        assert!(err.contains("duplicate action label \"A\""), "{err}");
+        let err = parse("- { label: A, open: \"ftp://x\" }\n").unwrap_err();
+        assert!(err.contains("invalid target"), "{err}");
+        let err = parse("- { label: A, open: \"http:///x\" }\n").unwrap_err();
+        assert!(err.contains("no host"), "{err}");
+        let err = parse("- { label: A }\n").unwrap_err();
+        assert!(err.contains("does nothing"), "{err}");
+        let err = parse("- { label: A, send: 1, restart: [] }\n").unwrap_err();
+        assert!(err.contains("more than one"), "{err}");
+        let err = parse("- { label: A, opne: /x }\n").unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn at_most_64_actions() {
+        let many: String = (0..=MAX_ACTIONS)
+            .map(|i| format!("- {{ label: a{i}, send: {i} }}\n"))
+            .collect();
+        assert!(parse(&many).unwrap_err().contains("more than 64 actions"));
+    }
+
+    #[test]
+    fn a_send_line_over_64_kib_is_refused() {
+        let big = format!(
+            "- {{ label: A, send: \"{}\" }}\n",
+            "x".repeat(MAX_SEND_LINE)
+        );
+        assert!(parse(&big).unwrap_err().contains("over the limit"));
+    }
+}
