@@ -231,13 +231,16 @@ class Backend:
             self.out.emit({"error": 'expected a JSON object with an "action" field'})
             return
         action = command["action"]
+        # A command's "id" is echoed in its reply, so a caller that sent
+        # several (berth send --wait id=7) can tell which reply is its own.
+        echo = {"id": command["id"]} if "id" in command else {}
         if action == "ping":
-            self.out.emit({"reply": "pong"})
+            self.out.emit({"reply": "pong", **echo})
         elif action == "shutdown":
-            self.out.emit({"reply": "shutting down"})
+            self.out.emit({"reply": "shutting down", **echo})
             self.request_stop("shutdown command")
         else:
-            self.out.emit({"error": f"unknown action: {json.dumps(action)}"})
+            self.out.emit({"error": f"unknown action: {json.dumps(action)}", **echo})
 
     def start_stdin_reader(self) -> None:
         stream = sys.stdin

@@ -96,6 +96,18 @@ def test_ping(backend):
     assert expect_reply(backend, "pong") == {"reply": "pong"}
 
 
+@pytest.mark.parametrize("command_id", [7, "abc", None, {"n": [1]}])
+def test_reply_echoes_the_command_id(backend, command_id):
+    backend.send(json.dumps({"action": "ping", "id": command_id}) + "\n")
+    assert expect_reply(backend, "pong") == {"reply": "pong", "id": command_id}
+
+
+def test_error_reply_echoes_the_command_id(backend):
+    backend.send('{"action": "fly", "id": 9}\n')
+    reply = expect_reply(backend, "error")
+    assert reply["id"] == 9 and "unknown action" in reply["error"]
+
+
 @pytest.mark.parametrize(
     "line, error",
     [
