@@ -19,6 +19,7 @@ mod pin;
 pub(crate) mod run;
 mod schema;
 mod sign;
+mod talk;
 
 /// A failure with a specific exit code (2 for usage errors and "no launcher").
 /// Any other error exits 1.
@@ -144,11 +145,35 @@ pub enum Command {
         json: bool,
     },
     /// Start a backend and wait until it is running.
-    Start { id: String },
+    Start {
+        id: String,
+        /// Appended to the manifest's args for this run only (after `--`).
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
     /// Stop a backend and wait until its processes are gone.
     Stop { id: String },
     /// Restart a backend and wait until it is running.
-    Restart { id: String },
+    Restart {
+        id: String,
+        /// Appended to the manifest's args for this run only (after `--`).
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// Write one JSON line to a backend's stdin.
+    Send {
+        id: String,
+        /// The JSON value to send (written compact, plus a newline).
+        json: String,
+        /// Print the first later stdout JSON object whose KEY equals VALUE.
+        #[arg(long, value_name = "KEY=VALUE")]
+        wait: Option<String>,
+        /// How long --wait waits (like 5s or 500ms).
+        #[arg(long, value_name = "DUR", default_value = "5s")]
+        timeout: String,
+    },
+    /// Run one of a backend's manifest actions by label, as the tray does.
+    Action { id: String, label: String },
     /// Print a backend's log (works without a launcher).
     Logs {
         id: String,
@@ -389,9 +414,16 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
         Command::Pin { id, backends } => pin::run(&id, &backends.resolve()),
         Command::Schema => schema::run(),
         Command::Status { json } => client::status(&socket, json),
-        Command::Start { id } => client::action(&socket, "start", &id),
-        Command::Stop { id } => client::action(&socket, "stop", &id),
-        Command::Restart { id } => client::action(&socket, "restart", &id),
+        Command::Start { id, args } => client::action(&socket, "start", &id, args),
+        Command::Stop { id } => client::action(&socket, "stop", &id, Vec::new()),
+        Command::Restart { id, args } => client::action(&socket, "restart", &id, args),
+        Command::Send {
+            id,
+            json,
+            wait,
+            timeout,
+        } => talk::send(&socket, &id, &json, wait.as_deref(), &timeout),
+        Command::Action { id, label } => talk::action(&socket, &id, &label),
         Command::Logs { id, follow, lines } => logs::run(&id, follow, lines),
         Command::Autostart { action } => autostart::run(action),
         Command::New { id, exe, dir, name } => new::run(new::NewArgs { id, exe, dir, name }),

@@ -10,6 +10,7 @@ pub mod idle;
 pub mod protocol;
 pub mod server;
 pub mod socket;
+mod talk;
 mod unique_keys;
 
 pub use protocol::{Reply, Request};

@@ -415,14 +415,14 @@ impl Control for LauncherControl {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Snapshot>> {
         self.handle.subscribe()
     }
-    async fn start(&self, id: &str) -> Result<Outcome, ActionError> {
-        self.handle.start(id).await
+    async fn start(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
+        self.handle.start_with(id, args).await
     }
     async fn stop(&self, id: &str) -> Result<Outcome, ActionError> {
         self.handle.stop(id).await
     }
-    async fn restart(&self, id: &str) -> Result<Outcome, ActionError> {
-        self.handle.restart(id).await
+    async fn restart(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
+        self.handle.restart_with(id, args).await
     }
     async fn start_all(&self) {
         self.handle.start_all().await
@@ -432,6 +432,17 @@ impl Control for LauncherControl {
     }
     async fn stop_all(&self) {
         self.handle.stop_all().await
+    }
+    async fn send(
+        &self,
+        id: &str,
+        line: String,
+        wait: bool,
+    ) -> Result<Option<crate::supervisor::talk::Replies>, ActionError> {
+        self.handle.send(id, line, wait).await
+    }
+    async fn action(&self, id: &str, label: &str) -> Result<crate::supervisor::Ran, ActionError> {
+        self.handle.action(id, label).await
     }
     async fn rescan(&self) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();

@@ -23,7 +23,10 @@
 //!   only the last published statuses. A metrics task (`metrics`) overlays
 //!   CPU/RSS about once a second while something runs, and sleeps otherwise.
 //! - Each running backend has a log pump (`logs`) that owns its log file and
-//!   hands stdout JSON lines to the job (status line, readiness: `ready`).
+//!   hands stdout JSON lines to the job (status line, readiness: `ready`)
+//!   and to the clients waiting for a reply (`talk`). Lines for its stdin go
+//!   through a bounded queue that one writer task per run drains (`talk`),
+//!   so a backend that does not read never blocks anyone.
 //! - A guardian process (`guardian`) learns every process group before its
 //!   first instruction runs and stops them all if berth dies, even by
 //!   SIGKILL. A process that leaves its group (`setsid`) is out of reach of
@@ -36,6 +39,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, oneshot};
 
+mod actions;
 mod board;
 pub mod events;
 pub mod group;
@@ -45,7 +49,9 @@ pub mod logs;
 mod metrics;
 pub mod ready;
 pub mod restart;
+pub mod talk;
 
+pub use actions::Ran;
 pub use job::LaunchError;
 
 use crate::manifest::Backend;
@@ -290,6 +296,23 @@ pub enum ActionError {
     },
     #[error("the supervisor has shut down")]
     ShutDown,
+    /// A line could not be queued for a backend's stdin (v2).
+    #[error(transparent)]
+    Stdin(#[from] talk::SendError),
+    #[error("{id}: the JSON line is {len} bytes, over the limit of {max} (64 KiB)", max = crate::manifest::actions::MAX_SEND_LINE)]
+    LineTooLong { id: String, len: usize },
+    #[error("{id} has no action {label:?}")]
+    NoAction { id: String, label: String },
+    /// The action exists but cannot act now (v2).
+    #[error("{id}: action {label:?} is not available: {reason}")]
+    Unavailable {
+        id: String,
+        label: String,
+        reason: String,
+    },
+    /// Whoever answers the control socket cannot do this (a test double).
+    #[error("{0} is not supported here")]
+    Unsupported(&'static str),
 }
 
 /// A cloneable handle to the supervisor.
@@ -423,7 +446,10 @@ impl SupervisorHandle {
                 // autostarts.
                 if def.autostart && def.executable.is_some() {
                     let (reply, _) = oneshot::channel();
-                    let _ = ctl.send(Control::Start(reply));
+                    let _ = ctl.send(Control::Start {
+                        args: Vec::new(),
+                        reply,
+                    });
                 }
                 jobs.map.insert(
                     id,
@@ -484,12 +510,12 @@ impl SupervisorHandle {
     }
 
     /// Sends a command to the job of `id` and waits for its answer.
-    async fn command(
+    async fn command<T>(
         &self,
         id: &str,
         action: &'static str,
-        make: fn(job::Reply) -> Control,
-    ) -> Result<Outcome, ActionError> {
+        make: impl FnOnce(oneshot::Sender<Result<T, ActionError>>) -> Control,
+    ) -> Result<T, ActionError> {
         let rx = {
             let jobs = lock(&self.shared.jobs);
             if jobs.shut_down {
@@ -526,7 +552,14 @@ impl SupervisorHandle {
     /// running). Already running: `Noop`. Verification failure: `Launch`
     /// with the reason, the state being not-found / integrity-failed.
     pub async fn start(&self, id: &str) -> Result<Outcome, ActionError> {
-        self.command(id, "start", Control::Start).await
+        self.start_with(id, Vec::new()).await
+    }
+
+    /// [`SupervisorHandle::start`] with `args` appended to the manifest's
+    /// for this run and the automatic restarts that follow it (v2).
+    pub async fn start_with(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
+        self.command(id, "start", |reply| Control::Start { args, reply })
+            .await
     }
 
     /// Stop `id` and return once its whole process group is gone. Not
@@ -537,7 +570,49 @@ impl SupervisorHandle {
 
     /// Restart `id` with its current definition (stop if needed, then start).
     pub async fn restart(&self, id: &str) -> Result<Outcome, ActionError> {
-        self.command(id, "restart", Control::Restart).await
+        self.restart_with(id, Vec::new()).await
+    }
+
+    /// [`SupervisorHandle::restart`] with `args` appended to the manifest's
+    /// for the new run (v2); without them the manifest's `args` alone.
+    pub async fn restart_with(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
+        self.command(id, "restart", |reply| Control::Restart { args, reply })
+            .await
+    }
+
+    /// Queues `line` (one line of JSON text, no newline) for `id`'s stdin
+    /// without waiting for the pipe: a full queue is refused at once. With
+    /// `wait`, returns the stdout JSON objects that arrive from then on.
+    pub async fn send(
+        &self,
+        id: &str,
+        line: String,
+        wait: bool,
+    ) -> Result<Option<talk::Replies>, ActionError> {
+        let max = crate::manifest::actions::MAX_SEND_LINE;
+        if line.len() > max {
+            return Err(ActionError::LineTooLong {
+                id: id.to_owned(),
+                len: line.len(),
+            });
+        }
+        self.command(id, "send", |reply| Control::Send { line, wait, reply })
+            .await
+    }
+
+    /// Runs `id`'s manifest action `label`, as the tray does (v2).
+    pub async fn action(&self, id: &str, label: &str) -> Result<Ran, ActionError> {
+        let label = label.to_owned();
+        match self
+            .command(id, "run an action", |reply| Control::Action {
+                label,
+                reply,
+            })
+            .await?
+        {
+            job::Acted::Done(ran) => Ok(ran),
+            job::Acted::Restart(args) => self.restart_with(id, args).await.map(Ran::Restarted),
+        }
     }
 
     fn job_ids(&self) -> Vec<String> {

@@ -96,36 +96,46 @@ pub fn run(inputs: TrayInputs) -> Result<(), TrayError> {
 }
 
 /// Opens a file or folder with the desktop's default application, detached:
-/// the child is reaped by a thread so the event loop never waits on it.
+/// the child is reaped by a thread so the event loop never waits on it. A
+/// failure is logged.
 pub fn open_with_desktop(path: &std::path::Path) {
+    if let Err(e) = try_open_with_desktop(path.as_os_str()) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot run the desktop's opener");
+    }
+}
+
+/// Starts the desktop's opener (`xdg-open`, `open` on macOS) on `target`, a
+/// path or a URL, detached: no stdio, reaped by a thread, without the GTK
+/// settings berth set for itself. Fails only when it cannot be started.
+pub fn try_open_with_desktop(target: &std::ffi::OsStr) -> std::io::Result<()> {
     let opener = if cfg!(target_os = "macos") {
         "open"
     } else {
         "xdg-open"
     };
-    match std::process::Command::new(opener)
-        .arg(path)
+    let mut cmd = std::process::Command::new(opener);
+    for key in env_overrides() {
+        cmd.env_remove(key);
+    }
+    let mut child = cmd
+        .arg(target)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()
-    {
-        Ok(mut child) => {
-            let path = path.to_owned();
-            let reaper = std::thread::Builder::new()
-                .name("berth-open".into())
-                .spawn(move || match child.wait() {
-                    Ok(status) if !status.success() => {
-                        tracing::warn!(path = %path.display(), %status, "{opener} failed");
-                    }
-                    _ => {}
-                });
-            if let Err(e) = reaper {
-                tracing::warn!(error = %e, "cannot start a thread to reap {opener}");
+        .spawn()?;
+    let shown = target.to_string_lossy().into_owned();
+    let reaper = std::thread::Builder::new()
+        .name("berth-open".into())
+        .spawn(move || match child.wait() {
+            Ok(status) if !status.success() => {
+                tracing::warn!(target = %shown, %status, "{opener} failed");
             }
-        }
-        Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot run {opener}"),
+            _ => {}
+        });
+    if let Err(e) = reaper {
+        tracing::warn!(error = %e, "cannot start a thread to reap {opener}");
     }
+    Ok(())
 }
 
 impl fmt::Debug for TrayInputs {

@@ -14,14 +14,14 @@ use crate::control::client::{Client, ClientError, STATUS_TIMEOUT};
 use crate::control::{Reply, Request};
 use crate::supervisor::BackendStatus;
 
-fn connect(socket: &Path) -> anyhow::Result<Client> {
+pub(super) fn connect(socket: &Path) -> anyhow::Result<Client> {
     Client::connect(socket).map_err(|e| match e {
         ClientError::NoLauncher { .. } | ClientError::BadPath(_) => Exit::usage(e.to_string()),
         other => other.into(),
     })
 }
 
-fn refused(reply: &Reply) -> anyhow::Error {
+pub(super) fn refused(reply: &Reply) -> anyhow::Error {
     anyhow!(
         "{}",
         reply
@@ -50,12 +50,24 @@ pub fn status(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn action(socket: &Path, action: &str, id: &str) -> anyhow::Result<ExitCode> {
+pub fn action(
+    socket: &Path,
+    action: &str,
+    id: &str,
+    args: Vec<String>,
+) -> anyhow::Result<ExitCode> {
     crate::manifest::BackendId::new(id).map_err(Exit::usage)?;
+    // No ARGS: the manifest's args alone (earlier ARGS are not kept).
     let request = match action {
-        "start" => Request::Start { id: id.into() },
+        "start" => Request::Start {
+            id: id.into(),
+            args,
+        },
         "stop" => Request::Stop { id: id.into() },
-        "restart" => Request::Restart { id: id.into() },
+        "restart" => Request::Restart {
+            id: id.into(),
+            args,
+        },
         other => return Err(Exit::usage(format!("unknown action {other:?}"))),
     };
     let mut client = connect(socket)?;

@@ -18,17 +18,48 @@ pub enum Request {
     /// Every manifest file: `data` is the array of `BackendStatus`.
     Status,
     /// Start `id`; the reply comes once it is running or has settled otherwise.
-    Start { id: String },
+    /// `args` (v2) are appended to the manifest's for that run; none: the
+    /// manifest's `args` alone.
+    Start {
+        id: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+    },
     /// Stop `id`; the reply comes once its process group is gone.
     Stop { id: String },
     /// Restart `id`; replies like `start`.
-    Restart { id: String },
+    Restart {
+        id: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+    },
+    /// Write `line` as one compact JSON line to `id`'s stdin (v2); with
+    /// `wait`, the reply carries the first later stdout JSON object whose
+    /// `key` renders as `value`, or an error after `timeout_ms` (default 5 s).
+    Send {
+        id: String,
+        line: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait: Option<Wait>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
+    /// Run `id`'s manifest action `label`, as the tray does (v2).
+    Action { id: String, label: String },
     /// Start every backend that can start; replies at once.
     StartAll,
     /// Stop every backend in parallel; replies once all are stopped.
     StopAll,
     /// Read the backends folder again (like SIGHUP).
     Rescan,
+}
+
+/// `--wait KEY=VALUE` of `berth send`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wait {
+    pub key: String,
+    pub value: String,
 }
 
 impl Request {
@@ -53,12 +84,12 @@ impl Request {
                 format!("bad {cmd:?} request: {msg}")
             }
         })?;
-        // serde ignores extra fields beside the tag of a unit variant; a typo
-        // like `"ID"` must not pass silently.
+        // serde ignores extra fields beside the tag of a unit variant (struct
+        // variants deny them themselves); a typo like `"ID"` must not pass.
         if let Some(object) = value.as_object()
-            && let Some(extra) = object
-                .keys()
-                .find(|k| *k != "cmd" && !(k.as_str() == "id" && request.id().is_some()))
+            && let Some(extra) = object.keys().find(|k| {
+                *k != "cmd" && !(k.as_str() == "id" && request.id().is_some()) && request.is_unit()
+            })
         {
             return Err(format!("bad {cmd:?} request: unknown field `{extra}`"));
         }
@@ -68,9 +99,20 @@ impl Request {
     /// The backend the request is about, if any.
     pub fn id(&self) -> Option<&str> {
         match self {
-            Self::Start { id } | Self::Stop { id } | Self::Restart { id } => Some(id),
+            Self::Start { id, .. }
+            | Self::Stop { id }
+            | Self::Restart { id, .. }
+            | Self::Send { id, .. }
+            | Self::Action { id, .. } => Some(id),
             Self::Status | Self::StartAll | Self::StopAll | Self::Rescan => None,
         }
+    }
+
+    fn is_unit(&self) -> bool {
+        matches!(
+            self,
+            Self::Status | Self::StartAll | Self::StopAll | Self::Rescan | Self::Stop { .. }
+        )
     }
 
     /// The request as one line, newline included.
@@ -140,7 +182,8 @@ mod tests {
         assert_eq!(
             Request::parse(br#"{"cmd": "start", "id": "python"}"#),
             Ok(Request::Start {
-                id: "python".into()
+                id: "python".into(),
+                args: vec![]
             })
         );
         assert_eq!(
@@ -148,9 +191,51 @@ mod tests {
             Ok(Request::StopAll)
         );
         assert_eq!(
-            Request::Restart { id: "a".into() }.to_line(),
+            Request::Restart {
+                id: "a".into(),
+                args: vec![]
+            }
+            .to_line(),
             "{\"cmd\":\"restart\",\"id\":\"a\"}\n"
         );
+    }
+
+    #[test]
+    fn v2_requests_match_the_documented_lines() {
+        assert_eq!(
+            Request::parse(br#"{"cmd": "start", "id": "python", "args": ["--debug"]}"#),
+            Ok(Request::Start {
+                id: "python".into(),
+                args: vec!["--debug".into()]
+            })
+        );
+        let send = Request::parse(
+            br#"{"cmd": "send", "id": "python", "line": {"action": "ping", "id": 7}, "wait": {"key": "id", "value": "7"}, "timeout_ms": 2000}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            send,
+            Request::Send {
+                id: "python".into(),
+                line: serde_json::json!({"action": "ping", "id": 7}),
+                wait: Some(Wait {
+                    key: "id".into(),
+                    value: "7".into()
+                }),
+                timeout_ms: Some(2000)
+            }
+        );
+        assert_eq!(
+            Request::parse(br#"{"cmd": "action", "id": "python", "label": "Ping"}"#),
+            Ok(Request::Action {
+                id: "python".into(),
+                label: "Ping".into()
+            })
+        );
+        let err = Request::parse(br#"{"cmd": "send", "id": "p", "line": 1, "wiat": 1}"#);
+        assert!(err.unwrap_err().contains("unknown field"));
+        let err = Request::parse(br#"{"cmd": "action", "id": "p"}"#);
+        assert!(err.unwrap_err().contains("missing field `label`"));
     }
 
     #[test]

@@ -19,20 +19,52 @@ use tokio::sync::{Semaphore, watch};
 
 use super::idle::IdleClients;
 use super::protocol::{MAX_LINE, Reply, Request};
-use crate::supervisor::{ActionError, BackendStatus, Outcome, Snapshot, State, SupervisorHandle};
+use crate::supervisor::talk::Replies;
+use crate::supervisor::{
+    ActionError, BackendStatus, Outcome, Ran, Snapshot, State, SupervisorHandle,
+};
 
 /// What the control socket needs from whoever runs the backends.
 pub trait Control: Clone + Send + Sync + 'static {
     fn snapshot(&self) -> Arc<Snapshot>;
     fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>>;
-    fn start(&self, id: &str) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
+    /// `args` (v2) are appended to the manifest's for that run.
+    fn start(
+        &self,
+        id: &str,
+        args: Vec<String>,
+    ) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
     fn stop(&self, id: &str) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
-    fn restart(&self, id: &str) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
+    fn restart(
+        &self,
+        id: &str,
+        args: Vec<String>,
+    ) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
     fn start_all(&self) -> impl Future<Output = ()> + Send;
     fn stop_all(&self) -> impl Future<Output = ()> + Send;
     /// Looks again for missing executables before a status is read.
     fn recheck(&self) -> impl Future<Output = ()> + Send {
         async {}
+    }
+    /// Queues one line for `id`'s stdin; with `wait`, the stdout JSON
+    /// objects from then on (v2).
+    fn send(
+        &self,
+        id: &str,
+        line: String,
+        wait: bool,
+    ) -> impl Future<Output = Result<Option<Replies>, ActionError>> + Send {
+        let _ = (id, line, wait);
+        async { Err(ActionError::Unsupported("send")) }
+    }
+    /// Runs one of the manifest's actions (v2).
+    fn action(
+        &self,
+        id: &str,
+        label: &str,
+    ) -> impl Future<Output = Result<Ran, ActionError>> + Send {
+        let _ = (id, label);
+        async { Err(ActionError::Unsupported("action")) }
     }
     /// Reads the backends folder again; `Err` says why it could not.
     fn rescan(&self) -> impl Future<Output = Result<(), String>> + Send {
@@ -47,14 +79,14 @@ impl Control for SupervisorHandle {
     fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         SupervisorHandle::subscribe(self)
     }
-    async fn start(&self, id: &str) -> Result<Outcome, ActionError> {
-        SupervisorHandle::start(self, id).await
+    async fn start(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
+        SupervisorHandle::start_with(self, id, args).await
     }
     async fn stop(&self, id: &str) -> Result<Outcome, ActionError> {
         SupervisorHandle::stop(self, id).await
     }
-    async fn restart(&self, id: &str) -> Result<Outcome, ActionError> {
-        SupervisorHandle::restart(self, id).await
+    async fn restart(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
+        SupervisorHandle::restart_with(self, id, args).await
     }
     async fn start_all(&self) {
         SupervisorHandle::start_all(self).await
@@ -64,6 +96,17 @@ impl Control for SupervisorHandle {
     }
     async fn recheck(&self) {
         SupervisorHandle::recheck(self).await
+    }
+    async fn send(
+        &self,
+        id: &str,
+        line: String,
+        wait: bool,
+    ) -> Result<Option<Replies>, ActionError> {
+        SupervisorHandle::send(self, id, line, wait).await
+    }
+    async fn action(&self, id: &str, label: &str) -> Result<Ran, ActionError> {
+        SupervisorHandle::action(self, id, label).await
     }
 }
 
@@ -263,15 +306,33 @@ pub async fn handle<C: Control>(control: &C, request: Request) -> Reply {
                 Err(e) => Reply::error(format!("status could not be encoded: {e}")),
             }
         }
-        Request::Start { id } => {
+        Request::Start { id, args } => {
             let rx = control.subscribe();
-            let outcome = control.start(&id).await;
+            let outcome = control.start(&id, args).await;
             settle(control, &id, outcome, rx, Goal::Running).await
         }
-        Request::Restart { id } => {
+        Request::Restart { id, args } => {
             let rx = control.subscribe();
-            let outcome = control.restart(&id).await;
+            let outcome = control.restart(&id, args).await;
             settle(control, &id, outcome, rx, Goal::Running).await
+        }
+        Request::Send {
+            id,
+            line,
+            wait,
+            timeout_ms,
+        } => super::talk::send(control, &id, &line, wait, timeout_ms).await,
+        Request::Action { id, label } => {
+            let rx = control.subscribe();
+            match control.action(&id, &label).await {
+                Ok(Ran::Opened(target)) => Reply::ok(serde_json::json!({ "opened": target })),
+                Ok(Ran::Sent) => Reply::ok(serde_json::json!({ "sent": true })),
+                // Answered like `berth restart`: once it runs or settles.
+                Ok(Ran::Restarted(outcome)) => {
+                    settle(control, &id, Ok(outcome), rx, Goal::Running).await
+                }
+                Err(e) => Reply::error(e.to_string()),
+            }
         }
         Request::Stop { id } => {
             let rx = control.subscribe();

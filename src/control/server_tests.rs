@@ -54,7 +54,7 @@ impl Control for Fake {
     fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.tx.subscribe()
     }
-    async fn start(&self, id: &str) -> Result<Outcome, ActionError> {
+    async fn start(&self, id: &str, _args: Vec<String>) -> Result<Outcome, ActionError> {
         let Some(current) = self.snapshot().get(id).cloned() else {
             return Err(ActionError::UnknownId(id.into()));
         };
@@ -93,9 +93,9 @@ impl Control for Fake {
         self.set(id, |b| b.state = State::Stopped);
         Ok(Outcome::Done)
     }
-    async fn restart(&self, id: &str) -> Result<Outcome, ActionError> {
+    async fn restart(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
         self.set(id, |b| b.state = State::Stopped);
-        self.start(id).await
+        self.start(id, args).await
     }
     async fn start_all(&self) {}
     async fn stop_all(&self) {}

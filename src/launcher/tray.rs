@@ -75,6 +75,23 @@ async fn dispatch(
                     report("restart", id.as_str(), handle.restart(id.as_str()).await)
                 });
             }
+            Action::Run(id, n) => {
+                // The label the user saw: the manifest's action at that place.
+                let label = handle
+                    .snapshot()
+                    .get(id.as_str())
+                    .and_then(|b| b.actions.get(n).map(|a| a.label.clone()));
+                if let Some(label) = label {
+                    tokio::spawn(async move {
+                        match handle.action(id.as_str(), &label).await {
+                            Ok(ran) => {
+                                tracing::info!(backend = %id, action = %label, ?ran, "action")
+                            }
+                            Err(e) => tracing::warn!(backend = %id, action = %label, "{e}"),
+                        }
+                    });
+                }
+            }
             Action::StartAll => {
                 tokio::spawn(async move { handle.start_all().await });
             }

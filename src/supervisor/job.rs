@@ -7,9 +7,11 @@
 //! publishes one complete status built from the phase (`publish`).
 //!
 //! A stop is a phase, not a blocking loop: while a group takes its stop
-//! timeout, updates and further Stops are answered at once, and other
-//! commands queue behind the stop (`deferred`), so commands still never
-//! interleave.
+//! timeout, updates, further Stops, sends and manifest actions are answered
+//! at once, and other commands queue behind the stop (`deferred`), so
+//! commands still never interleave. A send only queues its line in the run's
+//! `talk::Link`; the pipe is written by the link's own task, so a backend
+//! that does not read its stdin never holds up the job.
 //!
 //! To add an event: a field in `state::Run` (per run) or [`Job`] (per backend),
 //! one branch in `next_event`'s `select!` producing an [`Event`], one arm in
@@ -34,8 +36,10 @@ use stop::{After, Check};
 
 use super::logs::JsonLine;
 use super::restart::Exit;
-use super::{ActionError, Outcome, Shared, State};
+use super::talk::Replies;
+use super::{ActionError, Outcome, Ran, Shared, State, actions};
 use crate::manifest::Backend;
+use crate::manifest::actions::ActionKind;
 
 /// Up this long, a backend's retry count starts again from zero.
 pub const RESET_AFTER: Duration = Duration::from_secs(10);
@@ -44,11 +48,39 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 pub type Reply = oneshot::Sender<Result<Outcome, ActionError>>;
 
+/// What a manifest action asked of the job led to.
+pub enum Acted {
+    Done(Ran),
+    /// A `restart` action: the handle restarts with these ARGS, the way a
+    /// user's Restart does (its reply waits for the stop).
+    Restart(Vec<String>),
+}
+
 /// A message to a job.
 pub enum Control {
-    Start(Reply),
+    /// `args` are appended to the manifest's for the new run (v2).
+    Start {
+        args: Vec<String>,
+        reply: Reply,
+    },
     Stop(Reply),
-    Restart(Reply),
+    Restart {
+        args: Vec<String>,
+        reply: Reply,
+    },
+    /// One line (JSON text, no newline) for the backend's stdin; with
+    /// `wait`, the reply carries the stdout JSON objects from then on (v2).
+    /// Answered at once in every phase: queueing never waits.
+    Send {
+        line: String,
+        wait: bool,
+        reply: oneshot::Sender<Result<Option<Replies>, ActionError>>,
+    },
+    /// Run the manifest action with this label (v2); answered at once.
+    Action {
+        label: String,
+        reply: oneshot::Sender<Result<Acted, ActionError>>,
+    },
     /// A new definition from the catalog, with the file's own error; the
     /// job acknowledges once its status shows it.
     Update {
@@ -90,13 +122,15 @@ pub struct Job {
     closed: bool,
     /// The last stderr line of the last run (`last_stderr`).
     last_stderr: Option<String>,
+    /// The arguments of the current, else the last, run (`args`).
+    last_args: Option<Vec<String>>,
 }
 
 /// A command waiting for a stop to end.
 enum Pending {
     Cmd(Control),
-    /// The start half of a Restart.
-    Start(Reply, &'static str),
+    /// The start half of a Restart, with its ARGS.
+    Start(Reply, &'static str, Vec<String>),
 }
 
 enum Event {
@@ -150,6 +184,7 @@ impl Job {
             deferred: VecDeque::new(),
             closed: false,
             last_stderr: None,
+            last_args: None,
         };
         job.recheck();
         job
@@ -180,6 +215,7 @@ impl Job {
             restarts: self.restarts,
             log: &self.log,
             last_stderr: self.last_stderr.as_deref(),
+            args: self.last_args.as_deref(),
         });
         let mut board = self.shared.lock_board();
         board.set(&self.id, self.generation, status);
@@ -262,10 +298,16 @@ impl Job {
                 self.retries = 0;
             }
             Event::Backoff => {
-                if let Phase::Backoff { attempt, .. } = self.phase {
+                // The restart repeats the ended run's ARGS.
+                let mut extra = Vec::new();
+                if let Phase::Backoff {
+                    attempt, extra: e, ..
+                } = &mut self.phase
+                {
                     tracing::info!(backend = %self.id, attempt, "automatic restart");
+                    extra = std::mem::take(e);
                 }
-                if let Err(e) = self.launch().await {
+                if let Err(e) = self.launch(extra).await {
                     tracing::warn!(backend = %self.id, reason = %e, "automatic restart failed");
                 }
             }
@@ -303,6 +345,15 @@ impl Job {
             let _ = ack.send(());
             return Flow::Continue;
         }
+        // Never deferred, even during a stop: neither waits for anything.
+        if let Control::Send { line, wait, reply } = c {
+            let _ = reply.send(self.send(&line, wait));
+            return Flow::Continue;
+        }
+        if let Control::Action { label, reply } = c {
+            let _ = reply.send(self.act(&label));
+            return Flow::Continue;
+        }
         if let Phase::Stopping(_, stop) = &mut self.phase {
             match c {
                 Control::Stop(reply) => stop.replies.push(reply),
@@ -311,8 +362,8 @@ impl Job {
             return Flow::Continue;
         }
         match c {
-            Control::Start(reply) => {
-                let r = self.user_start("start").await;
+            Control::Start { args, reply } => {
+                let r = self.user_start("start", args).await;
                 let _ = reply.send(r);
             }
             Control::Stop(reply) => {
@@ -331,17 +382,21 @@ impl Job {
                     let _ = reply.send(Ok(r));
                 }
             }
-            Control::Restart(reply) => {
+            Control::Restart { args, reply } => {
                 self.begin_stop(After::Stopped);
                 if matches!(self.phase, Phase::Stopping(..)) {
                     // Runs once the group is gone.
-                    self.deferred.push_back(Pending::Start(reply, "restart"));
+                    self.deferred
+                        .push_back(Pending::Start(reply, "restart", args));
                 } else {
-                    let r = self.user_start("restart").await;
+                    let r = self.user_start("restart", args).await;
                     let _ = reply.send(r);
                 }
             }
-            Control::Update { .. } | Control::Recheck(_) => {}
+            Control::Update { .. }
+            | Control::Recheck(_)
+            | Control::Send { .. }
+            | Control::Action { .. } => {}
             Control::Remove => {
                 self.begin_stop(After::Stopped);
                 if matches!(self.phase, Phase::Stopping(..)) {
@@ -405,7 +460,13 @@ impl Job {
         true
     }
 
-    async fn user_start(&mut self, action: &'static str) -> Result<Outcome, ActionError> {
+    /// A user's Start or Restart: `args` are this run's extra ARGS (none:
+    /// the manifest's `args` alone).
+    async fn user_start(
+        &mut self,
+        action: &'static str,
+        args: Vec<String>,
+    ) -> Result<Outcome, ActionError> {
         if self.phase.run().is_some() {
             return Ok(Outcome::Noop(format!("{} is already running", self.id)));
         }
@@ -419,7 +480,7 @@ impl Job {
         }
         self.retries = 0;
         self.restarts = 0;
-        match self.launch().await {
+        match self.launch(args).await {
             Ok(()) => Ok(Outcome::Done),
             Err(source) => Err(ActionError::Launch {
                 id: self.id.clone(),
@@ -438,8 +499,8 @@ impl Job {
             };
             let flow = match next {
                 Pending::Cmd(c) => self.command(c).await,
-                Pending::Start(reply, action) => {
-                    let r = self.user_start(action).await;
+                Pending::Start(reply, action, args) => {
+                    let r = self.user_start(action, args).await;
                     let _ = reply.send(r);
                     Flow::Continue
                 }
@@ -452,6 +513,65 @@ impl Job {
             return Flow::End;
         }
         Flow::Continue
+    }
+}
+
+impl Job {
+    /// Queues one line for the running process's stdin, or says why not.
+    fn send(&self, line: &str, wait: bool) -> Result<Option<Replies>, ActionError> {
+        let state = self.phase.state();
+        let run = self
+            .phase
+            .run()
+            .filter(|_| actions::accepts_lines(state))
+            .ok_or_else(|| ActionError::Refused {
+                id: self.id.clone(),
+                action: "send",
+                state,
+                reason: "it is not running".into(),
+            })?;
+        // Subscribed before the line is queued, so a reply that comes back
+        // at once is not missed.
+        let replies = wait.then(|| run.talk.subscribe());
+        run.talk.send(line)?;
+        Ok(replies)
+    }
+
+    /// Runs the manifest action `label` of the latest definition, with the
+    /// values the current phase knows.
+    fn act(&self, label: &str) -> Result<Acted, ActionError> {
+        let def = self.def.clone();
+        let Some(action) = def.actions.iter().find(|a| a.label == label) else {
+            return Err(ActionError::NoAction {
+                id: self.id.clone(),
+                label: label.to_owned(),
+            });
+        };
+        let refuse = |reason: String| ActionError::Unavailable {
+            id: self.id.clone(),
+            label: label.to_owned(),
+            reason,
+        };
+        let values = state::values(&self.id, &self.phase);
+        if let Some(reason) = actions::unavailable(action, self.phase.state(), &values) {
+            return Err(refuse(reason));
+        }
+        match &action.kind {
+            ActionKind::Open(template) => {
+                let target = template
+                    .expand(&values)
+                    .map_err(|e| refuse(e.to_string()))?;
+                crate::tray::try_open_with_desktop(target.as_ref())
+                    .map_err(|e| refuse(format!("cannot run the desktop's opener: {e}")))?;
+                tracing::info!(backend = %self.id, action = label, %target, "opened");
+                Ok(Acted::Done(Ran::Opened(target)))
+            }
+            ActionKind::Send(line) => {
+                self.send(line, false)?;
+                Ok(Acted::Done(Ran::Sent))
+            }
+            ActionKind::Restart(args) => Ok(Acted::Restart(args.clone())),
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //! [`FLUSH_DELAY`] after the last write so `berth logs -f` sees a line
 //! promptly even when the backend goes quiet. An idle pump sleeps: no timer is
 //! armed while nothing is buffered. stdout lines that look like JSON objects
-//! are parsed and handed to the job (status line, readiness).
+//! are parsed and handed to the job (status line, readiness) and to the
+//! clients waiting for a reply (`berth send --wait`), each after the line is
+//! flushed to the file: whoever hears of a line finds it in the log.
 
 use std::time::Duration;
 
@@ -89,6 +91,15 @@ pub const JSON_QUEUE: usize = 1024;
 /// A stdout line that is a JSON object, for the job.
 pub type JsonLine = serde_json::Map<String, serde_json::Value>;
 
+/// Where the stdout JSON objects of a run go.
+pub struct JsonOut {
+    /// The job: status line, readiness (bounded, see [`JSON_QUEUE`]).
+    pub job: mpsc::Sender<JsonLine>,
+    /// Clients waiting for a reply (`berth send --wait`); dropped for a
+    /// listener that falls behind, never waited for.
+    pub replies: tokio::sync::broadcast::Sender<std::sync::Arc<JsonLine>>,
+}
+
 /// The last non-blank stderr line of a run (v2 `last_stderr`): written by
 /// the pump at flush time, read by the job when the run ends. A lock held
 /// for one string swap, never across an await.
@@ -126,7 +137,7 @@ impl StderrTail {
 struct Sink<'a> {
     log: &'a mut LogFile,
     id: &'a str,
-    json: &'a mpsc::Sender<JsonLine>,
+    json: &'a JsonOut,
     report: &'a Report,
     tail: &'a StderrTail,
     /// The last non-blank stderr line, handed to `tail` only when the log
@@ -181,7 +192,16 @@ impl Sink<'_> {
             && text.first() == Some(&b'{')
             && let Ok(obj) = serde_json::from_slice::<JsonLine>(text)
         {
-            let _ = self.json.try_send(obj);
+            // The line is in the file before anyone hears of it: when
+            // `berth start` reports running, the ready line is in the log.
+            // (A failing log is retried on its own clock, not per line.)
+            if !self.log.failing() {
+                self.flush();
+            }
+            if self.json.replies.receiver_count() > 0 {
+                let _ = self.json.replies.send(std::sync::Arc::new(obj.clone()));
+            }
+            let _ = self.json.job.try_send(obj);
         }
     }
 }
@@ -202,7 +222,7 @@ impl Pump {
         stdout: ChildStdout,
         stderr: ChildStderr,
         log: LogFile,
-        json: mpsc::Sender<JsonLine>,
+        json: JsonOut,
         report: Report,
         tail: StderrTail,
     ) -> Self {
@@ -258,7 +278,7 @@ async fn pump(
     mut stdout: ChildStdout,
     mut stderr: ChildStderr,
     mut log: LogFile,
-    json: mpsc::Sender<JsonLine>,
+    json: JsonOut,
     report: Report,
     tail: StderrTail,
     mut finish: tokio::sync::oneshot::Receiver<()>,

@@ -7,6 +7,7 @@
 //! | action | id |
 //! |---|---|
 //! | `Start(python)` / `Stop` / `Restart` / `OpenLog` | `python:start` / `python:stop` / `python:restart` / `python:log` |
+//! | `Run(python, 2)`: the manifest's third action | `python:action:2` |
 //! | `OpenFile(path)` | `@open-file:/abs/path.yaml` |
 //! | `OpenFolder`, `StartAll`, `StopAll`, `ToggleStartAtLogin`, `Quit` | `@open-folder`, `@start-all`, `@stop-all`, `@start-at-login`, `@quit` |
 //!
@@ -28,6 +29,8 @@ pub enum Action {
     Stop(BackendId),
     Restart(BackendId),
     OpenLog(BackendId),
+    /// The manifest action at this index of the backend's `actions` (v2).
+    Run(BackendId, usize),
     /// Open a manifest file (the warning entry of an invalid one).
     OpenFile(PathBuf),
     OpenFolder,
@@ -50,6 +53,7 @@ impl fmt::Display for Action {
             Self::Stop(id) => write!(f, "{id}:stop"),
             Self::Restart(id) => write!(f, "{id}:restart"),
             Self::OpenLog(id) => write!(f, "{id}:log"),
+            Self::Run(id, n) => write!(f, "{id}:action:{n}"),
             Self::OpenFile(path) => write!(f, "@open-file:{}", path.display()),
             Self::OpenFolder => f.write_str("@open-folder"),
             Self::StartAll => f.write_str("@start-all"),
@@ -85,7 +89,10 @@ impl FromStr for Action {
             "stop" => Ok(Self::Stop(id)),
             "restart" => Ok(Self::Restart(id)),
             "log" => Ok(Self::OpenLog(id)),
-            _ => Err(err()),
+            _ => match verb.strip_prefix("action:").map(str::parse) {
+                Some(Ok(n)) => Ok(Self::Run(id, n)),
+                _ => Err(err()),
+            },
         }
     }
 }
@@ -94,7 +101,11 @@ impl Action {
     /// The backend this action concerns, if it is about one.
     pub fn backend(&self) -> Option<&BackendId> {
         match self {
-            Self::Start(id) | Self::Stop(id) | Self::Restart(id) | Self::OpenLog(id) => Some(id),
+            Self::Start(id)
+            | Self::Stop(id)
+            | Self::Restart(id)
+            | Self::OpenLog(id)
+            | Self::Run(id, _) => Some(id),
             _ => None,
         }
     }
@@ -147,6 +158,7 @@ mod tests {
             Action::Stop(id("python")),
             Action::Restart(id("go-2")),
             Action::OpenLog(id("python")),
+            Action::Run(id("python"), 3),
             Action::OpenFile(PathBuf::from("/home/me/backends/broken: yes.yaml")),
             Action::OpenFolder,
             Action::StartAll,

@@ -236,6 +236,17 @@ fn backend_submenu(b: &BackendStatus, now: Instant) -> Option<Node> {
         "Restart",
         b.state.can_restart(),
     ));
+    if !b.actions.is_empty() {
+        children.push(separator("sep-manifest-actions"));
+    }
+    for (n, a) in b.actions.iter().enumerate() {
+        children.push(action_item(
+            &format!("action:{n}"),
+            Action::Run(id.clone(), n),
+            &a.label,
+            a.available,
+        ));
+    }
     children.push(separator("sep-info"));
     children.push(action_item(
         "log",

@@ -434,3 +434,49 @@ fn start_at_login_is_a_check_item_showing_the_entry() {
         assert_eq!(login.id.to_action(), Some(Action::ToggleStartAtLogin));
     }
 }
+
+#[test]
+fn manifest_actions_follow_restart_in_order_and_enabled_when_available() {
+    let now = Instant::now();
+    let mut b = backend("web", "Web", State::Stopped);
+    b.actions = vec![
+        crate::supervisor::ActionStatus {
+            label: "Open web UI".into(),
+            available: false,
+        },
+        crate::supervisor::ActionStatus {
+            label: "Debug & trace".into(),
+            available: true,
+        },
+    ];
+    let m = model(&Snapshot { backends: vec![b] }, now, false);
+    assert_eq!(
+        labels(&submenu(&m, "web").children)[..9],
+        [
+            "🔴 Stopped",
+            "---",
+            "Start",
+            "Stop",
+            "Restart",
+            "---",
+            "Open web UI",
+            "Debug && trace",
+            "---",
+        ]
+    );
+    assert!(!item(&m, &["web", "action:0"]).enabled);
+    assert!(item(&m, &["web", "action:1"]).enabled);
+    assert_eq!(
+        item(&m, &["web", "action:1"]).id.to_action(),
+        Some(Action::Run(BackendId::new("web").unwrap(), 1))
+    );
+    // No actions: no second separator.
+    let plain = model(
+        &Snapshot {
+            backends: vec![backend("go", "Go", State::Stopped)],
+        },
+        now,
+        false,
+    );
+    assert_eq!(labels(&submenu(&plain, "go").children)[6], "Open log");
+}

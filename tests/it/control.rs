@@ -10,3 +10,4 @@ pub mod home;
 mod lifecycle;
 mod socket;
 mod stress;
+mod talk;

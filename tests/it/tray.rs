@@ -528,3 +528,89 @@ fn without_the_appindicator_library_berth_runs_headless() {
     cmd.args(["--mount", "--", "sh", "-c", &script, BERTH]);
     assert_serves_headless(spawn_berth(cmd, dir), "no appindicator", "appindicator");
 }
+
+/// The manifest's actions as tray items (issue #13): labels in order,
+/// disabled while their variables are unknown, a click runs them.
+#[test]
+fn manifest_actions_are_tray_items_that_run_when_clicked() {
+    let Some(desktop) = Desktop::start("manifest_actions_are_tray_items_that_run_when_clicked")
+    else {
+        return;
+    };
+    let dir = shell_backend(
+        "web",
+        "Web",
+        "echo '{\"status\": \"ready\", \"port\": 4242}'; while read -r line; do echo \"got $line\"; done",
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("backends/web.yaml"))
+        .and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(
+                b"ready: { stdout_json: { status: ready } }\nactions:\n  - label: Open web UI\n    open: \"http://127.0.0.1:${ready.port}/\"\n  - label: Reindex\n    send: { action: reindex }\n",
+            )
+        })
+        .unwrap();
+    let (path, record) = crate::util::recording_opener(dir.path());
+
+    let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
+    let mut cmd = desktop.command(BERTH);
+    cmd.env("PATH", path);
+    let berth = spawn_berth(cmd, dir);
+    let item = panel
+        .wait_item(WAIT)
+        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()));
+    let root = panel
+        .wait_layout(&item, WAIT, |r| r.child("Web").is_some())
+        .unwrap_or_else(|last| panic!("no backend in the tray:\n{last}"));
+    let sub = root.child("Web").unwrap();
+    assert_eq!(
+        sub.labels()[..9],
+        [
+            "🔴 Stopped",
+            "---",
+            "Start",
+            "Stop",
+            "Restart",
+            "---",
+            "Open web UI",
+            "Reindex",
+            "---"
+        ],
+        "\n{}",
+        root.render()
+    );
+    assert!(
+        !sub.child("Open web UI").unwrap().enabled,
+        "{}",
+        root.render()
+    );
+    assert!(!sub.child("Reindex").unwrap().enabled, "{}", root.render());
+
+    click(&panel, &item, &root, &["Web", "Start"]);
+    let root = panel
+        .wait_layout(&item, WAIT, |r| {
+            r.child("Web")
+                .and_then(|s| s.child("Open web UI"))
+                .is_some_and(|i| i.enabled)
+        })
+        .unwrap_or_else(|last| panic!("the actions never became available:\n{last}"));
+    click(&panel, &item, &root, &["Web", "Open web UI"]);
+    click(&panel, &item, &root, &["Web", "Reindex"]);
+    let deadline = Instant::now() + WAIT;
+    let log = berth.dir.path().join("state/berth/logs/web.log");
+    loop {
+        let opened = std::fs::read_to_string(&record).unwrap_or_default();
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        if opened == "http://127.0.0.1:4242/\n" && logged.contains("got {\"action\":\"reindex\"}") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "opened {opened:?}, log {logged:?}, stderr {}",
+            berth.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -251,3 +251,22 @@ pub fn example_supervise() -> PathBuf {
     }
     exe
 }
+
+/// A fake `xdg-open` in `dir/bin` that appends its argument to
+/// `dir/opened.txt` (the real one would open a browser here): returns the
+/// `PATH` that finds it first, and the record.
+pub fn recording_opener(dir: &Path) -> (String, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = dir.join("opened.txt");
+    let script = bin.join("xdg-open");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", record.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    (path, record)
+}

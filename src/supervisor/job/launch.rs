@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::super::logs::{self, JsonLine, LogFile};
 use super::super::ready;
+use super::super::talk::Link;
 use super::super::{EventKind, State};
 use super::state::{Phase, Rest, Run};
 use super::{Job, RESET_AFTER};
@@ -55,11 +56,12 @@ impl PartialEq for LaunchError {
 }
 
 impl Job {
-    /// Verifies and spawns the current definition. The phase becomes
-    /// starting or running, or says why not (not-found, integrity-failed,
-    /// failed); either way one status is published.
-    pub(super) async fn launch(&mut self) -> Result<(), Arc<LaunchError>> {
-        let result = self.try_launch().await;
+    /// Verifies and spawns the current definition, with `extra` appended to
+    /// its `args`. The phase becomes starting or running, or says why not
+    /// (not-found, integrity-failed, failed); either way one status is
+    /// published.
+    pub(super) async fn launch(&mut self, extra: Vec<String>) -> Result<(), Arc<LaunchError>> {
+        let result = self.try_launch(extra).await;
         if let Err(e) = &result {
             tracing::warn!(backend = %self.id, reason = %e, "not launched");
             let reason = e.to_string();
@@ -106,7 +108,7 @@ impl Job {
         result.map_err(Arc::new)
     }
 
-    async fn try_launch(&mut self) -> Result<(), LaunchError> {
+    async fn try_launch(&mut self, extra: Vec<String>) -> Result<(), LaunchError> {
         let def = self.def.clone();
         let exe = def.executable.clone().ok_or(LaunchError::NoExecutable)?;
         let files = exe.files.clone();
@@ -150,7 +152,8 @@ impl Job {
         for key in crate::tray::env_overrides() {
             cmd.env_remove(key);
         }
-        cmd.args(&def.args)
+        let args: Vec<String> = def.args.iter().chain(&extra).cloned().collect();
+        cmd.args(&args)
             .envs(&def.env)
             .current_dir(&def.workdir)
             .stdin(Stdio::piped())
@@ -199,7 +202,12 @@ impl Job {
         if let Some(link) = self.shared.guardian.as_ref() {
             link.add(pgid, def.stop.signal, def.stop.timeout);
         }
+        let talk = Link::start(&self.id, child.stdin.take());
         let (json_tx, json_rx) = mpsc::channel(logs::JSON_QUEUE);
+        let json_out = logs::JsonOut {
+            job: json_tx,
+            replies: talk.replies(),
+        };
         let (log_tx, log_error) = tokio::sync::watch::channel(None);
         let stderr = logs::StderrTail::default();
         let pump = match (child.stdout.take(), child.stderr.take()) {
@@ -212,7 +220,7 @@ impl Job {
                     out,
                     err,
                     log,
-                    json_tx,
+                    json_out,
                     report,
                     stderr.clone(),
                 )
@@ -226,7 +234,9 @@ impl Job {
             _ => None,
         };
         let run = Run {
-            stdin: child.stdin.take(),
+            talk,
+            extra,
+            ready_json: None,
             child,
             reaped: None,
             pid,
@@ -246,6 +256,7 @@ impl Job {
         };
         self.status_line = None;
         self.last_stderr = None;
+        self.last_args = Some(args);
         self.phase = if def.ready.is_some() {
             Phase::Starting(run)
         } else {
@@ -263,9 +274,14 @@ impl Job {
             self.status_line = Some(status.clone());
             changed = true;
         }
-        let matched = match &self.phase {
+        let matched = match &mut self.phase {
             Phase::Starting(run) => match run.def.ready.as_ref().map(|r| &r.probe) {
-                Some(Probe::StdoutJson(want)) => ready::subset_match(&line, want),
+                Some(Probe::StdoutJson(want)) if ready::subset_match(&line, want) => {
+                    // Kept in the run and published with `running` in one
+                    // status: whoever sees running sees the line.
+                    run.ready_json = Some(line);
+                    true
+                }
                 _ => false,
             },
             _ => false,

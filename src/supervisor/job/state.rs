@@ -18,7 +18,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::process::{Child, ChildStdin};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -27,7 +27,9 @@ use super::stop::Stop;
 use crate::manifest::Backend;
 use crate::supervisor::logs::JsonLine;
 use crate::supervisor::restart::Exit;
-use crate::supervisor::{BackendStatus, State};
+use crate::supervisor::talk::{Link, probe_port};
+use crate::supervisor::{BackendStatus, State, actions};
+use crate::vars::Values;
 
 /// Why a job without a process is at rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +58,8 @@ pub enum Phase {
         until: Instant,
         attempt: u32,
         last_exit: Exit,
+        /// The extra ARGS of the run that ended, repeated by the restart.
+        extra: Vec<String>,
     },
 }
 
@@ -77,10 +81,14 @@ pub struct Run {
     pub pump: super::super::logs::Pump,
     /// The log file's current write error (full disk), from the pump.
     pub log_error: tokio::sync::watch::Receiver<Option<String>>,
-    /// Held open while it runs (DESIGN.md: never /dev/null); nothing
-    /// writes it until `berth send` exists.
-    #[expect(dead_code, reason = "held open, not yet written")]
-    pub stdin: Option<ChildStdin>,
+    /// The stdin queue (held open while it runs, DESIGN.md: never
+    /// /dev/null) and the stdout fan-out of `berth send`.
+    pub talk: Link,
+    /// ARGS of the user start/restart appended to the manifest's `args`
+    /// for this run (and the automatic restarts that follow it).
+    pub extra: Vec<String>,
+    /// The stdout JSON object that made it ready (`stdout_json` probe).
+    pub ready_json: Option<JsonLine>,
     /// The TCP/HTTP readiness probe while starting.
     pub probe: Option<JoinHandle<()>>,
     pub ready_deadline: Option<Instant>,
@@ -163,6 +171,25 @@ impl Phase {
     }
 }
 
+/// What the variables of `open` actions (and health probes) expand to in
+/// this phase: the pid while a process exists; the ready line and a tcp/http
+/// probe's port while it runs.
+pub fn values<'a>(id: &'a str, phase: &'a Phase) -> Values<'a> {
+    let run = phase.run();
+    let ready = match phase {
+        Phase::Running(run) => Some(run),
+        _ => None,
+    };
+    Values {
+        id,
+        pid: run.map(|r| r.pid),
+        ready_json: ready.and_then(|r| r.ready_json.as_ref()),
+        ready_port: ready
+            .and_then(|r| r.def.ready.as_ref())
+            .and_then(|r| probe_port(&r.probe)),
+    }
+}
+
 /// What a job knows besides its phase, for [`status`].
 pub struct Facts<'a> {
     pub def: &'a Backend,
@@ -177,6 +204,8 @@ pub struct Facts<'a> {
     pub log: &'a PathBuf,
     /// The last stderr line of the last run (v2).
     pub last_stderr: Option<&'a str>,
+    /// The arguments of the current, else the last, run (v2).
+    pub args: Option<&'a [String]>,
 }
 
 /// The complete status of a job: everything but the metrics overlay and the
@@ -201,6 +230,10 @@ pub fn status(f: &Facts<'_>) -> BackendStatus {
     s.detail.verified = f.verified;
     s.status_line = f.status_line.map(str::to_owned);
     s.restarts = f.restarts;
+    s.args = f.args.map(<[String]>::to_vec);
+    let values = values(def.id.as_str(), f.phase);
+    s.ready_json = values.ready_json.cloned();
+    s.actions = actions::statuses(&def.actions, f.phase.state(), &values);
     s.error = match (f.phase.error(), f.manifest_error) {
         (Some(r), Some(m)) => Some(format!("{r}; {m}")),
         (r, m) => r.or_else(|| m.map(str::to_owned)),

@@ -159,8 +159,8 @@ impl Job {
             self.publish();
             return Flow::Continue;
         }
-        self.release(run).await;
-        self.settle(exit);
+        let extra = self.release(run).await;
+        self.settle(exit, extra);
         self.publish();
         Flow::Continue
     }
@@ -173,13 +173,13 @@ impl Job {
             self.phase = phase;
             return Flow::Continue;
         };
-        self.release(run).await;
+        let extra = self.release(run).await;
         match stop.after {
             After::Stopped => {
                 tracing::info!(backend = %self.id, "stopped");
                 self.phase = Phase::stopped();
             }
-            After::Exited(exit) => self.settle(exit),
+            After::Exited(exit) => self.settle(exit, extra),
         }
         self.publish();
         for reply in stop.replies {
@@ -188,8 +188,9 @@ impl Job {
         self.drain_deferred().await
     }
 
-    /// After the leader's own exit: what the restart policy says.
-    fn settle(&mut self, exit: Exit) {
+    /// After the leader's own exit: what the restart policy says. A restart
+    /// repeats the ended run's `extra` ARGS.
+    fn settle(&mut self, exit: Exit, extra: Vec<String>) {
         let (code, signal) = (exit.code(), exit.signal_name());
         let spec = &self.def.restart;
         self.phase = match restart::decide(spec, &Ending::Exited(exit.clone()), self.retries) {
@@ -200,6 +201,7 @@ impl Job {
                     until: Instant::now() + delay,
                     attempt,
                     last_exit: exit,
+                    extra,
                 }
             }
             Decision::GiveUp => Phase::Idle {
@@ -219,8 +221,9 @@ impl Job {
     }
 
     /// Forgets a run whose group is gone: unregisters it, lets the log pump
-    /// drain, keeps the last status line.
-    async fn release(&mut self, mut run: Run) {
+    /// drain, keeps the last status line; returns the run's extra ARGS.
+    /// Dropping the run ends its stdin writer, which closes the pipe.
+    async fn release(&mut self, mut run: Run) -> Vec<String> {
         self.shared.groups.remove(run.pgid);
         if let Some(link) = self.shared.guardian.as_ref() {
             link.del(run.pgid);
@@ -237,5 +240,6 @@ impl Job {
                 }
             }
         }
+        std::mem::take(&mut run.extra)
     }
 }

@@ -174,19 +174,9 @@ fn pyinstaller_build_runs_sandboxed_with_the_shipped_profile() {
     );
     let status = home.status_of("python");
     assert_eq!(status["sandbox"], "enforced");
-    // (On main the ready line may reach the log just after `start` returns.)
-    let read_log = || std::fs::read_to_string(home.log("python")).unwrap_or_default();
-    wait_until(Duration::from_secs(10), || {
-        read_log().contains(r#""status": "ready""#)
-    });
-    let log = read_log();
-    let port = log
-        .lines()
-        .filter_map(|l| l.split_once(" stdout ").map(|(_, t)| t))
-        .filter_map(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-        .find(|v| v["status"] == "ready")
-        .and_then(|v| v["port"].as_u64())
-        .unwrap_or_else(|| panic!("no ready line with a port:\n{log}"));
+    let port = status["ready_json"]["port"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no ready line with a port: {status}"));
     let mut http = TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
     http.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

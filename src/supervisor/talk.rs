@@ -1,0 +1,231 @@
+//! Talking to a running backend: its stdin queue and its stdout JSON replies.
+//!
+//! A backend that never reads its stdin must not block anyone: the job, the
+//! control socket, the tray and the other backends. So a send never writes
+//! the pipe itself; it appends the line to a bounded queue (1 MiB) that one
+//! writer task per run drains into the pipe, and when the queue is full the
+//! send fails at once. The same link fans stdout JSON objects out to whoever
+//! waits for a reply (`berth send --wait`): the log pump hands them to a
+//! broadcast channel, which drops the oldest lines for a slow listener instead
+//! of holding up the pump.
+//!
+//! A [`Link`] belongs to one `job::state::Run` and ends with it: dropping it
+//! ends the writer task (also one stuck on a pipe nobody reads), which closes
+//! berth's end of the pipe.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::ChildStdin;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+use super::logs::JsonLine;
+
+/// Bytes a backend's outgoing queue may hold before sends are refused.
+pub const STDIN_QUEUE_BYTES: usize = 1024 * 1024;
+
+/// Stdout JSON lines a waiting client may fall behind by.
+const STDOUT_FANOUT: usize = 256;
+
+/// Stdout JSON objects of one run, for the clients waiting for a reply.
+pub type Replies = broadcast::Receiver<Arc<JsonLine>>;
+
+/// Why a line was not queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("stdin of {0} is full (not reading)")]
+    Full(String),
+    #[error("stdin of {0} is closed")]
+    Closed(String),
+}
+
+/// One run's stdin queue and stdout fan-out.
+pub struct Link {
+    id: String,
+    queue: mpsc::UnboundedSender<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+    replies: broadcast::Sender<Arc<JsonLine>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Link {
+    /// Starts the writer task that owns `stdin` until the run ends.
+    pub fn start(id: &str, stdin: Option<ChildStdin>) -> Self {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (replies, _) = broadcast::channel(STDOUT_FANOUT);
+        let writer =
+            stdin.map(|stdin| tokio::spawn(write_loop(id.to_owned(), stdin, rx, queued.clone())));
+        Self {
+            id: id.to_owned(),
+            queue,
+            queued,
+            replies,
+            writer,
+        }
+    }
+
+    /// Queues `line` (a newline is appended) without ever waiting.
+    pub fn send(&self, line: &str) -> Result<(), SendError> {
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        let len = bytes.len();
+        let reserved = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q + len <= STDIN_QUEUE_BYTES).then_some(q + len)
+            });
+        if reserved.is_err() {
+            return Err(SendError::Full(self.id.clone()));
+        }
+        self.queue.send(bytes).map_err(|_| {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            SendError::Closed(self.id.clone())
+        })
+    }
+
+    /// Stdout JSON objects from now on.
+    pub fn subscribe(&self) -> Replies {
+        self.replies.subscribe()
+    }
+
+    /// The sending side, for the log pump.
+    pub fn replies(&self) -> broadcast::Sender<Arc<JsonLine>> {
+        self.replies.clone()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
+    }
+}
+
+/// Writes queued lines into the pipe. A backend that closed its stdin (or
+/// died) ends the loop; later sends are refused as closed.
+async fn write_loop(
+    id: String,
+    mut stdin: ChildStdin,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+) {
+    while let Some(bytes) = rx.recv().await {
+        let result = stdin.write_all(&bytes).await;
+        queued.fetch_sub(bytes.len(), Ordering::AcqRel);
+        if let Err(e) = result {
+            tracing::debug!(backend = %id, error = %e, "stdin closed by the backend");
+            return;
+        }
+    }
+}
+
+/// The port a tcp/http ready probe connects to: `${ready.port}`.
+pub fn probe_port(probe: &crate::manifest::Probe) -> Option<u16> {
+    use crate::manifest::Probe;
+    let addr = match probe {
+        Probe::Tcp(addr) => addr.clone(),
+        Probe::Http(url) => super::ready::parse_url(url)?.0,
+        _ => return None,
+    };
+    addr.rsplit_once(':')?.1.parse().ok()
+}
+
+/// `KEY=VALUE` of `--wait`: VALUE is compared with the JSON value rendered as
+/// text (strings without quotes; `7`, `true`, `null`, `{"a":1}` otherwise).
+pub fn matches(line: &JsonLine, key: &str, value: &str) -> bool {
+    match line.get(key) {
+        Some(serde_json::Value::String(s)) => s == value,
+        Some(other) => {
+            // As rendered text; `Value == str` would compare as a JSON string.
+            let text = other.to_string();
+            text == value
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_values_compare_as_text() {
+        let line: JsonLine =
+            serde_json::from_str(r#"{"id": 7, "reply": "pong", "ok": true, "o": {"a": 1}}"#)
+                .unwrap();
+        assert!(matches(&line, "id", "7"));
+        assert!(matches(&line, "reply", "pong"));
+        assert!(matches(&line, "ok", "true"));
+        assert!(matches(&line, "o", r#"{"a":1}"#));
+        assert!(!matches(&line, "reply", "\"pong\""));
+        assert!(!matches(&line, "id", "8"));
+        assert!(!matches(&line, "nope", "7"));
+    }
+
+    #[test]
+    fn ports_of_tcp_and_http_probes() {
+        use crate::manifest::Probe;
+        assert_eq!(probe_port(&Probe::Tcp("127.0.0.1:5000".into())), Some(5000));
+        assert_eq!(
+            probe_port(&Probe::Http("http://127.0.0.1:8080/api/status".into())),
+            Some(8080)
+        );
+        assert_eq!(probe_port(&Probe::StdoutJson(JsonLine::new())), None);
+    }
+
+    /// A real pipe to a real process that never reads its stdin: sends are
+    /// accepted until the queue and the pipe are full, then refused, and no
+    /// send ever waits (the test runs on one thread: a send that waited for
+    /// the pipe would hang it).
+    #[tokio::test]
+    async fn a_backend_that_never_reads_fills_the_queue_then_sends_are_refused() {
+        let mut child = tokio::process::Command::new("sleep")
+            .arg("30")
+            .stdin(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let link = Link::start("sleepy", child.stdin.take());
+        let line = "x".repeat(1023);
+        let mut sent = 0usize;
+        let err = loop {
+            match link.send(&line) {
+                Ok(()) => sent += 1,
+                Err(e) => break e,
+            }
+            // Lets the writer task move lines into the pipe.
+            tokio::task::yield_now().await;
+            assert!(sent < 10_000, "never refused");
+        };
+        assert_eq!(err.to_string(), "stdin of sleepy is full (not reading)");
+        // The pipe holds 64 KiB, the queue 1 MiB: about 1088 lines of 1 KiB.
+        assert!((1024..1200).contains(&sent), "{sent}");
+        let _ = child.kill().await;
+    }
+
+    /// A backend that closed its stdin: the writer ends and later sends say so.
+    #[tokio::test]
+    async fn sends_to_a_closed_stdin_are_refused_as_closed() {
+        let mut child = tokio::process::Command::new("true")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        child.wait().await.unwrap();
+        let link = Link::start("gone", stdin);
+        let mut last = Ok(());
+        for _ in 0..100 {
+            last = link.send("{}");
+            if last.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(last, Err(SendError::Closed("gone".into())));
+    }
+}

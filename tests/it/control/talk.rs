@@ -1,0 +1,318 @@
+//! Talking to backends through the real binary (issue #13): `berth send`
+//! against the real PyInstaller build, a backend that never reads its stdin,
+//! each action kind, `start -- ARGS`, `ready_json` and the ready line's place
+//! in the log.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use super::home::*;
+
+/// The shipped manifest (backends/python.yaml, its actions and sandbox
+/// included) pointed at the real PyInstaller build.
+fn shipped_python(home: &Home) -> bool {
+    let Some(exe) = crate::util::pyinstaller_backend() else {
+        return false;
+    };
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("backends/python.yaml"),
+    )
+    .unwrap();
+    let digest = berth::integrity::hash_file(&exe).unwrap().to_string();
+    let manifest = shipped
+        .replace("../python/dist/backend", &exe.display().to_string())
+        .replace(&"0".repeat(64), &digest);
+    std::fs::write(home.backends().join("python.yaml"), manifest).unwrap();
+    true
+}
+
+#[test]
+fn send_wait_gets_the_pong_of_the_pyinstaller_build_and_ready_json_holds_its_port() {
+    let home = Home::new();
+    if !shipped_python(&home) {
+        return;
+    }
+    let (path, record) = crate::util::recording_opener(home.path());
+    let _l = home.launch_with_cmd(&[], |c| {
+        c.env("PATH", &path);
+    });
+    let out = home.run(&["start", "python"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    // When start returns, the ready line is already in the log file.
+    let log = std::fs::read_to_string(home.log("python")).unwrap();
+    assert!(log.contains("stdout {\"status\": \"ready\""), "{log}");
+    let status = home.status_of("python");
+    let port = status["ready_json"]["port"].as_u64().unwrap();
+    assert!(port > 0, "{status}");
+    assert_eq!(status["ready_json"]["status"], "ready");
+    assert_eq!(status["args"], serde_json::json!(["--port", "0"]));
+    assert_eq!(
+        status["actions"],
+        serde_json::json!([
+            { "label": "Open web UI", "available": true },
+            { "label": "Ping", "available": true }
+        ])
+    );
+
+    let out = home.run(&[
+        "send",
+        "python",
+        r#"{"action": "ping", "id": 7}"#,
+        "--wait",
+        "id=7",
+    ]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let reply: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(reply, serde_json::json!({"reply": "pong", "id": 7}));
+
+    // A wait that nothing answers exits 1 at its timeout, in one line.
+    let out = home.run(&[
+        "send",
+        "python",
+        r#"{"action": "ping", "id": 8}"#,
+        "--wait",
+        "id=9",
+        "--timeout",
+        "300ms",
+    ]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(
+        out.stderr().trim(),
+        format!("berth: no stdout JSON object with id=9 from python within 300ms"),
+        "{out:?}"
+    );
+
+    // The shipped actions: Ping reaches the backend, Open web UI opens a
+    // URL the backend really serves.
+    let out = home.run(&["action", "python", "Ping"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(home.log("python"))
+            .unwrap_or_default()
+            .contains("stdout {\"reply\": \"pong\"}")
+    }));
+    let out = home.run(&["action", "python", "Open web UI"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let url = format!("http://127.0.0.1:{port}/api/status");
+    assert_eq!(wait_for_lines(&record, 1), [url.as_str()]);
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
+    http.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    http.write_all(b"GET /api/status HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut http, &mut answer).unwrap();
+    assert!(answer.contains(" 200 "), "{answer}");
+
+    home.run(&["stop", "python"]);
+    let status = home.status_of("python");
+    assert_eq!(status["ready_json"], serde_json::Value::Null);
+    // The last run's arguments stay visible.
+    assert_eq!(status["args"], serde_json::json!(["--port", "0"]));
+}
+
+/// `out` exited `code` with one stderr line that contains `text`.
+#[track_caller]
+fn refused(out: &Out, code: i32, text: &str) {
+    assert_eq!(out.code(), code, "{out:?}");
+    let err = out.stderr();
+    assert!(err.contains(text) && one_line(&err), "{out:?}");
+}
+
+#[test]
+fn send_refusals_have_one_line_and_the_documented_exit_code() {
+    let home = Home::new();
+    home.backend("idle", "exec sleep 600", "");
+    let _l = home.launch();
+    refused(
+        &home.run(&["send", "idle", "{}"]),
+        1,
+        "idle: cannot send while stopped: it is not running",
+    );
+    refused(
+        &home.run(&["send", "nope", "{}"]),
+        1,
+        "no backend with id \"nope\"",
+    );
+    // Usage errors: clap's hint may follow the first line.
+    let out = home.run(&["send", "idle", "{not json"]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(out.stderr().contains("is not JSON"), "{out:?}");
+    let out = home.run(&["send", "idle", "{}", "--wait", "novalue"]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(out.stderr().contains("expected KEY=VALUE"), "{out:?}");
+    let out = home.run(&["send", "idle", "{}", "--timeout", "5"]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert_eq!(home.run(&["start", "idle"]).code(), 0);
+    let big = format!("\"{}\"", "x".repeat(70 * 1024));
+    refused(
+        &home.run(&["send", "idle", &big]),
+        1,
+        "over the limit of 65536 (64 KiB)",
+    );
+}
+
+#[test]
+fn a_backend_that_never_reads_stdin_fills_its_queue_and_nobody_else_waits() {
+    let home = Home::new();
+    home.backend("deaf", "exec sleep 600", "");
+    // A second backend that answers every line it reads.
+    home.backend(
+        "echo",
+        "while read -r line; do echo \"{\\\"echo\\\": 1, \\\"n\\\": $(echo \"$line\" | tr -dc 0-9)}\"; done",
+        "",
+    );
+    let _l = home.launch();
+    for id in ["deaf", "echo"] {
+        assert_eq!(home.run(&["start", id]).code(), 0);
+    }
+    // One connection, 60 KiB lines, until the queue (1 MiB) and the pipe
+    // (64 KiB) are full: about 18 lines.
+    let mut stream = UnixStream::connect(home.socket()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let chunk = "y".repeat(60 * 1024);
+    let mut refused = None;
+    for n in 0..40 {
+        let request = serde_json::json!({"cmd": "send", "id": "deaf", "line": chunk});
+        let started = Instant::now();
+        writeln!(stream, "{request}").unwrap();
+        let mut reply = String::new();
+        reader.read_line(&mut reply).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "send {n} blocked"
+        );
+        let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        if reply["ok"] == false {
+            refused = Some((n, reply["error"].as_str().unwrap().to_owned()));
+            break;
+        }
+    }
+    let (n, error) = refused.expect("never refused");
+    assert_eq!(error, "stdin of deaf is full (not reading)");
+    assert!((16..=20).contains(&n), "refused after {n} lines");
+
+    // Everything else keeps answering at once.
+    let started = Instant::now();
+    assert_eq!(home.status_of("deaf")["state"], "running");
+    let out = home.run(&["send", "echo", r#"{"n": 42}"#, "--wait", "n=42"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout().contains("\"echo\":1"), "{out:?}");
+    // The queue is full for a line of that size (a small one may still fit).
+    let out = home.run(&["send", "deaf", &format!("\"{chunk}\"")]);
+    assert_eq!(out.code(), 1);
+    assert!(out.stderr().contains("is full (not reading)"), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // And the deaf one still stops.
+    assert_eq!(home.run(&["stop", "deaf"]).code(), 0);
+}
+
+#[test]
+fn each_action_kind_runs_from_the_cli() {
+    let home = Home::new();
+    let (path, record) = crate::util::recording_opener(home.path());
+    home.backend(
+        "web",
+        "echo '{\"status\": \"ready\", \"port\": 4321}'\nwhile read -r line; do echo \"got $line\"; done",
+        "ready: { stdout_json: { status: ready } }\nactions:\n  - label: Open web UI\n    open: \"http://127.0.0.1:${ready.port}/x?id=${id}\"\n  - label: Docs\n    open: \"/usr/share/doc/${id}\"\n  - label: Reindex\n    send: { action: reindex }\n  - label: Debug\n    restart: [\"--debug\"]\n",
+    );
+    let _l = home.launch_with_cmd(&[], |c| {
+        c.env("PATH", &path);
+    });
+
+    // Stopped: only what needs no run is available.
+    let status = home.status_of("web");
+    let available: Vec<bool> = status["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["available"].as_bool().unwrap())
+        .collect();
+    assert_eq!(available, [false, true, false, true], "{status}");
+    let out = home.run(&["action", "web", "Open web UI"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(
+        out.stderr().contains("${ready.port} is not known") && one_line(&out.stderr()),
+        "{out:?}"
+    );
+    let out = home.run(&["action", "web", "Nope"]);
+    assert_eq!(out.code(), 1);
+    assert!(out.stderr().contains("has no action \"Nope\""), "{out:?}");
+
+    // restart with arguments: starts it, with them appended.
+    let out = home.run(&["action", "web", "Debug"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(
+        home.status_of("web")["args"],
+        serde_json::json!(["--debug"])
+    );
+
+    let out = home.run(&["action", "web", "Open web UI"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stdout().contains("http://127.0.0.1:4321/x?id=web"),
+        "{out:?}"
+    );
+    let out = home.run(&["action", "web", "Docs"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let opened = wait_for_lines(&record, 2);
+    assert_eq!(
+        opened,
+        ["http://127.0.0.1:4321/x?id=web", "/usr/share/doc/web"]
+    );
+
+    let out = home.run(&["action", "web", "Reindex"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(home.log("web"))
+            .unwrap_or_default()
+            .contains("stdout got {\"action\":\"reindex\"}")
+    }));
+
+    // A plain restart forgets the ARGS.
+    assert_eq!(home.run(&["restart", "web"]).code(), 0);
+    assert_eq!(home.status_of("web")["args"], serde_json::json!([]));
+}
+
+fn wait_for_lines(file: &std::path::Path, n: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    wait_until(Duration::from_secs(10), || {
+        lines = std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.len() >= n
+    });
+    lines
+}
+
+#[test]
+fn start_args_are_repeated_by_automatic_restarts_and_dropped_by_a_plain_start() {
+    let home = Home::new();
+    let calls = home.path().join("calls.txt");
+    home.backend(
+        "flaky",
+        &format!("echo \"$*\" >> {}\nsleep 0.2\nexit 3", calls.display()),
+        "args: [\"--base\"]\nrestart: { policy: on-failure, max_retries: 2, backoff: 100ms }\n",
+    );
+    let _l = home.launch();
+    let out = home.run(&["start", "flaky", "--", "--port", "0"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let lines = wait_for_lines(&calls, 3);
+    assert_eq!(lines, ["--base --port 0"; 3], "{lines:?}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        home.status_of("flaky")["state"] == "failed"
+    }));
+    assert_eq!(
+        home.status_of("flaky")["args"],
+        serde_json::json!(["--base", "--port", "0"])
+    );
+    home.run(&["start", "flaky"]);
+    let lines = wait_for_lines(&calls, 4);
+    assert_eq!(lines[3], "--base");
+}
