@@ -57,7 +57,7 @@ pub async fn send<C: Control>(
             "no stdout JSON object with {}={} from {id} within {}",
             wait.key,
             wait.value,
-            crate::supervisor::ready::format_duration(timeout)
+            crate::human::as_written(timeout)
         )),
     }
 }
