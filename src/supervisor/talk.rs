@@ -1,10 +1,11 @@
 //! Talking to a running backend: its stdin queue and its stdout JSON replies.
 //!
 //! A backend that never reads its stdin must not block anyone: the job, the
-//! control socket, the tray and the other backends. So a send never writes
-//! the pipe itself; it appends the line to a bounded queue (1 MiB) that one
-//! writer task per run drains into the pipe, and when the queue is full the
-//! send fails at once. The same link fans stdout JSON objects out to whoever
+//! control socket, the tray and the other backends. So a send never waits
+//! for the pipe: when nothing is queued it writes what the pipe takes at
+//! once (a non-blocking write: the common case costs no task switch), and
+//! the rest goes to a bounded queue (1 MiB) that one writer task per run
+//! drains into the pipe; when the queue is full the send fails at once. The same link fans stdout JSON objects out to whoever
 //! waits for a reply (`berth send --wait`): the log pump hands them to a
 //! broadcast channel, which drops the oldest lines for a slow listener instead
 //! of holding up the pump.
@@ -13,8 +14,11 @@
 //! ends the writer task (also one stuck on a pipe nobody reads), which closes
 //! berth's end of the pipe.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nix::errno::Errno;
 
 use tokio::io::AsyncWriteExt;
 use tokio::process::ChildStdin;
@@ -48,6 +52,10 @@ pub struct Link {
     queued: Arc<AtomicUsize>,
     replies: broadcast::Sender<Arc<JsonLine>>,
     writer: Option<JoinHandle<()>>,
+    /// A second descriptor of the pipe for the direct write, closed with the
+    /// link (never a number the writer task may have closed and the kernel
+    /// reused). Non-blocking, like tokio's own.
+    direct: Option<OwnedFd>,
 }
 
 impl Link {
@@ -56,6 +64,10 @@ impl Link {
         let (queue, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let (replies, _) = broadcast::channel(STDOUT_FANOUT);
+        let direct = stdin
+            .as_ref()
+            .and_then(|s| s.as_fd().try_clone_to_owned().ok())
+            .filter(nonblocking);
         let writer =
             stdin.map(|stdin| tokio::spawn(write_loop(id.to_owned(), stdin, rx, queued.clone())));
         Self {
@@ -64,14 +76,29 @@ impl Link {
             queued,
             replies,
             writer,
+            direct,
         }
     }
 
-    /// Queues `line` (a newline is appended) without ever waiting.
+    /// Writes or queues `line` (a newline is appended) without ever
+    /// waiting. Called by one task at a time (the run's job).
     pub fn send(&self, line: &str) -> Result<(), SendError> {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
+        // Nothing queued means nothing in flight either (the writer counts
+        // a line down only once it is in the pipe): writing now keeps the
+        // order of the lines.
+        if let Some(fd) = self.direct.as_ref()
+            && self.queued.load(Ordering::Acquire) == 0
+        {
+            match nix::unistd::write(fd, &bytes) {
+                Ok(n) if n == bytes.len() => return Ok(()),
+                Ok(n) => drop(bytes.drain(..n)),
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(_) => return Err(SendError::Closed(self.id.clone())),
+            }
+        }
         let len = bytes.len();
         let reserved = self
             .queued
@@ -104,6 +131,17 @@ impl Drop for Link {
             writer.abort();
         }
     }
+}
+
+/// Sets `O_NONBLOCK` on the pipe (shared with tokio's descriptor, which has
+/// it already); false when that fails, and then nothing writes directly.
+fn nonblocking(fd: &OwnedFd) -> bool {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) else {
+        return false;
+    };
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd, FcntlArg::F_SETFL(flags)).is_ok()
 }
 
 /// Writes queued lines into the pipe. A backend that closed its stdin (or
@@ -205,6 +243,35 @@ mod tests {
         assert_eq!(err.to_string(), "stdin of sleepy is full (not reading)");
         // The pipe holds 64 KiB, the queue 1 MiB: about 1088 lines of 1 KiB.
         assert!((1024..1200).contains(&sent), "{sent}");
+        let _ = child.kill().await;
+    }
+
+    /// Lines written directly and lines that waited in the queue reach the
+    /// backend in the order they were sent (a real `cat`, slower than the
+    /// sender, so the pipe fills and drains many times).
+    #[tokio::test]
+    async fn direct_and_queued_lines_keep_their_order() {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new("cat")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let link = Link::start("cat", child.stdin.take());
+        let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let pad = "p".repeat(700);
+        let total = 3000;
+        let (mut sent, mut read) = (0, 0);
+        while read < total {
+            if sent < total && link.send(&format!("{sent} {pad}")).is_ok() {
+                sent += 1;
+                continue;
+            }
+            let line = out.next_line().await.unwrap().unwrap();
+            assert_eq!(line, format!("{read} {pad}"));
+            read += 1;
+        }
         let _ = child.kill().await;
     }
 
