@@ -151,7 +151,14 @@ pub fn model(snapshot: &Snapshot, now: Instant, start_at_login: bool) -> MenuMod
     let mut items = vec![info("berth", "@header", &header)];
     items.push(separator("@sep-top"));
     items.extend(backends.iter().filter_map(|b| backend_submenu(b, now)));
-    items.extend(broken.iter().map(|b| warning(b)));
+    // Files of several backends folders are named by their full paths.
+    let by_name = crate::paths::one_folder(
+        snapshot
+            .backends
+            .iter()
+            .map(|b| std::path::Path::new(b.file.as_str())),
+    );
+    items.extend(broken.iter().map(|b| warning(b, by_name)));
     items.push(separator("@sep-bottom"));
     items.push(action_item(
         "@open-folder",
@@ -377,8 +384,12 @@ pub fn version_line(b: &BackendStatus) -> Option<String> {
 }
 
 /// `⚠ broken.yaml: line 4: unknown field `argz``; clicking opens the file.
-fn warning(b: &BackendStatus) -> Node {
-    let name = file_name(&b.file);
+fn warning(b: &BackendStatus, by_name: bool) -> Node {
+    let name = if by_name {
+        file_name(&b.file)
+    } else {
+        b.file.as_str()
+    };
     let error = b.error.as_deref().unwrap_or("invalid manifest");
     // Errors usually name their file already; show it once, by its short name.
     let error = error.strip_prefix(b.file.as_str()).unwrap_or(error);

@@ -4,6 +4,7 @@ mod autostart;
 mod control;
 mod desktop;
 mod faults;
+mod folders;
 mod install;
 mod manifest;
 mod notify;
