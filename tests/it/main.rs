@@ -6,6 +6,7 @@ mod desktop;
 mod faults;
 mod folders;
 mod install;
+mod layering;
 mod manifest;
 mod notify;
 mod panel;

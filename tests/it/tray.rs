@@ -58,7 +58,12 @@ impl Drop for Berth {
     }
 }
 
-fn spawn_berth(mut cmd: Command, dir: tempfile::TempDir) -> Berth {
+fn spawn_berth(cmd: Command, dir: tempfile::TempDir) -> Berth {
+    spawn_berth_with(cmd, dir, &[])
+}
+
+/// [`spawn_berth`] with more arguments to `berth run` (more folders).
+fn spawn_berth_with(mut cmd: Command, dir: tempfile::TempDir, extra: &[&Path]) -> Berth {
     let err = File::create(dir.path().join("berth.err")).unwrap();
     // The socket's folder must be ours and 0700.
     let run = dir.path().join("run");
@@ -68,8 +73,11 @@ fn spawn_berth(mut cmd: Command, dir: tempfile::TempDir) -> Berth {
         .arg("--backends")
         .arg(dir.path().join("backends"))
         .arg("--socket")
-        .arg(run.join("berth.sock"))
-        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .arg(run.join("berth.sock"));
+    for folder in extra {
+        cmd.arg("--backends").arg(folder);
+    }
+    cmd.env("XDG_STATE_HOME", dir.path().join("state"))
         .env("XDG_RUNTIME_DIR", &run)
         .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env("RUST_LOG", "info")
@@ -438,6 +446,54 @@ fn start_at_login_toggles_the_autostart_entry_and_a_crash_shows_its_last_error()
         .unwrap_or_else(|last| panic!("no last error line:\n{last}"));
     let line = root.child("Crasher").unwrap().child("last error").unwrap();
     assert!(!line.enabled, "informational");
+}
+
+/// Two backends folders (the second the user folder): a broken file in each
+/// is a warning named by its full path, and "Open backends folder" opens
+/// the user folder.
+#[test]
+fn open_backends_folder_opens_the_user_folder_and_warnings_name_full_paths() {
+    let Some(desktop) = Desktop::start("open_backends_folder_opens_the_user_folder") else {
+        return;
+    };
+    let dir = shell_backend("calm", "Calm", "exec sleep 300");
+    let user = dir.path().join("config/berth/backends");
+    std::fs::create_dir_all(&user).unwrap();
+    let shipped = dir.path().join("backends");
+    for folder in [&user, &shipped] {
+        std::fs::write(folder.join("broken.yaml"), "id: [").unwrap();
+    }
+    // A stand-in for xdg-open that records what it was asked to open.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    crate::util::script(
+        &bin,
+        "xdg-open",
+        &format!("echo \"$1\" >> {}/opened", dir.path().display()),
+    );
+    let opened = dir.path().join("opened");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
+    let mut cmd = desktop.command(BERTH);
+    cmd.env("PATH", path);
+    let berth = spawn_berth_with(cmd, dir, &[&user]);
+    let item = panel
+        .wait_item(WAIT)
+        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()));
+    let warning = |folder: &Path| format!("⚠ {}", folder.join("broken.yaml").display());
+    let root = panel
+        .wait_layout(&item, WAIT, |r| {
+            r.child(&warning(&user)).is_some() && r.child(&warning(&shipped)).is_some()
+        })
+        .unwrap_or_else(|last| panic!("no warning per folder by full path:\n{last}"));
+    click(&panel, &item, &root, &["Open backends folder"]);
+    // Written whole (a first line and its newline) by the stand-in.
+    let text = crate::util::wait_file(&opened, WAIT);
+    assert_eq!(text.trim(), user.display().to_string());
 }
 
 /// No display, or no session bus: one line, and berth runs headless.
