@@ -158,6 +158,27 @@ fn several_folders_are_watched_and_an_id_competes_across_them() {
     assert_eq!(home.status_of("py")["pid"].as_u64(), Some(pid));
     assert!(crate::control::home::alive(pid));
 
+    // The user folder deleted with a copy in it: nothing changes while it is
+    // gone; re-created empty, the copy counts as removed, still no stop.
+    manifest(&user, "py.yaml", "py", "1.2.0", &exe);
+    wait_status(&home, "the user copy wins again", |list| {
+        winner(list, "py").is_some_and(|(_, version)| version == "1.2.0")
+    });
+    fs::remove_dir_all(&user).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        winner(&home.status_json(), "py").map(|(_, v)| v).as_deref(),
+        Some("1.2.0"),
+        "nothing in a missing folder counts as removed"
+    );
+    fs::create_dir(&user).unwrap();
+    wait_status(
+        &home,
+        "the shipped file wins once the folder is back",
+        |list| winner(list, "py").is_some_and(|(_, version)| version == "1.0.0"),
+    );
+    assert_eq!(home.status_of("py")["pid"].as_u64(), Some(pid));
+
     // Each folder is watched: a new file in the second folder appears.
     manifest(&shipped, "web.yaml", "web", "1.0.0", &exe);
     wait_status(&home, "web appears", |list| winner(list, "web").is_some());
