@@ -28,6 +28,9 @@ pub struct Plan {
     /// A folder itself (or its parent) was created, removed or renamed: the
     /// watches must be set up again, then every folder looked at.
     pub rearm: bool,
+    /// A folder's own permissions or owner changed: worth a rearm only while
+    /// a folder cannot be read or watched (it may be readable now).
+    pub attrib: bool,
 }
 
 impl Plan {
@@ -40,6 +43,7 @@ impl Plan {
         self.paths.extend(other.paths);
         self.rescan |= other.rescan;
         self.rearm |= other.rearm;
+        self.attrib |= other.attrib;
     }
 
     /// Adds one event. Returns whether it mattered (named a manifest, moved
@@ -66,7 +70,11 @@ impl Plan {
                 }
                 Target::Folder => {
                     // The folder's own metadata (mtime moves with every entry
-                    // added) says nothing; only its coming and going matters.
+                    // added) says nothing; only its coming and going matters,
+                    // and a chmod while it cannot be read (the task decides).
+                    if matches!(event.kind, EventKind::Modify(ModifyKind::Metadata(_))) {
+                        self.attrib = true;
+                    }
                     if matches!(
                         event.kind,
                         EventKind::Create(_)
@@ -299,7 +307,7 @@ mod tests {
             EventKind::Modify(ModifyKind::Metadata(notify::event::MetadataKind::Any)),
             &["/home/u/app/backends"],
         )]);
-        assert!(p.is_empty());
+        assert!(p.is_empty() && p.attrib);
         // Siblings in the parent are ignored.
         let p = plan(&[ev(
             EventKind::Create(CreateKind::File),

@@ -114,6 +114,15 @@ impl Task {
         let _ = self.reload(Scope::Full { force: false }).await;
     }
 
+    /// A folder exists but cannot be read or watched.
+    fn unreadable(&self) -> bool {
+        !self.unwatched.is_empty()
+            || self
+                .problems
+                .values()
+                .any(|p| matches!(p, FolderProblem::Unreadable { .. }))
+    }
+
     /// A folder is missing (or a file has its name): look for it now and then.
     fn absent(&self) -> bool {
         self.problems.values().any(FolderProblem::is_absent)
@@ -206,7 +215,12 @@ impl Task {
         let mut event_plan = Plan::default();
         match msg {
             Msg::Events(Ok(event)) => {
-                if !event_plan.add(&self.dirs, &event) {
+                let relevant = event_plan.add(&self.dirs, &event);
+                // A chmod of a folder that could not be read: look again now.
+                if event_plan.attrib && self.unreadable() {
+                    now.rearm = true;
+                }
+                if !relevant {
                     return false;
                 }
             }

@@ -269,8 +269,13 @@ fn bad_folders_are_named_once_each_and_the_others_are_served() {
         assert_eq!(named, 1, "{}: {check:?}", dir.display());
     }
     assert!(check.stdout().contains("ok.yaml") && check.stdout().contains("late.yaml"));
-    drop(launcher);
+
+    // Made readable: the chmod is seen (the parent's watch) and its file read.
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+    wait_status(&home, "the unlocked folder is read", |list| {
+        winner(list, "hidden").is_some()
+    });
+    drop(launcher);
 
     // Nothing usable at all: a usage error, one line, before the socket.
     let other = Home::new();
