@@ -129,6 +129,9 @@ pub fn run(
     for duplicate in &args.folders.duplicates {
         tracing::warn!("{duplicate}");
     }
+    // What the front end set for itself stays berth's even when it is not
+    // shown (no display): the variables were set before `main` went on.
+    let env_remove = frontend.map(|f| (f.env_overrides)()).unwrap_or_default();
     // GTK binds itself to the thread that initialises it: probe here, on the
     // main thread, before the runtime's threads exist.
     let frontend = frontend.filter(|f| {
@@ -153,7 +156,7 @@ pub fn run(
         log_dir: crate::paths::log_dir(),
         log_max_size: args.log_max_size,
         log_backups: args.log_backups,
-        env_remove: frontend.map(|f| (f.env_overrides)()).unwrap_or_default(),
+        env_remove,
     };
     let trust = Arc::new(load_trust(args.require_signatures));
     let launcher = runtime.block_on(Launcher::start(

@@ -516,6 +516,50 @@ fn without_a_display_or_a_bus_berth_runs_headless() {
     }
 }
 
+/// What `berth-tray` set for its own GTK (`GDK_GL`, `NO_AT_BRIDGE`) is not
+/// the backends' environment, also when there is no display to show a tray
+/// on (issue #10: the overrides reach the supervisor as configuration).
+#[test]
+fn backends_do_not_inherit_the_trays_own_environment() {
+    let out = tempfile::tempdir().unwrap();
+    let seen = out.path().join("seen");
+    let script = format!(
+        "echo \"gl=${{GDK_GL-unset}} at=${{NO_AT_BRIDGE-unset}} mine=$MINE\" > {}; exec sleep 300",
+        seen.display()
+    );
+    let dir = shell_backend("env", "Env", &script);
+    let mut cmd = Command::new(BERTH);
+    cmd.env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("GDK_GL")
+        .env_remove("NO_AT_BRIDGE")
+        .env("MINE", "kept");
+    let mut berth = spawn_berth(cmd, dir);
+    let socket = berth.dir.path().join("run/berth.sock");
+    assert!(
+        crate::control::home::wait_until(WAIT, || socket.exists()),
+        "{}",
+        berth.stderr()
+    );
+    let out = Command::new(BERTH)
+        .arg("--socket")
+        .arg(&socket)
+        .args(["start", "env"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}\n{}", berth.stderr());
+    assert_eq!(
+        crate::util::wait_file(&seen, WAIT),
+        "gl=unset at=unset mine=kept",
+        "{}",
+        berth.stderr()
+    );
+    // berth-tray itself ran (and set its variables), then found no display.
+    assert!(berth.stderr().contains("no tray: no display"), "{}", berth.stderr());
+    berth.signal(libc::SIGTERM);
+    assert!(berth.wait_exit(WAIT).success());
+}
+
 /// `berth` serves its socket without a tray, said so in exactly one line
 /// containing `expect`, and quits with 0 on SIGTERM.
 fn assert_serves_headless(mut berth: Berth, case: &str, expect: &str) {
