@@ -159,26 +159,6 @@ pub fn shown(path: &Path) -> String {
     out.display().to_string()
 }
 
-/// Whether `files` all sit in one folder. Then people tell them apart by
-/// file name; files from several backends folders are shown by their full
-/// paths (`status`, `check` and the tray alike), since the same name may be
-/// in two folders and the folder says which copy it is.
-pub fn one_folder<'a>(files: impl IntoIterator<Item = &'a Path>) -> bool {
-    let mut parents = files.into_iter().map(Path::parent);
-    match parents.next() {
-        Some(first) => parents.all(|p| p == first),
-        None => true,
-    }
-}
-
-/// `file` as [`one_folder`] says to show it: its name, or its full path.
-pub fn file_label(file: &Path, by_name: bool) -> String {
-    match file.file_name() {
-        Some(name) if by_name => name.to_string_lossy().into_owned(),
-        _ => file.display().to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,16 +171,5 @@ mod tests {
         );
         assert_eq!(shown(Path::new("../x")), "../x");
         assert_eq!(shown(Path::new("/a/b")), "/a/b");
-    }
-
-    #[test]
-    fn files_of_several_folders_are_shown_by_full_path() {
-        let one = [Path::new("/a/x.yaml"), Path::new("/a/y.yaml")];
-        assert!(one_folder(one));
-        assert_eq!(file_label(one[0], one_folder(one)), "x.yaml");
-        let two = [Path::new("/a/x.yaml"), Path::new("/b/x.yaml")];
-        assert!(!one_folder(two));
-        assert_eq!(file_label(two[1], one_folder(two)), "/b/x.yaml");
-        assert!(one_folder([]));
     }
 }

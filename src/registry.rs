@@ -298,7 +298,7 @@ fn mark_duplicates(entries: &mut [Entry], group: &[usize]) {
             .map(|&j| {
                 // Beside it: its name; in another backends folder: its path.
                 let other = &entries[j].file;
-                crate::paths::file_label(other, other.parent() == entries[i].file.parent())
+                crate::human::file_label(other, other.parent() == entries[i].file.parent())
             })
             .collect();
         if others.is_empty() {

@@ -72,7 +72,7 @@ pub fn run(folders: &Folders, require_signatures: bool) -> anyhow::Result<ExitCo
         println!("no manifests in {}", dirs.join(", "));
         return Ok(exit(failed_folders));
     }
-    let by_name = crate::paths::one_folder(catalog.entries.iter().map(|e| e.file.as_path()));
+    let by_name = crate::human::one_folder(catalog.entries.iter().map(|e| e.file.as_path()));
     let rows: Vec<Row> = catalog
         .entries
         .iter()
@@ -106,7 +106,7 @@ fn exit(failed: bool) -> ExitCode {
 
 fn row(entry: &Entry, catalog: &Catalog, by_name: bool) -> Row {
     let shown = &entry.file;
-    let file_name = |f: &Path| crate::paths::file_label(f, by_name);
+    let file_name = |f: &Path| crate::human::file_label(f, by_name);
     let backend = entry.backend.as_deref();
     let mut row = Row {
         file: file_name(&entry.file),
@@ -252,33 +252,17 @@ fn print_table(rows: &[Row]) {
         "SIGNATURE",
         "NOTE",
     ];
-    let cells: Vec<[&str; 8]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.file.as_str(),
-                r.id.as_str(),
-                r.version.as_str(),
-                r.state,
-                r.path.as_str(),
-                r.checksum,
-                r.signature.as_str(),
-                r.note.as_str(),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for line in std::iter::once(header).chain(cells) {
-        let text: Vec<String> = line
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", text.join("  ").trim_end());
-    }
+    let cells = rows.iter().map(|r| {
+        vec![
+            r.file.as_str(),
+            r.id.as_str(),
+            r.version.as_str(),
+            r.state,
+            r.path.as_str(),
+            r.checksum,
+            r.signature.as_str(),
+            r.note.as_str(),
+        ]
+    });
+    print!("{}", crate::human::table(&header, cells));
 }

@@ -154,13 +154,13 @@ pub fn run(id: &str, folders: &Folders) -> anyhow::Result<ExitCode> {
 
 /// Why `id` has no winning file, in one line.
 fn no_winner(id: &str, dirs: &[PathBuf], catalog: &Catalog) -> String {
-    let by_name = crate::paths::one_folder(catalog.entries.iter().map(|e| e.file.as_path()));
+    let by_name = crate::human::one_folder(catalog.entries.iter().map(|e| e.file.as_path()));
     let reasons: Vec<String> = catalog
         .entries
         .iter()
         .filter(|e| e.id().is_some_and(|i| i.as_str() == id))
         .map(|e| {
-            let name = crate::paths::file_label(&e.file, by_name);
+            let name = crate::human::file_label(&e.file, by_name);
             match (&e.standing, &e.error) {
                 (_, Some(err)) => format!("{name}: {err}"),
                 (Standing::Incompatible { reason }, None) => {

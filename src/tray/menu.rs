@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::action::{Action, ItemId};
 use super::icon::IconState;
+use crate::human;
 use crate::manifest::BackendId;
 use crate::supervisor::{BackendStatus, Snapshot, State};
 
@@ -136,7 +137,7 @@ pub fn model(snapshot: &Snapshot, now: Instant, start_at_login: bool) -> MenuMod
         .filter(|b| b.state == State::Invalid)
         .chain(shadowed)
         .collect();
-    broken.sort_by(|a, b| file_name(&a.file).cmp(file_name(&b.file)));
+    broken.sort_by(|a, b| human::file_name(&a.file).cmp(human::file_name(&b.file)));
 
     let running = backends
         .iter()
@@ -152,7 +153,7 @@ pub fn model(snapshot: &Snapshot, now: Instant, start_at_login: bool) -> MenuMod
     items.push(separator("@sep-top"));
     items.extend(backends.iter().filter_map(|b| backend_submenu(b, now)));
     // Files of several backends folders are named by their full paths.
-    let by_name = crate::paths::one_folder(
+    let by_name = crate::human::one_folder(
         snapshot
             .backends
             .iter()
@@ -275,10 +276,9 @@ pub fn status_line(b: &BackendStatus, now: Instant) -> String {
         State::Starting => "🟡 Starting".to_owned(),
         State::Running => "🟢 Running".to_owned(),
         State::Stopping => "🟡 Stopping".to_owned(),
-        State::Exited => match (&b.signal, b.exit_code) {
-            (Some(signal), _) => format!("🔴 Exited ({signal})"),
-            (None, Some(code)) => format!("🔴 Exited (code {code})"),
-            (None, None) => "🔴 Exited".to_owned(),
+        State::Exited => match human::exit(b.exit_code, b.signal.as_deref()) {
+            Some(how) => format!("🔴 Exited ({how})"),
+            None => "🔴 Exited".to_owned(),
         },
         State::Backoff => match b.detail.retry_at {
             Some(at) => format!(
@@ -334,10 +334,10 @@ pub fn process_line(b: &BackendStatus, now: Instant) -> Option<String> {
         None => b.uptime_s.map(Duration::from_secs),
     };
     if let Some(up) = uptime {
-        parts.push(format!("up {}", human_duration(up)));
+        parts.push(format!("up {}", human::elapsed(up)));
     }
     if let Some(rss) = b.rss_bytes {
-        parts.push(human_bytes(rss));
+        parts.push(human::bytes(rss));
     }
     Some(parts.join(" · "))
 }
@@ -386,7 +386,7 @@ pub fn version_line(b: &BackendStatus) -> Option<String> {
 /// `⚠ broken.yaml: line 4: unknown field `argz``; clicking opens the file.
 fn warning(b: &BackendStatus, by_name: bool) -> Node {
     let name = if by_name {
-        file_name(&b.file)
+        human::file_name(&b.file)
     } else {
         b.file.as_str()
     };
@@ -403,10 +403,6 @@ fn warning(b: &BackendStatus, by_name: bool) -> Node {
         enabled: true,
         checked: None,
     })
-}
-
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 fn info(scope: &str, key: &str, label: &str) -> Node {
@@ -454,28 +450,7 @@ pub fn muda_text(text: &str) -> String {
 /// Seconds rounded up, so "Restarting in 1s" is shown until the retry.
 fn countdown(left: Duration) -> String {
     let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-    human_duration(Duration::from_secs(secs))
-}
-
-/// `12s`, `3m 12s`, `2h 5m`, `3d 4h`.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {}s", s / 60, s % 60),
-        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
-    }
-}
-
-/// `41 MB`, `8.5 MB` (SI megabytes).
-pub fn human_bytes(bytes: u64) -> String {
-    let mb = bytes as f64 / 1e6;
-    if mb >= 10.0 {
-        format!("{mb:.0} MB")
-    } else {
-        format!("{mb:.1} MB")
-    }
+    human::elapsed(Duration::from_secs(secs))
 }
 
 #[cfg(test)]

@@ -555,7 +555,11 @@ fn backends_do_not_inherit_the_trays_own_environment() {
         berth.stderr()
     );
     // berth-tray itself ran (and set its variables), then found no display.
-    assert!(berth.stderr().contains("no tray: no display"), "{}", berth.stderr());
+    assert!(
+        berth.stderr().contains("no tray: no display"),
+        "{}",
+        berth.stderr()
+    );
     berth.signal(libc::SIGTERM);
     assert!(berth.wait_exit(WAIT).success());
 }

@@ -308,7 +308,7 @@ impl Job {
             .as_ref()
             .map(|r| r.timeout)
             .unwrap_or_default();
-        let msg = format!("not ready after {}", ready::format_duration(timeout));
+        let msg = format!("not ready after {}", crate::human::as_written(timeout));
         tracing::warn!(backend = %self.id, "{msg}");
         run.error = Some(msg);
         self.publish();
