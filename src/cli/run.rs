@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::launcher::{Frontend, LauncherError};
-
 use crate::paths::TRAY_EXE;
 
 pub fn run(
