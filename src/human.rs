@@ -66,6 +66,22 @@ pub fn exit(code: Option<i32>, signal: Option<&str>) -> Option<String> {
     }
 }
 
+/// `text` flattened to one line (control characters become spaces) and
+/// cut to `max` characters, the last one `…`: for a label or a
+/// notification line, where the full text is in the log.
+pub fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut short: String = flat.chars().take(max.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
 /// The last part of a path as text (`/b/python.yaml` → `python.yaml`).
 pub fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
@@ -188,6 +204,14 @@ mod tests {
              python  running\n\
              a       exited (code 1)  x\n"
         );
+    }
+
+    #[test]
+    fn one_line_flattens_and_cuts_at_max_characters() {
+        assert_eq!(one_line("a\nb\tc", 10), "a b c");
+        assert_eq!(one_line("abcdef", 6), "abcdef");
+        assert_eq!(one_line("abcdefg", 6), "abcde…");
+        assert_eq!(one_line("ééééééé", 6).chars().count(), 6);
     }
 
     #[test]

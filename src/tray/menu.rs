@@ -351,7 +351,7 @@ pub fn last_error_line(b: &BackendStatus) -> Option<String> {
     let line = b.last_stderr.as_deref()?;
     Some(format!(
         "last error: {}",
-        crate::notify::limit::cut(line, LAST_ERROR_CHARS)
+        human::one_line(line, LAST_ERROR_CHARS)
     ))
 }
 
@@ -433,18 +433,7 @@ fn separator(key: &str) -> Node {
 
 /// Doubles `&` (muda's mnemonic marker), flattens newlines and cuts long text.
 pub fn muda_text(text: &str) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let cut = if flat.chars().count() > MAX_LABEL_CHARS {
-        let mut short: String = flat.chars().take(MAX_LABEL_CHARS - 1).collect();
-        short.push('…');
-        short
-    } else {
-        flat
-    };
-    cut.replace('&', "&&")
+    human::one_line(text, MAX_LABEL_CHARS).replace('&', "&&")
 }
 
 /// Seconds rounded up, so "Restarting in 1s" is shown until the retry.
