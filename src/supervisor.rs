@@ -259,6 +259,10 @@ pub struct Config {
     pub log_max_size: u64,
     /// How many rotated files (`<id>.log.1` ...) to keep.
     pub log_backups: u32,
+    /// Variables of berth's own environment that backends do not inherit
+    /// (those the tray set for GTK before any thread started); a manifest's
+    /// `env` can still set them.
+    pub env_remove: Vec<String>,
 }
 
 /// What an accepted command did, for a note on stderr.

@@ -111,10 +111,10 @@ pub fn single(event: &JobEvent) -> Note {
     let name = &event.name;
     let (summary, reason) = match &event.kind {
         EventKind::Exited { code, signal, then } => {
-            let how = match (signal, code) {
-                (Some(sig), _) => format!("killed by {sig}"),
-                (None, Some(code)) => format!("exited with code {code}"),
-                (None, None) => "exited".to_owned(),
+            // The exit reads as in `berth status` and the tray.
+            let how = match crate::human::exit(*code, signal.as_deref()) {
+                Some(how) => format!("exited ({how})"),
+                None => "exited".to_owned(),
             };
             let summary = match then {
                 State::Failed => format!("{name} failed"),
@@ -141,7 +141,7 @@ pub fn single(event: &JobEvent) -> Note {
     let mut body = reason;
     if let Some(line) = &event.last_stderr {
         body.push('\n');
-        body.push_str(&cut(line, STDERR_CHARS));
+        body.push_str(&crate::human::one_line(line, STDERR_CHARS));
     }
     Note {
         id: event.id.clone(),
@@ -168,20 +168,6 @@ pub fn merged(last: &JobEvent, crashes: u32) -> Note {
     note
 }
 
-/// `text` flattened to one line and cut to `max` characters with `…`.
-pub fn cut(text: &str, max: usize) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if flat.chars().count() <= max {
-        return flat;
-    }
-    let mut short: String = flat.chars().take(max.saturating_sub(1)).collect();
-    short.push('…');
-    short
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,10 +192,7 @@ mod tests {
         let mut l = Limiter::default();
         let note = l.push(crash("a", State::Backoff), Instant::now()).unwrap();
         assert_eq!(note.summary, "Backend a crashed");
-        assert_eq!(
-            note.body,
-            "exited with code 1; restarting\nValueError: boom"
-        );
+        assert_eq!(note.body, "exited (code 1); restarting\nValueError: boom");
     }
 
     #[test]
@@ -234,7 +217,7 @@ mod tests {
             "Backend a failed: crashed 4 times in 30 s"
         );
         assert!(
-            notes[0].body.starts_with("exited with code 1; gave up"),
+            notes[0].body.starts_with("exited (code 1); gave up"),
             "{notes:?}"
         );
         // The merged note opened a new window: nothing is held, so the next
@@ -283,7 +266,7 @@ mod tests {
             then: State::Exited,
         };
         assert_eq!(single(&e).summary, "Backend a crashed");
-        assert_eq!(single(&e).body, "killed by SIGSEGV");
+        assert_eq!(single(&e).body, "exited (SIGSEGV)");
         e.kind = EventKind::Exited {
             code: Some(0),
             signal: None,

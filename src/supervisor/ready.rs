@@ -88,31 +88,9 @@ async fn http_ok(url: &str) -> std::io::Result<bool> {
     Ok(line.starts_with("HTTP/") && code.is_some_and(|c| (200..300).contains(&c)))
 }
 
-/// A duration written like the manifest: `15s`, `500ms`, `2m`, `1h`.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(3_600_000) && ms > 0 {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) && ms > 0 {
-        format!("{}m", ms / 60_000)
-    } else {
-        format!("{}s", ms / 1000)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_like_the_manifest() {
-        assert_eq!(format_duration(Duration::from_secs(15)), "15s");
-        assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
-        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
-    }
 
     #[test]
     fn urls() {

