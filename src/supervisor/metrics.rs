@@ -152,6 +152,7 @@ struct Sampler {
     groups: HashMap<i32, Seen>,
 }
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 struct Seen {
     at: std::time::Instant,
     /// pid -> (starttime, utime + stime), both in clock ticks; the start
@@ -161,6 +162,7 @@ struct Seen {
 
 /// One process, from `/proc/<pid>/stat`.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 struct Stat {
     state: char,
     pgrp: i32,
@@ -271,6 +273,7 @@ fn scan(groups: &[i32]) -> Vec<(i32, Stat)> {
 }
 
 /// The fields of `/proc/<pid>/stat` that metrics use (proc(5)).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn parse_stat(text: &str) -> Option<Stat> {
     // The command name is in parentheses and may contain anything: the
     // fields start after the last ')', at field 3 (state).
