@@ -253,7 +253,6 @@ impl Job {
         };
         tracing::info!(backend = %self.id, pid, path = %path, "started");
         self.publish();
-        self.shared.metrics_wake.notify_one();
         Ok(())
     }
 
