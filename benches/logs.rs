@@ -97,6 +97,7 @@ fn berth(dir: &Path, exe: &Path) -> (f64, f64) {
                 log_dir: dir.join("logs"),
                 log_max_size: 10 * 1000 * 1000,
                 log_backups: 3,
+                env_remove: Vec::new(),
             },
             None::<PathBuf>,
         );

@@ -70,6 +70,7 @@ fn main() {
                 log_dir: dir.path().join("logs"),
                 log_max_size: 10 << 20,
                 log_backups: 3,
+                env_remove: Vec::new(),
             },
             None::<PathBuf>,
         );

@@ -34,11 +34,13 @@
 pub mod autostart;
 pub mod cli;
 pub mod control;
+pub mod folders;
 pub mod human;
 pub mod integrity;
 pub mod launcher;
 pub mod manifest;
 pub mod notify;
+pub mod opener;
 pub mod paths;
 pub mod registry;
 #[cfg(target_os = "linux")]

@@ -12,6 +12,8 @@
 //! - `app` is the thin adapter: a tao event loop on the main thread that
 //!   applies each new model to tray-icon/muda in place (a tray menu, once set,
 //!   cannot be replaced) and turns clicks into [`Action`]s.
+//! - `shown` tells when the panel opens a backend submenu, so usage is
+//!   sampled only while someone can see it.
 //!
 //! ## How the launcher uses it
 //!
@@ -39,7 +41,10 @@ pub mod menu;
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
 mod app;
 mod probe;
+#[cfg(target_os = "linux")]
+mod shown;
 
+pub use crate::opener::open_with_desktop;
 pub use action::{Action, ItemId, ParseActionError};
 pub use probe::{TrayUnavailable, env_overrides, prepare_env, probe};
 
@@ -66,6 +71,9 @@ pub struct TrayInputs {
     pub backends_dir: PathBuf,
     /// The runtime on which the tray spawns its forwarding tasks.
     pub runtime: tokio::runtime::Handle,
+    /// Set `true` while the panel shows a backend submenu (its process line
+    /// shows memory and uptime): the launcher samples usage only then.
+    pub shown: tokio::sync::watch::Sender<bool>,
 }
 
 /// The tray failed after [`probe`] said it could run.
@@ -93,49 +101,6 @@ pub fn run(inputs: TrayInputs) -> Result<(), TrayError> {
         let _ = inputs;
         Err(TrayError::Unsupported)
     }
-}
-
-/// Opens a file or folder with the desktop's default application, detached:
-/// the child is reaped by a thread so the event loop never waits on it. A
-/// failure is logged.
-pub fn open_with_desktop(path: &std::path::Path) {
-    if let Err(e) = try_open_with_desktop(path.as_os_str()) {
-        tracing::warn!(path = %path.display(), error = %e, "cannot run the desktop's opener");
-    }
-}
-
-/// Starts the desktop's opener (`xdg-open`, `open` on macOS) on `target`, a
-/// path or a URL, detached: no stdio, reaped by a thread, without the GTK
-/// settings berth set for itself. Fails only when it cannot be started.
-pub fn try_open_with_desktop(target: &std::ffi::OsStr) -> std::io::Result<()> {
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
-    let mut cmd = std::process::Command::new(opener);
-    for key in env_overrides() {
-        cmd.env_remove(key);
-    }
-    let mut child = cmd
-        .arg(target)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let shown = target.to_string_lossy().into_owned();
-    let reaper = std::thread::Builder::new()
-        .name("berth-open".into())
-        .spawn(move || match child.wait() {
-            Ok(status) if !status.success() => {
-                tracing::warn!(target = %shown, %status, "{opener} failed");
-            }
-            _ => {}
-        });
-    if let Err(e) = reaper {
-        tracing::warn!(error = %e, "cannot start a thread to reap {opener}");
-    }
-    Ok(())
 }
 
 impl fmt::Debug for TrayInputs {

@@ -3,8 +3,9 @@
 //! Several fields (an `open` action's URL, `health.http`, `health.tcp`) name
 //! things that exist only once a backend runs: its leader's pid, or a port it
 //! chose and announced on its ready line. A [`Template`] is parsed and checked
-//! while serde reads the field, so an unknown variable is a manifest error with
-//! the line, column and field like every other scalar; it is expanded later
+//! while serde reads the field (its `Deserialize` is `manifest::scalar`'s,
+//! so this module depends on nothing of berth's), so an unknown variable is
+//! a manifest error with the line, column and field like every other scalar; it is expanded later
 //! against the [`Values`] known for one run, and a variable that is not known
 //! yet is a typed [`NotKnown`] the caller shows (a disabled tray item, a
 //! refused `berth action`), never a half-expanded string.
@@ -13,8 +14,6 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::{Map, Value};
-
-use crate::manifest::scalar::Scalar;
 
 /// One variable a template may use.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -203,19 +202,6 @@ impl fmt::Display for Template {
         f.write_str(&self.source)
     }
 }
-
-impl Scalar for Template {
-    const EXPECTING: &'static str = "a string with ${id}, ${pid} or ${ready.KEY}";
-    fn parse(text: &str) -> Result<Self, String> {
-        Template::parse(text)
-    }
-}
-
-crate::manifest::scalar::scalar!(Template, "Template", {
-    "type": "string",
-    "pattern": "^([^$]|\\$(?!\\{)|\\$\\{(id|pid|ready\\.[A-Za-z0-9_-]+)\\})*$",
-    "description": "Text with the variables ${id}, ${pid} (the leader) and ${ready.KEY} (KEY of the ready JSON line, or the port of a tcp/http ready probe as ${ready.port})."
-});
 
 #[cfg(test)]
 mod tests {

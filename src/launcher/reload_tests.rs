@@ -30,10 +30,11 @@ async fn a_typo_during_a_rescan_without_watcher_keeps_the_running_backend() {
             log_dir: tmp.path().join("logs"),
             log_max_size: 1 << 20,
             log_backups: 1,
+            env_remove: Vec::new(),
         },
         None,
     );
-    let mut folder = watch::FolderState::new(dir.clone(), tmp.path().to_path_buf());
+    let mut folder = watch::FolderState::new(vec![dir.clone()], tmp.path().to_path_buf());
     rescan(&mut folder, &handle).await.unwrap();
     handle.start("srv").await.unwrap();
     let pid = handle.snapshot().get("srv").unwrap().pid.unwrap();

@@ -561,7 +561,7 @@ impl Job {
                 let target = template
                     .expand(&values)
                     .map_err(|e| refuse(e.to_string()))?;
-                crate::tray::try_open_with_desktop(target.as_ref())
+                crate::opener::try_open_with_desktop(target.as_ref())
                     .map_err(|e| refuse(format!("cannot run the desktop's opener: {e}")))?;
                 tracing::info!(backend = %self.id, action = label, %target, "opened");
                 Ok(Acted::Done(Ran::Opened(target)))

@@ -93,6 +93,7 @@ pub fn env() -> Env {
             log_dir: dir.path().join("logs"),
             log_max_size: 10 * 1024 * 1024,
             log_backups: 3,
+            env_remove: Vec::new(),
         },
         Some(PathBuf::from(env!("CARGO_BIN_EXE_berth"))),
     );

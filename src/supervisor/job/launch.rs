@@ -149,7 +149,7 @@ impl Job {
         let mut cmd = verified.command();
         // berth's own GTK settings (GDK_GL=disable...) are not the
         // backend's; the manifest's env can still set them.
-        for key in crate::tray::env_overrides() {
+        for key in &self.shared.config.env_remove {
             cmd.env_remove(key);
         }
         let args: Vec<String> = def.args.iter().chain(&extra).cloned().collect();
@@ -264,7 +264,6 @@ impl Job {
         };
         tracing::info!(backend = %self.id, pid, path = %path, "started");
         self.publish();
-        self.shared.metrics_wake.notify_one();
         Ok(())
     }
 

@@ -1,0 +1,43 @@
+//! Opening a file, a folder or a URL with the desktop's default application
+//! (`xdg-open`), for the tray's items, the notifications' "Open log" and the
+//! manifests' `open` actions alike: its own module so that none of them
+//! depends on another.
+
+/// Opens a file or folder with the desktop's default application, detached:
+/// the child is reaped by a thread so the event loop never waits on it. A
+/// failure is logged.
+pub fn open_with_desktop(path: &std::path::Path) {
+    if let Err(e) = try_open_with_desktop(path.as_os_str()) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot run the desktop's opener");
+    }
+}
+
+/// Starts the desktop's opener (`xdg-open`, `open` on macOS) on `target`, a
+/// path or a URL, detached: no stdio, reaped by a thread. Fails only when it
+/// cannot be started (an `open` action reports that to whoever asked).
+pub fn try_open_with_desktop(target: &std::ffi::OsStr) -> std::io::Result<()> {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let mut child = std::process::Command::new(opener)
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let shown = target.to_string_lossy().into_owned();
+    let reaper = std::thread::Builder::new()
+        .name("berth-open".into())
+        .spawn(move || match child.wait() {
+            Ok(status) if !status.success() => {
+                tracing::warn!(target = %shown, %status, "{opener} failed");
+            }
+            _ => {}
+        });
+    if let Err(e) = reaper {
+        tracing::warn!(error = %e, "cannot start a thread to reap {opener}");
+    }
+    Ok(())
+}
