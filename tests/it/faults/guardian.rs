@@ -37,6 +37,14 @@ fn start_and_list(home: &Home, id: &str) -> Vec<u32> {
     pids
 }
 
+/// Whether `pid` is stopped by a signal (state `T` in /proc/PID/stat).
+fn stopped_state(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name's closing parenthesis.
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('T'))
+}
+
 fn sig(pid: u32, s: Signal) {
     kill(Pid::from_raw(pid as i32), s).unwrap();
 }
@@ -152,6 +160,13 @@ fn a_stopped_guardian_blocks_no_launch_and_is_replaced() {
     assert_eq!(old.len(), 2, "{old:?}");
     let stopped = old[0];
     sig(stopped, Signal::SIGSTOP);
+    // kill() returns before the signal takes effect: a guardian woken in
+    // read() would still take the junk below and leave room in its pipe
+    // (seen under load). Fill only once it is really stopped.
+    assert!(
+        wait_until(T, || stopped_state(stopped)),
+        "guardian {stopped} did not stop"
+    );
     // Fill its pipe to the brim, as ~2000 spawns would: junk lines it ignores.
     let mut pipe = std::fs::OpenOptions::new()
         .write(true)
