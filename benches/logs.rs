@@ -85,7 +85,8 @@ fn berth(dir: &Path, exe: &Path) -> (f64, f64) {
         notify: true,
         stop: StopSpec::default(),
         restart: RestartSpec::default(),
-        ready: None,
+        ready: berth::manifest::ReadySpec::at_once(),
+        health: None,
         signed_by: None,
         sandbox: None,
     };
@@ -96,6 +97,7 @@ fn berth(dir: &Path, exe: &Path) -> (f64, f64) {
                 log_dir: dir.join("logs"),
                 log_max_size: 10 * 1000 * 1000,
                 log_backups: 3,
+                notify_dir: dir.join("notify"),
             },
             None::<PathBuf>,
         );

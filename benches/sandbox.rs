@@ -37,7 +37,8 @@ fn backend(dir: &Path, id: &str, exe: &Path, sandbox: Option<Sandbox>) -> Backen
             ..StopSpec::default()
         },
         restart: RestartSpec::default(),
-        ready: None,
+        ready: berth::manifest::ReadySpec::at_once(),
+        health: None,
         sandbox,
         signed_by: None,
         notify: true,
@@ -103,6 +104,7 @@ fn main() {
                 log_dir: dir.path().join("logs"),
                 log_max_size: 10 << 20,
                 log_backups: 3,
+                notify_dir: dir.path().join("notify"),
             },
             None::<PathBuf>,
         );

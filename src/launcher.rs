@@ -118,6 +118,9 @@ pub fn run(
         log_dir: crate::paths::log_dir(),
         log_max_size: args.log_max_size,
         log_backups: args.log_backups,
+        notify_dir: socket_path
+            .parent()
+            .map_or_else(|| PathBuf::from("notify"), |d| d.join("notify")),
     };
     let trust = Arc::new(load_trust(args.signatures.require));
     let launcher = runtime.block_on(Launcher::start(

@@ -27,6 +27,8 @@
 //! - [`tray`] renders snapshots as a system-tray menu and turns clicks into
 //!   commands.
 //! - [`sandbox`] confines a backend (Landlock, no_new_privs, rlimits) on Linux.
+//! - [`vars`] holds the `${id}` `${pid}` `${ready.KEY}` templates of manifest
+//!   fields that name things known only once a backend runs.
 //! - [`launcher`] wires all of the above together for `berth run`.
 
 pub mod autostart;
@@ -45,6 +47,7 @@ mod timer;
 pub mod tray;
 pub mod tree;
 pub mod trust;
+pub mod vars;
 pub mod watch;
 
 /// berth's own version, matched against a manifest's `requires`.

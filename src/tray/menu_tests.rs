@@ -434,3 +434,29 @@ fn start_at_login_is_a_check_item_showing_the_entry() {
         assert_eq!(login.id.to_action(), Some(Action::ToggleStartAtLogin));
     }
 }
+
+#[test]
+fn the_health_line_says_ok_or_how_many_checks_failed() {
+    let now = Instant::now();
+    let mut b = backend("web", "Web", State::Running);
+    b.pid = Some(7);
+    let health = |b: &BackendStatus| {
+        let m = model(
+            &Snapshot {
+                backends: vec![b.clone()],
+            },
+            now,
+            false,
+        );
+        Node::find(&m.items, &["web", "health"]).map(|n| match n {
+            Node::Item(i) => i.label.clone(),
+            other => panic!("{other:?}"),
+        })
+    };
+    assert_eq!(health(&b), None, "no health set: no line");
+    b.healthy = Some(true);
+    assert_eq!(health(&b).as_deref(), Some("health: ok"));
+    b.healthy = Some(false);
+    b.detail.health_failing = Some((2, 3));
+    assert_eq!(health(&b).as_deref(), Some("health: failing 2 of 3"));
+}

@@ -5,9 +5,9 @@
 //!  Idle{Stopped|Exited|Failed|NotFound|IntegrityFailed|Unsupported, last_exit}
 //!    │ start (verify + spawn ok)            ▲ group gone (stop)
 //!    ▼                                      │
-//!  Starting(Run) ──ready──▶ Running(Run) ──stop / leader exit──▶ Stopping(Run, Stop)
-//!    └──────────────stop / leader exit──────────────────────────▲    │ group gone after
-//!                                                                    ▼ the leader's exit
+//!  Starting(Run) ──ready──▶ Running(Run) ──stop / leader exit / unhealthy──▶ Stopping(Run, Stop)
+//!    └──────────────stop / leader exit───────────────────────────────────────▲    │ group gone after
+//!                                                                                 ▼ an exit or unhealthy
 //!                               Backoff{until, attempt, last_exit} ◀─ restart::decide
 //!                                 │ deadline: start     │ stop: Idle{Stopped}
 //! ```
@@ -25,8 +25,10 @@ use tokio::time::Instant;
 
 use super::stop::Stop;
 use crate::manifest::Backend;
+use crate::supervisor::health::Monitor;
 use crate::supervisor::logs::JsonLine;
 use crate::supervisor::restart::Exit;
+use crate::supervisor::sd_notify::Listener;
 use crate::supervisor::{BackendStatus, State};
 
 /// Why a job without a process is at rest.
@@ -56,6 +58,9 @@ pub enum Phase {
         until: Instant,
         attempt: u32,
         last_exit: Exit,
+        /// Why the run it restarts was stopped, when berth stopped it
+        /// (unhealthy); shown while waiting.
+        error: Option<String>,
     },
 }
 
@@ -92,6 +97,19 @@ pub struct Run {
     pub sandbox: Option<String>,
     /// The pump's last stderr line, read once the run is over.
     pub stderr: super::super::logs::StderrTail,
+    /// sd_notify notices (`ready.notify`, `health.watchdog`); the socket
+    /// file goes with it.
+    pub notify: Option<Listener>,
+    /// The health checks or the watchdog, from `running` on.
+    pub health: Option<Monitor>,
+    /// `STOPPING=1` came: the exit that follows is the backend's own
+    /// decision, not a failure.
+    pub announced_stop: bool,
+    /// Ready, or up 10 s: if this run ends by exiting, the retry count
+    /// starts again. Never set by health: a run found unhealthy keeps the
+    /// count, or a backend that comes up and then fails its checks would
+    /// restart forever instead of reaching `failed`.
+    pub earned_reset: bool,
 }
 
 impl Phase {
@@ -144,7 +162,7 @@ impl Phase {
     }
 
     /// The error this state carries.
-    fn error(&self) -> Option<String> {
+    pub fn error(&self) -> Option<String> {
         match self {
             Self::Idle { rest, .. } => match rest {
                 Rest::Failed(e) | Rest::NotFound(e) | Rest::IntegrityFailed(_, e) => {
@@ -152,6 +170,7 @@ impl Phase {
                 }
                 _ => None,
             },
+            Self::Backoff { error, .. } => error.clone(),
             other => other.run().and_then(|r| {
                 let log = r.log_error.borrow().clone();
                 match (r.error.clone(), log) {
@@ -206,6 +225,13 @@ pub fn status(f: &Facts<'_>) -> BackendStatus {
         (r, m) => r.or_else(|| m.map(str::to_owned)),
     };
     s.ready = s.state == State::Running;
+    if let Phase::Running(Run {
+        health: Some(h), ..
+    }) = f.phase
+    {
+        s.healthy = h.healthy;
+        s.detail.health_failing = h.failing;
+    }
     if let Some(run) = f.phase.run() {
         s.pid = Some(run.pid);
         s.path = Some(run.path.clone());

@@ -1,0 +1,209 @@
+//! Health after ready: the default `{ uptime: 1s }` probe, sd_notify
+//! readiness and its sender check, the watchdog, and http/tcp checks whose
+//! failures stop the group and go through the restart policy.
+
+use std::time::Instant;
+
+use berth::manifest::RestartPolicy;
+use berth::manifest::health::{HealthCheck, HealthSpec};
+use berth::vars::Template;
+
+use super::*;
+
+fn uptime(d: Duration) -> ReadySpec {
+    ReadySpec {
+        probe: Probe::Uptime(d),
+        timeout: Duration::from_secs(15),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn default_uptime_probe_keeps_a_quick_crash_from_counting_as_running() {
+    let e = env();
+    let mut b = scripted(&e, "quick", "exit 3");
+    b.ready = ReadySpec::default();
+    apply_and_start(&e, b).await.unwrap();
+    let s = wait_for(&e.sup, "quick", T, |s| !s.state.has_process()).await;
+    assert_eq!(s.state, State::Exited);
+    assert_eq!(s.exit_code, Some(3));
+    assert!(!s.ready);
+    let mut b = scripted(&e, "steady", "exec sleep 60");
+    b.ready = uptime(Duration::from_millis(600));
+    let t0 = Instant::now();
+    apply_and_start(&e, b).await.unwrap();
+    assert_eq!(
+        e.sup.snapshot().get("steady").unwrap().state,
+        State::Starting
+    );
+    wait_running(&e, "steady").await;
+    assert!(
+        t0.elapsed() >= Duration::from_millis(600),
+        "running before its uptime"
+    );
+    e.sup.stop("steady").await.unwrap();
+}
+
+/// A python3 script that uses sd_notify by hand (standard library), as a
+/// client library does: one datagram per call.
+fn notifier(body: &str) -> String {
+    format!(
+        r#"exec python3 -c '
+import os, socket, time
+def notify(msg):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.sendto(msg.encode(), os.environ["NOTIFY_SOCKET"])
+    s.close()
+{body}
+'"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notify_ready_and_status_from_the_group_only() {
+    let e = env();
+    let mut b = scripted(
+        &e,
+        "notif",
+        &notifier(
+            r#"print("env", os.environ.get("WATCHDOG_PID"), flush=True)
+time.sleep(1.5)
+notify("STATUS=warming up")
+notify("READY=1")
+time.sleep(60)"#,
+        ),
+    );
+    b.ready = ReadySpec {
+        probe: Probe::Notify,
+        timeout: Duration::from_secs(15),
+    };
+    apply_and_start(&e, b).await.unwrap();
+    let sock = e.path().join("run/notify/notif.sock");
+    let deadline = Instant::now() + T;
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "no notify socket");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // From outside the backend's group (this test process): dropped.
+    let outsider = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    outsider.send_to(b"READY=1\nSTATUS=forged", &sock).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = e.sup.snapshot().get("notif").unwrap().clone();
+    assert_eq!(
+        s.state,
+        State::Starting,
+        "a datagram from outside made it ready"
+    );
+    assert_eq!(s.status_line, None);
+    let s = wait_running(&e, "notif").await;
+    assert_eq!(s.status_line.as_deref(), Some("warming up"));
+    assert!(e.log("notif").contains("env None"), "{}", e.log("notif"));
+    e.sup.stop("notif").await.unwrap();
+    assert!(!sock.exists(), "the socket outlives the run");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missed_watchdog_heartbeat_fails_at_once() {
+    let e = env();
+    // Beats every 200 ms for a second, then hangs.
+    let mut b = scripted(
+        &e,
+        "dog",
+        &notifier(
+            r#"print("usec", os.environ["WATCHDOG_USEC"], flush=True)
+notify("READY=1")
+for _ in range(5):
+    notify("WATCHDOG=1")
+    time.sleep(0.2)
+time.sleep(60)"#,
+        ),
+    );
+    // The watchdog runs from `running` on: python's start-up is not counted.
+    b.ready = ReadySpec {
+        probe: Probe::Notify,
+        timeout: Duration::from_secs(15),
+    };
+    b.health = Some(HealthSpec {
+        check: HealthCheck::Watchdog(Duration::from_millis(700)),
+        interval: Duration::from_secs(10),
+        timeout: Duration::from_secs(2),
+        failures: 3,
+    });
+    apply_and_start(&e, b).await.unwrap();
+    wait_running(&e, "dog").await;
+    let t0 = Instant::now();
+    let s = wait_for(&e.sup, "dog", T, |s| s.state == State::Failed).await;
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1500),
+        "failed while it was beating"
+    );
+    assert_eq!(s.error.as_deref(), Some("watchdog: no heartbeat for 700ms"));
+    assert!(e.log("dog").contains("usec 700000"), "{}", e.log("dog"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_http_checks_stop_the_group_then_restart_like_a_crash() {
+    let e = env();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // 200 for the first two requests of each run, 503 afterwards.
+    let mut b = scripted(
+        &e,
+        "web",
+        &format!(
+            r#"echo run >> runs
+exec python3 -c '
+import http.server
+n = [0]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        n[0] += 1
+        self.send_response(200 if n[0] <= 2 else 503)
+        self.end_headers()
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", {port}), H).serve_forever()
+'"#
+        ),
+    );
+    b.ready = ReadySpec {
+        probe: Probe::Http(format!("http://127.0.0.1:{port}/")),
+        timeout: Duration::from_secs(15),
+    };
+    b.health = Some(HealthSpec {
+        check: HealthCheck::Http(
+            Template::parse("http://127.0.0.1:${ready.port}/api/status").unwrap(),
+        ),
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_secs(2),
+        failures: 2,
+    });
+    b.restart.policy = RestartPolicy::OnFailure;
+    b.restart.max_retries = 1;
+    b.restart.backoff = Duration::from_millis(100);
+    apply_and_start(&e, b).await.unwrap();
+    let s = wait_for(&e.sup, "web", T, |s| s.healthy == Some(true)).await;
+    let first = s.pid.unwrap();
+    let s = wait_for(&e.sup, "web", T, |s| s.healthy == Some(false)).await;
+    assert_eq!(s.state, State::Running, "one failure of two acts already");
+    let s = wait_for(&e.sup, "web", T * 2, |s| s.state == State::Failed).await;
+    assert_eq!(s.restarts, 1);
+    assert_eq!(s.healthy, None);
+    assert_eq!(
+        s.error.as_deref(),
+        Some(
+            format!("health check failed 2 times: GET http://127.0.0.1:{port}/api/status: HTTP 503; gave up after 1 retries")
+                .as_str()
+        )
+    );
+    assert!(wait_gone_async(first).await, "the unhealthy group survived");
+    let runs = std::fs::read_to_string(e.path().join("runs")).unwrap();
+    assert_eq!(runs.lines().count(), 2, "one restart, as for a crash");
+}
+
+async fn wait_gone_async(pid: u32) -> bool {
+    tokio::task::spawn_blocking(move || crate::util::wait_gone(pid, T))
+        .await
+        .unwrap()
+}
