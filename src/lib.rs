@@ -34,6 +34,7 @@
 pub mod autostart;
 pub mod cli;
 pub mod control;
+pub mod human;
 pub mod integrity;
 pub mod launcher;
 pub mod manifest;

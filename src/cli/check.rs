@@ -242,33 +242,17 @@ fn print_table(rows: &[Row]) {
         "SIGNATURE",
         "NOTE",
     ];
-    let cells: Vec<[&str; 8]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.file.as_str(),
-                r.id.as_str(),
-                r.version.as_str(),
-                r.state,
-                r.path.as_str(),
-                r.checksum,
-                r.signature.as_str(),
-                r.note.as_str(),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for line in std::iter::once(header).chain(cells) {
-        let text: Vec<String> = line
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", text.join("  ").trim_end());
-    }
+    let cells = rows.iter().map(|r| {
+        vec![
+            r.file.as_str(),
+            r.id.as_str(),
+            r.version.as_str(),
+            r.state,
+            r.path.as_str(),
+            r.checksum,
+            r.signature.as_str(),
+            r.note.as_str(),
+        ]
+    });
+    print!("{}", crate::human::table(&header, cells));
 }

@@ -6,12 +6,14 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 
 use super::Exit;
 use crate::control::client::{Client, ClientError, STATUS_TIMEOUT};
 use crate::control::{Reply, Request};
+use crate::human;
 use crate::supervisor::BackendStatus;
 
 fn connect(socket: &Path) -> anyhow::Result<Client> {
@@ -85,19 +87,19 @@ pub fn table(list: &[BackendStatus]) -> String {
         "ID", "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "CPU", "MEMORY", "VERSION", "READY",
         "ERROR",
     ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     let dash = || "-".to_owned();
-    for b in list {
+    let rows = list.iter().map(|b| {
         let running = b.state.has_process();
-        rows.push(vec![
+        vec![
             b.id.clone().unwrap_or_else(dash),
             b.name.clone().unwrap_or_else(dash),
             state_text(b),
             b.pid.map_or_else(dash, |p| p.to_string()),
-            b.uptime_s.map_or_else(dash, human_duration),
+            b.uptime_s
+                .map_or_else(dash, |s| human::elapsed(Duration::from_secs(s))),
             b.restarts.to_string(),
             b.cpu_percent.map_or_else(dash, |c| format!("{c:.1}%")),
-            b.rss_bytes.map_or_else(dash, human_bytes),
+            b.rss_bytes.map_or_else(dash, human::bytes),
             b.version.clone().unwrap_or_else(dash),
             if running {
                 if b.ready { "yes" } else { "no" }.to_owned()
@@ -105,33 +107,16 @@ pub fn table(list: &[BackendStatus]) -> String {
                 dash()
             },
             b.error.clone().unwrap_or_default(),
-        ]);
-    }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if c + 1 < row.len() {
-                let pad = widths[c] - cell.chars().count() + 2;
-                line.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+        ]
+    });
+    human::table(&header, rows)
 }
 
+/// `exited (code 1)`, `exited (SIGKILL)`, `running*` (a restart pending).
 fn state_text(b: &BackendStatus) -> String {
     let mut s = b.state.as_str().to_owned();
-    if let Some(sig) = &b.signal {
-        s.push_str(&format!(" ({sig})"));
-    } else if let Some(code) = b.exit_code {
-        s.push_str(&format!(" ({code})"));
+    if let Some(how) = human::exit(b.exit_code, b.signal.as_deref()) {
+        s.push_str(&format!(" ({how})"));
     }
     if b.pending_restart {
         s.push('*');
@@ -139,46 +124,10 @@ fn state_text(b: &BackendStatus) -> String {
     s
 }
 
-/// `45s`, `3m 12s`, `2h 5m`, `4d 3h`.
-pub fn human_duration(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
-}
-
-/// `512 B`, `41.0 MB` (powers of 1024, like pm2 and top).
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::supervisor::State;
-
-    #[test]
-    fn durations_and_sizes_read_like_pm2() {
-        assert_eq!(human_duration(45), "45s");
-        assert_eq!(human_duration(192), "3m 12s");
-        assert_eq!(human_duration(7500), "2h 5m");
-        assert_eq!(human_duration(4 * 86400 + 3 * 3600), "4d 3h");
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(41 << 20), "41.0 MB");
-    }
 
     #[test]
     fn table_has_one_aligned_row_per_file() {
@@ -213,7 +162,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            lines[1].contains("41.0 MB") && lines[1].contains("0.3%"),
+            lines[1].contains("41 MB") && lines[1].contains("0.3%"),
             "{text}"
         );
         assert!(lines[2].ends_with("unknown field `argz`"), "{text}");

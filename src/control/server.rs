@@ -381,10 +381,8 @@ fn status_reply(status: &BackendStatus) -> Reply {
 pub fn describe(status: &BackendStatus) -> String {
     let id = status.id.as_deref().unwrap_or("?");
     let mut text = format!("{id}: {}", status.state.as_str());
-    if let Some(sig) = &status.signal {
-        text.push_str(&format!(" ({sig})"));
-    } else if let Some(code) = status.exit_code {
-        text.push_str(&format!(" (code {code})"));
+    if let Some(how) = crate::human::exit(status.exit_code, status.signal.as_deref()) {
+        text.push_str(&format!(" ({how})"));
     }
     if let Some(err) = &status.error {
         text.push_str(": ");

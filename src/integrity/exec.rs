@@ -38,14 +38,7 @@ pub struct Ident {
 
 impl Ident {
     pub fn of(file: &File) -> io::Result<Self> {
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: fstat fills the struct on success.
-        if unsafe { libc::fstat(file.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: initialised by the successful fstat.
-        let st = unsafe { st.assume_init() };
-        Ok(Self::from(&st))
+        Ok(Self::from(&nix::sys::stat::fstat(file)?))
     }
 
     fn from(st: &libc::stat) -> Self {

@@ -111,10 +111,10 @@ pub fn single(event: &JobEvent) -> Note {
     let name = &event.name;
     let (summary, reason) = match &event.kind {
         EventKind::Exited { code, signal, then } => {
-            let how = match (signal, code) {
-                (Some(sig), _) => format!("killed by {sig}"),
-                (None, Some(code)) => format!("exited with code {code}"),
-                (None, None) => "exited".to_owned(),
+            // The exit reads as in `berth status` and the tray.
+            let how = match crate::human::exit(*code, signal.as_deref()) {
+                Some(how) => format!("exited ({how})"),
+                None => "exited".to_owned(),
             };
             let summary = match then {
                 State::Failed => format!("{name} failed"),
@@ -212,10 +212,7 @@ mod tests {
         let mut l = Limiter::default();
         let note = l.push(crash("a", State::Backoff), Instant::now()).unwrap();
         assert_eq!(note.summary, "Backend a crashed");
-        assert_eq!(
-            note.body,
-            "exited with code 1; restarting\nValueError: boom"
-        );
+        assert_eq!(note.body, "exited (code 1); restarting\nValueError: boom");
     }
 
     #[test]
@@ -240,7 +237,7 @@ mod tests {
             "Backend a failed: crashed 4 times in 30 s"
         );
         assert!(
-            notes[0].body.starts_with("exited with code 1; gave up"),
+            notes[0].body.starts_with("exited (code 1); gave up"),
             "{notes:?}"
         );
         // The merged note opened a new window: nothing is held, so the next
@@ -289,7 +286,7 @@ mod tests {
             then: State::Exited,
         };
         assert_eq!(single(&e).summary, "Backend a crashed");
-        assert_eq!(single(&e).body, "killed by SIGSEGV");
+        assert_eq!(single(&e).body, "exited (SIGSEGV)");
         e.kind = EventKind::Exited {
             code: Some(0),
             signal: None,

@@ -7,7 +7,6 @@
 //! back from here: the job owns it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 
 use super::{BackendStatus, Snapshot, State};
 use crate::registry::{Entry, Standing};
@@ -75,17 +74,10 @@ impl Board {
             }
         }
         first.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-        rest.sort_by_key(|a| file_name(&a.file));
+        rest.sort_by(|a, b| crate::human::file_name(&a.file).cmp(crate::human::file_name(&b.file)));
         first.extend(rest);
         Snapshot { backends: first }
     }
-}
-
-fn file_name(file: &str) -> String {
-    PathBuf::from(file)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| file.to_owned())
 }
 
 /// The manifest-derived fields of a file without a job.

@@ -101,19 +101,6 @@ pub async fn wait_gone(pgid: i32, deadline: Instant) -> bool {
     }
 }
 
-/// Blocking twin of [`wait_gone`] for the guardian.
-pub fn wait_gone_blocking(pgid: i32, deadline: Instant) -> bool {
-    loop {
-        if !alive(pgid) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
 /// Every live process group, shared so `kill_all_now` can act synchronously
 /// from a signal-handling thread without going through the tasks.
 #[derive(Clone, Default)]

@@ -158,7 +158,7 @@ impl Watchdog {
     pub fn error(&self) -> String {
         format!(
             "watchdog: no heartbeat for {}",
-            ready::format_duration(self.period)
+            crate::human::as_written(self.period)
         )
     }
 }

@@ -236,14 +236,10 @@ impl Pump {
 
 /// Reads what `fd` holds right now, without waiting (tokio made it
 /// non-blocking), into `lines`.
-fn drain_now(fd: std::os::fd::RawFd, buf: &mut [u8], mut feed: impl FnMut(&[u8])) {
-    loop {
-        // SAFETY: read into a buffer we own, from a descriptor the pump owns.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            return;
-        }
-        feed(&buf[..n as usize]);
+fn drain_now(fd: impl std::os::fd::AsFd, buf: &mut [u8], mut feed: impl FnMut(&[u8])) {
+    let fd = fd.as_fd();
+    while let Ok(n @ 1..) = nix::unistd::read(fd, buf) {
+        feed(&buf[..n]);
     }
 }
 
@@ -263,7 +259,6 @@ async fn pump(
     tail: StderrTail,
     mut finish: tokio::sync::oneshot::Receiver<()>,
 ) {
-    use std::os::fd::AsRawFd;
     let mut obuf = vec![0u8; READ_BUF];
     let mut ebuf = vec![0u8; READ_BUF];
     let (mut olines, mut elines) = (Lines::default(), Lines::default());
@@ -296,11 +291,11 @@ async fn pump(
             }
             _ = &mut finish => {
                 if !odone {
-                    drain_now(stdout.as_raw_fd(), &mut obuf, |d| olines.feed(d, |l| sink.line("stdout", l)));
+                    drain_now(&stdout, &mut obuf, |d| olines.feed(d, |l| sink.line("stdout", l)));
                     olines.finish(|l| sink.line("stdout", l));
                 }
                 if !edone {
-                    drain_now(stderr.as_raw_fd(), &mut ebuf, |d| elines.feed(d, |l| sink.line("stderr", l)));
+                    drain_now(&stderr, &mut ebuf, |d| elines.feed(d, |l| sink.line("stderr", l)));
                     elines.finish(|l| sink.line("stderr", l));
                 }
                 break;

@@ -75,7 +75,7 @@ pub async fn tcp_ok(addr: &str, limit: Duration) -> Result<(), String> {
         Ok(Err(e)) => Err(format!("tcp {addr}: {e}")),
         Err(_) => Err(format!(
             "tcp {addr}: no answer within {}",
-            format_duration(limit)
+            crate::human::as_written(limit)
         )),
     }
 }
@@ -88,7 +88,7 @@ pub async fn http_ok(url: &str, limit: Duration) -> Result<(), String> {
         Ok(Err(e)) => Err(format!("GET {url}: {e}")),
         Err(_) => Err(format!(
             "GET {url}: no answer within {}",
-            format_duration(limit)
+            crate::human::as_written(limit)
         )),
     }
 }
@@ -140,31 +140,9 @@ async fn http_status(url: &str) -> std::io::Result<u16> {
         .ok_or_else(|| bad("the answer is not HTTP"))
 }
 
-/// A duration written like the manifest: `15s`, `500ms`, `2m`, `1h`.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(3_600_000) && ms > 0 {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) && ms > 0 {
-        format!("{}m", ms / 60_000)
-    } else {
-        format!("{}s", ms / 1000)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_like_the_manifest() {
-        assert_eq!(format_duration(Duration::from_secs(15)), "15s");
-        assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
-        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
-    }
 
     #[test]
     fn urls() {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::action::{Action, ItemId};
 use super::icon::IconState;
+use crate::human;
 use crate::manifest::BackendId;
 use crate::supervisor::{BackendStatus, Snapshot, State};
 
@@ -136,7 +137,7 @@ pub fn model(snapshot: &Snapshot, now: Instant, start_at_login: bool) -> MenuMod
         .filter(|b| b.state == State::Invalid)
         .chain(shadowed)
         .collect();
-    broken.sort_by(|a, b| file_name(&a.file).cmp(file_name(&b.file)));
+    broken.sort_by(|a, b| human::file_name(&a.file).cmp(human::file_name(&b.file)));
 
     let running = backends
         .iter()
@@ -273,10 +274,9 @@ pub fn status_line(b: &BackendStatus, now: Instant) -> String {
         State::Starting => "🟡 Starting".to_owned(),
         State::Running => "🟢 Running".to_owned(),
         State::Stopping => "🟡 Stopping".to_owned(),
-        State::Exited => match (&b.signal, b.exit_code) {
-            (Some(signal), _) => format!("🔴 Exited ({signal})"),
-            (None, Some(code)) => format!("🔴 Exited (code {code})"),
-            (None, None) => "🔴 Exited".to_owned(),
+        State::Exited => match human::exit(b.exit_code, b.signal.as_deref()) {
+            Some(how) => format!("🔴 Exited ({how})"),
+            None => "🔴 Exited".to_owned(),
         },
         State::Backoff => match b.detail.retry_at {
             Some(at) => format!(
@@ -332,10 +332,10 @@ pub fn process_line(b: &BackendStatus, now: Instant) -> Option<String> {
         None => b.uptime_s.map(Duration::from_secs),
     };
     if let Some(up) = uptime {
-        parts.push(format!("up {}", human_duration(up)));
+        parts.push(format!("up {}", human::elapsed(up)));
     }
     if let Some(rss) = b.rss_bytes {
-        parts.push(human_bytes(rss));
+        parts.push(human::bytes(rss));
     }
     Some(parts.join(" · "))
 }
@@ -383,7 +383,7 @@ pub fn version_line(b: &BackendStatus) -> Option<String> {
 
 /// `⚠ broken.yaml: line 4: unknown field `argz``; clicking opens the file.
 fn warning(b: &BackendStatus) -> Node {
-    let name = file_name(&b.file);
+    let name = human::file_name(&b.file);
     let error = b.error.as_deref().unwrap_or("invalid manifest");
     // Errors usually name their file already; show it once, by its short name.
     let error = error.strip_prefix(b.file.as_str()).unwrap_or(error);
@@ -397,10 +397,6 @@ fn warning(b: &BackendStatus) -> Node {
         enabled: true,
         checked: None,
     })
-}
-
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 fn info(scope: &str, key: &str, label: &str) -> Node {
@@ -448,28 +444,7 @@ pub fn muda_text(text: &str) -> String {
 /// Seconds rounded up, so "Restarting in 1s" is shown until the retry.
 fn countdown(left: Duration) -> String {
     let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-    human_duration(Duration::from_secs(secs))
-}
-
-/// `12s`, `3m 12s`, `2h 5m`, `3d 4h`.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {}s", s / 60, s % 60),
-        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
-    }
-}
-
-/// `41 MB`, `8.5 MB` (SI megabytes).
-pub fn human_bytes(bytes: u64) -> String {
-    let mb = bytes as f64 / 1e6;
-    if mb >= 10.0 {
-        format!("{mb:.0} MB")
-    } else {
-        format!("{mb:.1} MB")
-    }
+    human::elapsed(Duration::from_secs(secs))
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ fn crashes_failures_and_checksum_mismatches_notify_with_the_last_stderr_line() {
 
     berth.cli(&desktop, &["start", "crasher"]);
     let crash = dunst.wait_for(&desktop, "Crasher crashed");
-    assert_eq!(crash.body, "exited with code 3\nValueError: <boom> & more");
+    assert_eq!(crash.body, "exited (code 3)\nValueError: <boom> & more");
     let status = berth.wait_state(&desktop, "crasher", "exited");
     assert_eq!(status["last_stderr"], "ValueError: <boom> & more");
 
@@ -60,7 +60,7 @@ fn crashes_failures_and_checksum_mismatches_notify_with_the_last_stderr_line() {
     // rate limit (it shows up merged, see the burst test).
     let first = dunst.wait_for(&desktop, "Give Up crashed");
     assert!(
-        first.body.starts_with("exited with code 3; restarting"),
+        first.body.starts_with("exited (code 3); restarting"),
         "{first:?}"
     );
     berth.wait_state(&desktop, "giveup", "failed");
@@ -69,7 +69,7 @@ fn crashes_failures_and_checksum_mismatches_notify_with_the_last_stderr_line() {
     let failed = dunst.wait_for(&desktop, "Fails failed");
     assert_eq!(
         failed.body,
-        "exited with code 3; gave up restarting\nValueError: <boom> & more"
+        "exited (code 3); gave up restarting\nValueError: <boom> & more"
     );
 
     assert!(!berth.cli(&desktop, &["start", "tampered"]).status.success());

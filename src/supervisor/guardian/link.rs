@@ -16,15 +16,19 @@
 //! spawn returned ([`Link::add`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use nix::fcntl::{FcntlArg, OFlag};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::stat::Mode;
 
 use super::LOCK_FD;
 use crate::manifest::StopSignal;
@@ -49,7 +53,7 @@ struct Inner {
     /// their `flock`s exclude each other.
     lock: OwnedFd,
     /// Wakes the keeper (a queue grew, or the link closed).
-    wake: OwnedFd,
+    wake: EventFd,
     state: Mutex<State>,
 }
 
@@ -81,9 +85,8 @@ struct Proc {
 impl Link {
     /// Starts two `exe __guardian` processes and their keeper.
     pub fn start(exe: &Path) -> io::Result<Self> {
-        let lock = memfd()?;
-        // SAFETY: eventfd returns a new descriptor or -1.
-        let wake = owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        let lock = memfd_create(c"berth-guardian-lock", MFdFlags::MFD_CLOEXEC)?;
+        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
         let mut guards = Vec::with_capacity(PAIR);
         for _ in 0..PAIR {
             let (proc, pipe) = spawn_guardian(exe, &lock)?;
@@ -178,10 +181,7 @@ impl Link {
                 // /dev/null over the pipe's number: the guardian sees end of
                 // file, and a stray write by number lands nowhere.
                 if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-                    // SAFETY: dup3 onto a descriptor this guard owns.
-                    unsafe {
-                        libc::dup3(null.as_raw_fd(), g.pipe.as_raw_fd(), libc::O_CLOEXEC);
-                    }
+                    let _ = nix::unistd::dup3(&null, &mut g.pipe, OFlag::O_CLOEXEC);
                 }
             }
         }
@@ -211,11 +211,8 @@ impl Inner {
     }
 
     fn wake(&self) {
-        let one = 1u64;
-        // SAFETY: an 8-byte write to our eventfd.
-        unsafe {
-            libc::write(self.wake.as_raw_fd(), (&raw const one).cast(), 8);
-        }
+        // Only fails when the counter is full: the keeper is awake then.
+        let _ = self.wake.write(1);
     }
 }
 
@@ -264,11 +261,7 @@ impl Guard {
 /// One message, whole (it is shorter than PIPE_BUF, so the kernel writes
 /// all of it or nothing).
 fn write(fd: &OwnedFd, line: &[u8]) -> io::Result<()> {
-    // SAFETY: write from a slice we own.
-    let n = unsafe { libc::write(fd.as_raw_fd(), line.as_ptr().cast(), line.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    nix::unistd::write(fd, line)?;
     Ok(())
 }
 
@@ -291,17 +284,17 @@ fn keep(inner: &Inner) {
             let left = at.saturating_duration_since(Instant::now());
             left.as_millis().min(i32::MAX as u128) as i32 + 1
         });
+        // Raw poll: the descriptors were listed under the state lock and are
+        // polled after it is released, which nix's borrowing PollFd cannot
+        // express. A descriptor replaced meanwhile only makes poll return.
         // SAFETY: poll over a slice of pollfds we own.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
             tracing::error!(error = %io::Error::last_os_error(), "guardian keeper cannot poll: stops");
             break;
         }
-        let mut drain = 0u64;
-        // SAFETY: an 8-byte read from our non-blocking eventfd.
-        unsafe {
-            libc::read(inner.wake.as_raw_fd(), (&raw mut drain).cast(), 8);
-        }
+        // Non-blocking: EAGAIN when nobody woke the keeper.
+        let _ = inner.wake.read();
         let mut state = inner.lock();
         if state.closed {
             break;
@@ -324,7 +317,7 @@ fn watch_list(inner: &Inner, state: &State) -> (Vec<libc::pollfd>, Option<Instan
         events,
         revents: 0,
     };
-    let mut fds = vec![poll(inner.wake.as_raw_fd(), libc::POLLIN)];
+    let mut fds = vec![poll(inner.wake.as_fd().as_raw_fd(), libc::POLLIN)];
     let mut deadline: Option<Instant> = None;
     let mut sooner = |at: Instant| deadline = Some(deadline.map_or(at, |d| d.min(at)));
     for g in &state.guards {
@@ -370,6 +363,7 @@ fn tend(inner: &Inner, state: &mut State) {
                 "a guardian has read nothing for {}s: replacing it",
                 HUNG.as_secs()
             );
+            // Raw syscall (nix has no pidfd_send_signal).
             // SAFETY: pidfd_send_signal on a pidfd we own (no pid reuse).
             unsafe {
                 libc::syscall(
@@ -393,10 +387,8 @@ fn replace(inner: &Inner, state: &mut State, i: usize) {
     let g = &mut state.guards[i];
     match spawn_guardian(&inner.exe, &inner.lock) {
         Ok((proc, pipe)) => {
-            // SAFETY: dup3 onto the descriptor number this guard owns.
-            let r = unsafe { libc::dup3(pipe.as_raw_fd(), g.pipe.as_raw_fd(), libc::O_CLOEXEC) };
-            if r < 0 {
-                tracing::error!(error = %io::Error::last_os_error(), "cannot hand over to the new guardian");
+            if let Err(e) = nix::unistd::dup3(&pipe, &mut g.pipe, OFlag::O_CLOEXEC) {
+                tracing::error!(error = %e, "cannot hand over to the new guardian");
                 g.pipe = pipe;
             }
             let pid = proc.child.id();
@@ -421,22 +413,16 @@ fn replace(inner: &Inner, state: &mut State, i: usize) {
 /// Starts `exe __guardian` with a new pipe as stdin and its own description
 /// of the lock as fd 3; returns it and the pipe's non-blocking write end.
 fn spawn_guardian(exe: &Path, lock: &OwnedFd) -> io::Result<(Proc, OwnedFd)> {
-    let mut ends = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into the array we own.
-    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors are new and ours.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(write.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(write.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
-    let path =
-        CString::new(format!("/proc/self/fd/{}", lock.as_raw_fd())).map_err(io::Error::other)?;
-    // SAFETY: open returns a new descriptor or -1.
-    let own_lock = owned(unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })?;
+    // Only the write end is non-blocking: the guardian blocks reading.
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    nix::fcntl::fcntl(&write, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    // Reopened through /proc: a new open file description, so this
+    // guardian's flock excludes the other's.
+    let own_lock = nix::fcntl::open(
+        format!("/proc/self/fd/{}", lock.as_raw_fd()).as_str(),
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
     let lock_fd = own_lock.as_raw_fd();
     let mut cmd = Command::new(exe);
     cmd.arg(super::ARG)
@@ -461,6 +447,7 @@ fn spawn_guardian(exe: &Path, lock: &OwnedFd) -> io::Result<(Proc, OwnedFd)> {
     }
     let child = cmd.spawn()?;
     drop(own_lock);
+    // Raw syscall: nix has no pidfd_open.
     // SAFETY: pidfd_open of our own unreaped child: its pid cannot be reused.
     let pidfd = owned(unsafe { libc::syscall(libc::SYS_pidfd_open, child.id(), 0) } as i32);
     let pidfd = match pidfd {
@@ -473,11 +460,6 @@ fn spawn_guardian(exe: &Path, lock: &OwnedFd) -> io::Result<(Proc, OwnedFd)> {
         }
     };
     Ok((Proc { child, pidfd }, write))
-}
-
-fn memfd() -> io::Result<OwnedFd> {
-    // SAFETY: memfd_create with a NUL-terminated name.
-    owned(unsafe { libc::memfd_create(c"berth-guardian-lock".as_ptr(), libc::MFD_CLOEXEC) })
 }
 
 fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {

@@ -356,7 +356,7 @@ impl Job {
         };
         run.ready_deadline = None;
         let timeout = run.def.ready.timeout;
-        let msg = format!("not ready after {}", ready::format_duration(timeout));
+        let msg = format!("not ready after {}", crate::human::as_written(timeout));
         tracing::warn!(backend = %self.id, "{msg}");
         run.error = Some(msg);
         self.publish();
