@@ -10,6 +10,24 @@ use berth::vars::Template;
 
 use super::*;
 
+/// `ready: { notify: true, timeout }`.
+fn notify_ready(timeout: Duration) -> ReadySpec {
+    ReadySpec {
+        probe: Probe::Notify,
+        timeout,
+    }
+}
+
+/// `health: { watchdog: period }` (interval, timeout and failures unused).
+fn watchdog(period: Duration) -> Option<HealthSpec> {
+    Some(HealthSpec {
+        check: HealthCheck::Watchdog(period),
+        interval: Duration::from_secs(10),
+        timeout: Duration::from_secs(2),
+        failures: 3,
+    })
+}
+
 fn uptime(d: Duration) -> ReadySpec {
     ReadySpec {
         probe: Probe::Uptime(d),
@@ -72,10 +90,7 @@ notify("READY=1")
 time.sleep(60)"#,
         ),
     );
-    b.ready = ReadySpec {
-        probe: Probe::Notify,
-        timeout: Duration::from_secs(15),
-    };
+    b.ready = notify_ready(Duration::from_secs(15));
     apply_and_start(&e, b).await.unwrap();
     let sock = e.path().join("run/notify/notif.sock");
     let deadline = Instant::now() + T;
@@ -118,16 +133,8 @@ time.sleep(60)"#,
         ),
     );
     // The watchdog runs from `running` on: python's start-up is not counted.
-    b.ready = ReadySpec {
-        probe: Probe::Notify,
-        timeout: Duration::from_secs(15),
-    };
-    b.health = Some(HealthSpec {
-        check: HealthCheck::Watchdog(Duration::from_millis(700)),
-        interval: Duration::from_secs(10),
-        timeout: Duration::from_secs(2),
-        failures: 3,
-    });
+    b.ready = notify_ready(Duration::from_secs(15));
+    b.health = watchdog(Duration::from_millis(700));
     apply_and_start(&e, b).await.unwrap();
     wait_running(&e, "dog").await;
     let t0 = Instant::now();
@@ -206,4 +213,133 @@ async fn wait_gone_async(pid: u32) -> bool {
     tokio::task::spawn_blocking(move || crate::util::wait_gone(pid, T))
         .await
         .unwrap()
+}
+
+/// The test venv's python (`python/build.sh --dev` installs the PyPI
+/// `sdnotify` package into it); a missing one fails and says how to get it.
+fn venv_python_with_sdnotify() -> std::path::PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/.venv/bin/python");
+    let found = std::process::Command::new(&python)
+        .args(["-c", "import sdnotify"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{} cannot import sdnotify: run python/build.sh --dev",
+        python.display()
+    );
+    python
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_unmodified_pypi_sdnotify_client_is_ready_and_beats_under_berth() {
+    let python = venv_python_with_sdnotify();
+    let e = env();
+    // The library as its README shows it: nothing berth-specific.
+    let mut b = scripted(
+        &e,
+        "pypi",
+        &format!(
+            r#"exec {} -c '
+import time, sdnotify
+n = sdnotify.SystemdNotifier()
+time.sleep(0.5)
+n.notify("STATUS=from sdnotify")
+n.notify("READY=1")
+while True:
+    n.notify("WATCHDOG=1")
+    time.sleep(0.2)
+'"#,
+            python.display()
+        ),
+    );
+    b.ready = notify_ready(Duration::from_secs(15));
+    b.health = watchdog(Duration::from_millis(800));
+    apply_and_start(&e, b).await.unwrap();
+    let s = wait_running(&e, "pypi").await;
+    assert_eq!(s.status_line.as_deref(), Some("from sdnotify"));
+    let pid = s.pid;
+    let s = wait_for(&e.sup, "pypi", T, |s| s.healthy == Some(true)).await;
+    assert_eq!(s.pid, pid);
+    // Many watchdog periods later: still the same healthy run.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = e.sup.snapshot().get("pypi").unwrap().clone();
+    assert_eq!(
+        (s.state, s.pid, s.healthy, s.restarts),
+        (State::Running, pid, Some(true), 0),
+        "{s:#?}"
+    );
+    e.sup.stop("pypi").await.unwrap();
+    assert_eq!(e.sup.snapshot().get("pypi").unwrap().state, State::Stopped);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pyinstaller_build_is_ready_by_notify_and_stays_healthy_under_a_watchdog() {
+    let Some(exe) = crate::util::pyinstaller_backend() else {
+        return;
+    };
+    let e = env();
+    // The issue's 2 s watchdog (a heartbeat every second) and the 10 s one
+    // of the docs (every 5 s), side by side for longer than 10 s.
+    let mut backends = Vec::new();
+    for (id, period) in [("py2", 2), ("py10", 10)] {
+        let mut b = backend(e.path(), id, &exe);
+        b.args = vec!["--port".into(), "0".into()];
+        b.stop.timeout = Duration::from_secs(5);
+        b.ready = notify_ready(Duration::from_secs(30));
+        b.health = watchdog(Duration::from_secs(period));
+        b.restart.policy = RestartPolicy::OnFailure;
+        backends.push(b);
+    }
+    e.sup.apply(catalog(backends)).await;
+    let mut pids = Vec::new();
+    for id in ["py2", "py10"] {
+        e.sup.start(id).await.unwrap();
+        let s = wait_for(&e.sup, id, Duration::from_secs(60), |s| {
+            s.state == State::Running
+        })
+        .await;
+        pids.push(s.pid.unwrap());
+    }
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(12) {
+        for (id, pid) in ["py2", "py10"].iter().zip(&pids) {
+            let s = e.sup.snapshot().get(id).unwrap().clone();
+            assert_eq!(
+                (s.state, s.pid, s.restarts, s.error.as_deref()),
+                (State::Running, Some(*pid), 0, None),
+                "{id} after {:?}: {s:#?}",
+                t0.elapsed()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for id in ["py2", "py10"] {
+        let s = e.sup.snapshot().get(id).unwrap().clone();
+        assert_eq!(s.healthy, Some(true), "{id}: no heartbeat seen: {s:#?}");
+    }
+    // sd_notify or not, it still prints its JSON lines.
+    let log = e.log("py2");
+    assert!(log.contains(r#""status": "ready""#), "{log}");
+    for (id, pid) in ["py2", "py10"].iter().zip(&pids) {
+        let members = crate::util::group_pids(*pid);
+        let t = Instant::now();
+        e.sup.stop(id).await.unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(4),
+            "{id} took the SIGKILL path"
+        );
+        for m in &members {
+            assert!(!crate::util::running(*m), "{m} of {id} survived");
+        }
+        let s = e.sup.snapshot().get(id).unwrap().clone();
+        assert_eq!((s.state, s.error), (State::Stopped, None));
+        assert!(
+            e.log(id)
+                .lines()
+                .any(|l| l.ends_with(r#"stdout {"status": "stopped"}"#)),
+            "{id} did not stop gracefully:\n{}",
+            e.log(id)
+        );
+    }
 }
