@@ -343,3 +343,86 @@ async fn the_pyinstaller_build_is_ready_by_notify_and_stays_healthy_under_a_watc
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extend_timeout_holds_off_not_ready_and_stopping_makes_an_exit_the_backends_own() {
+    let e = env();
+    // Asks for 6 s more at once, is ready after 4 s (past its 3 s timeout:
+    // python's own start-up must fit in the 3 s on a loaded machine), then
+    // announces its exit and exits 1.
+    let mut b = scripted(
+        &e,
+        "polite",
+        &notifier(
+            r#"notify("EXTEND_TIMEOUT_USEC=6000000")
+time.sleep(4)
+notify("READY=1")
+time.sleep(0.5)
+notify("STOPPING=1")
+time.sleep(0.5)
+raise SystemExit(1)"#,
+        ),
+    );
+    b.ready = notify_ready(Duration::from_secs(3));
+    b.restart.policy = RestartPolicy::OnFailure;
+    b.restart.backoff = Duration::from_millis(100);
+    let t0 = Instant::now();
+    apply_and_start(&e, b).await.unwrap();
+    let mut rx = e.sup.subscribe();
+    let s = loop {
+        let s = rx.borrow_and_update().get("polite").cloned().unwrap();
+        assert_eq!(
+            s.error,
+            None,
+            "the extended timeout was not honoured after {:?}",
+            t0.elapsed()
+        );
+        if s.state != State::Starting {
+            break s;
+        }
+        tokio::time::timeout(T, rx.changed())
+            .await
+            .unwrap()
+            .unwrap();
+    };
+    assert_eq!(s.state, State::Running);
+    let s = wait_for(&e.sup, "polite", T, |s| !s.state.has_process()).await;
+    assert_eq!(
+        (s.state, s.exit_code, s.restarts),
+        (State::Exited, Some(1), 0),
+        "an announced exit was restarted as a crash: {s:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watchdog_trigger_fails_at_once_and_restarts_by_the_policy() {
+    let e = env();
+    let mut b = scripted(
+        &e,
+        "hung",
+        &notifier(
+            r#"notify("READY=1")
+notify("WATCHDOG=1")
+time.sleep(0.3)
+notify("WATCHDOG=trigger")
+time.sleep(60)"#,
+        ),
+    );
+    b.ready = notify_ready(Duration::from_secs(15));
+    b.health = watchdog(Duration::from_secs(60));
+    b.restart.policy = RestartPolicy::Always;
+    b.restart.max_retries = 1;
+    b.restart.backoff = Duration::from_millis(100);
+    apply_and_start(&e, b).await.unwrap();
+    let t0 = Instant::now();
+    let s = wait_for(&e.sup, "hung", T * 2, |s| s.state == State::Failed).await;
+    // Twice (a restart), each long before its 60 s watchdog.
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    assert_eq!(s.restarts, 1);
+    assert_eq!(
+        s.error.as_deref(),
+        Some(
+            "watchdog: the backend reported a failure (WATCHDOG=trigger); gave up after 1 retries"
+        )
+    );
+}
