@@ -46,9 +46,9 @@ fn full_scan(dir: &Path, runs: usize) -> Duration {
     median(
         (0..runs)
             .map(|_| {
-                let mut state = FolderState::new(dir.to_path_buf(), dir.join("res"));
+                let mut state = FolderState::new(vec![dir.to_path_buf()], dir.join("res"));
                 let t = Instant::now();
-                let r = state.reload(&Scope::Full { force: false }).unwrap();
+                let r = state.reload(&Scope::Full { force: false });
                 let took = t.elapsed();
                 assert!(r.changed);
                 took
@@ -59,8 +59,8 @@ fn full_scan(dir: &Path, runs: usize) -> Duration {
 
 /// Median time of the reload that follows an edit of one file of `dir`.
 fn incremental(dir: &Path, runs: usize) -> Duration {
-    let mut state = FolderState::new(dir.to_path_buf(), dir.join("res"));
-    state.reload(&Scope::Full { force: false }).unwrap();
+    let mut state = FolderState::new(vec![dir.to_path_buf()], dir.join("res"));
+    state.reload(&Scope::Full { force: false });
     let edited: PathBuf = dir.join("b0000.yaml");
     let scope = Scope::Paths([edited.clone()].into());
     median(
@@ -68,7 +68,7 @@ fn incremental(dir: &Path, runs: usize) -> Duration {
             .map(|i| {
                 std::fs::write(&edited, manifest("b0000", &format!("1.0.{}", i + 1))).unwrap();
                 let t = Instant::now();
-                let r = state.reload(&scope).unwrap();
+                let r = state.reload(&scope);
                 let took = t.elapsed();
                 assert_eq!((r.reread, r.changed), (1, true));
                 took
@@ -124,10 +124,11 @@ async fn latency() {
             log_max_size: 1 << 20,
             log_backups: 1,
             notify_dir: tmp.path().join("notify"),
+            env_remove: Vec::new(),
         },
         None,
     );
-    let config = WatchConfig::new(dir.clone(), tmp.path().join("res"));
+    let config = WatchConfig::new(vec![dir.clone()], tmp.path().join("res"));
     let debounce = config.debounce;
     let watcher = watch::spawn(config, sup.clone()).await.unwrap();
     let mut rx = sup.subscribe();

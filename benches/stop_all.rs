@@ -71,6 +71,7 @@ fn main() {
                 log_max_size: 10 << 20,
                 log_backups: 3,
                 notify_dir: dir.path().join("notify"),
+                env_remove: Vec::new(),
             },
             None::<PathBuf>,
         );

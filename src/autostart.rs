@@ -40,9 +40,7 @@ pub enum AutostartError {
 /// `berth-tray` when called from the tray (`berth run` picks the tray itself).
 pub fn berth_exe() -> Result<PathBuf, AutostartError> {
     let exe = std::env::current_exe().map_err(AutostartError::NoExe)?;
-    if exe
-        .file_name()
-        .is_some_and(|n| n == crate::cli::run::TRAY_EXE)
+    if exe.file_name().is_some_and(|n| n == crate::paths::TRAY_EXE)
         && let Some(berth) = exe.parent().map(|d| d.join("berth"))
         && berth.is_file()
     {

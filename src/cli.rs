@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::manifest::scalar::parse_size;
+
 mod autostart;
 mod check;
 mod client;
@@ -80,19 +82,19 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// `--backends DIR`, else `BERTH_BACKENDS`, else `./backends`, else the config folder.
+/// `--backends DIR`..., else `BERTH_BACKENDS`, else `./backends`, else the
+/// user folder plus the installed one ([`crate::folders`]).
 #[derive(Debug, Clone, Args)]
 pub struct BackendsArg {
-    /// The folder of backend manifests.
-    #[arg(long = "backends", env = "BERTH_BACKENDS", value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    /// A folder of backend manifests (repeatable; default: BERTH_BACKENDS,
+    /// colon separated, else ./backends, else the user and installed folders).
+    #[arg(long = "backends", value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
 }
 
 impl BackendsArg {
-    pub fn resolve(&self) -> PathBuf {
-        self.dir
-            .clone()
-            .unwrap_or_else(crate::paths::default_backends_dir)
+    pub fn folders(&self) -> crate::folders::Folders {
+        crate::folders::Folders::choose(&self.dirs)
     }
 }
 
@@ -102,8 +104,8 @@ pub enum Command {
     Run(RunArgs),
     /// Validate every manifest and verify every checksum and signature.
     Check {
-        /// The folder to check (default: the backends folder).
-        dir: Option<PathBuf>,
+        /// The folders to check (default: the backends folders `run` reads).
+        dirs: Vec<PathBuf>,
         #[command(flatten)]
         signatures: SignaturesArg,
     },
@@ -199,6 +201,8 @@ pub enum AutostartAction {
     Status,
 }
 
+/// `berth run`'s arguments; [`RunArgs::options`] turns them into the
+/// launcher's own [`crate::launcher::Options`].
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -217,6 +221,20 @@ pub struct RunArgs {
     pub no_notify: bool,
     #[command(flatten)]
     pub signatures: SignaturesArg,
+}
+
+impl RunArgs {
+    /// What the launcher is asked to do.
+    pub fn options(&self) -> crate::launcher::Options {
+        crate::launcher::Options {
+            folders: self.backends.folders(),
+            headless: self.headless,
+            log_max_size: self.log_max_size,
+            log_backups: self.log_backups,
+            notify: !self.no_notify,
+            require_signatures: self.signatures.require,
+        }
+    }
 }
 
 /// `--require-signatures` / `BERTH_REQUIRE_SIGNATURES=1`.
@@ -258,35 +276,6 @@ fn parse_backups(text: &str) -> Result<u32, String> {
             "{text:?} is not a whole number from 0 to {MAX_LOG_BACKUPS}"
         )),
     }
-}
-
-/// Parses `10MB`, `512KiB`, `1G` or a plain byte count. `K`/`M`/`G` are powers
-/// of 1024, as in supervisord's `logfile_maxbytes`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| {
-        format!("invalid size {text:?}: expected a number with an optional unit, like 10MB")
-    })?;
-    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KB" | "KIB" => 1 << 10,
-        "M" | "MB" | "MIB" => 1 << 20,
-        "G" | "GB" | "GIB" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "invalid size {text:?}: unknown unit {unit:?} (use B, KB, MB or GB)"
-            ));
-        }
-    };
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("invalid size {text:?}: too large"))?;
-    if bytes == 0 {
-        return Err(format!("invalid size {text:?}: must be greater than zero"));
-    }
-    Ok(bytes)
 }
 
 /// Entry point of the `berth` executable: no tray linked in.
@@ -382,11 +371,13 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
     let socket = cli.socket.unwrap_or_else(crate::paths::default_socket);
     match cli.command {
         Command::Run(args) => run::run(args, socket, frontend),
-        Command::Check { dir, signatures } => check::run(dir, signatures.require),
+        Command::Check { dirs, signatures } => {
+            check::run(&crate::folders::Folders::choose(&dirs), signatures.require)
+        }
         Command::Hash { path } => hash::run(&path),
         Command::Keygen { name, dir, force } => keygen::run(&name, &dir, force),
         Command::Sign { manifest, key } => sign::run(&manifest, &key),
-        Command::Pin { id, backends } => pin::run(&id, &backends.resolve()),
+        Command::Pin { id, backends } => pin::run(&id, &backends.folders()),
         Command::Schema => schema::run(),
         Command::Status { json } => client::status(&socket, json),
         Command::Start { id } => client::action(&socket, "start", &id),

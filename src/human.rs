@@ -1,11 +1,13 @@
-//! What people read: sizes, durations, exit descriptions and tables, one
-//! spelling each, shared by the CLI, the tray, the control socket's replies
-//! and the notifications, so one backend never reads two ways.
+//! What people read: sizes, durations, exit descriptions, file names and
+//! tables, one spelling each, shared by the CLI, the tray, the control
+//! socket's replies and the notifications, so one backend never reads two
+//! ways.
 //!
 //! Sizes use powers of 1024 written `KB`/`MB`/`GB`, as pm2, top and htop do,
 //! and as berth reads sizes (`--log-max-size 10MB` is 10 × 2²⁰ bytes): the
 //! number a user types and the number berth prints mean the same thing.
 
+use std::path::Path;
 use std::time::Duration;
 
 /// `512 B`, `8.5 MB`, `41 MB`, `1.2 GB`: one decimal below ten, none above,
@@ -64,9 +66,45 @@ pub fn exit(code: Option<i32>, signal: Option<&str>) -> Option<String> {
     }
 }
 
+/// `text` flattened to one line (control characters become spaces) and
+/// cut to `max` characters, the last one `…`: for a label or a
+/// notification line, where the full text is in the log.
+pub fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut short: String = flat.chars().take(max.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
 /// The last part of a path as text (`/b/python.yaml` → `python.yaml`).
 pub fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Whether `files` all sit in one folder. Then people tell them apart by
+/// file name; files from several backends folders are shown by their full
+/// paths (`status`, `check` and the tray alike), since the same name may be
+/// in two folders and the folder says which copy it is.
+pub fn one_folder<'a>(files: impl IntoIterator<Item = &'a Path>) -> bool {
+    let mut parents = files.into_iter().map(Path::parent);
+    match parents.next() {
+        Some(first) => parents.all(|p| p == first),
+        None => true,
+    }
+}
+
+/// `file` as [`one_folder`] says to show it: its name, or its full path.
+pub fn file_label(file: &Path, by_name: bool) -> String {
+    match file.file_name() {
+        Some(name) if by_name => name.to_string_lossy().into_owned(),
+        _ => file.display().to_string(),
+    }
 }
 
 /// A plain table for a terminal: a header row, columns two spaces apart,
@@ -101,6 +139,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_of_several_folders_are_shown_by_full_path() {
+        let one = [Path::new("/a/x.yaml"), Path::new("/a/y.yaml")];
+        assert!(one_folder(one));
+        assert_eq!(file_label(one[0], one_folder(one)), "x.yaml");
+        let two = [Path::new("/a/x.yaml"), Path::new("/b/x.yaml")];
+        assert!(!one_folder(two));
+        assert_eq!(file_label(two[1], one_folder(two)), "/b/x.yaml");
+        assert!(one_folder([]));
+    }
 
     #[test]
     fn sizes_use_powers_of_1024_like_the_size_options() {
@@ -155,6 +204,14 @@ mod tests {
              python  running\n\
              a       exited (code 1)  x\n"
         );
+    }
+
+    #[test]
+    fn one_line_flattens_and_cuts_at_max_characters() {
+        assert_eq!(one_line("a\nb\tc", 10), "a b c");
+        assert_eq!(one_line("abcdef", 6), "abcdef");
+        assert_eq!(one_line("abcdefg", 6), "abcde…");
+        assert_eq!(one_line("ééééééé", 6).chars().count(), 6);
     }
 
     #[test]

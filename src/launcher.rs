@@ -4,8 +4,8 @@
 //! ## Shape
 //!
 //! ```text
-//! run()                          main thread
-//!  ├─ backends_dir(), logging::init()
+//! run(Options)                   main thread
+//!  ├─ usable_folders(), logging::init()
 //!  ├─ tray::probe() unless --headless (GTK init on this thread; Err: headless)
 //!  ├─ tokio multi-thread runtime (2 workers)
 //!  ├─ Launcher::start()          bind socket FIRST, spawn supervisor,
@@ -18,8 +18,10 @@
 //! - The tray must own the main thread (tao, muda), so the runtime lives on
 //!   its worker threads and nothing else needs the main thread.
 //! - The folder watcher ([`crate::watch`]) is started at [`spawn_reloader`]
-//!   (WATCHER HOOK): it receives the folder, the supervisor handle and the
+//!   (WATCHER HOOK): it receives the folders, the supervisor handle and the
 //!   rescan requests (SIGHUP and the socket's `rescan`).
+//! - The launcher takes its own [`Options`]; the CLI builds them from its
+//!   arguments, so the launcher knows nothing of clap.
 //! - Quitting (SIGTERM, SIGINT, the tray's Quit) stops every backend in
 //!   parallel and exits 0; a second SIGINT meanwhile SIGKILLs every group
 //!   and exits 130.
@@ -33,8 +35,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::cli::RunArgs;
 use crate::control::{self, Control, socket};
+use crate::folders::Folders;
 use crate::supervisor::{self, ActionError, Outcome, Snapshot, SupervisorHandle};
 use crate::watch;
 
@@ -47,6 +49,9 @@ pub enum LauncherError {
     /// A usage error: `berth run` exits 2 for it.
     #[error("backends folder {}: {reason}", dir.display())]
     BackendsDir { dir: PathBuf, reason: String },
+    /// None of several folders named can be served (a usage error too).
+    #[error("no backends folder can be served: {}", .0.join("; "))]
+    NoBackendsDir(Vec<String>),
     #[error("cannot create the backends folder {}: {source}", dir.display())]
     CreateBackendsDir {
         dir: PathBuf,
@@ -74,26 +79,59 @@ pub struct Frontend {
     /// Checks, on the main thread and before any other thread exists, that
     /// the front end can be shown; the error is one line.
     pub probe: fn() -> Result<(), String>,
-    /// Runs the front end on the main thread until the launcher has quit.
+    /// Runs the front end on the main thread until the launcher has quit;
+    /// the path is the folder its "Open backends folder" opens.
     pub run: fn(&tokio::runtime::Runtime, Launcher, PathBuf) -> ExitCode,
+    /// The environment variables the front end set for itself before any
+    /// thread started (GTK's): backends do not inherit them.
+    pub env_overrides: fn() -> Vec<String>,
 }
 
 /// The system tray (linked only into `berth-tray`).
 pub const TRAY: Frontend = Frontend {
     probe: || crate::tray::probe().map_err(|e| e.to_string()),
     run: tray::run,
+    env_overrides: || {
+        crate::tray::env_overrides()
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect()
+    },
 };
+
+/// How to run the launcher: what `berth run` was asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The backends folders (see [`crate::folders`]).
+    pub folders: Folders,
+    /// No front end even when one is available.
+    pub headless: bool,
+    /// Rotate a backend log (and `berth.log`) past this many bytes.
+    pub log_max_size: u64,
+    /// Rotated logs to keep.
+    pub log_backups: u32,
+    /// Desktop notifications when a backend crashes or fails its checks.
+    pub notify: bool,
+    /// Run only manifests signed by a trusted key.
+    pub require_signatures: bool,
+}
 
 /// Runs the launcher until it is told to quit; returns the exit code.
 /// Without a front end (or with `--headless`, or when the probe fails) it
 /// runs headless.
 pub fn run(
-    args: RunArgs,
+    args: Options,
     socket_path: PathBuf,
     frontend: Option<Frontend>,
 ) -> Result<ExitCode, LauncherError> {
-    let dir = backends_dir(&args)?;
+    let open_dir = usable_folders(&args.folders)?;
     logging::init(args.log_max_size, args.log_backups);
+    for duplicate in &args.folders.duplicates {
+        tracing::warn!("{duplicate}");
+    }
+    // What the front end set for itself stays berth's even when it is not
+    // shown (no display): the variables were set before `main` went on.
+    let env_remove = frontend.map(|f| (f.env_overrides)()).unwrap_or_default();
     // GTK binds itself to the thread that initialises it: probe here, on the
     // main thread, before the runtime's threads exist.
     let frontend = frontend.filter(|f| {
@@ -121,17 +159,18 @@ pub fn run(
         notify_dir: socket_path
             .parent()
             .map_or_else(|| PathBuf::from("notify"), |d| d.join("notify")),
+        env_remove,
     };
-    let trust = Arc::new(load_trust(args.signatures.require));
+    let trust = Arc::new(load_trust(args.require_signatures));
     let launcher = runtime.block_on(Launcher::start(
-        dir.clone(),
+        args.folders.dirs.clone(),
         &socket_path,
         config,
         trust,
-        !args.no_notify,
+        args.notify,
     ))?;
     let code = match frontend {
-        Some(f) => (f.run)(&runtime, launcher, dir),
+        Some(f) => (f.run)(&runtime, launcher, open_dir),
         None => runtime.block_on(launcher.run_until_quit()),
     };
     // Stopped backends are gone by now; don't wait for stray blocking tasks.
@@ -157,29 +196,46 @@ fn load_trust(require: bool) -> crate::trust::Trust {
     trust
 }
 
-/// `--backends DIR` / `BERTH_BACKENDS` must exist; the default folder is
-/// created on first run. The result is absolute, so a later `cd` cannot move it.
-fn backends_dir(args: &RunArgs) -> Result<PathBuf, LauncherError> {
-    let explicit = args.backends.dir.is_some();
-    let dir = crate::paths::absolute(&args.backends.resolve());
-    match std::fs::metadata(&dir) {
-        Ok(meta) if meta.is_dir() => Ok(dir),
-        Ok(_) => Err(LauncherError::BackendsDir {
-            dir,
-            reason: "is not a folder".into(),
-        }),
-        Err(_) if explicit => Err(LauncherError::BackendsDir {
-            dir,
-            reason: "does not exist".into(),
-        }),
-        Err(_) => {
-            std::fs::create_dir_all(&dir).map_err(|source| LauncherError::CreateBackendsDir {
-                dir: dir.clone(),
-                source,
-            })?;
-            Ok(dir)
-        }
+/// Folders the user named (`--backends`, `BERTH_BACKENDS`) must include at
+/// least one that exists (exit 2 otherwise, before the socket is bound); the
+/// others are served once they appear. The default user folder is created
+/// on first run. Returns the folder "Open backends folder" opens.
+fn usable_folders(folders: &Folders) -> Result<PathBuf, LauncherError> {
+    folders
+        .create_user_dir()
+        .map_err(|source| LauncherError::CreateBackendsDir {
+            dir: folders
+                .user_dir()
+                .map_or_else(crate::paths::config_backends_dir, Path::to_path_buf),
+            source,
+        })?;
+    let reason = |dir: &Path| match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => None,
+        Ok(_) => Some("is not a folder"),
+        Err(_) => Some("does not exist"),
+    };
+    let bad: Vec<(&PathBuf, &str)> = folders
+        .dirs
+        .iter()
+        .filter_map(|d| reason(d).map(|r| (d, r)))
+        .collect();
+    if folders.source.is_explicit() && bad.len() == folders.dirs.len() {
+        return Err(match bad.as_slice() {
+            [(dir, reason)] => LauncherError::BackendsDir {
+                dir: (*dir).clone(),
+                reason: (*reason).to_owned(),
+            },
+            _ => LauncherError::NoBackendsDir(
+                bad.iter()
+                    .map(|(d, r)| format!("{} {r}", d.display()))
+                    .collect(),
+            ),
+        });
     }
+    folders
+        .to_open()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| LauncherError::NoBackendsDir(Vec::new()))
 }
 
 /// Asks the launcher to quit, from anywhere (the tray's Quit item).
@@ -217,7 +273,7 @@ impl Launcher {
     /// anything touches a backend, then starts the supervisor, applies the
     /// folder once and starts serving.
     pub async fn start(
-        dir: PathBuf,
+        dirs: Vec<PathBuf>,
         socket_path: &Path,
         config: supervisor::Config,
         trust: Arc<crate::trust::Trust>,
@@ -230,7 +286,8 @@ impl Launcher {
         let sigterm = install(SignalKind::terminate(), "SIGTERM")?;
         let sigint = install(SignalKind::interrupt(), "SIGINT")?;
         let sighup = install(SignalKind::hangup(), "SIGHUP")?;
-        tracing::info!(backends = %dir.display(), socket = %socket_path.display(), "berth launcher starting");
+        let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        tracing::info!(backends = %shown.join(":"), socket = %socket_path.display(), "berth launcher starting");
 
         let handle = supervisor::spawn(config);
         // Before the first scan, so an untrusted file at startup is heard.
@@ -240,7 +297,7 @@ impl Launcher {
         // Arms the folder watcher, reads the folder once and applies it.
         let reloader = spawn_reloader(
             Folder {
-                dir,
+                dirs,
                 resources,
                 trust,
             },
@@ -324,32 +381,37 @@ impl Launcher {
     }
 }
 
-/// The backends folder and how its files are read.
+/// The backends folders and how their files are read.
 #[derive(Clone)]
 struct Folder {
-    dir: PathBuf,
+    dirs: Vec<PathBuf>,
     resources: PathBuf,
     trust: Arc<crate::trust::Trust>,
 }
 
-/// Without a watcher: reads the folder through the same incremental
+/// Without a watcher: reads the folders through the same incremental
 /// [`watch::FolderState`] the watcher uses (on a blocking thread), so a broken
 /// edit keeps its last good definition here too, and applies the catalog.
+/// `Err` names the folders that could not be read (the others are applied).
 async fn rescan(state: &mut watch::FolderState, handle: &SupervisorHandle) -> Result<(), String> {
-    let blank = watch::FolderState::new(state.dir().to_path_buf(), state.resources().to_path_buf())
+    let blank = watch::FolderState::new(state.dirs().to_vec(), state.resources().to_path_buf())
         .with_trust(state.trust().clone());
     let mut owned = std::mem::replace(state, blank);
-    let (owned, result) = tokio::task::spawn_blocking(move || {
-        let result = owned.reload(&watch::Scope::Full { force: true });
-        (owned, result)
+    let owned = tokio::task::spawn_blocking(move || {
+        owned.reload(&watch::Scope::Full { force: true });
+        owned
     })
     .await
     .map_err(|e| format!("scan task failed: {e}"))?;
     *state = owned;
-    result.map_err(|e| e.to_string())?;
-    tracing::info!(files = state.len(), "backends folder loaded");
+    tracing::info!(files = state.len(), "backends folders loaded");
     handle.apply(state.catalog().clone()).await;
-    Ok(())
+    let problems = state.problems();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(watch::RescanError::Folders(problems).to_string())
+    }
 }
 
 /// WATCHER HOOK (issue #6): the folder watcher ([`crate::watch`]) arms its
@@ -365,15 +427,16 @@ async fn spawn_reloader(
     mut requests: mpsc::Receiver<RescanRequest>,
     mut sighup: Signal,
 ) -> JoinHandle<()> {
-    let mut config = watch::WatchConfig::new(folder.dir.clone(), folder.resources.clone());
+    let mut config = watch::WatchConfig::new(folder.dirs.clone(), folder.resources.clone());
     config.trust = folder.trust.clone();
-    let mut folder = watch::FolderState::new(folder.dir, folder.resources).with_trust(folder.trust);
+    let mut folder =
+        watch::FolderState::new(folder.dirs, folder.resources).with_trust(folder.trust);
     let watcher = match watch::spawn(config, handle.clone()).await {
         Ok(watcher) => Some(watcher),
         Err(e) => {
-            tracing::error!(error = %e, "not watching the backends folder; SIGHUP or `rescan` reads it again");
+            tracing::error!(error = %e, "not watching the backends folders; SIGHUP or `rescan` reads them again");
             if let Err(e) = rescan(&mut folder, &handle).await {
-                tracing::error!(error = %e, "first scan of the backends folder failed");
+                tracing::error!(error = %e, "first scan of the backends folders");
             }
             None
         }
@@ -382,7 +445,7 @@ async fn spawn_reloader(
         loop {
             let reply = tokio::select! {
                 Some(_) = sighup.recv() => {
-                    tracing::info!("SIGHUP: rescanning the backends folder");
+                    tracing::info!("SIGHUP: rescanning the backends folders");
                     None
                 }
                 request = requests.recv() => match request {

@@ -78,7 +78,11 @@ pub fn config_dir() -> PathBuf {
         .join("berth")
 }
 
-/// `$XDG_CONFIG_HOME/berth/backends` (or `~/.config/berth/backends`).
+/// The executable that carries the tray, installed beside `berth`.
+pub const TRAY_EXE: &str = "berth-tray";
+
+/// `$XDG_CONFIG_HOME/berth/backends` (or `~/.config/berth/backends`): the
+/// user's backends folder.
 pub fn config_backends_dir() -> PathBuf {
     config_dir().join("backends")
 }
@@ -112,17 +116,6 @@ pub fn autostart_file() -> PathBuf {
         .unwrap_or_else(|| home().join(".config"))
         .join("autostart")
         .join("berth.desktop")
-}
-
-/// Where the backends folder is when `--backends` / `BERTH_BACKENDS` are not
-/// given: `./backends` when it exists, else the config folder.
-pub fn default_backends_dir() -> PathBuf {
-    let local = PathBuf::from("backends");
-    if local.is_dir() {
-        local
-    } else {
-        config_backends_dir()
-    }
 }
 
 /// Makes `path` absolute against the current directory without touching the

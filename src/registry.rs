@@ -295,7 +295,11 @@ fn mark_duplicates(entries: &mut [Entry], group: &[usize]) {
                     .as_ref()
                     .is_some_and(|b| b.version == me.version)
             })
-            .map(|&j| display_name(&entries[j].file))
+            .map(|&j| {
+                // Beside it: its name; in another backends folder: its path.
+                let other = &entries[j].file;
+                crate::human::file_label(other, other.parent() == entries[i].file.parent())
+            })
             .collect();
         if others.is_empty() {
             continue;
@@ -313,33 +317,16 @@ fn mark_duplicates(entries: &mut [Entry], group: &[usize]) {
     }
 }
 
-fn display_name(file: &Path) -> String {
-    file.file_name().map_or_else(
-        || file.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
-}
-
-/// Loads every manifest of `dir` and resolves winners: the launcher's load
-/// when the folder cannot be watched.
-pub fn scan(dir: &Path, resources: &Path, trust: &Trust) -> Result<Catalog, RegistryError> {
-    let reads: Vec<FileRead> = list(dir)?
-        .into_iter()
-        .map(|file| {
-            let shown = file.clone();
-            FileRead::load(file, &shown, resources, trust)
-        })
-        .collect();
-    Ok(resolve(
-        &reads,
-        &Catalog::default(),
-        &crate::berth_version(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn display_name(file: &Path) -> String {
+        file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
 
     fn backend(file: &str, id: &str, version: &str, requires: Option<&str>) -> Arc<Backend> {
         let requires = requires.map_or(String::new(), |r| format!("requires: \"{r}\"\n"));
@@ -461,6 +448,55 @@ mod tests {
             ]
         );
         assert_eq!(c.winners().count(), 0);
+    }
+
+    #[test]
+    fn a_clash_across_folders_names_the_other_folder() {
+        let files = [
+            read("/usr/lib/berth/backends/py.yaml", "py", "1.0.0", None),
+            read(
+                "/home/u/.config/berth/backends/py.yaml",
+                "py",
+                "1.0.0",
+                None,
+            ),
+        ];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        let errors: Vec<&str> = c
+            .entries
+            .iter()
+            .filter_map(|e| e.error.as_deref())
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "duplicate: id py version 1.0.0 is also defined in /usr/lib/berth/backends/py.yaml",
+                "duplicate: id py version 1.0.0 is also defined in /home/u/.config/berth/backends/py.yaml",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_user_copy_with_a_higher_version_overrides_the_shipped_one() {
+        let files = [
+            read("/usr/lib/berth/backends/py.yaml", "py", "1.0.0", None),
+            read(
+                "/home/u/.config/berth/backends/py.yaml",
+                "py",
+                "1.1.0",
+                None,
+            ),
+        ];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        let (winner, _) = c.winners().next().unwrap();
+        assert_eq!(
+            winner.file,
+            Path::new("/home/u/.config/berth/backends/py.yaml")
+        );
+        assert!(c.entries.iter().any(|e| e.standing
+            == Standing::Superseded {
+                by: "/home/u/.config/berth/backends/py.yaml".into()
+            }));
     }
 
     #[test]

@@ -265,6 +265,10 @@ pub struct Config {
     /// The 0700 folder of the sd_notify sockets (`notify/` beside the
     /// control socket), created when a backend first needs one.
     pub notify_dir: PathBuf,
+    /// Variables of berth's own environment that backends do not inherit
+    /// (those the tray set for GTK before any thread started); a manifest's
+    /// `env` can still set them.
+    pub env_remove: Vec<String>,
 }
 
 /// What an accepted command did, for a note on stderr.

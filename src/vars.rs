@@ -8,6 +8,9 @@
 //! against the [`Values`] known for one run, and a variable that is not known
 //! yet is a typed [`NotKnown`] the caller shows (a disabled tray item, a
 //! refused `berth action`), never a half-expanded string.
+//!
+//! A leaf module: `manifest` uses it, so it uses nothing of `manifest` (its
+//! own serde and schema impls), keeping the module graph free of cycles.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -16,7 +19,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde_json::{Map, Value};
 
-use crate::manifest::scalar::Scalar;
+/// What a template field expects, for serde's "invalid type" errors.
+const EXPECTING: &str = "a string with ${id}, ${pid} or ${ready.KEY}";
 
 /// One variable a template may use.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -206,20 +210,13 @@ impl fmt::Display for Template {
     }
 }
 
-impl Scalar for Template {
-    const EXPECTING: &'static str = "a string with ${id}, ${pid} or ${ready.KEY}";
-    fn parse(text: &str) -> Result<Self, String> {
-        Template::parse(text)
-    }
-}
-
 struct TemplateVisitor;
 
 impl Visitor<'_> for TemplateVisitor {
     type Value = Template;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(<Template as Scalar>::EXPECTING)
+        f.write_str(EXPECTING)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Template, E> {

@@ -1,4 +1,4 @@
-//! Hot reload: the backends folder is watched, and every settled change
+//! Hot reload: every backends folder is watched, and every settled change
 //! becomes a new [`Catalog`](crate::registry::Catalog) for the supervisor.
 //!
 //! DESIGN.md "Hot reload" is the contract. The split:
@@ -24,9 +24,13 @@
 //! 2. A batch is read only once the folder has been quiet for the debounce
 //!    (a half-written file is not read early), and only the paths it names
 //!    are looked at.
-//! 3. While the folder is missing nothing changes; its files count as removed
-//!    only once it exists again (the parent folder is watched to see it come
-//!    back, with a slow poll as a fallback).
+//! 3. While a folder is missing nothing in it changes; its files count as
+//!    removed only once it exists again (its parent folder is watched to see
+//!    it come back, with a slow poll as a fallback). The other folders are
+//!    followed meanwhile: each folder's problems are its own.
+//!
+//! One notify watcher serves every folder: each folder and each parent is
+//! watched once, even when a folder is another one's parent.
 //!
 //! Event overflow, watcher errors and SIGHUP ([`WatchHandle::rescan`]) lead to
 //! a full rescan (SIGHUP's also re-reads files whose fingerprint did not move).
@@ -45,7 +49,7 @@ mod settle;
 pub mod state;
 mod task;
 
-pub use state::{Fingerprint, FolderState, Reload, ReloadError, Scope};
+pub use state::{Fingerprint, FolderProblem, FolderState, Loader, Reload, Scope};
 
 /// The debounce of DESIGN.md: how long the folder must stay quiet before a
 /// reload. Long enough for an editor's save (or a two-chunk write) to settle,
@@ -55,8 +59,9 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
 /// What to watch.
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
-    /// The backends folder. Made absolute (without resolving symlinks).
-    pub dir: PathBuf,
+    /// The backends folders, each once (see [`crate::folders`]). Made
+    /// absolute (without resolving symlinks).
+    pub dirs: Vec<PathBuf>,
     /// What `${resources}` expands to in manifests.
     pub resources: PathBuf,
     /// How long the folder must stay quiet before a reload (a folder written
@@ -67,10 +72,10 @@ pub struct WatchConfig {
 }
 
 impl WatchConfig {
-    /// `dir` and `resources` with the default debounce.
-    pub fn new(dir: PathBuf, resources: PathBuf) -> Self {
+    /// `dirs` and `resources` with the default debounce.
+    pub fn new(dirs: Vec<PathBuf>, resources: PathBuf) -> Self {
         Self {
-            dir,
+            dirs,
             resources,
             debounce: DEFAULT_DEBOUNCE,
             trust: Arc::new(crate::trust::Trust::none()),
@@ -78,25 +83,18 @@ impl WatchConfig {
     }
 }
 
-/// Why the watcher could not start.
+/// Why the watcher could not start at all (a folder that cannot be watched
+/// is not such a reason: it is logged, and the other folders are watched).
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("{}: cannot watch the backends folder: {source}", dir.display())]
-    Notify {
-        dir: PathBuf,
-        #[source]
-        source: notify::Error,
-    },
+    #[error("cannot watch the backends folders: {0}")]
+    Notify(#[source] notify::Error),
     #[error("{}: {source}", dir.display())]
     Absolute {
         dir: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    /// The first scan failed for another reason than a missing folder
-    /// (permission denied, not a folder).
-    #[error(transparent)]
-    Scan(ReloadError),
 }
 
 /// Counters of what the watcher did, for diagnostics and tests (a test waits
@@ -111,30 +109,19 @@ pub struct Progress {
     pub rereads: u64,
     /// Catalogs sent to the supervisor.
     pub applied: u64,
-    /// The folder is missing right now (nothing is stopped meanwhile).
+    /// A folder is missing right now (nothing in it is stopped meanwhile).
     pub folder_missing: bool,
 }
 
-/// Why a requested rescan did not read the folder, in one line.
+/// Why a requested rescan did not read every folder, in one line. The
+/// folders that could be read were read and applied all the same.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RescanError {
-    /// Nothing was changed: the backends stay as they are until it is back.
-    #[error("{}: the backends folder is missing", dir.display())]
-    FolderMissing { dir: PathBuf },
-    /// The folder could not be listed (permissions, not a folder).
-    #[error("{0}")]
-    Unreadable(String),
+    /// One line naming each folder that could not be read.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Folders(Vec<FolderProblem>),
     #[error("the folder watcher has stopped")]
     Stopped,
-}
-
-impl From<&ReloadError> for RescanError {
-    fn from(e: &ReloadError) -> Self {
-        match e {
-            ReloadError::FolderMissing { dir } => Self::FolderMissing { dir: dir.clone() },
-            ReloadError::Registry(e) => Self::Unreadable(e.to_string()),
-        }
-    }
 }
 
 type RescanReply = oneshot::Sender<Result<(), RescanError>>;
@@ -203,30 +190,33 @@ impl Drop for WatchHandle {
     }
 }
 
-/// Starts watching `config.dir`: arms the watches, reads the whole folder,
-/// applies the first catalog to `supervisor` (awaited), then follows changes on
-/// a tokio task. A folder that does not exist yet is not an error: the catalog
-/// stays empty until it appears.
+/// Starts watching `config.dirs`: arms the watches, reads every folder,
+/// applies the first catalog to `supervisor` (awaited), then follows changes
+/// on a tokio task. A folder that does not exist yet, or cannot be read or
+/// watched, is not an error: it is logged once, the other folders are
+/// served, and a missing one is picked up when it appears.
 pub async fn spawn(
     config: WatchConfig,
     supervisor: SupervisorHandle,
 ) -> Result<WatchHandle, WatchError> {
-    let dir = std::path::absolute(&config.dir).map_err(|source| WatchError::Absolute {
-        dir: config.dir.clone(),
-        source,
-    })?;
+    let mut dirs = Vec::with_capacity(config.dirs.len());
+    for dir in &config.dirs {
+        dirs.push(
+            std::path::absolute(dir).map_err(|source| WatchError::Absolute {
+                dir: dir.clone(),
+                source,
+            })?,
+        );
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     let callback_tx = tx.clone();
     // Runs on notify's thread: forward and return, never block.
     let watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
         let _ = callback_tx.send(Msg::Events(result));
     })
-    .map_err(|source| WatchError::Notify {
-        dir: dir.clone(),
-        source,
-    })?;
+    .map_err(WatchError::Notify)?;
     let (progress_tx, progress) = channel::channel(Progress::default());
-    let state = FolderState::new(dir, config.resources.clone()).with_trust(config.trust.clone());
+    let state = FolderState::new(dirs, config.resources.clone()).with_trust(config.trust.clone());
     let mut task = task::Task::new(
         state,
         config.resources,
@@ -236,7 +226,7 @@ pub async fn spawn(
         rx,
         progress_tx,
     );
-    task.start().await?;
+    task.start().await;
     let task = tokio::spawn(task.run());
     Ok(WatchHandle {
         tx,

@@ -52,6 +52,7 @@ pub async fn supervise(dir: &Path, backends: Vec<Backend>) -> SupervisorHandle {
             log_max_size: 10 << 20,
             log_backups: 3,
             notify_dir: dir.join("notify"),
+            env_remove: Vec::new(),
         },
         None::<PathBuf>,
     );

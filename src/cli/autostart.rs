@@ -8,13 +8,6 @@ use crate::autostart::{self, AutostartError};
 pub fn run(action: AutostartAction) -> anyhow::Result<ExitCode> {
     let file = crate::paths::autostart_file();
     match action {
-        // `berth run` takes one `--backends` folder for now: an entry with two
-        // would fail at every login. Lift this when `run` takes several.
-        AutostartAction::Enable { backends } if backends.len() > 1 => {
-            return Err(super::Exit::usage(
-                "autostart enable: berth run takes one --backends folder",
-            ));
-        }
         AutostartAction::Enable { backends } => match autostart::enable(&backends) {
             Ok(file) => println!("start at login: enabled ({})", file.display()),
             // A folder that does not exist is a usage error, as for `run`.

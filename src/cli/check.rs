@@ -1,20 +1,26 @@
-//! `berth check [DIR]`: validate every manifest of a folder and verify the
-//! winning backends' checksums (executable and `files` tree) and every
-//! signature, as the launcher would, without running anything.
+//! `berth check [DIR]...`: validate every manifest of the backends folders
+//! and verify the winning backends' checksums (executable and `files` tree)
+//! and every signature, as the launcher would, without running anything:
+//! the folders are read by the launcher's own [`FolderState`], so an id
+//! competes across folders exactly as it does in `berth run`.
 //!
 //! The table goes to stdout; every problem is also printed to stderr, one line
 //! each, naming the file. Exit 1 only for what would stop a backend from
 //! running: invalid or duplicated files, winners not found, mismatched or
-//! untrusted (an untrusted file beside a trusted winner is listed, exit 0).
+//! untrusted (an untrusted file beside a trusted winner is listed, exit 0),
+//! and folders that cannot be read (one line each; the others are checked).
 //! Unusable trusted keys or key folders are one stderr line each.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use super::Exit;
+use crate::folders::{Folders, Source};
 use crate::manifest::{Backend, Executable};
-use crate::registry::{self, Catalog, Entry, FileRead, Standing};
+use crate::registry::{Catalog, Entry, Standing};
 use crate::trust::{Policy, Trust};
+use crate::watch::{FolderProblem, FolderState, Scope};
 
 /// One row of the table.
 struct Row {
@@ -30,73 +36,77 @@ struct Row {
     problem: Option<String>,
 }
 
-pub fn run(dir: Option<PathBuf>, require_signatures: bool) -> anyhow::Result<ExitCode> {
-    let dir = dir
-        .or_else(|| {
-            std::env::var_os("BERTH_BACKENDS")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(crate::paths::default_backends_dir);
-    match std::fs::metadata(&dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Exit::usage(format!("{}: no such folder", dir.display())));
-        }
-        Ok(m) if !m.is_dir() => {
-            return Err(Exit::usage(format!("{}: not a folder", dir.display())));
-        }
-        _ => {}
-    }
+pub fn run(folders: &Folders, require_signatures: bool) -> anyhow::Result<ExitCode> {
     let resources = crate::paths::resources_dir();
     let trust = Trust::load(Policy::new(require_signatures));
     for problem in trust.problems() {
         eprintln!("berth: warning: {problem}");
     }
-    // Files are loaded by the path the user gave, so errors name them that way.
-    let reads: Vec<FileRead> = registry::list(&dir)?
-        .into_iter()
-        .map(|file| {
-            let shown = shown_path(&dir, &file);
-            FileRead::load(file, &shown, &resources, &trust)
-        })
-        .collect();
-    let catalog = registry::resolve(&reads, &Catalog::default(), &crate::berth_version());
-    if catalog.entries.is_empty() {
-        println!("no manifests in {}", dir.display());
-        return Ok(ExitCode::SUCCESS);
+    for duplicate in &folders.duplicates {
+        eprintln!("berth: warning: {duplicate}");
     }
+    let mut state = FolderState::new(folders.dirs.clone(), resources).with_trust(Arc::new(trust));
+    state.reload(&Scope::Full { force: false });
+    // The user folder is made by the first `berth run`: not there yet is
+    // not a problem of the default list.
+    let problems: Vec<FolderProblem> = state
+        .problems()
+        .into_iter()
+        .filter(|p| folders.source != Source::Default || !p.is_absent())
+        .collect();
+    if folders.source.is_explicit() && problems.len() == folders.dirs.len() {
+        let lines: Vec<String> = problems.iter().map(unread).collect();
+        return Err(Exit::usage(lines.join("; ")));
+    }
+    let catalog = state.catalog();
+    let failed_folders = !problems.is_empty();
+    for problem in &problems {
+        eprintln!("berth: {}", unread(problem));
+    }
+    if catalog.entries.is_empty() {
+        let dirs: Vec<String> = folders
+            .dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        println!("no manifests in {}", dirs.join(", "));
+        return Ok(exit(failed_folders));
+    }
+    let by_name = crate::human::one_folder(catalog.entries.iter().map(|e| e.file.as_path()));
     let rows: Vec<Row> = catalog
         .entries
         .iter()
-        .map(|e| row(&dir, e, &catalog))
+        .map(|e| row(e, catalog, by_name))
         .collect();
     print_table(&rows);
-    let mut failed = false;
+    let mut failed = failed_folders;
     for problem in rows.iter().filter_map(|r| r.problem.as_ref()) {
         eprintln!("{problem}");
         failed = true;
     }
-    Ok(if failed {
+    Ok(exit(failed))
+}
+
+/// A folder that cannot be read, in one line (as `check` and `pin` say it).
+pub(super) fn unread(problem: &FolderProblem) -> String {
+    match problem {
+        FolderProblem::Missing { dir } => format!("{}: no such folder", dir.display()),
+        FolderProblem::NotAFolder { dir } => format!("{}: not a folder", dir.display()),
+        other => other.to_string(),
+    }
+}
+
+fn exit(failed: bool) -> ExitCode {
+    if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
-fn shown_path(dir: &Path, file: &Path) -> PathBuf {
-    file.file_name()
-        .map_or_else(|| file.to_path_buf(), |n| dir.join(n))
-}
-
-fn file_name(file: &Path) -> String {
-    file.file_name().map_or_else(
-        || file.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
-}
-
-fn row(dir: &Path, entry: &Entry, catalog: &Catalog) -> Row {
-    let shown = shown_path(dir, &entry.file);
+fn row(entry: &Entry, catalog: &Catalog, by_name: bool) -> Row {
+    let shown = &entry.file;
+    let file_name = |f: &Path| crate::human::file_label(f, by_name);
     let backend = entry.backend.as_deref();
     let mut row = Row {
         file: file_name(&entry.file),
@@ -119,7 +129,7 @@ fn row(dir: &Path, entry: &Entry, catalog: &Catalog) -> Row {
         },
     };
     match (&entry.standing, backend) {
-        (Standing::Winner, Some(b)) => verify(&mut row, &shown, b),
+        (Standing::Winner, Some(b)) => verify(&mut row, shown, b),
         (Standing::Superseded { by }, _) => {
             row.state = "superseded";
             row.note = format!("by {}", file_name(by));

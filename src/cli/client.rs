@@ -81,12 +81,14 @@ pub fn action(socket: &Path, action: &str, id: &str) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// A `pm2 ls`-like table, one row per manifest file.
+/// A `pm2 ls`-like table, one row per manifest file (named by its full path
+/// when the files come from several backends folders).
 pub fn table(list: &[BackendStatus]) -> String {
     let header = [
         "ID", "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "CPU", "MEMORY", "VERSION", "READY",
-        "ERROR",
+        "FILE", "ERROR",
     ];
+    let by_name = crate::human::one_folder(list.iter().map(|b| Path::new(b.file.as_str())));
     let dash = || "-".to_owned();
     let rows = list.iter().map(|b| {
         let running = b.state.has_process();
@@ -106,6 +108,7 @@ pub fn table(list: &[BackendStatus]) -> String {
             } else {
                 dash()
             },
+            crate::human::file_label(Path::new(&b.file), by_name),
             b.error.clone().unwrap_or_default(),
         ]
     });
@@ -166,6 +169,18 @@ mod tests {
             "{text}"
         );
         assert!(lines[2].ends_with("unknown field `argz`"), "{text}");
+        assert!(
+            lines[1].ends_with(" python.yaml"),
+            "one folder: names: {text}"
+        );
+        let mut two = list.clone();
+        two[1].file = "/usr/lib/berth/backends/broken.yaml".into();
+        let text = table(&two);
+        assert!(
+            text.lines().nth(1).unwrap().ends_with(" /b/python.yaml")
+                && text.contains(" /usr/lib/berth/backends/broken.yaml "),
+            "two folders: full paths: {text}"
+        );
         let col = lines[0].find("STATE").unwrap();
         assert_eq!(&lines[2][col..col + 7], "invalid");
     }

@@ -7,57 +7,70 @@
 //! prove it before it replaces the file by an atomic rename that keeps the
 //! file's permissions. A file whose only fault is that digest (64 zeros
 //! before the first build, a truncated paste) is accepted.
+//!
+//! The folders are the ones `berth run` reads, read by the launcher's own
+//! [`FolderState`] (only the parse of each file is pin's own), so the file
+//! pinned is the one that wins the id across folders.
 
 use std::fs;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 
 use super::Exit;
+use crate::folders::{Folders, Source};
 use crate::manifest::Digest;
 use crate::manifest::locate::{self, DigestSpan};
 use crate::manifest::platform::Platform;
 use crate::manifest::validate;
-use crate::registry::{self, Catalog, FileRead, Standing};
+use crate::registry::{Catalog, FileRead, Standing};
+use crate::trust::Trust;
+use crate::watch::{FolderState, Scope};
 
-pub fn run(id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
-    if !dir.is_dir() {
-        return Err(Exit::usage(format!(
-            "{}: no such folder (backends folder)",
-            dir.display()
-        )));
+/// pin's read of one manifest: a digest that does not parse is accepted.
+fn load_pinnable(path: &Path, resources: &Path, _: &Trust) -> FileRead {
+    let current = validate::read_bounded(path)
+        .and_then(|bytes| locate::parse_pinnable(path, &bytes, resources, Platform::current()))
+        .map(|p| Arc::new(p.backend));
+    FileRead {
+        file: path.to_path_buf(),
+        current,
+        untrusted: None,
+        last_good: None,
+    }
+}
+
+pub fn run(id: &str, folders: &Folders) -> anyhow::Result<ExitCode> {
+    for duplicate in &folders.duplicates {
+        eprintln!("berth: warning: {duplicate}");
     }
     let resources = crate::paths::resources_dir();
     let platform = Platform::current();
-    let mut spans = Vec::new();
-    let reads: Vec<FileRead> = registry::list(dir)?
+    let mut state =
+        FolderState::new(folders.dirs.clone(), resources.clone()).with_loader(load_pinnable);
+    state.reload(&Scope::Full { force: false });
+    let problems: Vec<_> = state
+        .problems()
         .into_iter()
-        .map(|file| {
-            let shown = file
-                .file_name()
-                .map_or_else(|| file.clone(), |n| dir.join(n));
-            let current = validate::read_bounded(&shown)
-                .and_then(|bytes| locate::parse_pinnable(&shown, &bytes, &resources, platform));
-            let current = current.map(|p| {
-                spans.push((file.clone(), p.span, p.files_span));
-                Arc::new(p.backend)
-            });
-            FileRead {
-                file,
-                current,
-                untrusted: None,
-                last_good: None,
-            }
-        })
+        .filter(|p| folders.source != Source::Default || !p.is_absent())
         .collect();
-    let catalog = registry::resolve(&reads, &Catalog::default(), &crate::berth_version());
+    if folders.source.is_explicit() && problems.len() == folders.dirs.len() {
+        let lines: Vec<String> = problems.iter().map(super::check::unread).collect();
+        return Err(Exit::usage(lines.join("; ")));
+    }
+    for problem in &problems {
+        eprintln!("berth: warning: {}", super::check::unread(problem));
+    }
+    let catalog = state.catalog();
     let Some((entry, backend)) = catalog.winners().find(|(_, b)| b.id.as_str() == id) else {
-        bail!("{}", no_winner(id, dir, &catalog));
+        bail!("{}", no_winner(id, &folders.dirs, catalog));
     };
-    let shown = dir.join(entry.file.file_name().unwrap_or_default());
+    let shown = entry.file.clone();
+    let bytes = validate::read_bounded(&shown)?;
+    let pinnable = locate::parse_pinnable(&shown, &bytes, &resources, platform)?;
     let Some(exe) = &backend.executable else {
         bail!(
             "{}: {id} has no executable entry for {}",
@@ -65,11 +78,7 @@ pub fn run(id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
             platform.keys()[0]
         );
     };
-    let Some((span, files_span)) = spans
-        .into_iter()
-        .find(|(f, _, _)| *f == entry.file)
-        .and_then(|(_, s, fs)| s.map(|s| (s, fs)))
-    else {
+    let Some((span, files_span)) = pinnable.span.map(|s| (s, pinnable.files_span)) else {
         bail!(
             "{}: cannot locate the sha256 of {}",
             shown.display(),
@@ -144,13 +153,14 @@ pub fn run(id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// Why `id` has no winning file, in one line.
-fn no_winner(id: &str, dir: &Path, catalog: &Catalog) -> String {
+fn no_winner(id: &str, dirs: &[PathBuf], catalog: &Catalog) -> String {
+    let by_name = crate::human::one_folder(catalog.entries.iter().map(|e| e.file.as_path()));
     let reasons: Vec<String> = catalog
         .entries
         .iter()
         .filter(|e| e.id().is_some_and(|i| i.as_str() == id))
         .map(|e| {
-            let name = e.file.file_name().unwrap_or_default().to_string_lossy();
+            let name = crate::human::file_label(&e.file, by_name);
             match (&e.standing, &e.error) {
                 (_, Some(err)) => format!("{name}: {err}"),
                 (Standing::Incompatible { reason }, None) => {
@@ -170,7 +180,8 @@ fn no_winner(id: &str, dir: &Path, catalog: &Catalog) -> String {
             .filter(|e| e.backend.is_none())
             .filter_map(|e| e.error.as_deref())
             .collect();
-        let mut msg = format!("unknown backend id `{id}` in {}", dir.display());
+        let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        let mut msg = format!("unknown backend id `{id}` in {}", dirs.join(", "));
         if !invalid.is_empty() {
             msg.push_str(&format!("; invalid files: {}", invalid.join("; ")));
         }

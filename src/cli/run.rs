@@ -10,9 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::launcher::{Frontend, LauncherError};
-
-/// The executable that carries the tray.
-pub const TRAY_EXE: &str = "berth-tray";
+use crate::paths::TRAY_EXE;
 
 pub fn run(
     args: super::RunArgs,
@@ -22,9 +20,11 @@ pub fn run(
     if frontend.is_none() && !args.headless {
         exec_tray();
     }
-    crate::launcher::run(args, socket, frontend).map_err(|e| match e {
+    crate::launcher::run(args.options(), socket, frontend).map_err(|e| match e {
         // A folder that does not exist is a usage error (exit 2).
-        LauncherError::BackendsDir { .. } => super::Exit::usage(e.to_string()),
+        LauncherError::BackendsDir { .. } | LauncherError::NoBackendsDir(_) => {
+            super::Exit::usage(e.to_string())
+        }
         other => other.into(),
     })
 }

@@ -31,10 +31,11 @@ async fn a_typo_during_a_rescan_without_watcher_keeps_the_running_backend() {
             log_max_size: 1 << 20,
             log_backups: 1,
             notify_dir: tmp.path().join("notify"),
+            env_remove: Vec::new(),
         },
         None,
     );
-    let mut folder = watch::FolderState::new(dir.clone(), tmp.path().to_path_buf());
+    let mut folder = watch::FolderState::new(vec![dir.clone()], tmp.path().to_path_buf());
     rescan(&mut folder, &handle).await.unwrap();
     handle.start("srv").await.unwrap();
     // Running once up a second (the default `{ uptime: 1s }` probe).

@@ -232,6 +232,36 @@ scalar!(SandboxPathText, "SandboxPath", {
     "description": "A path; relative to the manifest's folder; ${resources}, ${data}, ${tmp}, ${home} and ${manifest_dir} are expanded."
 });
 
+/// Parses `10MB`, `512KiB`, `1G` or a plain byte count. `K`/`M`/`G` are powers
+/// of 1024, as in supervisord's `logfile_maxbytes`: the one reading of a size,
+/// for the manifest (`limits.memory`) and the CLI (`--log-max-size`) alike.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("invalid size {text:?}: expected a number with an optional unit, like 10MB")
+    })?;
+    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "invalid size {text:?}: unknown unit {unit:?} (use B, KB, MB or GB)"
+            ));
+        }
+    };
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("invalid size {text:?}: too large"))?;
+    if bytes == 0 {
+        return Err(format!("invalid size {text:?}: must be greater than zero"));
+    }
+    Ok(bytes)
+}
+
 /// A size in bytes: `2GB`, `512MB`, `65536` (K/M/G are powers of 1024).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ByteSize(pub u64);
@@ -239,7 +269,7 @@ pub struct ByteSize(pub u64);
 impl Scalar for ByteSize {
     const EXPECTING: &'static str = "a size like 512MB or 2GB";
     fn parse(text: &str) -> Result<Self, String> {
-        crate::cli::parse_size(text).map(Self)
+        parse_size(text).map(Self)
     }
 }
 

@@ -147,7 +147,7 @@ pub fn single(event: &JobEvent) -> Note {
     let mut body = reason;
     if let Some(line) = &event.last_stderr {
         body.push('\n');
-        body.push_str(&cut(line, STDERR_CHARS));
+        body.push_str(&crate::human::one_line(line, STDERR_CHARS));
     }
     Note {
         id: event.id.clone(),
@@ -172,20 +172,6 @@ pub fn merged(last: &JobEvent, crashes: u32) -> Note {
         };
     }
     note
-}
-
-/// `text` flattened to one line and cut to `max` characters with `…`.
-pub fn cut(text: &str, max: usize) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if flat.chars().count() <= max {
-        return flat;
-    }
-    let mut short: String = flat.chars().take(max.saturating_sub(1)).collect();
-    short.push('…');
-    short
 }
 
 #[cfg(test)]

@@ -255,7 +255,7 @@ async fn listen(
                     });
                 }
                 OPEN_LOG => match log {
-                    Some(log) => crate::tray::open_with_desktop(&log),
+                    Some(log) => crate::opener::open_with_desktop(&log),
                     None => tracing::warn!(backend = %backend, "no log file yet"),
                 },
                 _ => {}

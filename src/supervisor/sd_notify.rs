@@ -78,7 +78,7 @@ pub fn parse(datagram: &[u8]) -> Vec<Notice> {
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     #[error(transparent)]
-    Folder(#[from] crate::control::socket::SocketError),
+    Folder(#[from] crate::socket_dir::DirError),
     #[error("notify socket {}: {what}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -109,8 +109,8 @@ impl NotifySocket {
     /// `dir` is created 0700 if missing and must be ours and 0700.
     pub fn bind(dir: &Path, id: &str) -> Result<Self, NotifyError> {
         let path = dir.join(format!("{id}.sock"));
-        crate::control::socket::check_length(&path)?;
-        crate::control::socket::prepare_folder(&path)?;
+        crate::socket_dir::check_length(&path)?;
+        crate::socket_dir::prepare_folder(&path)?;
         let io = |what: &'static str| {
             let path = path.clone();
             move |source| NotifyError::Io { path, what, source }

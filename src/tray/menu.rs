@@ -152,7 +152,14 @@ pub fn model(snapshot: &Snapshot, now: Instant, start_at_login: bool) -> MenuMod
     let mut items = vec![info("berth", "@header", &header)];
     items.push(separator("@sep-top"));
     items.extend(backends.iter().filter_map(|b| backend_submenu(b, now)));
-    items.extend(broken.iter().map(|b| warning(b)));
+    // Files of several backends folders are named by their full paths.
+    let by_name = crate::human::one_folder(
+        snapshot
+            .backends
+            .iter()
+            .map(|b| std::path::Path::new(b.file.as_str())),
+    );
+    items.extend(broken.iter().map(|b| warning(b, by_name)));
     items.push(separator("@sep-bottom"));
     items.push(action_item(
         "@open-folder",
@@ -349,7 +356,7 @@ pub fn last_error_line(b: &BackendStatus) -> Option<String> {
     let line = b.last_stderr.as_deref()?;
     Some(format!(
         "last error: {}",
-        crate::notify::limit::cut(line, LAST_ERROR_CHARS)
+        human::one_line(line, LAST_ERROR_CHARS)
     ))
 }
 
@@ -382,8 +389,12 @@ pub fn version_line(b: &BackendStatus) -> Option<String> {
 }
 
 /// `⚠ broken.yaml: line 4: unknown field `argz``; clicking opens the file.
-fn warning(b: &BackendStatus) -> Node {
-    let name = human::file_name(&b.file);
+fn warning(b: &BackendStatus, by_name: bool) -> Node {
+    let name = if by_name {
+        human::file_name(&b.file)
+    } else {
+        b.file.as_str()
+    };
     let error = b.error.as_deref().unwrap_or("invalid manifest");
     // Errors usually name their file already; show it once, by its short name.
     let error = error.strip_prefix(b.file.as_str()).unwrap_or(error);
@@ -427,18 +438,7 @@ fn separator(key: &str) -> Node {
 
 /// Doubles `&` (muda's mnemonic marker), flattens newlines and cuts long text.
 pub fn muda_text(text: &str) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let cut = if flat.chars().count() > MAX_LABEL_CHARS {
-        let mut short: String = flat.chars().take(MAX_LABEL_CHARS - 1).collect();
-        short.push('…');
-        short
-    } else {
-        flat
-    };
-    cut.replace('&', "&&")
+    human::one_line(text, MAX_LABEL_CHARS).replace('&', "&&")
 }
 
 /// Seconds rounded up, so "Restarting in 1s" is shown until the retry.

@@ -247,8 +247,8 @@ fn the_version_line_names_the_signer() {
 #[test]
 fn an_untrusted_copy_beside_the_winner_is_a_warning_not_a_second_submenu() {
     let mut copy = backend("a", "A", State::Untrusted);
-    copy.file = "/b/z-copy.yaml".to_owned();
-    copy.error = Some("/b/z-copy.yaml.minisig: bad".to_owned());
+    copy.file = "/home/me/backends/z-copy.yaml".to_owned();
+    copy.error = Some("/home/me/backends/z-copy.yaml.minisig: bad".to_owned());
     let lone = BackendStatus {
         error: Some("/b/lone.yaml: not signed".to_owned()),
         ..backend("lone", "Lone", State::Untrusted)
@@ -302,6 +302,35 @@ fn warnings_name_the_file_once_and_open_it() {
         Some(Action::OpenFile("/b/broken.yaml".into()))
     );
     assert_eq!(item(&m, &["@header"]).label, "berth: no backends");
+}
+
+#[test]
+fn warnings_of_several_folders_name_the_full_path() {
+    let snapshot = Snapshot {
+        backends: vec![
+            invalid(
+                "/usr/lib/berth/backends/broken.yaml",
+                "/usr/lib/berth/backends/broken.yaml: line 1: missing field `id`",
+            ),
+            invalid(
+                "/home/me/.config/berth/backends/broken.yaml",
+                "/home/me/.config/berth/backends/broken.yaml: line 4: unknown field `argz`",
+            ),
+        ],
+    };
+    let m = model(&snapshot, Instant::now(), false);
+    let mut warnings: Vec<String> = labels(&m.items)
+        .into_iter()
+        .filter(|l| l.starts_with('⚠'))
+        .collect();
+    warnings.sort();
+    assert_eq!(
+        warnings,
+        [
+            "⚠ /home/me/.config/berth/backends/broken.yaml: line 4: unknown field `argz`",
+            "⚠ /usr/lib/berth/backends/broken.yaml: line 1: missing field `id`",
+        ]
+    );
 }
 
 #[test]

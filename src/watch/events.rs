@@ -25,9 +25,12 @@ pub struct Plan {
     pub paths: BTreeSet<PathBuf>,
     /// Events may have been lost (overflow): look at the whole folder.
     pub rescan: bool,
-    /// The folder itself (or its parent) was created, removed or renamed: the
-    /// watches must be set up again, then the whole folder looked at.
+    /// A folder itself (or its parent) was created, removed or renamed: the
+    /// watches must be set up again, then every folder looked at.
     pub rearm: bool,
+    /// A folder's own permissions or owner changed: worth a rearm only while
+    /// a folder cannot be read or watched (it may be readable now).
+    pub attrib: bool,
 }
 
 impl Plan {
@@ -40,12 +43,13 @@ impl Plan {
         self.paths.extend(other.paths);
         self.rescan |= other.rescan;
         self.rearm |= other.rearm;
+        self.attrib |= other.attrib;
     }
 
     /// Adds one event. Returns whether it mattered (named a manifest, moved
     /// the folder, asked for a rescan): only those keep the folder from
     /// counting as quiet, so berth's own reads never delay or cause a reload.
-    pub fn add(&mut self, dir: &Path, event: &notify::Event) -> bool {
+    pub fn add(&mut self, dirs: &[PathBuf], event: &notify::Event) -> bool {
         if event.need_rescan() {
             self.rescan = true;
             return true;
@@ -55,7 +59,7 @@ impl Plan {
         }
         let mut relevant = false;
         for path in &event.paths {
-            match classify(dir, path) {
+            match classify_in(dirs, path) {
                 Target::Manifest => {
                     self.paths.insert(path.clone());
                     relevant = true;
@@ -66,7 +70,11 @@ impl Plan {
                 }
                 Target::Folder => {
                     // The folder's own metadata (mtime moves with every entry
-                    // added) says nothing; only its coming and going matters.
+                    // added) says nothing; only its coming and going matters,
+                    // and a chmod while it cannot be read (the task decides).
+                    if matches!(event.kind, EventKind::Modify(ModifyKind::Metadata(_))) {
+                        self.attrib = true;
+                    }
                     if matches!(
                         event.kind,
                         EventKind::Create(_)
@@ -109,6 +117,21 @@ pub enum Target {
     Folder,
     /// Anything else: editor leftovers, hidden files, siblings of the folder.
     Ignored,
+}
+
+/// Classifies `path` for the folders `dirs`: a manifest (or signature) of
+/// one of them, else one of them (or a folder above one), else ignored.
+pub fn classify_in(dirs: &[PathBuf], path: &Path) -> Target {
+    let mut target = Target::Ignored;
+    for dir in dirs {
+        match classify(dir, path) {
+            Target::Ignored => {}
+            Target::Folder => target = Target::Folder,
+            // A file of a folder: one folder holds it directly.
+            file => return file,
+        }
+    }
+    target
 }
 
 /// Classifies `path` for the folder `dir`.
@@ -160,7 +183,7 @@ mod tests {
     fn plan(events: &[Event]) -> Plan {
         let mut plan = Plan::default();
         for e in events {
-            plan.add(&dir(), e);
+            plan.add(&[dir()], e);
         }
         plan
     }
@@ -284,7 +307,7 @@ mod tests {
             EventKind::Modify(ModifyKind::Metadata(notify::event::MetadataKind::Any)),
             &["/home/u/app/backends"],
         )]);
-        assert!(p.is_empty());
+        assert!(p.is_empty() && p.attrib);
         // Siblings in the parent are ignored.
         let p = plan(&[ev(
             EventKind::Create(CreateKind::File),
@@ -295,7 +318,7 @@ mod tests {
 
     #[test]
     fn only_relevant_events_keep_the_folder_from_being_quiet() {
-        let d = dir();
+        let d = [dir()];
         let mut p = Plan::default();
         // berth's own reads, editor leftovers, the folder's mtime: not relevant.
         assert!(!p.add(
@@ -340,6 +363,45 @@ mod tests {
         q.merge(p.clone());
         assert_eq!(q, p);
         assert!(q.rearm && q.rescan && q.paths.len() == 1);
+    }
+
+    #[test]
+    fn each_folder_names_its_own_files() {
+        let dirs = [dir(), PathBuf::from("/usr/lib/berth/backends")];
+        let mut p = Plan::default();
+        for path in [
+            "/usr/lib/berth/backends/python.yaml",
+            "/home/u/app/backends/python.yaml",
+            "/usr/lib/berth/python.yaml",
+        ] {
+            p.add(&dirs, &ev(EventKind::Create(CreateKind::File), &[path]));
+        }
+        let expected: BTreeSet<PathBuf> = [
+            "/usr/lib/berth/backends/python.yaml",
+            "/home/u/app/backends/python.yaml",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(p.paths, expected);
+        assert!(!p.rearm);
+        // The installed folder's parent going away rearms every folder.
+        p.add(
+            &dirs,
+            &ev(EventKind::Remove(RemoveKind::Folder), &["/usr/lib/berth"]),
+        );
+        assert!(p.rearm);
+        // A folder that is another's parent: its own files are manifests.
+        let nested = [PathBuf::from("/a"), PathBuf::from("/a/b")];
+        assert_eq!(
+            classify_in(&nested, Path::new("/a/x.yaml")),
+            Target::Manifest
+        );
+        assert_eq!(
+            classify_in(&nested, Path::new("/a/b/x.yaml")),
+            Target::Manifest
+        );
+        assert_eq!(classify_in(&nested, Path::new("/a/b")), Target::Folder);
     }
 
     #[test]

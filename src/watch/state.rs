@@ -14,6 +14,12 @@
 //! A manifest's fingerprint includes its signature file's (`X.yaml.minisig`):
 //! a signature appearing, changing or vanishing re-reads and re-judges the
 //! manifest, even when the manifest's own bytes did not move.
+//!
+//! The state spans every backends folder of the run: files are keyed by
+//! their absolute path, and ids compete across folders by the same-id rule
+//! ([`registry::resolve`]). Each folder is read on its own: one that is
+//! missing, not a folder or unreadable is a [`FolderProblem`] and keeps its
+//! files as they were, while the other folders are read as usual.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::Metadata;
@@ -109,15 +115,48 @@ pub struct Reload {
     pub changed: bool,
 }
 
-/// Why a reload could not look at the folder. The state is left as it was.
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// The folder does not exist (deleted, or being replaced). Nothing counts
-    /// as removed until it exists again.
+/// Why a reload could not look at one folder. Its files are left as they
+/// were (nothing counts as removed until the folder can be read again); the
+/// other folders are read as usual.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FolderProblem {
+    /// The folder does not exist (deleted, being replaced, not made yet).
     #[error("{}: the backends folder is missing", dir.display())]
-    FolderMissing { dir: PathBuf },
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Missing { dir: PathBuf },
+    /// Something else than a folder has its name (a file).
+    #[error("{}: the backends folder is not a folder", dir.display())]
+    NotAFolder { dir: PathBuf },
+    /// It could not be listed (permissions).
+    #[error("{}: cannot read the backends folder: {reason}", dir.display())]
+    Unreadable { dir: PathBuf, reason: String },
+}
+
+impl FolderProblem {
+    /// The folder it is about.
+    pub fn dir(&self) -> &Path {
+        match self {
+            Self::Missing { dir } | Self::NotAFolder { dir } | Self::Unreadable { dir, .. } => dir,
+        }
+    }
+
+    /// Missing or replaced by a file: it may come back as a folder (the
+    /// watcher looks for it).
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Self::Missing { .. } | Self::NotAFolder { .. })
+    }
+
+    /// What reading `dir` failed with.
+    fn of(dir: &Path, error: &io::Error) -> Self {
+        let dir = dir.to_path_buf();
+        match error.kind() {
+            io::ErrorKind::NotFound => Self::Missing { dir },
+            io::ErrorKind::NotADirectory => Self::NotAFolder { dir },
+            _ => Self::Unreadable {
+                dir,
+                reason: error.to_string(),
+            },
+        }
+    }
 }
 
 /// The signature file of a manifest, as stat'ed beside it.
@@ -159,10 +198,24 @@ struct Tracked {
     read: FileRead,
 }
 
-/// The backends folder as berth last read it, and the catalog resolved from it.
+/// How one manifest file is read: [`FileRead::load`] for the launcher and
+/// `check`; `pin` passes one that accepts a file whose only fault is its
+/// digest. Everything else (listing, fingerprints, resolution) is shared.
+pub type Loader = fn(&Path, &Path, &Trust) -> FileRead;
+
+/// The launcher's read of a manifest: its bytes once, signature judged, parsed.
+fn load_file(path: &Path, resources: &Path, trust: &Trust) -> FileRead {
+    FileRead::load(path.to_path_buf(), path, resources, trust)
+}
+
+/// The backends folders as berth last read them, and the catalog resolved
+/// from all of them.
 #[derive(Debug)]
 pub struct FolderState {
-    dir: PathBuf,
+    /// Absolute, each once (see [`crate::folders`]).
+    dirs: Vec<PathBuf>,
+    /// The folders the last look at them could not read.
+    problems: BTreeMap<PathBuf, FolderProblem>,
     resources: PathBuf,
     berth: semver::Version,
     files: BTreeMap<PathBuf, Tracked>,
@@ -172,21 +225,30 @@ pub struct FolderState {
     catalog: Catalog,
     /// Whose signatures count, and whether one is required.
     trust: Arc<Trust>,
+    load: Loader,
 }
 
 impl FolderState {
-    /// An empty state for `dir` (nothing read yet: the first reload should be
-    /// `Scope::Full`). `resources` is what `${resources}` expands to.
-    pub fn new(dir: PathBuf, resources: PathBuf) -> Self {
+    /// An empty state for `dirs` (nothing read yet: the first reload should
+    /// be `Scope::Full`). `resources` is what `${resources}` expands to.
+    pub fn new(dirs: Vec<PathBuf>, resources: PathBuf) -> Self {
         Self {
-            dir,
+            dirs,
+            problems: BTreeMap::new(),
             resources,
             berth: crate::berth_version(),
             files: BTreeMap::new(),
             by_id: HashMap::new(),
             catalog: Catalog::default(),
             trust: Arc::new(Trust::none()),
+            load: load_file,
         }
+    }
+
+    /// Reads each file with `load` instead of [`FileRead::load`].
+    pub fn with_loader(mut self, load: Loader) -> Self {
+        self.load = load;
+        self
     }
 
     /// Whose signatures count (reloaded by a forced rescan).
@@ -201,9 +263,18 @@ impl FolderState {
         self
     }
 
-    /// The backends folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The backends folders.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// The folders that could not be read when last looked at, in the order
+    /// of [`FolderState::dirs`].
+    pub fn problems(&self) -> Vec<FolderProblem> {
+        self.dirs
+            .iter()
+            .filter_map(|d| self.problems.get(d).cloned())
+            .collect()
     }
 
     /// What `${resources}` expands to.
@@ -225,18 +296,19 @@ impl FolderState {
         self.files.is_empty()
     }
 
-    /// Brings the state up to date with the folder for `scope`, and resolves a
-    /// new catalog when anything moved. On error the state is unchanged.
-    pub fn reload(&mut self, scope: &Scope) -> Result<Reload, ReloadError> {
+    /// Brings the state up to date with the folders for `scope`, and
+    /// resolves a new catalog when anything moved. A folder that cannot be
+    /// read keeps its files as they were and is listed in
+    /// [`FolderState::problems`].
+    pub fn reload(&mut self, scope: &Scope) -> Reload {
         match scope {
             Scope::Full { force } => self.reload_all(*force),
             Scope::Paths(paths) => self.reload_paths(paths),
         }
     }
 
-    /// Lists the folder and refreshes every file: O(files) by nature.
-    fn reload_all(&mut self, force: bool) -> Result<Reload, ReloadError> {
-        let listed = self.list()?;
+    /// Lists every folder and refreshes every file: O(files) by nature.
+    fn reload_all(&mut self, force: bool) -> Reload {
         if force {
             // SIGHUP: the trusted keys may have changed too.
             let trust = Trust::load(self.trust.policy().clone());
@@ -246,44 +318,56 @@ impl FolderState {
             self.trust = Arc::new(trust);
         }
         let mut out = Reload::default();
-        let present: BTreeSet<&Path> = listed.iter().map(PathBuf::as_path).collect();
-        let gone: Vec<PathBuf> = self
-            .files
-            .keys()
-            .filter(|path| !present.contains(path.as_path()))
-            .cloned()
-            .collect();
-        for path in &gone {
-            out.dropped += usize::from(self.untrack(path));
-        }
-        for path in &listed {
-            match self.refresh(path, force) {
-                Refresh::Unchanged => {}
-                Refresh::Reread => out.reread += 1,
-                Refresh::Gone => out.dropped += usize::from(self.untrack(path)),
+        for dir in self.dirs.clone() {
+            let Some(listed) = self.list(&dir) else {
+                continue;
+            };
+            let present: BTreeSet<&Path> = listed.iter().map(PathBuf::as_path).collect();
+            let gone: Vec<PathBuf> = self
+                .files
+                .keys()
+                .filter(|path| path.parent() == Some(dir.as_path()))
+                .filter(|path| !present.contains(path.as_path()))
+                .cloned()
+                .collect();
+            for path in &gone {
+                out.dropped += usize::from(self.untrack(path));
+            }
+            for path in &listed {
+                match self.refresh(path, force) {
+                    Refresh::Unchanged => {}
+                    Refresh::Reread => out.reread += 1,
+                    Refresh::Gone => out.dropped += usize::from(self.untrack(path)),
+                }
             }
         }
         if out.reread == 0 && out.dropped == 0 {
-            return Ok(out);
+            return out;
         }
         let reads: Vec<FileRead> = self.files.values().map(|t| t.read.clone()).collect();
         let next = registry::resolve(&reads, &self.catalog, &self.berth);
         out.changed = next != self.catalog;
         self.catalog = next;
-        Ok(out)
+        out
     }
 
     /// Refreshes only `paths`, then resolves again only the ids those files
-    /// had or have now: the work follows the change, not the folder.
-    fn reload_paths(&mut self, paths: &BTreeSet<PathBuf>) -> Result<Reload, ReloadError> {
-        if !self.dir.is_dir() {
-            // Deleted (or replaced by something else): nothing counts as
-            // removed until the folder is back.
-            self.list()?;
+    /// had or have now: the work follows the change, not the folders.
+    fn reload_paths(&mut self, paths: &BTreeSet<PathBuf>) -> Reload {
+        // A folder deleted (or replaced by something else): nothing in it
+        // counts as removed until it is back.
+        let mut absent: BTreeSet<&Path> = BTreeSet::new();
+        for dir in paths.iter().filter_map(|p| p.parent()) {
+            if !absent.contains(dir) && !dir.is_dir() && self.list(dir).is_none() {
+                absent.insert(dir);
+            }
         }
         let mut out = Reload::default();
         let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
         for path in paths {
+            if path.parent().is_none_or(|dir| absent.contains(dir)) {
+                continue;
+            }
             let outcome = if is_manifest_file(path) {
                 self.refresh(path, false)
             } else {
@@ -304,10 +388,10 @@ impl FolderState {
             }
         }
         if touched.is_empty() {
-            return Ok(out);
+            return out;
         }
         out.changed = self.resolve_around(&touched);
-        Ok(out)
+        out
     }
 
     /// Re-resolves the files of every id that `touched` files had (in the
@@ -392,17 +476,19 @@ impl FolderState {
         self.files.insert(path.to_path_buf(), tracked);
     }
 
-    fn list(&self) -> Result<Vec<PathBuf>, ReloadError> {
-        match registry::list(&self.dir) {
-            Ok(listed) => Ok(listed),
-            Err(RegistryError::ReadDir { source, .. })
-                if source.kind() == io::ErrorKind::NotFound =>
-            {
-                Err(ReloadError::FolderMissing {
-                    dir: self.dir.clone(),
-                })
+    /// The manifests of `dir` (one of [`FolderState::dirs`]), or `None` when
+    /// it cannot be listed; either way its entry in `problems` is updated.
+    fn list(&mut self, dir: &Path) -> Option<Vec<PathBuf>> {
+        match registry::list(dir) {
+            Ok(listed) => {
+                self.problems.remove(dir);
+                Some(listed)
             }
-            Err(e) => Err(e.into()),
+            Err(RegistryError::ReadDir { source, .. }) => {
+                self.problems
+                    .insert(dir.to_path_buf(), FolderProblem::of(dir, &source));
+                None
+            }
         }
     }
 
@@ -430,7 +516,7 @@ impl FolderState {
         {
             return Refresh::Unchanged;
         }
-        let mut read = FileRead::load(path.to_path_buf(), path, &self.resources, &self.trust);
+        let mut read = (self.load)(path, &self.resources, &self.trust);
         if read.last_good.is_none() {
             read.last_good = previous.and_then(|t| t.read.last_good.clone());
         }

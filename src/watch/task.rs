@@ -12,9 +12,14 @@
 //!
 //! Why not notify-debouncer-full: its thread ticks every quarter of the
 //! debounce forever, which was all of an idle berth's CPU. Here a timer exists
-//! only while events are pending (or, once a second, while the folder is
+//! only while events are pending (or, once a second, while a folder is
 //! missing): an idle berth has no timer at all.
+//!
+//! Each folder's problems are its own: one that is missing, a file or
+//! unreadable is logged once when it becomes so (and once when it is back),
+//! and the other folders are followed meanwhile.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,11 +29,11 @@ use tokio::time::Instant;
 
 use super::events::Plan;
 use super::settle::Settle;
-use super::state::{FolderState, ReloadError, Scope};
-use super::{Msg, Progress, RescanError, RescanReply, WatchError};
+use super::state::{FolderProblem, FolderState, Scope};
+use super::{Msg, Progress, RescanError, RescanReply};
 use crate::supervisor::SupervisorHandle;
 
-/// How often to look for a missing folder, in case the parent's watch missed
+/// How often to look for a missing folder, in case its parent's watch missed
 /// its return (the parent itself was replaced, or could not be watched).
 const MISSING_POLL: Duration = Duration::from_secs(1);
 
@@ -55,14 +60,19 @@ impl Pending {
 pub(super) struct Task {
     /// `None` only while a reload runs on the blocking pool.
     state: Option<FolderState>,
-    dir: PathBuf,
+    dirs: Vec<PathBuf>,
     resources: PathBuf,
     watcher: RecommendedWatcher,
+    /// What the watcher follows now: each folder and each parent, once.
+    watched: BTreeSet<PathBuf>,
+    /// The folders that could not be watched, as last logged.
+    unwatched: BTreeMap<PathBuf, String>,
     supervisor: SupervisorHandle,
     rx: mpsc::UnboundedReceiver<Msg>,
     progress: channel::Sender<Progress>,
     debounce: Duration,
-    missing: bool,
+    /// Each folder's problem as last logged.
+    problems: BTreeMap<PathBuf, FolderProblem>,
     /// Withholds fresh errors and logs broken and repaired files.
     settle: Settle,
     /// When a withheld error is due to be shown.
@@ -80,28 +90,42 @@ impl Task {
         progress: channel::Sender<Progress>,
     ) -> Self {
         Self {
-            dir: state.dir().to_path_buf(),
+            dirs: state.dirs().to_vec(),
             resources,
             state: Some(state),
             watcher,
+            watched: BTreeSet::new(),
+            unwatched: BTreeMap::new(),
             supervisor,
             rx,
             progress,
             debounce,
-            missing: false,
+            problems: BTreeMap::new(),
             settle: Settle::default(),
             recheck_at: None,
         }
     }
 
-    /// Arms the watches, then reads the whole folder (in that order, so a
-    /// file written in between is seen by one or the other) and applies it.
-    pub(super) async fn start(&mut self) -> Result<(), WatchError> {
-        self.arm()?;
-        match self.reload(Scope::Full { force: false }).await {
-            Err(e @ ReloadError::Registry(_)) => Err(WatchError::Scan(e)),
-            _ => Ok(()),
-        }
+    /// Arms the watches, then reads every folder (in that order, so a file
+    /// written in between is seen by one or the other) and applies them.
+    pub(super) async fn start(&mut self) {
+        self.arm();
+        // Problems are logged inside; the other folders are served.
+        let _ = self.reload(Scope::Full { force: false }).await;
+    }
+
+    /// A folder exists but cannot be read or watched.
+    fn unreadable(&self) -> bool {
+        !self.unwatched.is_empty()
+            || self
+                .problems
+                .values()
+                .any(|p| matches!(p, FolderProblem::Unreadable { .. }))
+    }
+
+    /// A folder is missing (or a file has its name): look for it now and then.
+    fn absent(&self) -> bool {
+        self.problems.values().any(FolderProblem::is_absent)
     }
 
     pub(super) async fn run(mut self) {
@@ -109,7 +133,7 @@ impl Task {
         let mut pending: Option<Pending> = None;
         let mut poll_at: Option<Instant> = None;
         loop {
-            if !self.missing {
+            if !self.absent() {
                 poll_at = None;
             } else if poll_at.is_none() {
                 poll_at = Some(Instant::now() + MISSING_POLL);
@@ -132,7 +156,11 @@ impl Task {
                 }
                 () = crate::timer::sleep_until(poll_at) => {
                     poll_at = None;
-                    if self.dir.is_dir() {
+                    let back = self
+                        .problems
+                        .values()
+                        .any(|p| p.is_absent() && p.dir().is_dir());
+                    if back {
                         now.rearm = true;
                     }
                 }
@@ -143,7 +171,7 @@ impl Task {
                 stop = self.absorb(msg, &mut pending, &mut now, &mut replies);
             }
             if stop {
-                tracing::debug!(dir = %self.dir.display(), "watcher stopped");
+                tracing::debug!("watcher stopped");
                 return;
             }
             let settled = pending
@@ -159,10 +187,8 @@ impl Task {
             }
             // A requested rescan re-reads every file: the user asked for it.
             let force = !replies.is_empty();
-            if plan.rearm
-                && let Err(e) = self.arm()
-            {
-                tracing::warn!(error = %e, "cannot watch the backends folder again");
+            if plan.rearm || force {
+                self.arm();
             }
             let scope = if plan.rearm || plan.rescan || force {
                 Scope::Full { force }
@@ -172,7 +198,7 @@ impl Task {
             // The error is logged inside; the loop goes on.
             let result = self.reload(scope).await;
             for reply in replies.drain(..).flatten() {
-                let _ = reply.send(result.as_ref().map_err(RescanError::from).copied());
+                let _ = reply.send(result.clone());
             }
         }
     }
@@ -189,12 +215,17 @@ impl Task {
         let mut event_plan = Plan::default();
         match msg {
             Msg::Events(Ok(event)) => {
-                if !event_plan.add(&self.dir, &event) {
+                let relevant = event_plan.add(&self.dirs, &event);
+                // A chmod of a folder that could not be read: look again now.
+                if event_plan.attrib && self.unreadable() {
+                    now.rearm = true;
+                }
+                if !relevant {
                     return false;
                 }
             }
             Msg::Events(Err(error)) => {
-                tracing::warn!(dir = %self.dir.display(), %error, "watcher error; rescanning");
+                tracing::warn!(%error, "watcher error; rescanning the backends folders");
                 // The watch may be gone with the error: set it up again and
                 // look at everything rather than lose a change.
                 event_plan.rearm = true;
@@ -223,27 +254,56 @@ impl Task {
         false
     }
 
-    /// (Re)creates the watches on the folder and on its parent (to see the
-    /// folder come back after a delete or a rename). A missing folder is not
-    /// an error; any other failure to watch the folder is.
-    fn arm(&mut self) -> Result<(), WatchError> {
-        let parent = self.dir.parent().map(Path::to_path_buf);
+    /// (Re)creates the watches on every folder and on its parent (to see
+    /// the folder come back after a delete or a rename), each path once. A
+    /// folder that is missing is not a problem here (its parent's watch sees
+    /// it come); one that exists but cannot be watched is logged once, and
+    /// the others are watched all the same.
+    fn arm(&mut self) {
         // Unwatch first: after a rename the old watch would still follow the
         // old folder under the old name.
-        let _ = self.watcher.unwatch(&self.dir);
-        if let Some(parent) = &parent {
-            let _ = self.watcher.unwatch(parent);
-            if let Err(error) = self.watcher.watch(parent, RecursiveMode::NonRecursive) {
-                tracing::debug!(parent = %parent.display(), %error, "cannot watch the parent folder");
+        for path in std::mem::take(&mut self.watched) {
+            let _ = self.watcher.unwatch(&path);
+        }
+        let parents: BTreeSet<PathBuf> = self
+            .dirs
+            .iter()
+            .filter_map(|d| d.parent().map(Path::to_path_buf))
+            .filter(|p| !self.dirs.contains(p))
+            .collect();
+        for parent in parents {
+            match self.watcher.watch(&parent, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.watched.insert(parent);
+                }
+                Err(error) => {
+                    tracing::debug!(parent = %parent.display(), %error, "cannot watch the parent folder");
+                }
             }
         }
-        match self.watcher.watch(&self.dir, RecursiveMode::NonRecursive) {
-            Ok(()) => Ok(()),
-            Err(_) if !self.dir.exists() => Ok(()),
-            Err(source) => Err(WatchError::Notify {
-                dir: self.dir.clone(),
-                source,
-            }),
+        for dir in self.dirs.clone() {
+            match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.watched.insert(dir.clone());
+                    if self.unwatched.remove(&dir).is_some() {
+                        tracing::info!(dir = %dir.display(), "watching the backends folder again");
+                    }
+                }
+                // Missing, not a folder or unreadable: the reload says so.
+                Err(_) if std::fs::read_dir(&dir).is_err() => {
+                    self.unwatched.remove(&dir);
+                }
+                Err(error) => {
+                    let error = error.to_string();
+                    if self.unwatched.get(&dir) != Some(&error) {
+                        tracing::warn!(
+                            dir = %dir.display(),
+                            "cannot watch the backends folder: {error}; SIGHUP reads it again"
+                        );
+                    }
+                    self.unwatched.insert(dir, error);
+                }
+            }
         }
     }
 
@@ -260,85 +320,101 @@ impl Task {
         if !self.settle.is_new(&view) {
             return false;
         }
-        tracing::info!(dir = %self.dir.display(), "backends changed");
+        tracing::info!("backends changed");
         self.supervisor.apply(view.clone()).await;
         self.settle.applied(view);
         true
     }
 
     /// Reloads `scope` off the async threads, applies a changed catalog and
-    /// publishes progress.
-    async fn reload(&mut self, scope: Scope) -> Result<(), ReloadError> {
+    /// publishes progress. `Err` names the folders that could not be read
+    /// (the others were read and applied).
+    async fn reload(&mut self, scope: Scope) -> Result<(), RescanError> {
         let full = matches!(scope, Scope::Full { .. });
         let Some(mut state) = self.state.take() else {
             return Ok(());
         };
         let trust = state.trust().clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let result = state.reload(&scope);
-            (state, result)
+            let reload = state.reload(&scope);
+            (state, reload)
         })
         .await;
-        let result = match joined {
-            Ok((state, result)) => {
+        let reload = match joined {
+            Ok((state, reload)) => {
                 self.state = Some(state);
-                result
+                reload
             }
             Err(error) => {
                 // A panic in parsing is a bug; start over from an empty state
                 // with a full rescan rather than stop watching.
-                tracing::error!(%error, "reload failed; rescanning the whole folder");
+                tracing::error!(%error, "reload failed; rescanning every backends folder");
                 let mut state =
-                    FolderState::new(self.dir.clone(), self.resources.clone()).with_trust(trust);
-                let result = state.reload(&Scope::Full { force: true });
+                    FolderState::new(self.dirs.clone(), self.resources.clone()).with_trust(trust);
+                let reload = state.reload(&Scope::Full { force: true });
                 self.state = Some(state);
-                result
+                reload
             }
         };
+        let problems = self
+            .state
+            .as_ref()
+            .map(FolderState::problems)
+            .unwrap_or_default();
+        self.log_problems(&problems);
         let mut applied = false;
-        let mut rereads = 0;
-        let outcome = match result {
-            Ok(reload) => {
-                if self.missing {
-                    tracing::info!(dir = %self.dir.display(), "backends folder is back");
-                }
-                self.missing = false;
-                rereads = reload.reread as u64;
-                if reload.changed {
-                    tracing::debug!(
-                        dir = %self.dir.display(),
-                        reread = reload.reread,
-                        dropped = reload.dropped,
-                        "backends changed"
-                    );
-                    applied = self.publish().await;
-                }
-                Ok(())
-            }
-            Err(e @ ReloadError::FolderMissing { .. }) => {
-                if !self.missing {
-                    tracing::warn!(
-                        dir = %self.dir.display(),
-                        "backends folder is missing; nothing is stopped until it exists again"
-                    );
-                }
-                self.missing = true;
-                Err(e)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the backends folder; keeping the backends as they are");
-                Err(e)
-            }
-        };
-        let missing = self.missing;
+        if reload.changed {
+            tracing::debug!(
+                reread = reload.reread,
+                dropped = reload.dropped,
+                "backends changed"
+            );
+            applied = self.publish().await;
+        }
+        let missing = self.absent();
         self.progress.send_modify(|p| {
             p.reloads += 1;
             p.full_scans += u64::from(full);
-            p.rereads += rereads;
+            p.rereads += reload.reread as u64;
             p.applied += u64::from(applied);
             p.folder_missing = missing;
         });
-        outcome
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(RescanError::Folders(problems))
+        }
+    }
+
+    /// Logs each folder problem once when it appears or changes, and once
+    /// when the folder is back.
+    fn log_problems(&mut self, now: &[FolderProblem]) {
+        let before = std::mem::take(&mut self.problems);
+        let others = if self.dirs.len() > 1 {
+            ", the other folders are served"
+        } else {
+            ""
+        };
+        for problem in now {
+            let dir = problem.dir().to_path_buf();
+            if before.get(&dir) != Some(problem) {
+                match problem {
+                    FolderProblem::Unreadable { .. } => {
+                        tracing::error!("{problem}; keeping its backends as they are{others}")
+                    }
+                    FolderProblem::Missing { .. } => tracing::warn!(
+                        "{problem}; nothing in it is stopped until it exists again{others}"
+                    ),
+                    FolderProblem::NotAFolder { .. } => tracing::warn!(
+                        "{problem}; nothing in it is stopped until it is a folder again{others}"
+                    ),
+                }
+            }
+            self.problems.insert(dir, problem.clone());
+        }
+        for dir in before.keys().filter(|d| !self.problems.contains_key(*d)) {
+            tracing::info!(dir = %dir.display(), "backends folder is back");
+        }
     }
 }
 

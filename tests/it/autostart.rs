@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 /// `Exec`'s value into its arguments, per the Desktop Entry spec: first the
 /// string escapes (`\s \n \t \r \\`), then double-quoted arguments in which
@@ -176,4 +177,63 @@ fn the_spec_parser_reads_quotes_and_escapes() {
         parse_exec(r#""/a b/c\\$d" run %%x"#),
         ["/a b/c$d", "run", "%x"]
     );
+}
+
+/// `autostart enable` with several folders writes every one into `Exec`,
+/// and that command line, run as the desktop would, serves them all.
+#[test]
+fn autostart_writes_every_folder_and_its_entry_serves_them() {
+    let home = crate::control::home::Home::new();
+    home.backend("first", "exec sleep 300", "");
+    let second = home.path().join("second folder");
+    std::fs::create_dir(&second).unwrap();
+    let exe = crate::util::script(&second, "srv.sh", "exec sleep 300");
+    let digest = berth::integrity::hash_file(&exe).unwrap();
+    std::fs::write(
+        second.join("second.yaml"),
+        format!(
+            "id: second\nname: Second\nversion: 1.0.0\nexecutable:\n  linux:\n    path: srv.sh\n    sha256: {digest}\n"
+        ),
+    )
+    .unwrap();
+    let (first, second) = (home.backends(), second);
+    let out = home
+        .berth_bare()
+        .args(["autostart", "enable", "--backends"])
+        .arg(&first)
+        .arg("--backends")
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(home.path().join("config/autostart/berth.desktop")).unwrap();
+    let exec = parse_exec(key(&text, "Exec"));
+    assert_eq!(
+        exec[1..],
+        [
+            "run",
+            "--backends",
+            first.to_str().unwrap(),
+            "--backends",
+            second.to_str().unwrap()
+        ],
+        "{text}"
+    );
+    let mut cmd = home.berth_at(Path::new(&exec[0]));
+    cmd.args(&exec[1..])
+        .arg("--headless")
+        .arg("--socket")
+        .arg(home.socket())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _launcher = crate::control::home::Launcher {
+        child: cmd.spawn().unwrap(),
+        err: home.path().join("none"),
+    };
+    let served = crate::control::home::wait_until(Duration::from_secs(15), || {
+        let out = home.run(&["status", "--json"]);
+        let text = out.stdout();
+        out.code() == 0 && text.contains("\"first\"") && text.contains("\"second\"")
+    });
+    assert!(served, "{:?}", home.run(&["status"]));
 }

@@ -58,7 +58,12 @@ impl Drop for Berth {
     }
 }
 
-fn spawn_berth(mut cmd: Command, dir: tempfile::TempDir) -> Berth {
+fn spawn_berth(cmd: Command, dir: tempfile::TempDir) -> Berth {
+    spawn_berth_with(cmd, dir, &[])
+}
+
+/// [`spawn_berth`] with more arguments to `berth run` (more folders).
+fn spawn_berth_with(mut cmd: Command, dir: tempfile::TempDir, extra: &[&Path]) -> Berth {
     let err = File::create(dir.path().join("berth.err")).unwrap();
     // The socket's folder must be ours and 0700.
     let run = dir.path().join("run");
@@ -68,8 +73,11 @@ fn spawn_berth(mut cmd: Command, dir: tempfile::TempDir) -> Berth {
         .arg("--backends")
         .arg(dir.path().join("backends"))
         .arg("--socket")
-        .arg(run.join("berth.sock"))
-        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .arg(run.join("berth.sock"));
+    for folder in extra {
+        cmd.arg("--backends").arg(folder);
+    }
+    cmd.env("XDG_STATE_HOME", dir.path().join("state"))
         .env("XDG_RUNTIME_DIR", &run)
         .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env("RUST_LOG", "info")
@@ -440,6 +448,54 @@ fn start_at_login_toggles_the_autostart_entry_and_a_crash_shows_its_last_error()
     assert!(!line.enabled, "informational");
 }
 
+/// Two backends folders (the second the user folder): a broken file in each
+/// is a warning named by its full path, and "Open backends folder" opens
+/// the user folder.
+#[test]
+fn open_backends_folder_opens_the_user_folder_and_warnings_name_full_paths() {
+    let Some(desktop) = Desktop::start("open_backends_folder_opens_the_user_folder") else {
+        return;
+    };
+    let dir = shell_backend("calm", "Calm", "exec sleep 300");
+    let user = dir.path().join("config/berth/backends");
+    std::fs::create_dir_all(&user).unwrap();
+    let shipped = dir.path().join("backends");
+    for folder in [&user, &shipped] {
+        std::fs::write(folder.join("broken.yaml"), "id: [").unwrap();
+    }
+    // A stand-in for xdg-open that records what it was asked to open.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    crate::util::script(
+        &bin,
+        "xdg-open",
+        &format!("echo \"$1\" >> {}/opened", dir.path().display()),
+    );
+    let opened = dir.path().join("opened");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
+    let mut cmd = desktop.command(BERTH);
+    cmd.env("PATH", path);
+    let berth = spawn_berth_with(cmd, dir, &[&user]);
+    let item = panel
+        .wait_item(WAIT)
+        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()));
+    let warning = |folder: &Path| format!("⚠ {}", folder.join("broken.yaml").display());
+    let root = panel
+        .wait_layout(&item, WAIT, |r| {
+            r.child(&warning(&user)).is_some() && r.child(&warning(&shipped)).is_some()
+        })
+        .unwrap_or_else(|last| panic!("no warning per folder by full path:\n{last}"));
+    click(&panel, &item, &root, &["Open backends folder"]);
+    // Written whole (a first line and its newline) by the stand-in.
+    let text = crate::util::wait_file(&opened, WAIT);
+    assert_eq!(text.trim(), user.display().to_string());
+}
+
 /// No display, or no session bus: one line, and berth runs headless.
 #[test]
 fn without_a_display_or_a_bus_berth_runs_headless() {
@@ -458,6 +514,54 @@ fn without_a_display_or_a_bus_berth_runs_headless() {
         }
         assert_serves_headless(spawn_berth(cmd, dir), case, expect);
     }
+}
+
+/// What `berth-tray` set for its own GTK (`GDK_GL`, `NO_AT_BRIDGE`) is not
+/// the backends' environment, also when there is no display to show a tray
+/// on (issue #10: the overrides reach the supervisor as configuration).
+#[test]
+fn backends_do_not_inherit_the_trays_own_environment() {
+    let out = tempfile::tempdir().unwrap();
+    let seen = out.path().join("seen");
+    let script = format!(
+        "echo \"gl=${{GDK_GL-unset}} at=${{NO_AT_BRIDGE-unset}} mine=$MINE\" > {}; exec sleep 300",
+        seen.display()
+    );
+    let dir = shell_backend("env", "Env", &script);
+    let mut cmd = Command::new(BERTH);
+    cmd.env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("GDK_GL")
+        .env_remove("NO_AT_BRIDGE")
+        .env("MINE", "kept");
+    let mut berth = spawn_berth(cmd, dir);
+    let socket = berth.dir.path().join("run/berth.sock");
+    assert!(
+        crate::control::home::wait_until(WAIT, || socket.exists()),
+        "{}",
+        berth.stderr()
+    );
+    let out = Command::new(BERTH)
+        .arg("--socket")
+        .arg(&socket)
+        .args(["start", "env"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}\n{}", berth.stderr());
+    assert_eq!(
+        crate::util::wait_file(&seen, WAIT),
+        "gl=unset at=unset mine=kept",
+        "{}",
+        berth.stderr()
+    );
+    // berth-tray itself ran (and set its variables), then found no display.
+    assert!(
+        berth.stderr().contains("no tray: no display"),
+        "{}",
+        berth.stderr()
+    );
+    berth.signal(libc::SIGTERM);
+    assert!(berth.wait_exit(WAIT).success());
 }
 
 /// `berth` serves its socket without a tray, said so in exactly one line

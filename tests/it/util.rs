@@ -94,6 +94,7 @@ pub fn env() -> Env {
             log_max_size: 10 * 1024 * 1024,
             log_backups: 3,
             notify_dir: dir.path().join("run/notify"),
+            env_remove: Vec::new(),
         },
         Some(PathBuf::from(env!("CARGO_BIN_EXE_berth"))),
     );

@@ -69,7 +69,7 @@ impl Fx {
                 }
             }
         });
-        let mut config = WatchConfig::new(dir.clone(), env.path().join("resources"));
+        let mut config = WatchConfig::new(vec![dir.clone()], env.path().join("resources"));
         config.trust = trust;
         let watch = watch::spawn(config, env.sup.clone()).await.unwrap();
         Self {

@@ -162,7 +162,7 @@ impl Job {
         let mut cmd = verified.command();
         // berth's own GTK settings (GDK_GL=disable...) are not the
         // backend's; the manifest's env can still set them.
-        for key in crate::tray::env_overrides() {
+        for key in &self.shared.config.env_remove {
             cmd.env_remove(key);
         }
         // systemd's variables are berth's to give, never inherited (berth

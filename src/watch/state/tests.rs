@@ -23,7 +23,7 @@ fn paths(dir: &Path, names: &[&str]) -> Scope {
 }
 
 fn state(dir: &Path) -> FolderState {
-    FolderState::new(dir.to_path_buf(), dir.join("resources"))
+    FolderState::new(vec![dir.to_path_buf()], dir.join("resources"))
 }
 
 fn winner_version(s: &FolderState, id: &str) -> Option<String> {
@@ -42,22 +42,22 @@ fn only_moved_fingerprints_are_read_again() {
         ],
     );
     let mut s = state(dir);
-    let r = s.reload(&Scope::Full { force: false }).unwrap();
+    let r = s.reload(&Scope::Full { force: false });
     assert_eq!((r.reread, r.dropped, r.changed), (2, 0, true));
     assert_eq!(s.catalog().winners().count(), 2);
 
     // Nothing moved: nothing read, nothing to apply.
-    let r = s.reload(&Scope::Full { force: false }).unwrap();
+    let r = s.reload(&Scope::Full { force: false });
     assert_eq!(r, Reload::default());
-    let r = s.reload(&paths(dir, &["a.yaml", "b.yaml"])).unwrap();
+    let r = s.reload(&paths(dir, &["a.yaml", "b.yaml"]));
     assert_eq!(r, Reload::default());
 
     // A forced rescan reads everything; same content, same catalog.
-    let r = s.reload(&Scope::Full { force: true }).unwrap();
+    let r = s.reload(&Scope::Full { force: true });
     assert_eq!((r.reread, r.changed), (2, false));
 
     write_settled(dir, &[("a.yaml", manifest("a", "1.1.0"))]);
-    let r = s.reload(&paths(dir, &["a.yaml", "b.yaml"])).unwrap();
+    let r = s.reload(&paths(dir, &["a.yaml", "b.yaml"]));
     assert_eq!((r.reread, r.changed), (1, true));
     assert_eq!(winner_version(&s, "a").as_deref(), Some("1.1.0"));
 }
@@ -68,7 +68,7 @@ fn a_batch_only_looks_at_the_paths_it_names() {
     let dir = tmp.path();
     write_settled(dir, &[("a.yaml", manifest("a", "1.0.0"))]);
     let mut s = state(dir);
-    s.reload(&Scope::Full { force: false }).unwrap();
+    s.reload(&Scope::Full { force: false });
 
     // A half-written new file and a file being replaced (gone for now),
     // both with their events still pending: the batch for x.yaml must
@@ -76,18 +76,18 @@ fn a_batch_only_looks_at_the_paths_it_names() {
     std::fs::write(dir.join("new.yaml"), "id: new\nname: [").unwrap();
     std::fs::remove_file(dir.join("a.yaml")).unwrap();
     write_settled(dir, &[("x.yaml", manifest("x", "1.0.0"))]);
-    let r = s.reload(&paths(dir, &["x.yaml"])).unwrap();
+    let r = s.reload(&paths(dir, &["x.yaml"]));
     assert_eq!((r.reread, r.dropped), (1, 0));
     assert!(s.catalog().winner("a").is_some(), "a dropped too early");
     assert!(s.catalog().entries.iter().all(|e| e.error.is_none()));
 
     // Their own batch comes.
-    let r = s.reload(&paths(dir, &["a.yaml"])).unwrap();
+    let r = s.reload(&paths(dir, &["a.yaml"]));
     assert_eq!((r.reread, r.dropped, r.changed), (0, 1, true));
     assert!(s.catalog().winner("a").is_none());
     // Names that are not manifests never count, even when named.
     std::fs::write(dir.join("4913"), "x").unwrap();
-    let r = s.reload(&paths(dir, &["4913", "x.yaml~"])).unwrap();
+    let r = s.reload(&paths(dir, &["4913", "x.yaml~"]));
     assert_eq!(r, Reload::default());
 }
 
@@ -97,10 +97,10 @@ fn a_broken_edit_keeps_the_last_good_definition() {
     let dir = tmp.path();
     write_settled(dir, &[("a.yaml", manifest("a", "1.0.0"))]);
     let mut s = state(dir);
-    s.reload(&Scope::Full { force: false }).unwrap();
+    s.reload(&Scope::Full { force: false });
 
     write_settled(dir, &[("a.yaml", "id: a\nname: [unclosed\n".to_owned())]);
-    let r = s.reload(&paths(dir, &["a.yaml"])).unwrap();
+    let r = s.reload(&paths(dir, &["a.yaml"]));
     assert!(r.changed);
     let entry = &s.catalog().entries[0];
     assert_eq!(entry.standing, Standing::Winner);
@@ -110,11 +110,11 @@ fn a_broken_edit_keeps_the_last_good_definition() {
 
     // Broken differently: still the same last good definition.
     write_settled(dir, &[("a.yaml", "id: a\nargz: []\n".to_owned())]);
-    s.reload(&paths(dir, &["a.yaml"])).unwrap();
+    s.reload(&paths(dir, &["a.yaml"]));
     assert_eq!(winner_version(&s, "a").as_deref(), Some("1.0.0"));
 
     write_settled(dir, &[("a.yaml", manifest("a", "2.0.0"))]);
-    s.reload(&paths(dir, &["a.yaml"])).unwrap();
+    s.reload(&paths(dir, &["a.yaml"]));
     assert_eq!(s.catalog().entries[0].error, None);
     assert_eq!(winner_version(&s, "a").as_deref(), Some("2.0.0"));
 }
@@ -132,20 +132,22 @@ fn a_missing_folder_changes_nothing_until_it_is_back() {
         ],
     );
     let mut s = state(&dir);
-    s.reload(&Scope::Full { force: false }).unwrap();
+    s.reload(&Scope::Full { force: false });
     let before = s.catalog().clone();
 
     std::fs::remove_dir_all(&dir).unwrap();
     for scope in [Scope::Full { force: false }, paths(&dir, &["a.yaml"])] {
-        let err = s.reload(&scope).unwrap_err();
-        assert!(matches!(err, ReloadError::FolderMissing { .. }), "{err}");
+        let r = s.reload(&scope);
+        assert!(!r.changed);
+        assert_eq!(s.problems(), [FolderProblem::Missing { dir: dir.clone() }]);
         assert_eq!(s.catalog(), &before);
     }
 
     std::fs::create_dir(&dir).unwrap();
     write_settled(&dir, &[("b.yaml", manifest("b", "1.0.0"))]);
-    let r = s.reload(&Scope::Full { force: false }).unwrap();
+    let r = s.reload(&Scope::Full { force: false });
     assert_eq!((r.reread, r.dropped, r.changed), (1, 1, true));
+    assert!(s.problems().is_empty());
     assert!(s.catalog().winner("a").is_none());
     assert!(s.catalog().winner("b").is_some());
 }
@@ -156,15 +158,15 @@ fn a_racy_read_is_not_trusted() {
     let dir = tmp.path();
     std::fs::write(dir.join("a.yaml"), manifest("a", "1.0.0")).unwrap();
     let mut s = state(dir);
-    s.reload(&Scope::Full { force: false }).unwrap();
+    s.reload(&Scope::Full { force: false });
     // Read right after the write: the same fingerprint could hide a
     // second write within the same timestamp tick, so it is read again.
-    let r = s.reload(&paths(dir, &["a.yaml"])).unwrap();
+    let r = s.reload(&paths(dir, &["a.yaml"]));
     assert_eq!(r.reread, 1);
     std::thread::sleep(RACY_WINDOW + Duration::from_millis(20));
-    let r = s.reload(&paths(dir, &["a.yaml"])).unwrap();
+    let r = s.reload(&paths(dir, &["a.yaml"]));
     assert_eq!(r.reread, 1, "the last read was still racy when it was made");
-    let r = s.reload(&paths(dir, &["a.yaml"])).unwrap();
+    let r = s.reload(&paths(dir, &["a.yaml"]));
     assert_eq!(r.reread, 0);
 }
 
@@ -199,8 +201,8 @@ fn incremental_resolution_equals_a_full_one() {
                 std::fs::write(&path, format!("{}{requires}", manifest(id, version))).unwrap();
             }
         }
-        incremental.reload(&paths(dir, &[&name])).unwrap();
-        full.reload(&Scope::Full { force: false }).unwrap();
+        incremental.reload(&paths(dir, &[&name]));
+        full.reload(&Scope::Full { force: false });
         assert_eq!(incremental.catalog(), full.catalog(), "step {step}");
     }
 }
@@ -228,4 +230,64 @@ fn one_path_is_judged_like_the_listing_judges_it() {
     listed_sorted.sort();
     assert_eq!(judged, listed_sorted);
     assert_eq!(listed.len(), 3, "{listed:?}");
+}
+
+/// Several folders: an id competes across them, and a folder that is missing
+/// or a file keeps its files while the others are read.
+#[test]
+fn folders_compete_by_id_and_fail_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let user = tmp.path().join("user");
+    let shipped = tmp.path().join("shipped");
+    std::fs::create_dir(&user).unwrap();
+    std::fs::create_dir(&shipped).unwrap();
+    write_settled(&shipped, &[("py.yaml", manifest("py", "1.0.0"))]);
+    let mut s = FolderState::new(vec![user.clone(), shipped.clone()], tmp.path().into());
+    s.reload(&Scope::Full { force: false });
+    assert_eq!(winner_version(&s, "py").as_deref(), Some("1.0.0"));
+
+    // A user copy with a higher version overrides the shipped one...
+    write_settled(&user, &[("py.yaml", manifest("py", "1.1.0"))]);
+    let r = s.reload(&paths(&user, &["py.yaml"]));
+    assert!(r.changed);
+    assert_eq!(winner_version(&s, "py").as_deref(), Some("1.1.0"));
+    let superseded = s
+        .catalog()
+        .entries
+        .iter()
+        .find(|e| e.file == shipped.join("py.yaml"))
+        .unwrap();
+    assert_eq!(
+        superseded.standing,
+        Standing::Superseded {
+            by: user.join("py.yaml")
+        }
+    );
+
+    // ...and while the user folder is gone, nothing of it is dropped, and the
+    // shipped folder is still read.
+    std::fs::remove_dir_all(&user).unwrap();
+    write_settled(&shipped, &[("other.yaml", manifest("other", "1.0.0"))]);
+    let r = s.reload(&Scope::Full { force: false });
+    assert_eq!((r.reread, r.dropped), (1, 0));
+    assert_eq!(s.problems(), [FolderProblem::Missing { dir: user.clone() }]);
+    assert_eq!(winner_version(&s, "py").as_deref(), Some("1.1.0"));
+    assert!(s.catalog().winner("other").is_some());
+
+    // A file where the folder was: a problem of its own kind, same rule.
+    std::fs::write(&user, "not a folder").unwrap();
+    s.reload(&paths(&user, &["py.yaml"]));
+    assert_eq!(
+        s.problems(),
+        [FolderProblem::NotAFolder { dir: user.clone() }]
+    );
+    assert_eq!(winner_version(&s, "py").as_deref(), Some("1.1.0"));
+
+    // Back as an empty folder: the copy is removed, the shipped one wins.
+    std::fs::remove_file(&user).unwrap();
+    std::fs::create_dir(&user).unwrap();
+    let r = s.reload(&Scope::Full { force: false });
+    assert_eq!(r.dropped, 1);
+    assert!(s.problems().is_empty());
+    assert_eq!(winner_version(&s, "py").as_deref(), Some("1.0.0"));
 }

@@ -235,9 +235,11 @@ async fn rescan_reads_every_file_and_catches_what_notify_missed() {
     let aside = fx.env.path().join("aside");
     std::fs::rename(&fx.dir, &aside).unwrap();
     let err = fx.watch.rescan_and_wait().await.unwrap_err();
-    assert!(
-        matches!(err, watch::RescanError::FolderMissing { .. }),
-        "{err}"
+    assert_eq!(
+        err,
+        watch::RescanError::Folders(vec![watch::FolderProblem::Missing {
+            dir: fx.dir.clone()
+        }])
     );
     assert_eq!(fx.pid("a"), Some(pid));
     fx.assert_never("a disturbed", stopped_or_moved("a", pid));
