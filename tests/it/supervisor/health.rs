@@ -426,3 +426,29 @@ time.sleep(60)"#,
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_on_the_port_of_the_ready_line_passes_as_the_shipped_manifest_asks() {
+    let e = env();
+    // backend.py itself, as backends/python.yaml runs its frozen build:
+    // `--port 0`, ready by its JSON line, checked on the port that line gave.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/backend.py");
+    let mut b = scripted(
+        &e,
+        "py",
+        &format!("exec python3 {} --port 0", script.display()),
+    );
+    b.ready = ready_spec(status_ready(), Duration::from_secs(30));
+    b.health = Some(HealthSpec {
+        check: HealthCheck::Http(
+            Template::parse("http://127.0.0.1:${ready.port}/api/status").unwrap(),
+        ),
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_secs(2),
+        failures: 3,
+    });
+    apply_and_start(&e, b).await.unwrap();
+    let s = wait_for(&e.sup, "py", T * 3, |s| s.healthy == Some(true)).await;
+    assert_eq!((s.state, s.error), (State::Running, None));
+    e.sup.stop("py").await.unwrap();
+}
