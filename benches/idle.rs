@@ -9,15 +9,16 @@
 //! `BERTH_IDLE_SECS` shortens the window for a quick look; `BERTH_BIN`
 //! measures another berth binary (an installed or release build).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
-const SUPERVISORD: &str = "/usr/bin/supervisord";
+use support::{BERTH, Guard, SUPERVISORD, cpu_ms, status_field, verdict};
 const TARGET_CPU_MS: f64 = 50.0;
 const TARGET_RSS_MB: f64 = 10.0;
 const PM2_RSS_MB: f64 = 65.0;
@@ -30,20 +31,8 @@ fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
     let backends = dir.join("b");
-    std::fs::create_dir(&backends).expect("backends dir");
-    for id in ["alpha", "beta", "gamma"] {
-        let exe = backends.join(format!("{id}.sh"));
-        std::fs::write(&exe, "#!/bin/sh\nexec sleep 600\n").expect("script");
-        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let digest = berth::integrity::hash_file(&exe).expect("hash");
-        std::fs::write(
-            backends.join(format!("{id}.yaml")),
-            format!(
-                "id: {id}\nname: {id}\nversion: 1.0.0\nexecutable:\n  linux:\n    path: {id}.sh\n    sha256: {digest}\n"
-            ),
-        )
-        .expect("manifest");
-    }
+    let ids: Vec<String> = ["alpha", "beta", "gamma"].map(String::from).to_vec();
+    support::write_backends(&backends, &ids, "exec sleep 600", "");
 
     let socket = dir.join("run/berth.sock");
     let bin = std::env::var_os("BERTH_BIN").unwrap_or_else(|| BERTH.into());
@@ -63,28 +52,31 @@ fn main() {
     );
     wait_for_three(&socket);
 
-    let mut supervisord = Path::new(SUPERVISORD)
-        .exists()
-        .then(|| start_supervisord(dir, &backends));
+    let mut supervisord = Path::new(SUPERVISORD).exists().then(|| {
+        let programs: Vec<(String, String)> = ["alpha", "beta", "gamma"]
+            .iter()
+            .map(|id| (id.to_string(), format!("{}/{id}.sh", backends.display())))
+            .collect();
+        support::start_supervisord(dir, &programs, false)
+    });
 
     // Let start-up work (first scan, allocator growth, python imports) finish.
     std::thread::sleep(Duration::from_secs(3));
     let pids: Vec<(&str, u32)> = std::iter::once(("berth", berth.0.id()))
         .chain(supervisord.as_ref().map(|s| ("supervisord", s.0.id())))
         .collect();
-    let before: Vec<u64> = pids.iter().map(|(_, pid)| cpu_ticks(*pid)).collect();
+    let before: Vec<f64> = pids.iter().map(|(_, pid)| cpu_ms(*pid)).collect();
     println!(
         "idle: {} measuring for {secs} s with three stopped backends ...",
         Path::new(&bin).display()
     );
     std::thread::sleep(Duration::from_secs(secs));
-    let tick_ms = 1000.0 / clock_ticks_per_second();
     let mut rows = Vec::new();
     for ((name, pid), before) in pids.iter().zip(before) {
-        let cpu_ms = (cpu_ticks(*pid) - before) as f64 * tick_ms;
+        let cpu = cpu_ms(*pid) - before;
         let rss_mb = status_field(*pid, "VmRSS:") as f64 / 1024.0;
         let threads = status_field(*pid, "Threads:");
-        rows.push((*name, cpu_ms, rss_mb, threads));
+        rows.push((*name, cpu, rss_mb, threads));
     }
     berth.stop();
     if let Some(s) = supervisord.as_mut() {
@@ -123,35 +115,6 @@ fn main() {
     println!("ratio berth / pm2 daemon: rss {:.2}x", rss / PM2_RSS_MB);
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok { "ok" } else { "MISSED" }
-}
-
-/// Kills the child on every exit path, gracefully first.
-struct Guard(Child);
-
-impl Guard {
-    fn stop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// Waits until the launcher answers `status` with three backends.
 fn wait_for_three(socket: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -171,63 +134,4 @@ fn wait_for_three(socket: &Path) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn start_supervisord(dir: &Path, backends: &Path) -> Guard {
-    let conf = dir.join("supervisord.conf");
-    let mut text = format!(
-        "[supervisord]\nnodaemon=true\nlogfile={0}/sd.log\npidfile={0}/sd.pid\nchildlogdir={0}\n\n[unix_http_server]\nfile={0}/sd.sock\n\n",
-        dir.display()
-    );
-    for id in ["alpha", "beta", "gamma"] {
-        text.push_str(&format!(
-            "[program:{id}]\ncommand={}/{id}.sh\nautostart=false\n\n",
-            backends.display()
-        ));
-    }
-    std::fs::write(&conf, text).expect("supervisord.conf");
-    let child = Command::new(SUPERVISORD)
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("supervisord");
-    let sock = dir.join("sd.sock");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while UnixStream::connect(&sock).is_err() {
-        assert!(Instant::now() < deadline, "supervisord never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Guard(child)
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
-    // Fields after the command name, which may hold spaces and parentheses.
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat; `rest` starts at field 3.
-    let utime: u64 = fields[11].parse().expect("utime");
-    let stime: u64 = fields[12].parse().expect("stime");
-    utime + stime
-}
-
-/// A numeric field of /proc/PID/status (kB for sizes).
-fn status_field(pid: u32, name: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("/proc/PID/status")
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 { ticks as f64 } else { 100.0 }
 }

@@ -115,6 +115,7 @@ fn main() {
         exit: exit_rx,
         backends_dir: PathBuf::from("/tmp/backends"),
         runtime: runtime.handle().clone(),
+        shown: tokio::sync::watch::channel(false).0,
     });
     if let Err(e) = result {
         eprintln!("tray_demo: {e}");

@@ -493,8 +493,8 @@ impl Control for LauncherControl {
     async fn start_all(&self) {
         self.handle.start_all().await
     }
-    async fn recheck(&self) {
-        self.handle.recheck().await
+    async fn look(&self) {
+        self.handle.look().await
     }
     async fn stop_all(&self) {
         self.handle.stop_all().await

@@ -21,7 +21,8 @@
 //!   [`restart::decide`] picks the next state.
 //! - The handle keeps the jobs' control senders; the board (`board`) keeps
 //!   only the last published statuses. A metrics task (`metrics`) overlays
-//!   CPU/RSS about once a second while something runs, and sleeps otherwise.
+//!   CPU/RSS sampled only while someone looks (a `status` request, the
+//!   tray's open submenu), and sleeps otherwise.
 //! - Each running backend has a log pump (`logs`) that owns its log file and
 //!   hands stdout JSON lines to the job (status line, readiness: `ready`).
 //! - A guardian process (`guardian`) learns every process group before its
@@ -34,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 mod board;
 pub mod events;
@@ -323,7 +324,7 @@ pub(crate) struct Shared {
     tx: tokio::sync::watch::Sender<Arc<Snapshot>>,
     groups: group::LiveGroups,
     guardian: Option<guardian::Link>,
-    metrics_wake: Arc<Notify>,
+    metrics: metrics::Metrics,
     events: events::Events,
 }
 
@@ -494,6 +495,20 @@ impl SupervisorHandle {
         let _ = tokio::time::timeout(RECHECK_WAIT, all).await;
     }
 
+    /// Someone looks at the statuses (a `status` request): missing
+    /// executables are looked for again and CPU/RSS sampled, both at once;
+    /// returns when the snapshot shows them (uptimes refreshed too). See
+    /// `metrics` for why usage is sampled only when looked at.
+    pub async fn look(&self) {
+        tokio::join!(self.recheck(), self.shared.metrics.look());
+    }
+
+    /// `true` while a face shows CPU/RSS continuously (the tray's open
+    /// submenu): sampled once a second until the matching `false`.
+    pub fn watch_usage(&self, on: bool) {
+        self.shared.metrics.watch(on);
+    }
+
     /// Sends a command to the job of `id` and waits for its answer.
     async fn command(
         &self,
@@ -633,18 +648,20 @@ pub fn spawn_with_guardian(config: Config, guardian_exe: Option<PathBuf>) -> Sup
         }
     });
     let (tx, rx) = tokio::sync::watch::channel(Arc::new(Snapshot::default()));
-    let wake = Arc::new(Notify::new());
-    let shared = Arc::new(Shared {
-        config,
-        jobs: Mutex::new(Jobs::default()),
-        board: Mutex::new(Board::default()),
-        tx,
-        groups: group::LiveGroups::default(),
-        guardian,
-        metrics_wake: wake.clone(),
-        events: events::Events::default(),
+    let shared = Arc::new_cyclic(|weak| {
+        let (metrics, task) = metrics::Metrics::spawn(weak.clone());
+        tokio::spawn(task);
+        Shared {
+            config,
+            jobs: Mutex::new(Jobs::default()),
+            board: Mutex::new(Board::default()),
+            tx,
+            groups: group::LiveGroups::default(),
+            guardian,
+            metrics,
+            events: events::Events::default(),
+        }
     });
-    tokio::spawn(metrics::run(Arc::downgrade(&shared), wake));
     SupervisorHandle {
         snapshots: rx,
         shared,

@@ -12,6 +12,8 @@
 //! - `app` is the thin adapter: a tao event loop on the main thread that
 //!   applies each new model to tray-icon/muda in place (a tray menu, once set,
 //!   cannot be replaced) and turns clicks into [`Action`]s.
+//! - `shown` tells when the panel opens a backend submenu, so usage is
+//!   sampled only while someone can see it.
 //!
 //! ## How the launcher uses it
 //!
@@ -39,6 +41,8 @@ pub mod menu;
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
 mod app;
 mod probe;
+#[cfg(target_os = "linux")]
+mod shown;
 
 pub use crate::opener::open_with_desktop;
 pub use action::{Action, ItemId, ParseActionError};
@@ -67,6 +71,9 @@ pub struct TrayInputs {
     pub backends_dir: PathBuf,
     /// The runtime on which the tray spawns its forwarding tasks.
     pub runtime: tokio::runtime::Handle,
+    /// Set `true` while the panel shows a backend submenu (its process line
+    /// shows memory and uptime): the launcher samples usage only then.
+    pub shown: tokio::sync::watch::Sender<bool>,
 }
 
 /// The tray failed after [`probe`] said it could run.

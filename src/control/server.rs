@@ -30,8 +30,9 @@ pub trait Control: Clone + Send + Sync + 'static {
     fn restart(&self, id: &str) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
     fn start_all(&self) -> impl Future<Output = ()> + Send;
     fn stop_all(&self) -> impl Future<Output = ()> + Send;
-    /// Looks again for missing executables before a status is read.
-    fn recheck(&self) -> impl Future<Output = ()> + Send {
+    /// Someone reads the statuses: look again for missing executables and
+    /// sample CPU/RSS, so what the reply shows is current.
+    fn look(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
     /// Reads the backends folder again; `Err` says why it could not.
@@ -62,8 +63,8 @@ impl Control for SupervisorHandle {
     async fn stop_all(&self) {
         SupervisorHandle::stop_all(self).await
     }
-    async fn recheck(&self) {
-        SupervisorHandle::recheck(self).await
+    async fn look(&self) {
+        SupervisorHandle::look(self).await
     }
 }
 
@@ -256,7 +257,7 @@ fn sandboxed_peer<C: Control>(control: &C, pid: Option<i32>) -> Option<String> {
 pub async fn handle<C: Control>(control: &C, request: Request) -> Reply {
     match request {
         Request::Status => {
-            control.recheck().await;
+            control.look().await;
             let snapshot = control.snapshot();
             match serde_json::to_value(&snapshot.backends) {
                 Ok(data) => Reply::ok(data),

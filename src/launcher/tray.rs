@@ -32,6 +32,8 @@ pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, dir: Pa
         code
     });
     runtime.spawn(dispatch(actions_rx, handle.clone(), quitter));
+    let (shown_tx, shown_rx) = watch::channel(false);
+    runtime.spawn(watch_usage(shown_rx, handle.clone()));
     let inputs = TrayInputs {
         snapshots: handle.subscribe(),
         actions: actions_tx,
@@ -39,6 +41,7 @@ pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, dir: Pa
         exit: exit_rx,
         backends_dir: dir,
         runtime: runtime.handle().clone(),
+        shown: shown_tx,
     };
     if let Err(e) = tray::run(inputs) {
         tracing::error!(error = %e, "the tray failed; running headless");
@@ -87,6 +90,22 @@ async fn dispatch(
             | Action::OpenFolder
             | Action::ToggleStartAtLogin => {}
         }
+    }
+}
+
+/// Usage is sampled once a second while the panel shows a backend submenu
+/// (its process line), never while the menu is closed.
+async fn watch_usage(mut shown: watch::Receiver<bool>, handle: SupervisorHandle) {
+    let mut on = false;
+    while shown.changed().await.is_ok() {
+        let now = *shown.borrow_and_update();
+        if now != on {
+            handle.watch_usage(now);
+            on = now;
+        }
+    }
+    if on {
+        handle.watch_usage(false);
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Each job is the only writer of its own status and always writes it whole
 //! ([`Board::set`]); `apply` writes the files that have no job (`others`);
-//! the metrics task writes only the usage overlay. Nobody reads a job's state
+//! the metrics task writes only the usage overlay, which a job's new pid
+//! (or none) clears for the old one, so a figure never outlives its process. Nobody reads a job's state
 //! back from here: the job owns it.
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +31,9 @@ impl Board {
     pub fn set(&mut self, id: &str, generation: u64, status: BackendStatus) {
         match self.jobs.get_mut(id) {
             Some((g, s)) if *g <= generation => {
+                if let Some(old) = s.pid.filter(|&p| Some(p) != status.pid) {
+                    self.usage.remove(&(old as i32));
+                }
                 *g = generation;
                 *s = status;
             }

@@ -43,7 +43,12 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
         exit,
         backends_dir,
         runtime,
+        shown,
     } = inputs;
+    #[cfg(target_os = "linux")]
+    let shown = super::shown::Shown::new(shown);
+    #[cfg(not(target_os = "linux"))]
+    let _ = shown;
     let mut event_loop = EventLoopBuilder::<UserEvent>::with_user_event().build();
     forward(
         &event_loop.create_proxy(),
@@ -144,6 +149,8 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                 *control_flow = ControlFlow::Exit;
                 return;
             }
+            #[cfg(target_os = "linux")]
+            shown.follow(&tray.menu);
         }
         // Only a backoff countdown changes without a snapshot; otherwise
         // sleep until the next event.

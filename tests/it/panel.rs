@@ -135,6 +135,22 @@ impl Panel {
         Ok(())
     }
 
+    /// Opens the submenu `id` as a panel does when the pointer reaches it:
+    /// `AboutToShow`, then the "opened" event.
+    pub fn open(&self, item: &str, id: i32) -> zbus::Result<()> {
+        let proxy = self.menu_proxy(item)?;
+        proxy.call_method("AboutToShow", &(id,))?;
+        proxy.call_method("Event", &(id, "opened", Value::I32(0), 0u32))?;
+        Ok(())
+    }
+
+    /// Closes the submenu `id` (the "closed" event).
+    pub fn close(&self, item: &str, id: i32) -> zbus::Result<()> {
+        let proxy = self.menu_proxy(item)?;
+        proxy.call_method("Event", &(id, "closed", Value::I32(0), 0u32))?;
+        Ok(())
+    }
+
     /// Polls the layout until `check` accepts it; returns the last layout
     /// either way so a failing test can print it.
     pub fn wait_layout(

@@ -401,6 +401,77 @@ fn sigterm_shows_stopping_in_the_tray_then_exits() {
     assert!(group_gone(pid), "backend group {pid} outlived berth");
 }
 
+/// Memory is sampled only while someone looks: a running backend's process
+/// line has no figure while the menu is closed, gets one as soon as the
+/// panel opens its submenu, and keeps moving while it stays open.
+#[test]
+fn the_process_line_shows_memory_once_the_submenu_opens() {
+    let Some(desktop) = Desktop::start("the_process_line_shows_memory_once_the_submenu_opens")
+    else {
+        return;
+    };
+    let dir = shell_backend("mem", "Mem", "exec sleep 300");
+    let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
+    let berth = spawn_berth(desktop.command(BERTH), dir);
+    let item = panel
+        .wait_item(WAIT)
+        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()));
+    let root = panel
+        .wait_layout(&item, WAIT, |r| r.child("Mem").is_some())
+        .unwrap_or_else(|last| panic!("no backend in the tray:\n{last}"));
+    click(&panel, &item, &root, &["Mem", "Start"]);
+    panel
+        .wait_layout(&item, WAIT, |r| {
+            r.child("Mem").is_some_and(|s| s.child("PID ").is_some())
+        })
+        .unwrap_or_else(|last| panic!("mem never ran:\n{last}"));
+    // Longer than the old once-a-second sampling: still nothing sampled.
+    std::thread::sleep(Duration::from_millis(2500));
+    let root = panel.layout(&item).unwrap();
+    let sub = root.child("Mem").unwrap();
+    let line = &sub.child("PID ").unwrap().label;
+    assert!(
+        !line.ends_with(" MB"),
+        "sampled with the menu closed: {line}"
+    );
+
+    panel.open(&item, sub.id).unwrap();
+    let root = panel
+        .wait_layout(&item, WAIT, |r| {
+            r.child("Mem")
+                .and_then(|s| s.child("PID "))
+                .is_some_and(|p| p.label.ends_with(" MB"))
+        })
+        .unwrap_or_else(|last| {
+            panic!("no memory in the open submenu:\n{last}\n{}", berth.stderr())
+        });
+    let sub = root.child("Mem").unwrap();
+    let first = sub.child("PID ").unwrap().label.clone();
+    // Open: the uptime moves without any other event.
+    panel
+        .wait_layout(&item, WAIT, |r| {
+            r.child("Mem")
+                .and_then(|s| s.child("PID "))
+                .is_some_and(|p| p.label != first && p.label.ends_with(" MB"))
+        })
+        .unwrap_or_else(|last| panic!("the open submenu stood still:\n{last}"));
+    // Closed: sampling (and with it the relabelling) stops.
+    panel.close(&item, sub.id).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = panel.layout(&item).unwrap();
+    let before = before
+        .child("Mem")
+        .unwrap()
+        .child("PID ")
+        .unwrap()
+        .label
+        .clone();
+    std::thread::sleep(Duration::from_millis(2500));
+    let after = panel.layout(&item).unwrap();
+    let after = &after.child("Mem").unwrap().child("PID ").unwrap().label;
+    assert_eq!(&before, after, "still relabelled after the submenu closed");
+}
+
 /// "Start at login" is a check item that shows whether the autostart entry
 /// exists, and a click writes or removes it; a crashed backend's submenu
 /// shows its last stderr line.

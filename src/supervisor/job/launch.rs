@@ -301,7 +301,6 @@ impl Job {
             self.start_health(None);
         }
         self.publish();
-        self.shared.metrics_wake.notify_one();
         Ok(())
     }
 

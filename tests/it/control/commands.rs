@@ -81,6 +81,36 @@ fn status_prints_a_table_and_the_documented_json() {
     assert!(list[1]["file"].as_str().unwrap().starts_with('/'));
 }
 
+/// CPU and memory are sampled when `status` asks (not in the background):
+/// the very first `status` of a busy backend shows its load and memory, a
+/// quiet one shows next to no CPU, and the next `status` measures again.
+#[test]
+fn status_shows_the_cpu_and_memory_of_a_busy_backend_at_once() {
+    let home = Home::new();
+    home.backend("busy", "while :; do :; done", "");
+    home.backend("quiet", "exec sleep 600", "");
+    let _l = home.launch();
+    for id in ["busy", "quiet"] {
+        let out = home.run(&["start", id]);
+        assert_eq!(out.code(), 0, "{out:?}");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for _ in 0..2 {
+        let busy = home.status_of("busy");
+        let cpu = busy["cpu_percent"].as_f64().unwrap_or(-1.0);
+        assert!(cpu > 10.0, "busy cpu {cpu}: {busy}");
+        assert!(busy["rss_bytes"].as_u64().is_some_and(|r| r > 0), "{busy}");
+        let quiet = home.status_of("quiet");
+        let cpu = quiet["cpu_percent"].as_f64().unwrap_or(-1.0);
+        assert!((0.0..5.0).contains(&cpu), "quiet cpu {cpu}: {quiet}");
+        assert!(
+            quiet["rss_bytes"].as_u64().is_some_and(|r| r > 0),
+            "{quiet}"
+        );
+        std::thread::sleep(Duration::from_millis(700));
+    }
+}
+
 #[test]
 fn start_stop_restart_wait_for_the_outcome() {
     let home = Home::new();

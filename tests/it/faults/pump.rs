@@ -33,10 +33,13 @@ impl Drop for Reaper {
 fn an_escaped_process_keeps_no_old_pump_alive() {
     let home = Home::new();
     // Each run leaves an escapee that prints its own pid forever, on the
-    // run's stdout, out of the group's reach.
+    // run's stdout, out of the group's reach. One Python process (Debian's,
+    // not a pyenv shim that takes seconds to start; Python ignores SIGPIPE,
+    // write errors are skipped): a shell loop forking `sleep` 50 times a
+    // second died in a loaded CI run, which proved nothing.
     home.backend(
         "esc",
-        "setsid sh -c 'trap \"\" PIPE; while :; do echo \"esc $$\"; sleep 0.02; done' &\necho $! >> escapees\necho run\nexec sleep 600",
+        "setsid /usr/bin/python3 -S -c '\nimport os, time\nline = b\"esc %d\\n\" % os.getpid()\nwhile True:\n    try:\n        os.write(1, line)\n    except OSError:\n        pass\n    time.sleep(0.02)\n' &\necho $! >> escapees\necho run\nexec sleep 600",
         "",
     );
     let l = home.launch();
@@ -99,7 +102,11 @@ fn an_escaped_process_keeps_no_old_pump_alive() {
         old, old_after,
         "an old run's escapee still writes into the log"
     );
-    assert!(count(pids[5]) > current, "the current run is not logged");
+    assert!(
+        count(pids[5]) > current,
+        "the current run is not logged: {pids:?}\n{}",
+        std::fs::read_to_string(home.log("esc")).unwrap_or_default()
+    );
     let out = run_within(&home, &["stop", "esc"]);
     assert_eq!(out.code(), 0, "{out:?}");
 }

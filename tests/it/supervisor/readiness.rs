@@ -115,16 +115,32 @@ async fn ready_timeout_keeps_starting_then_a_late_match_runs() {
     e.sup.stop("late").await.unwrap();
 }
 
+/// Usage is sampled when someone looks, not before: a busy backend shows
+/// no figure until `look`, then its CPU and memory, and a second look
+/// measures the time since the first.
 #[tokio::test(flavor = "multi_thread")]
 async fn cpu_and_rss_while_running() {
     let e = env();
     let b = scripted(&e, "busy", "while true; do :; done");
     apply_and_start(&e, b).await.unwrap();
-    let s = wait_for(&e.sup, "busy", T, |s| {
-        s.cpu_percent.is_some_and(|c| c > 5.0) && s.rss_bytes.is_some_and(|r| r > 0)
-    })
-    .await;
-    assert!(s.uptime_s.is_some());
+    wait_running(&e, "busy").await;
+    // Longer than the old once-a-second sampling.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = e.sup.snapshot().get("busy").unwrap().clone();
+    assert_eq!(
+        (s.cpu_percent, s.rss_bytes),
+        (None, None),
+        "sampled unasked"
+    );
+    e.sup.look().await;
+    let s = e.sup.snapshot().get("busy").unwrap().clone();
+    assert!(s.cpu_percent.is_some_and(|c| c > 5.0), "{s:?}");
+    assert!(s.rss_bytes.is_some_and(|r| r > 0), "{s:?}");
+    assert!(s.uptime_s.is_some_and(|u| u >= 1), "{s:?}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    e.sup.look().await;
+    let again = e.sup.snapshot().get("busy").unwrap().clone();
+    assert!(again.cpu_percent.is_some_and(|c| c > 5.0), "{again:?}");
     e.sup.stop("busy").await.unwrap();
     let s = e.sup.snapshot().get("busy").unwrap().clone();
     assert_eq!((s.cpu_percent, s.rss_bytes, s.uptime_s), (None, None, None));

@@ -1,0 +1,168 @@
+//! What the tray costs while backends run and nobody looks: `berth run`
+//! with its tray attached to a real StatusNotifier host
+//! (`gtk-sni-tray-standalone --watcher`, Debian's haskell-gtk-sni-tray-utils)
+//! and 20 running backends, measured over 30 s once they have run for over
+//! a minute, menu closed. `berth run --headless` with the same 20 backends,
+//! measured in the same window, is the reference.
+//!
+//! Targets (issue #10): <= 40 ms CPU per 30 s and < 30 MB resident. Before
+//! usage was sampled only when looked at: 120 ms and 29 MB.
+//!
+//! Run: `dbus-run-session -- xvfb-run -a cargo bench --bench tray_running`
+//! (`BERTH_TRAY_WARMUP_SECS` / `BERTH_TRAY_SECS` shorten the run).
+
+#[path = "../tests/it/desktop.rs"]
+#[allow(dead_code)]
+mod desktop;
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use desktop::Desktop;
+use support::*;
+
+const BACKENDS: usize = 20;
+const CPU_TARGET_MS: f64 = 40.0;
+const RSS_TARGET_MB: f64 = 30.0;
+const PANEL: &str = "/usr/bin/gtk-sni-tray-standalone";
+
+fn main() {
+    let Some(desktop) = Desktop::start("tray_running") else {
+        return;
+    };
+    if !Path::new(PANEL).exists() {
+        println!("tray_running: {PANEL} is missing (apt-get install haskell-gtk-sni-tray-utils)");
+        return;
+    }
+    let warmup = secs("TRAY_WARMUP", 65);
+    let window = secs("TRAY", 30);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    let backends = dir.join("b");
+    write_backends(
+        &backends,
+        &ids(BACKENDS),
+        "exec sleep 3600",
+        "autostart: true\n",
+    );
+
+    // The panel first: it owns the watcher name the tray registers with.
+    let panel = Guard(
+        desktop
+            .command(PANEL)
+            .args(["--watcher", "--top", "--size", "32"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the panel"),
+    );
+    wait_for(|| registered(&desktop.bus).is_some(), "the panel's watcher");
+
+    let tray_home = dir.join("tray");
+    std::fs::create_dir_all(tray_home.join("run")).expect("tray home");
+    // The socket's folder must be ours and 0700.
+    std::fs::set_permissions(
+        tray_home.join("run"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod 700");
+    let mut tray = Guard(
+        desktop
+            .command(berth_bin())
+            .arg("run")
+            .arg("--backends")
+            .arg(&backends)
+            .arg("--socket")
+            .arg(tray_home.join("run/berth.sock"))
+            .env("XDG_STATE_HOME", tray_home.join("state"))
+            .env("XDG_CONFIG_HOME", tray_home.join("config"))
+            .env("XDG_RUNTIME_DIR", tray_home.join("run"))
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("berth run"),
+    );
+    let mut headless = berth_headless(&backends, &dir.join("headless"));
+    for socket in [
+        tray_home.join("run/berth.sock"),
+        dir.join("headless/run/berth.sock"),
+    ] {
+        wait_status(&socket, "20 running", |l| count(l, "running") == BACKENDS);
+    }
+    wait_for(
+        || registered(&desktop.bus).is_some_and(|items| !items.is_empty()),
+        "berth's item registered with the panel",
+    );
+    println!(
+        "tray_running: {BACKENDS} backends running under the tray (and headless); waiting {warmup} s, then measuring {window} s, menu closed ..."
+    );
+    std::thread::sleep(Duration::from_secs(warmup));
+
+    let rows: Vec<(&str, u32)> = vec![
+        ("tray, StatusNotifier host", tray.0.id()),
+        ("headless (reference)", headless.0.id()),
+        ("the panel itself", panel.0.id()),
+    ];
+    let before: Vec<f64> = rows.iter().map(|(_, pid)| cpu_ms(*pid)).collect();
+    std::thread::sleep(Duration::from_secs(window));
+    let measured: Vec<(&str, f64, f64)> = rows
+        .iter()
+        .zip(before)
+        .map(|((name, pid), before)| (*name, cpu_ms(*pid) - before, rss_mb(*pid)))
+        .collect();
+    tray.stop();
+    headless.stop();
+    drop(panel);
+
+    let per_30s = |ms: f64| ms * 30.0 / window as f64;
+    println!(
+        "\n{:<28} {:>16} {:>10}",
+        "case", "cpu ms per 30 s", "rss MB"
+    );
+    for (name, cpu, rss) in &measured {
+        println!("{name:<28} {:>16.0} {rss:>10.1}", per_30s(*cpu));
+    }
+    let (_, cpu, rss) = measured[0];
+    let (_, ref_cpu, ref_rss) = measured[1];
+    println!(
+        "\ntray vs headless: cpu {:+.0} ms, rss {:+.1} MB ({:.2}x)",
+        per_30s(cpu - ref_cpu),
+        rss - ref_rss,
+        rss / ref_rss
+    );
+    println!(
+        "target cpu <= {CPU_TARGET_MS} ms per 30 s: {}; rss < {RSS_TARGET_MB} MB: {}",
+        verdict(per_30s(cpu) <= CPU_TARGET_MS),
+        verdict(rss < RSS_TARGET_MB)
+    );
+}
+
+/// The watcher's registered items, once a watcher owns the name.
+fn registered(bus: &str) -> Option<Vec<String>> {
+    let conn = zbus::blocking::connection::Builder::address(bus)
+        .ok()?
+        .build()
+        .ok()?;
+    let proxy = zbus::blocking::Proxy::new(
+        &conn,
+        "org.kde.StatusNotifierWatcher",
+        "/StatusNotifierWatcher",
+        "org.kde.StatusNotifierWatcher",
+    )
+    .ok()?;
+    proxy.get_property("RegisteredStatusNotifierItems").ok()
+}
+
+fn wait_for(ok: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < deadline, "never saw {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
