@@ -4,16 +4,14 @@
 //! supervisor (pipes, time stamps, rotation at the default 10 MB x 3), and,
 //! for comparison, under supervisord. Prints the ratio (target >= 0.7).
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth::manifest::{Backend, BackendId, Executable, RestartSpec, StopSpec};
-use berth::registry::{Catalog, Entry, Standing};
-use berth::supervisor::{self, Config, State};
+use berth::supervisor::State;
 
 const BYTES: u64 = 200 * 1000 * 1000;
 const LINE: u64 = 80;
@@ -66,50 +64,11 @@ fn reference(dir: &Path, exe: &Path) -> f64 {
 
 fn berth(dir: &Path, exe: &Path) -> (f64, f64) {
     let timing = dir.join("berth.time");
-    let backend = Backend {
-        file: dir.join("producer.yaml"),
-        id: BackendId::new("producer").expect("id"),
-        name: "producer".into(),
-        version: semver::Version::new(1, 0, 0),
-        requires: None,
-        executable: Some(Executable {
-            candidates: vec![exe.to_path_buf()],
-            sha256: berth::integrity::hash_file(exe).expect("hash"),
-            platform_key: "linux".into(),
-            files: None,
-        }),
-        args: vec![timing.display().to_string()],
-        env: BTreeMap::new(),
-        workdir: dir.to_path_buf(),
-        autostart: false,
-        notify: true,
-        stop: StopSpec::default(),
-        restart: RestartSpec::default(),
-        ready: None,
-        actions: vec![],
-        signed_by: None,
-        sandbox: None,
-    };
+    let mut backend = common::backend(dir, "producer", exe);
+    backend.args = vec![timing.display().to_string()];
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let sup = supervisor::spawn_with_guardian(
-            Config {
-                log_dir: dir.join("logs"),
-                log_max_size: 10 * 1000 * 1000,
-                log_backups: 3,
-                env_remove: Vec::new(),
-            },
-            None::<PathBuf>,
-        );
-        sup.apply(Catalog {
-            entries: vec![Entry {
-                file: backend.file.clone(),
-                backend: Some(Arc::new(backend)),
-                error: None,
-                standing: Standing::Winner,
-            }],
-        })
-        .await;
+        let sup = common::supervise(dir, vec![backend]).await;
         let t0 = Instant::now();
         sup.start("producer").await.expect("start");
         let mut rx = sup.subscribe();

@@ -123,6 +123,7 @@ async fn latency() {
             log_dir: tmp.path().join("logs"),
             log_max_size: 1 << 20,
             log_backups: 1,
+            notify_dir: tmp.path().join("notify"),
             env_remove: Vec::new(),
         },
         None,

@@ -3,46 +3,22 @@
 //! rlimits), alternated in one run so both see the same machine. Goal: the
 //! sandbox adds under 5 ms. Also prints the ruleset build alone.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use berth::manifest::Backend;
 use berth::manifest::sandbox::{FsRules, Limits, NetRules, Sandbox};
-use berth::manifest::{Backend, BackendId, Executable, RestartSpec, StopSpec};
-use berth::registry::{Catalog, Entry, Standing};
-use berth::supervisor::{self, Config, State, SupervisorHandle};
+use berth::supervisor::{State, SupervisorHandle};
 
 const ROUNDS: usize = 40;
 
 fn backend(dir: &Path, id: &str, exe: &Path, sandbox: Option<Sandbox>) -> Backend {
-    Backend {
-        file: dir.join(format!("{id}.yaml")),
-        id: BackendId::new(id).expect("id"),
-        name: id.into(),
-        version: semver::Version::new(1, 0, 0),
-        requires: None,
-        executable: Some(Executable {
-            candidates: vec![exe.to_path_buf()],
-            sha256: berth::integrity::hash_file(exe).expect("hash"),
-            platform_key: "linux".into(),
-            files: None,
-        }),
-        args: vec!["60".into()],
-        env: BTreeMap::new(),
-        workdir: dir.to_path_buf(),
-        autostart: false,
-        stop: StopSpec {
-            timeout: Duration::from_secs(5),
-            ..StopSpec::default()
-        },
-        restart: RestartSpec::default(),
-        ready: None,
-        actions: vec![],
-        sandbox,
-        signed_by: None,
-        notify: true,
-    }
+    let mut b = common::backend(dir, id, exe);
+    b.args = vec!["60".into()];
+    b.sandbox = sandbox;
+    b
 }
 
 /// From `start` to the snapshot saying running.
@@ -85,30 +61,13 @@ fn main() {
         tmp: dir.path().join("tmp"),
         data: dir.path().join("data"),
     };
-    let entries = [
+    let backends = vec![
         backend(dir.path(), "plain", &exe, None),
         backend(dir.path(), "boxed", &exe, Some(sandbox.clone())),
-    ]
-    .into_iter()
-    .map(|b| Entry {
-        file: b.file.clone(),
-        backend: Some(Arc::new(b)),
-        error: None,
-        standing: Standing::Winner,
-    })
-    .collect();
+    ];
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (mut plain, mut boxed) = rt.block_on(async {
-        let sup = supervisor::spawn_with_guardian(
-            Config {
-                log_dir: dir.path().join("logs"),
-                log_max_size: 10 << 20,
-                log_backups: 3,
-                env_remove: Vec::new(),
-            },
-            None::<PathBuf>,
-        );
-        sup.apply(Catalog { entries }).await;
+        let sup = common::supervise(dir.path(), backends).await;
         let (mut plain, mut boxed) = (Vec::new(), Vec::new());
         // One warm-up round each, not counted.
         spawn_to_running(&sup, "plain").await;

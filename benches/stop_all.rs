@@ -50,7 +50,8 @@ fn main() {
                     ..StopSpec::default()
                 },
                 restart: RestartSpec::default(),
-                ready: None,
+                ready: berth::manifest::ReadySpec::at_once(),
+                health: None,
                 actions: vec![],
                 signed_by: None,
                 sandbox: None,
@@ -70,6 +71,7 @@ fn main() {
                 log_dir: dir.path().join("logs"),
                 log_max_size: 10 << 20,
                 log_backups: 3,
+                notify_dir: dir.path().join("notify"),
                 env_remove: Vec::new(),
             },
             None::<PathBuf>,

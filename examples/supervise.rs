@@ -76,7 +76,8 @@ async fn run(args: Vec<String>) -> ExitCode {
                 ..StopSpec::default()
             },
             restart: RestartSpec::default(),
-            ready: None,
+            ready: berth::manifest::ReadySpec::at_once(),
+            health: None,
             actions: vec![],
             signed_by: None,
             sandbox: None,
@@ -89,6 +90,8 @@ async fn run(args: Vec<String>) -> ExitCode {
         });
     }
     let sup = supervisor::spawn(Config {
+        // Only a backend with `ready.notify` or `health.watchdog` needs it.
+        notify_dir: log_dir.join("notify"),
         log_dir,
         log_max_size: 10 * 1024 * 1024,
         log_backups: 3,

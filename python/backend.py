@@ -96,6 +96,52 @@ def _silence_stdout() -> None:
         pass
 
 
+class Notifier:
+    """sd_notify, systemd's readiness protocol, with the standard library.
+
+    When the supervisor sets ``NOTIFY_SOCKET`` (berth does for
+    ``ready: { notify: true }`` and ``health: { watchdog: D }``), READY=1 goes
+    there with the port in STATUS, and WATCHDOG=1 every half of
+    ``WATCHDOG_USEC``. ``WATCHDOG_PID`` is honoured as systemd defines it.
+    Without the variable every call does nothing. A send that fails is
+    ignored: notifying must never take the backend down.
+    """
+
+    def __init__(self, environ: Optional[dict] = None) -> None:
+        env = os.environ if environ is None else environ
+        path = env.get("NOTIFY_SOCKET") or ""
+        if path.startswith("@"):
+            path = "\0" + path[1:]
+        self.path = path
+        usec = env.get("WATCHDOG_USEC", "")
+        pid = env.get("WATCHDOG_PID", "")
+        self.watchdog_s: Optional[float] = None
+        if path and usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid())):
+            self.watchdog_s = int(usec) / 1e6
+
+    def send(self, message: str) -> None:
+        if not self.path or not hasattr(socket, "AF_UNIX"):
+            return
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.sendto(message.encode("utf-8"), self.path)
+        except OSError:
+            pass
+
+    def start_watchdog(self, stopping: Any) -> None:
+        """Heartbeats at half the period until ``stopping()`` is true."""
+        if self.watchdog_s is None:
+            return
+        period = self.watchdog_s / 2
+
+        def beat() -> None:
+            while not stopping():
+                self.send("WATCHDOG=1")
+                time.sleep(period)
+
+        threading.Thread(target=beat, name="watchdog", daemon=True).start()
+
+
 def log(debug: bool, message: str) -> None:
     """Diagnostics go to stderr (the supervisor logs it), only with --debug."""
     if debug:
@@ -282,6 +328,9 @@ class Backend:
         )
         server_thread.start()
         self.out.emit({"status": "ready", "port": port, "pid": os.getpid()})
+        notifier = Notifier()
+        notifier.send(f"READY=1\nSTATUS=listening on port {port}")
+        notifier.start_watchdog(lambda: self.stopping)
         # Commands are read only once ready, so a reply never precedes the
         # ready line.
         if not self.args.no_stdin:
@@ -294,6 +343,7 @@ class Backend:
             time.sleep(LOOP_PERIOD_S)
 
         self.out.emit({"status": "stopping", "reason": self.stop_reason})
+        notifier.send("STOPPING=1")
         self.server.shutdown()  # returns once serve_forever has left its loop
         self.server.server_close()
         server_thread.join(timeout=1.0)

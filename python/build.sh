@@ -4,6 +4,9 @@
 #   python/build.sh            build dist/backend unless it is up to date
 #   python/build.sh --onedir   also build the onedir variant into
 #                              dist/onedir/backend/ (used by the benchmark)
+#   python/build.sh --dev      also install requirements-dev.txt into the
+#                              venv (pytest, and the PyPI sdnotify client the
+#                              Rust tests run under berth)
 #
 # Idempotent and quiet: prints nothing on success, the tool's output on
 # failure. Works from any directory. Needs python3 with the venv module
@@ -17,10 +20,12 @@ venv="$here/.venv"
 python="${PYTHON:-python3}"
 
 onedir=false
+dev=false
 for arg in "$@"; do
     case "$arg" in
         --onedir) onedir=true ;;
-        -h | --help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --dev) dev=true ;;
+        -h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -52,6 +57,9 @@ install_requirements() {
     fi
 }
 install_requirements "$here/requirements-build.txt"
+if $dev; then
+    install_requirements "$here/requirements-dev.txt"
+fi
 
 exe="backend"
 case "$(uname -s)" in MINGW* | MSYS* | CYGWIN*) exe="backend.exe" ;; esac

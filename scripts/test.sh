@@ -15,7 +15,7 @@ if [[ "${CI:-}" == true ]]; then
 fi
 
 scripts/deps.sh
-python/build.sh --onedir
+python/build.sh --onedir --dev
 
 cargo fmt --check
 

@@ -156,6 +156,9 @@ pub fn run(
         log_dir: crate::paths::log_dir(),
         log_max_size: args.log_max_size,
         log_backups: args.log_backups,
+        notify_dir: socket_path
+            .parent()
+            .map_or_else(|| PathBuf::from("notify"), |d| d.join("notify")),
         env_remove,
     };
     let trust = Arc::new(load_trust(args.require_signatures));

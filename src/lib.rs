@@ -27,6 +27,8 @@
 //! - [`tray`] renders snapshots as a system-tray menu and turns clicks into
 //!   commands.
 //! - [`sandbox`] confines a backend (Landlock, no_new_privs, rlimits) on Linux.
+//! - [`socket_dir`] keeps socket folders ours and 0700 (the control socket,
+//!   the sd_notify sockets).
 //! - [`vars`] holds the `${id}` `${pid}` `${ready.KEY}` templates of manifest
 //!   fields that name things known only once a backend runs.
 //! - [`launcher`] wires all of the above together for `berth run`.
@@ -45,6 +47,7 @@ pub mod paths;
 pub mod registry;
 #[cfg(target_os = "linux")]
 pub mod sandbox;
+pub mod socket_dir;
 pub mod supervisor;
 mod timer;
 pub mod tray;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub mod actions;
 mod error;
+pub mod health;
 pub mod locate;
 pub mod platform;
 pub mod raw;
@@ -191,12 +192,66 @@ pub enum Probe {
     Tcp(String),
     /// Any 2xx answer to a GET of this `http://` URL.
     Http(String),
+    /// An sd_notify `READY=1` on the backend's `NOTIFY_SOCKET` (v2).
+    Notify,
+    /// The process stayed up this long (v2; supervisord's `startsecs`).
+    /// `Uptime(0s)` is ready at once, v1's "no probe".
+    Uptime(Duration),
+}
+
+impl Probe {
+    /// The port a `tcp` or `http` probe connects to: `${ready.port}`.
+    pub fn port(&self) -> Option<u16> {
+        let authority = match self {
+            Self::Tcp(addr) => addr.as_str(),
+            Self::Http(url) => {
+                let rest = url.strip_prefix("http://")?;
+                let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                let authority = &rest[..end];
+                if !authority.ends_with(']') && authority.rsplit_once(':').is_none() {
+                    return Some(80);
+                }
+                authority
+            }
+            _ => return None,
+        };
+        authority.rsplit_once(':')?.1.parse().ok()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadySpec {
     pub probe: Probe,
     pub timeout: Duration,
+}
+
+/// `ready.timeout` when none is given.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl ReadySpec {
+    /// Ready as soon as spawned (`{ uptime: 0s }`: v1's default).
+    pub fn at_once() -> Self {
+        Self {
+            probe: Probe::Uptime(Duration::ZERO),
+            timeout: DEFAULT_READY_TIMEOUT,
+        }
+    }
+
+    /// Ready at spawn, with no probe to run (`uptime: 0s`).
+    pub fn is_at_once(&self) -> bool {
+        self.probe == Probe::Uptime(Duration::ZERO)
+    }
+}
+
+/// Without `ready`: `{ uptime: 1s }` (v2), so a program that dies at once
+/// never counts as running.
+impl Default for ReadySpec {
+    fn default() -> Self {
+        Self {
+            probe: Probe::Uptime(Duration::from_secs(1)),
+            timeout: DEFAULT_READY_TIMEOUT,
+        }
+    }
 }
 
 /// The current platform's executable entry.
@@ -251,7 +306,10 @@ pub struct Backend {
     pub notify: bool,
     pub stop: StopSpec,
     pub restart: RestartSpec,
-    pub ready: Option<ReadySpec>,
+    /// Every backend has a probe (v2): `{ uptime: 1s }` by default.
+    pub ready: ReadySpec,
+    /// Checks after `running` (v2), if any.
+    pub health: Option<health::HealthSpec>,
     /// The manifest's `actions`, in order.
     pub actions: Vec<actions::Action>,
     /// The trusted key whose signature covers this definition's file (v2,
@@ -274,6 +332,16 @@ impl Backend {
             }
             Err(e) => Some(format!("workdir {shown}: {e}")),
         }
+    }
+
+    /// Does this backend get a `NOTIFY_SOCKET` (`ready.notify` or
+    /// `health.watchdog`)?
+    pub fn uses_notify(&self) -> bool {
+        self.ready.probe == Probe::Notify
+            || self
+                .health
+                .as_ref()
+                .is_some_and(|h| matches!(h.check, health::HealthCheck::Watchdog(_)))
     }
 }
 

@@ -45,12 +45,14 @@ mod board;
 pub mod events;
 pub mod group;
 pub mod guardian;
+pub mod health;
 mod job;
 pub mod logs;
 mod metrics;
 pub mod ready;
 pub mod restart;
 pub mod talk;
+pub mod sd_notify;
 
 pub use actions::Ran;
 pub use job::LaunchError;
@@ -239,6 +241,8 @@ pub struct Detail {
     pub retry_at: Option<Instant>,
     /// When the current process started (uptime is derived from it).
     pub started_at: Option<Instant>,
+    /// `(count, of)` while http/tcp health checks fail but not yet `of` times.
+    pub health_failing: Option<(u32, u32)>,
 }
 
 /// Every manifest file, sorted like the tray: winning backends by name, then
@@ -265,6 +269,9 @@ pub struct Config {
     pub log_max_size: u64,
     /// How many rotated files (`<id>.log.1` ...) to keep.
     pub log_backups: u32,
+    /// The 0700 folder of the sd_notify sockets (`notify/` beside the
+    /// control socket), created when a backend first needs one.
+    pub notify_dir: PathBuf,
     /// Variables of berth's own environment that backends do not inherit
     /// (those the tray set for GTK before any thread started); a manifest's
     /// `env` can still set them.

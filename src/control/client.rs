@@ -84,7 +84,7 @@ fn connect_bounded(path: &Path) -> io::Result<UnixStream> {
 impl Client {
     /// Connects, telling "no launcher" apart from every other failure.
     pub fn connect(path: &Path) -> Result<Self, ClientError> {
-        socket::check_length(path)?;
+        socket::check_length(path).map_err(socket::SocketError::from)?;
         let stream = connect_bounded(path).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::NoLauncher {
                 path: path.to_path_buf(),

@@ -1,8 +1,9 @@
 //! The socket file itself: where it may live, who may reach it, and what to do
 //! with one that is already there.
 //!
-//! Access control is the folder: it must be ours and 0700, so no other user
-//! can even reach the socket (which is 0600 as well). A socket file left by a
+//! Access control is the folder (checked by `crate::socket_dir`): it must be
+//! ours and 0700, so no other user can even reach the socket (which is 0600
+//! as well). A socket file left by a
 //! killed launcher is recognised because connecting to it is refused, and is
 //! replaced; one that answers belongs to a live launcher, and we refuse to
 //! start rather than steal it. Before any of that, the launcher takes an
@@ -11,26 +12,19 @@
 //! stale, and the kernel drops the lock when its holder dies, even by SIGKILL.
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio::net::UnixListener;
 
-/// `sun_path` holds 108 bytes on Linux, the terminating NUL included.
-pub const MAX_PATH_BYTES: usize = 107;
+pub use crate::socket_dir::{MAX_PATH_BYTES, check_length, prepare_folder};
 
 /// Why the launcher cannot serve on a socket path, in one line.
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
-    #[error(
-        "socket path {} is {len} bytes long; a Unix socket path must be at most {MAX_PATH_BYTES} bytes (use --socket with a shorter path)",
-        path.display()
-    )]
-    PathTooLong { path: PathBuf, len: usize },
-    #[error("socket path {} has no parent folder", path.display())]
-    NoFolder { path: PathBuf },
-    #[error("socket folder {}: {reason}", dir.display())]
-    UnsafeFolder { dir: PathBuf, reason: String },
+    /// Too long, or a folder that is not ours and 0700.
+    #[error(transparent)]
+    Folder(#[from] crate::socket_dir::DirError),
     #[error("a launcher is already running on {}", path.display())]
     AlreadyRunning { path: PathBuf },
     #[error("{} exists and is not a socket; refusing to replace it", path.display())]
@@ -46,72 +40,6 @@ pub enum SocketError {
 fn io_err(path: &Path, what: &'static str) -> impl FnOnce(io::Error) -> SocketError {
     let path = path.to_path_buf();
     move |source| SocketError::Io { path, what, source }
-}
-
-/// Refuses a path that does not fit in `sun_path` (the kernel would truncate
-/// or reject it with a less helpful message).
-pub fn check_length(path: &Path) -> Result<(), SocketError> {
-    let len = path.as_os_str().len();
-    if len > MAX_PATH_BYTES {
-        return Err(SocketError::PathTooLong {
-            path: path.to_path_buf(),
-            len,
-        });
-    }
-    Ok(())
-}
-
-/// Makes sure the socket's folder exists, is a real folder owned by us and
-/// has mode 0700. A missing folder is created 0700 (with its parents).
-pub fn prepare_folder(socket: &Path) -> Result<PathBuf, SocketError> {
-    let dir = match socket.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => {
-            return Err(SocketError::NoFolder {
-                path: socket.to_path_buf(),
-            });
-        }
-    };
-    match std::fs::symlink_metadata(&dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(io_err(&dir, "cannot create the socket folder"))?;
-            // The umask may have removed bits we asked for; it never adds any,
-            // so 0700 or less is what we got. Make it exactly 0700.
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(io_err(&dir, "cannot set the socket folder's mode"))?;
-        }
-        Err(e) => return Err(io_err(&dir, "cannot inspect the socket folder")(e)),
-        Ok(meta) => check_folder(&dir, &meta)?,
-    }
-    Ok(dir)
-}
-
-fn check_folder(dir: &Path, meta: &std::fs::Metadata) -> Result<(), SocketError> {
-    let unsafe_folder = |reason: String| SocketError::UnsafeFolder {
-        dir: dir.to_path_buf(),
-        reason,
-    };
-    if !meta.file_type().is_dir() {
-        return Err(unsafe_folder("is not a folder".into()));
-    }
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me {
-        return Err(unsafe_folder(format!(
-            "is owned by uid {}, not by you (uid {me}); refusing to use it",
-            meta.uid()
-        )));
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode != 0o700 {
-        return Err(unsafe_folder(format!(
-            "has mode {mode:04o}; it must be 0700 so no other user can reach the socket (chmod 700 it)"
-        )));
-    }
-    Ok(())
 }
 
 /// The bound socket: the listener, and the guard that removes the file.

@@ -30,6 +30,7 @@ async fn a_typo_during_a_rescan_without_watcher_keeps_the_running_backend() {
             log_dir: tmp.path().join("logs"),
             log_max_size: 1 << 20,
             log_backups: 1,
+            notify_dir: tmp.path().join("notify"),
             env_remove: Vec::new(),
         },
         None,
@@ -37,7 +38,19 @@ async fn a_typo_during_a_rescan_without_watcher_keeps_the_running_backend() {
     let mut folder = watch::FolderState::new(vec![dir.clone()], tmp.path().to_path_buf());
     rescan(&mut folder, &handle).await.unwrap();
     handle.start("srv").await.unwrap();
-    let pid = handle.snapshot().get("srv").unwrap().pid.unwrap();
+    // Running once up a second (the default `{ uptime: 1s }` probe).
+    let mut rx = handle.subscribe();
+    let pid = loop {
+        if let Some(s) = rx.borrow_and_update().get("srv")
+            && s.state == State::Running
+        {
+            break s.pid.unwrap();
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(10), rx.changed())
+            .await
+            .expect("running within 10 s")
+            .unwrap();
+    };
 
     std::fs::write(&file, manifest(&exe, "argz: [oops]\n")).unwrap();
     rescan(&mut folder, &handle).await.unwrap();

@@ -54,8 +54,10 @@ pub struct RawManifest {
     pub stop: Option<RawStop>,
     /// What to do when the process ends by itself (default: never restart).
     pub restart: Option<RawRestart>,
-    /// How to tell the backend is ready (default: ready once spawned).
+    /// How to tell the backend is ready (default: `{ uptime: 1s }`, up for a second).
     pub ready: Option<RawReady>,
+    /// One check that the backend is still working, from `running` on (v2).
+    pub health: Option<super::health::RawHealth>,
     /// Least privilege (Linux): Landlock filesystem and TCP rules, rlimits.
     pub sandbox: Option<super::sandbox::RawSandbox>,
     /// Extra items of the backend's submenu (open a URL, send a JSON line, restart with arguments).
@@ -382,8 +384,31 @@ pub struct ReadyFields {
     pub tcp: Option<TcpAddr>,
     /// Ready once a GET of this http:// URL answers 2xx.
     pub http: Option<HttpUrl>,
+    /// `true`: ready once the backend sends sd_notify's `READY=1` to `$NOTIFY_SOCKET`.
+    pub notify: Option<bool>,
+    /// Ready once the process has stayed up this long (`0s`: at once).
+    pub uptime: Option<DurationText>,
     /// How long to wait before reporting "not ready" (default 15s).
     pub timeout: Option<DurationText>,
+}
+
+/// Exactly one of `given` (name, present) is present: `ready`'s probe,
+/// `health`'s check. The error names them all: "no probe: expected one of
+/// stdout_json, tcp or http".
+pub(super) fn exactly_one<E: de::Error>(what: &str, given: &[(&str, bool)]) -> Result<(), E> {
+    let names: Vec<&str> = given.iter().map(|(n, _)| *n).collect();
+    let list = match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    match given.iter().filter(|(_, present)| *present).count() {
+        1 => Ok(()),
+        0 => Err(E::custom(format_args!("no {what}: expected one of {list}"))),
+        _ => Err(E::custom(format_args!(
+            "more than one {what}: give only one of {list}"
+        ))),
+    }
 }
 
 /// `ready`: exactly one probe plus an optional timeout.
@@ -396,24 +421,25 @@ impl<'de> Deserialize<'de> for RawReady {
         impl<'de> Visitor<'de> for V {
             type Value = RawReady;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping with one of stdout_json, tcp or http")
+                f.write_str("a mapping with one of stdout_json, tcp, http, notify or uptime")
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawReady, A::Error> {
                 let f = ReadyFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                let probes = [f.stdout_json.is_some(), f.tcp.is_some(), f.http.is_some()];
-                match probes.iter().filter(|p| **p).count() {
-                    1 => {}
-                    0 => {
-                        return Err(de::Error::custom(
-                            "no probe: expected one of stdout_json, tcp or http",
-                        ));
-                    }
-                    _ => {
-                        return Err(de::Error::custom(
-                            "more than one probe: give only one of stdout_json, tcp or http",
-                        ));
-                    }
+                if f.notify == Some(false) {
+                    return Err(de::Error::custom(
+                        "notify: false is not a probe: write notify: true, or another probe",
+                    ));
                 }
+                exactly_one(
+                    "probe",
+                    &[
+                        ("stdout_json", f.stdout_json.is_some()),
+                        ("tcp", f.tcp.is_some()),
+                        ("http", f.http.is_some()),
+                        ("notify", f.notify.is_some()),
+                        ("uptime", f.uptime.is_some()),
+                    ],
+                )?;
                 if f.stdout_json.as_ref().is_some_and(|m| m.0.is_empty()) {
                     return Err(de::Error::custom("stdout_json must name at least one key"));
                 }
@@ -433,7 +459,7 @@ impl JsonSchema for RawReady {
         let mut schema = ReadyFields::json_schema(generator);
         schema.insert(
             "description".to_owned(),
-            "Exactly one probe (stdout_json, tcp or http) plus an optional timeout (default 15s)."
+            "Exactly one probe (stdout_json, tcp, http, notify or uptime) plus an optional timeout (default 15s). Without `ready`: { uptime: 1s }."
                 .into(),
         );
         schema.insert(
@@ -443,7 +469,9 @@ impl JsonSchema for RawReady {
             serde_json::json!([
                 { "required": ["stdout_json"], "properties": { "stdout_json": { "type": "object", "minProperties": 1 } } },
                 { "required": ["tcp"], "properties": { "tcp": { "type": "string" } } },
-                { "required": ["http"], "properties": { "http": { "type": "string" } } }
+                { "required": ["http"], "properties": { "http": { "type": "string" } } },
+                { "required": ["notify"], "properties": { "notify": { "const": true } } },
+                { "required": ["uptime"], "properties": { "uptime": { "type": "string" } } }
             ]),
         );
         schema

@@ -526,6 +526,160 @@ scalar!(HttpUrl, "HttpUrl", {
     "description": "Ready once a GET of this http:// URL answers 2xx."
 });
 
+/// A duration that must be more than zero (`health.interval`, a watchdog).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PositiveDuration(pub Duration);
+
+impl Scalar for PositiveDuration {
+    const EXPECTING: &'static str = "a duration of more than 0, like 10s";
+    fn parse(text: &str) -> Result<Self, String> {
+        match parse_duration(text)? {
+            Duration::ZERO => Err(format!(
+                "{text:?} is zero: give a duration of more than 0, like 10s"
+            )),
+            d => Ok(Self(d)),
+        }
+    }
+}
+
+scalar!(PositiveDuration, "PositiveDuration", {
+    "type": "string",
+    "pattern": "^0*[1-9][0-9]*(ms|s|m|h)$",
+    "description": "A duration of more than 0: an integer and a unit, ms, s, m or h (10s, 500ms)."
+});
+
+/// A count of at least 1 (`health.failures`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Count(pub u32);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number of at least 1")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
+                match u32::try_from(v) {
+                    Ok(0) => Err(E::custom("0 is not a count: give at least 1")),
+                    Ok(n) => Ok(Count(n)),
+                    Err(_) => Err(E::custom(format_args!("{v} is too large"))),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format_args!(
+                        "{v} is not a count: give at least 1"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_u64(V)
+    }
+}
+
+impl JsonSchema for Count {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("Count")
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "integer", "minimum": 1, "maximum": u32::MAX })
+    }
+}
+
+/// Checks the shape of a template as if every variable were `1`: a
+/// `${ready.port}` can then stand for a port and `${id}` for a host.
+fn template_shape<T>(
+    text: &str,
+    check: impl Fn(&str) -> Result<T, String>,
+) -> Result<crate::vars::Template, String> {
+    let template = crate::vars::Template::parse(text)?;
+    let mut sample = text.to_owned();
+    for var in template.vars() {
+        sample = sample.replace(&var.to_string(), "1");
+    }
+    check(&sample).map_err(|e| e.replace(&format!("{sample:?}"), &format!("{text:?}")))?;
+    Ok(template)
+}
+
+/// Like [`scalar!`] for a template: its schema is its shape `pattern` and
+/// the variables a [`crate::vars::Template`] accepts, both.
+macro_rules! template_scalar {
+    ($ty:ident, $name:literal, $pattern:expr, $description:literal) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_str(ScalarVisitor::<Self>(PhantomData))
+            }
+        }
+
+        impl JsonSchema for $ty {
+            fn schema_name() -> Cow<'static, str> {
+                Cow::Borrowed($name)
+            }
+
+            fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+                template_schema(generator, $pattern, $description)
+            }
+        }
+    };
+}
+
+/// `health.http`: an `http://` URL that may use variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpTemplate(pub crate::vars::Template);
+
+impl Scalar for HttpTemplate {
+    const EXPECTING: &'static str = "an http:// URL (variables allowed)";
+    fn parse(text: &str) -> Result<Self, String> {
+        template_shape(text, HttpUrl::parse).map(Self)
+    }
+}
+
+/// A port in a schema pattern: 1 to 65535, or text with a variable.
+const PORT_OR_VARS: &str = "(0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})|[0-9]*(\\$\\{[^}]+\\}[0-9]*)+)";
+
+/// A template's schema: its shape (`pattern`) and the variables a
+/// [`crate::vars::Template`] accepts, both.
+fn template_schema(generator: &mut SchemaGenerator, pattern: String, description: &str) -> Schema {
+    let vars = crate::vars::Template::json_schema(generator);
+    json_schema!({
+        "type": "string",
+        "allOf": [
+            { "pattern": pattern },
+            { "pattern": vars.get("pattern").cloned().unwrap_or_default() }
+        ],
+        "description": description
+    })
+}
+
+template_scalar!(
+    HttpTemplate,
+    "HttpTemplate",
+    format!("^http://([^/?#\\s:\\[\\]]+|\\[[^\\]/?#\\s]*\\])(:{PORT_OR_VARS})?([/?#]\\S*)?$"),
+    "Healthy while a GET of this http:// URL answers 2xx; ${id}, ${pid} and ${ready.KEY} are expanded."
+);
+
+/// `health.tcp`: `host:port` that may use variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpTemplate(pub crate::vars::Template);
+
+impl Scalar for TcpTemplate {
+    const EXPECTING: &'static str = "host:port (variables allowed)";
+    fn parse(text: &str) -> Result<Self, String> {
+        template_shape(text, TcpAddr::parse).map(Self)
+    }
+}
+
+template_scalar!(
+    TcpTemplate,
+    "TcpTemplate",
+    format!("^\\S+:{PORT_OR_VARS}$"),
+    "Healthy while a TCP connect to host:port succeeds; ${id}, ${pid} and ${ready.KEY} are expanded."
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,6 +744,32 @@ mod tests {
         assert!(HttpUrl::parse("http://127.0.0.1:5000/api/status").is_ok());
         assert!(HttpUrl::parse("https://x").is_err());
         assert!(HttpUrl::parse("http:///x").is_err());
+    }
+
+    #[test]
+    fn health_targets_with_variables() {
+        assert!(HttpTemplate::parse("http://127.0.0.1:${ready.port}/api/status").is_ok());
+        assert!(TcpTemplate::parse("127.0.0.1:${ready.port}").is_ok());
+        assert!(TcpTemplate::parse("${ready.host}:${ready.port}").is_ok());
+        assert_eq!(
+            TcpTemplate::parse("127.0.0.1").unwrap_err(),
+            "invalid address \"127.0.0.1\": expected host:port, like 127.0.0.1:5000"
+        );
+        assert_eq!(
+            HttpTemplate::parse("https://x:${ready.port}/").unwrap_err(),
+            "invalid URL \"https://x:${ready.port}/\": expected an http:// URL, like http://127.0.0.1:5000/"
+        );
+        assert!(
+            TcpTemplate::parse("127.0.0.1:${port}")
+                .unwrap_err()
+                .starts_with("unknown variable `${port}`")
+        );
+        assert!(PositiveDuration::parse("0s").unwrap_err().contains("zero"));
+        assert!(PositiveDuration::parse("0ms").is_err());
+        assert_eq!(
+            PositiveDuration::parse("10s"),
+            Ok(PositiveDuration(Duration::from_secs(10)))
+        );
     }
 }
 

@@ -17,14 +17,12 @@ use super::platform::Platform;
 use super::raw::{RawManifest, RawPolicy};
 use super::scalar::RESOURCES_VAR;
 use super::{
-    Backend, Executable, MAX_MANIFEST_BYTES, ManifestError, Probe, ReadySpec, RestartPolicy,
-    RestartSpec, StopSpec,
+    Backend, DEFAULT_READY_TIMEOUT, Executable, MAX_MANIFEST_BYTES, ManifestError, Probe,
+    ReadySpec, RestartPolicy, RestartSpec, StopSpec,
 };
 
 /// Most `[` and `{` characters a manifest may hold (see [`decode`]).
 pub const MAX_FLOW_OPENERS: usize = 1000;
-
-const DEFAULT_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl ManifestError {
     /// An error about the whole file (no position, no field).
@@ -193,18 +191,23 @@ pub fn to_backend(raw: RawManifest, file: &Path, resources: &Path, platform: Pla
         }
     });
     // The visitor of `ready` guarantees exactly one probe.
-    let ready = raw.ready.and_then(|r| {
+    let ready = raw.ready.map_or_else(ReadySpec::default, |r| {
         let f = r.0;
-        let probe = match (f.stdout_json, f.tcp, f.http) {
-            (Some(m), _, _) => Probe::StdoutJson(m.0.into_iter().collect()),
-            (None, Some(t), _) => Probe::Tcp(t.0),
-            (None, None, Some(h)) => Probe::Http(h.0),
-            (None, None, None) => return None,
+        let probe = if let Some(m) = f.stdout_json {
+            Probe::StdoutJson(m.0.into_iter().collect())
+        } else if let Some(t) = f.tcp {
+            Probe::Tcp(t.0)
+        } else if let Some(h) = f.http {
+            Probe::Http(h.0)
+        } else if f.notify == Some(true) {
+            Probe::Notify
+        } else {
+            Probe::Uptime(f.uptime.map_or(std::time::Duration::ZERO, |u| u.0))
         };
-        Some(ReadySpec {
+        ReadySpec {
             probe,
             timeout: f.timeout.map_or(DEFAULT_READY_TIMEOUT, |t| t.0),
-        })
+        }
     });
     let sandbox = raw.sandbox.map(|s| {
         let id = raw.id.0.as_str();
@@ -237,6 +240,7 @@ pub fn to_backend(raw: RawManifest, file: &Path, resources: &Path, platform: Pla
         stop,
         restart,
         ready,
+        health: raw.health.map(Into::into),
         actions: raw.actions.0.into_iter().map(Into::into).collect(),
         signed_by: None,
         sandbox,
@@ -348,7 +352,7 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
                 backoff: Duration::from_secs(120)
             }
         );
-        let ready = b.ready.unwrap();
+        let ready = b.ready;
         assert_eq!(ready.timeout, Duration::from_secs(3600));
         let Probe::StdoutJson(map) = ready.probe else {
             panic!("expected stdout_json");
@@ -399,10 +403,12 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
         assert_eq!(b.stop, StopSpec::default());
         assert_eq!(b.stop.timeout, Duration::from_secs(5));
         assert_eq!(b.restart, RestartSpec::default());
-        assert_eq!(b.ready, None);
+        assert_eq!(b.ready.probe, Probe::Uptime(Duration::from_secs(1)));
+        assert_eq!(b.ready.timeout, Duration::from_secs(15));
+        assert_eq!(b.health, None);
         assert_eq!(b.executable.unwrap().candidates, [PathBuf::from("/bin/a")]);
         let with_ready = format!("{text}ready: {{ tcp: \"127.0.0.1:5000\" }}\n");
-        let ready = parse_on(&with_ready, LINUX_X64).unwrap().ready.unwrap();
+        let ready = parse_on(&with_ready, LINUX_X64).unwrap().ready;
         assert_eq!(ready.timeout, Duration::from_secs(15));
         assert_eq!(ready.probe, Probe::Tcp("127.0.0.1:5000".into()));
     }
@@ -413,7 +419,7 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
         let e = parse(Path::new("x.yaml"), text.as_bytes(), Path::new("/r")).unwrap_err();
         assert_eq!(
             e.message,
-            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `sandbox`, `actions`"
+            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `actions`"
         );
     }
 

@@ -136,7 +136,13 @@ pub fn single(event: &JobEvent) -> Note {
             (summary, reason.clone())
         }
         EventKind::Untrusted { reason } => (format!("{name}: untrusted"), reason.clone()),
-        EventKind::Unhealthy { reason } => (format!("{name} is unhealthy"), reason.clone()),
+        EventKind::Unhealthy { reason, then } => {
+            let next = match then {
+                State::Backoff => "; restarting",
+                _ => "",
+            };
+            (format!("{name} is unhealthy"), format!("{reason}{next}"))
+        }
     };
     let mut body = reason;
     if let Some(line) = &event.last_stderr {

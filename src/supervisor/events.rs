@@ -43,8 +43,10 @@ pub enum EventKind {
     LaunchFailed { state: super::State, reason: String },
     /// The manifest's signature is missing, bad or by no trusted key.
     Untrusted { reason: String },
-    /// Health checks failed (the "health" feature sends these).
-    Unhealthy { reason: String },
+    /// Health checks failed or a heartbeat was missed, and berth stopped
+    /// the backend; `then` is the state that led to: backoff (restarting)
+    /// or failed.
+    Unhealthy { reason: String, then: super::State },
 }
 
 /// The sending side, shared by every job.

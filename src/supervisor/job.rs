@@ -15,7 +15,8 @@
 //!
 //! To add an event: a field in `state::Run` (per run) or [`Job`] (per backend),
 //! one branch in `next_event`'s `select!` producing an [`Event`], one arm in
-//! `handle`.
+//! `handle`. Health (sd_notify notices, checks, the watchdog) is such a set
+//! of fields and branches; its handlers live in `health`.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+mod health;
 mod launch;
 mod state;
 mod stop;
@@ -34,8 +36,10 @@ pub use launch::LaunchError;
 use state::{Facts, Phase, Rest};
 use stop::{After, Check};
 
+use super::health::{Monitor, Verdict};
 use super::logs::JsonLine;
 use super::restart::Exit;
+use super::sd_notify::{Listener, Notice};
 use super::talk::Replies;
 use super::{ActionError, Outcome, Ran, Shared, State, actions};
 use crate::manifest::Backend;
@@ -144,6 +148,11 @@ enum Event {
     StopCheck,
     /// The log file started or stopped failing: publish.
     LogHealth,
+    /// An sd_notify notice from the backend's group; `None` once the
+    /// socket's reader ended.
+    Notice(Option<Notice>),
+    /// What the health checks or the watchdog found.
+    Health(Verdict),
 }
 
 enum Flow {
@@ -242,17 +251,21 @@ impl Job {
             _ => None,
         };
         let starting = matches!(self.phase, Phase::Starting(_));
-        let (child, json, probe, ready_at, reset_at, log_error) = match self.phase.run_mut() {
-            Some(r) => (
-                r.reaped.is_none().then_some(&mut r.child),
-                r.json.as_mut(),
-                r.probe.as_mut().filter(|_| starting),
-                r.ready_deadline.filter(|_| starting),
-                r.reset_at,
-                Some(&mut r.log_error),
-            ),
-            None => (None, None, None, None, None, None),
-        };
+        let running = matches!(self.phase, Phase::Running(_));
+        let (child, json, probe, ready_at, reset_at, log_error, notify, health) =
+            match self.phase.run_mut() {
+                Some(r) => (
+                    r.reaped.is_none().then_some(&mut r.child),
+                    r.json.as_mut(),
+                    r.probe.as_mut().filter(|_| starting),
+                    r.ready_deadline.filter(|_| starting),
+                    r.reset_at,
+                    Some(&mut r.log_error),
+                    r.notify.as_mut(),
+                    r.health.as_mut().filter(|_| running),
+                ),
+                None => (None, None, None, None, None, None, None, None),
+            };
         tokio::select! {
             c = rx.recv(), if listening => Event::Cmd(c),
             s = wait_child(child) => Event::Exit(s),
@@ -263,6 +276,8 @@ impl Job {
             _ = crate::timer::sleep_until(backoff) => Event::Backoff,
             _ = crate::timer::sleep_until(stop_check) => Event::StopCheck,
             _ = log_changed(log_error) => Event::LogHealth,
+            n = next_notice(notify) => Event::Notice(n),
+            v = next_verdict(health) => Event::Health(v),
         }
     }
 
@@ -288,15 +303,17 @@ impl Job {
                 if let Some(r) = self.phase.run_mut() {
                     r.probe = None;
                 }
-                self.mark_ready();
+                self.mark_ready(None);
             }
             Event::ReadyTimeout => self.on_ready_timeout(),
             Event::ResetRetries => {
                 if let Some(r) = self.phase.run_mut() {
                     r.reset_at = None;
+                    r.earned_reset = true;
                 }
-                self.retries = 0;
             }
+            Event::Notice(n) => self.on_notice(n),
+            Event::Health(v) => self.on_health(v),
             Event::Backoff => {
                 // The restart repeats the ended run's ARGS.
                 let mut extra = Vec::new();
@@ -596,6 +613,20 @@ async fn join_probe(probe: Option<&mut JoinHandle<()>>) {
                 std::future::pending::<()>().await;
             }
         }
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_notice(rx: Option<&mut Listener>) -> Option<Notice> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_verdict(monitor: Option<&mut Monitor>) -> Verdict {
+    match monitor {
+        Some(m) => m.next().await,
         None => std::future::pending().await,
     }
 }

@@ -6,6 +6,12 @@
 //! `wait()`); `always` also after exit 0. The delay doubles from `backoff`
 //! up to [`MAX_BACKOFF`]; `max_retries` automatic restarts are allowed, then
 //! the backend is `failed`.
+//!
+//! Health (v2) adds two endings decided by the same rule: a run found
+//! unhealthy is a failure (berth stopped it, as for a crash: `on-failure`
+//! and `always` restart it, and `never` leaves it `failed`, not `exited`),
+//! and an exit the backend announced with sd_notify `STOPPING=1` is not one
+//! (only `always` restarts it).
 
 use std::time::Duration;
 
@@ -67,18 +73,25 @@ impl Exit {
     }
 }
 
-/// Why a run ended, as the policy sees it. The health checks add their
-/// failure here as a second variant (`Unhealthy`), decided by the same rule.
+/// Why a run ended, as the policy sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
     /// The leader ended by itself (not by a stop berth sent).
     Exited(Exit),
+    /// The leader ended after announcing it (sd_notify `STOPPING=1`): the
+    /// backend's own decision, whatever its code.
+    Announced(Exit),
+    /// Its health checks failed (or a heartbeat was missed) and berth
+    /// stopped its group; the error says why.
+    Unhealthy(String),
 }
 
 impl Ending {
     fn is_failure(&self) -> bool {
         match self {
             Self::Exited(exit) => exit.is_failure(),
+            Self::Announced(_) => false,
+            Self::Unhealthy(_) => true,
         }
     }
 }
@@ -92,6 +105,9 @@ pub enum Decision {
     GiveUp,
     /// The policy does not restart: `exited`.
     Settle,
+    /// The policy does not restart a failure that is not an exit (an
+    /// unhealthy run under `never`): `failed`, with the run's error.
+    Fail,
 }
 
 /// `retries` automatic restarts have happened since the count was last
@@ -103,7 +119,10 @@ pub fn decide(spec: &RestartSpec, ending: &Ending, retries: u32) -> Decision {
         RestartPolicy::Always => true,
     };
     if !wants {
-        return Decision::Settle;
+        return match ending {
+            Ending::Unhealthy(_) => Decision::Fail,
+            Ending::Exited(_) | Ending::Announced(_) => Decision::Settle,
+        };
     }
     if retries >= spec.max_retries {
         return Decision::GiveUp;
@@ -137,25 +156,40 @@ mod tests {
         ]
     }
 
+    fn endings() -> Vec<Ending> {
+        let mut all: Vec<Ending> = exits().into_iter().map(Ending::Exited).collect();
+        all.extend(exits().into_iter().map(Ending::Announced));
+        all.push(Ending::Unhealthy("health check failed 3 times: x".into()));
+        all
+    }
+
     #[test]
-    fn every_policy_exit_kind_and_retry_count() {
+    fn every_policy_ending_and_retry_count() {
         for policy in [
             RestartPolicy::Never,
             RestartPolicy::OnFailure,
             RestartPolicy::Always,
         ] {
-            for exit in exits() {
+            for ending in endings() {
                 for max in [0, 1, 3] {
                     for retries in 0..=4 {
                         let s = spec(policy, max);
-                        let got = decide(&s, &Ending::Exited(exit.clone()), retries);
+                        let got = decide(&s, &ending, retries);
+                        let failure = match &ending {
+                            Ending::Exited(exit) => *exit != Exit::Code(0),
+                            Ending::Announced(_) => false,
+                            Ending::Unhealthy(_) => true,
+                        };
                         let wants = match policy {
                             RestartPolicy::Never => false,
-                            RestartPolicy::OnFailure => exit != Exit::Code(0),
+                            RestartPolicy::OnFailure => failure,
                             RestartPolicy::Always => true,
                         };
                         let want = if !wants {
-                            Decision::Settle
+                            match ending {
+                                Ending::Unhealthy(_) => Decision::Fail,
+                                _ => Decision::Settle,
+                            }
                         } else if retries >= max {
                             Decision::GiveUp
                         } else {
@@ -164,11 +198,36 @@ mod tests {
                                 delay: Duration::from_secs(1 << retries),
                             }
                         };
-                        assert_eq!(got, want, "{policy:?} {exit:?} max {max} retries {retries}");
+                        assert_eq!(
+                            got, want,
+                            "{policy:?} {ending:?} max {max} retries {retries}"
+                        );
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_unhealthy_run_is_restarted_like_a_crash_and_never_settles() {
+        let sick = Ending::Unhealthy("watchdog: no heartbeat for 2s".into());
+        let crash = Ending::Exited(Exit::Signal(libc::SIGSEGV));
+        for policy in [RestartPolicy::OnFailure, RestartPolicy::Always] {
+            for retries in 0..=4 {
+                let s = spec(policy, 3);
+                assert_eq!(decide(&s, &sick, retries), decide(&s, &crash, retries));
+            }
+        }
+        // Under `never` a crash is only `exited`; an unhealthy run is `failed`.
+        let never = spec(RestartPolicy::Never, 3);
+        assert_eq!(decide(&never, &crash, 0), Decision::Settle);
+        assert_eq!(decide(&never, &sick, 0), Decision::Fail);
+        // Announced: `on-failure` lets even a non-zero code rest.
+        let on_failure = spec(RestartPolicy::OnFailure, 3);
+        assert_eq!(
+            decide(&on_failure, &Ending::Announced(Exit::Code(1)), 0),
+            Decision::Settle
+        );
     }
 
     #[test]

@@ -162,17 +162,6 @@ async fn write_loop(
     }
 }
 
-/// The port a tcp/http ready probe connects to: `${ready.port}`.
-pub fn probe_port(probe: &crate::manifest::Probe) -> Option<u16> {
-    use crate::manifest::Probe;
-    let addr = match probe {
-        Probe::Tcp(addr) => addr.clone(),
-        Probe::Http(url) => super::ready::parse_url(url)?.0,
-        _ => return None,
-    };
-    addr.rsplit_once(':')?.1.parse().ok()
-}
-
 /// `KEY=VALUE` of `--wait`: VALUE is compared with the JSON value rendered as
 /// text (strings without quotes; `7`, `true`, `null`, `{"a":1}` otherwise).
 pub fn matches(line: &JsonLine, key: &str, value: &str) -> bool {
@@ -206,14 +195,15 @@ mod tests {
     }
 
     #[test]
-    fn ports_of_tcp_and_http_probes() {
+    fn ready_port_of_tcp_and_http_probes() {
         use crate::manifest::Probe;
-        assert_eq!(probe_port(&Probe::Tcp("127.0.0.1:5000".into())), Some(5000));
+        assert_eq!(Probe::Tcp("127.0.0.1:5000".into()).port(), Some(5000));
         assert_eq!(
-            probe_port(&Probe::Http("http://127.0.0.1:8080/api/status".into())),
+            Probe::Http("http://127.0.0.1:8080/api/status".into()).port(),
             Some(8080)
         );
-        assert_eq!(probe_port(&Probe::StdoutJson(JsonLine::new())), None);
+        assert_eq!(Probe::Http("http://localhost/x".into()).port(), Some(80));
+        assert_eq!(Probe::StdoutJson(JsonLine::new()).port(), None);
     }
 
     /// A real pipe to a real process that never reads its stdin: sends are

@@ -225,6 +225,11 @@ fn backend_submenu(b: &BackendStatus, now: Instant) -> Option<Node> {
     if let Some(line) = process_line(b, now) {
         children.push(info(raw_id, "process", &line));
     }
+    if b.state == State::Running
+        && let Some(line) = crate::supervisor::health::describe(b.healthy, b.detail.health_failing)
+    {
+        children.push(info(raw_id, "health", &line));
+    }
     children.push(separator("sep-actions"));
     children.push(action_item(
         "start",

@@ -500,3 +500,29 @@ fn manifest_actions_follow_restart_in_order_and_enabled_when_available() {
     );
     assert_eq!(labels(&submenu(&plain, "go").children)[6], "Open log");
 }
+
+#[test]
+fn the_health_line_says_ok_or_how_many_checks_failed() {
+    let now = Instant::now();
+    let mut b = backend("web", "Web", State::Running);
+    b.pid = Some(7);
+    let health = |b: &BackendStatus| {
+        let m = model(
+            &Snapshot {
+                backends: vec![b.clone()],
+            },
+            now,
+            false,
+        );
+        Node::find(&m.items, &["web", "health"]).map(|n| match n {
+            Node::Item(i) => i.label.clone(),
+            other => panic!("{other:?}"),
+        })
+    };
+    assert_eq!(health(&b), None, "no health set: no line");
+    b.healthy = Some(true);
+    assert_eq!(health(&b).as_deref(), Some("health: ok"));
+    b.healthy = Some(false);
+    b.detail.health_failing = Some((2, 3));
+    assert_eq!(health(&b).as_deref(), Some("health: failing 2 of 3"));
+}

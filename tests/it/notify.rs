@@ -93,6 +93,69 @@ fn crashes_failures_and_checksum_mismatches_notify_with_the_last_stderr_line() {
     );
 }
 
+/// A port nothing listens on (bound, then closed).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_backend_found_unhealthy_notifies_why_it_was_stopped() {
+    let Some((dir, desktop, dunst)) = session("notify: unhealthy") else {
+        return;
+    };
+    let (sick, flaky) = (closed_port(), closed_port());
+    backend(
+        dir.path(),
+        "sick",
+        "Sick",
+        "exec sleep 300",
+        &format!(
+            "ready: {{ uptime: 0s }}\nhealth: {{ tcp: \"127.0.0.1:{sick}\", interval: 200ms, failures: 2 }}\n"
+        ),
+    );
+    backend(
+        dir.path(),
+        "flaky",
+        "Flaky",
+        "exec sleep 300",
+        &format!(
+            "ready: {{ uptime: 0s }}\nhealth: {{ tcp: \"127.0.0.1:{flaky}\", interval: 200ms, failures: 1 }}\nrestart: {{ policy: on-failure, max_retries: 1, backoff: 100ms }}\n"
+        ),
+    );
+    let berth = Berth::start(&desktop, dir.path(), &[]);
+
+    // `never`: stopped and failed, with the checks' last reason.
+    berth.cli(&desktop, &["start", "sick"]);
+    let note = dunst.wait_for(&desktop, "Sick is unhealthy");
+    assert!(
+        note.body.starts_with(&format!(
+            "health check failed 2 times: tcp 127.0.0.1:{sick}: "
+        )),
+        "{note:?}"
+    );
+    assert!(!note.body.contains("restarting"), "{note:?}");
+    let status = berth.wait_state(&desktop, "sick", "failed");
+    assert_eq!(status["error"].as_str(), Some(note.body.as_str()));
+
+    // `on-failure`: the first is shown at once and says it restarts; the
+    // second (it gives up) is held by the rate limit.
+    berth.cli(&desktop, &["start", "flaky"]);
+    let note = dunst.wait_for(&desktop, "Flaky is unhealthy");
+    assert!(note.body.ends_with("; restarting"), "{note:?}");
+    let status = berth.wait_state(&desktop, "flaky", "failed");
+    assert!(
+        status["error"]
+            .as_str()
+            .is_some_and(|e| e.ends_with("; gave up after 1 retries")),
+        "{status}"
+    );
+    assert_eq!(status["restarts"], 1);
+}
+
 #[test]
 fn a_burst_of_crashes_becomes_one_notification_per_30_s() {
     let Some((dir, desktop, dunst)) = session("notify: burst") else {

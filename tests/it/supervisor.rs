@@ -15,6 +15,7 @@ use crate::util::{Env, backend, catalog, env, script, wait_file, wait_for};
 
 mod catalog;
 mod events;
+mod health;
 mod integrity;
 mod lifecycle;
 mod logs;
@@ -77,8 +78,8 @@ fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
 }
 
-fn ready_spec(probe: Probe, timeout: Duration) -> Option<ReadySpec> {
-    Some(ReadySpec { probe, timeout })
+fn ready_spec(probe: Probe, timeout: Duration) -> ReadySpec {
+    ReadySpec { probe, timeout }
 }
 
 /// The stdout probe waiting for a `{"status": "ready"}` line.

@@ -44,7 +44,8 @@ pub fn backend(dir: &Path, id: &str, exe: &Path) -> Backend {
             ..StopSpec::default()
         },
         restart: RestartSpec::default(),
-        ready: None,
+        ready: berth::manifest::ReadySpec::at_once(),
+        health: None,
         actions: vec![],
         signed_by: None,
         sandbox: None,
@@ -93,6 +94,7 @@ pub fn env() -> Env {
             log_dir: dir.path().join("logs"),
             log_max_size: 10 * 1024 * 1024,
             log_backups: 3,
+            notify_dir: dir.path().join("run/notify"),
             env_remove: Vec::new(),
         },
         Some(PathBuf::from(env!("CARGO_BIN_EXE_berth"))),

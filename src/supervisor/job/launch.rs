@@ -1,7 +1,7 @@
 //! Starting a backend: verify (hashing runs on a blocking thread, never on
 //! the runtime's workers), spawn into its own process group (registered with
-//! the guardian before exec), wire the log pump and the readiness probe; then
-//! readiness itself (`starting` -> `running`).
+//! the guardian before exec), wire the log pump, the sd_notify socket and the
+//! readiness probe; then readiness itself (`starting` -> `running`).
 
 use std::io;
 use std::path::PathBuf;
@@ -13,12 +13,14 @@ use tokio::time::Instant;
 
 use super::super::logs::{self, JsonLine, LogFile};
 use super::super::ready;
+use super::super::sd_notify::{NotifyError, NotifySocket};
 use super::super::talk::Link;
 use super::super::{EventKind, State};
 use super::state::{Phase, Rest, Run};
 use super::{Job, RESET_AFTER};
 use crate::integrity::{self, Verified, VerifyError};
 use crate::manifest::Probe;
+use crate::manifest::health::HealthCheck;
 use crate::paths;
 
 /// Why a backend could not be launched.
@@ -46,6 +48,10 @@ pub enum LaunchError {
     /// v2: the manifest's sandbox cannot be set up or enforced.
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
+    /// v2: the sd_notify socket (`ready.notify`, `health.watchdog`) cannot
+    /// be made.
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
 }
 
 /// Compared by what users read: an `io::Error` has no equality of its own.
@@ -146,11 +152,33 @@ impl Job {
         if let Some(problem) = def.workdir_problem() {
             return Err(LaunchError::Workdir(problem));
         }
+        // Bound before the spawn, so it exists when the program looks.
+        let notify = if def.uses_notify() {
+            Some(NotifySocket::bind(
+                &self.shared.config.notify_dir,
+                &self.id,
+            )?)
+        } else {
+            None
+        };
         let mut cmd = verified.command();
         // berth's own GTK settings (GDK_GL=disable...) are not the
         // backend's; the manifest's env can still set them.
         for key in &self.shared.config.env_remove {
             cmd.env_remove(key);
+        }
+        // systemd's variables are berth's to give, never inherited (berth
+        // itself may run under systemd). WATCHDOG_PID is never set: clients
+        // would ignore the watchdog in a PyInstaller onefile's Python, which
+        // is not the leader.
+        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+            cmd.env_remove(key);
+        }
+        if let Some(n) = notify.as_ref() {
+            cmd.env("NOTIFY_SOCKET", n.path());
+        }
+        if let Some(HealthCheck::Watchdog(d)) = def.health.as_ref().map(|h| &h.check) {
+            cmd.env("WATCHDOG_USEC", d.as_micros().to_string());
         }
         let args: Vec<String> = def.args.iter().chain(&extra).cloned().collect();
         cmd.args(&args)
@@ -228,10 +256,23 @@ impl Job {
             _ => logs::Pump::none(),
         };
         let now = Instant::now();
-        let probe = match def.ready.as_ref().map(|r| &r.probe) {
-            Some(Probe::Tcp(addr)) => Some(tokio::spawn(ready::poll_tcp(addr.clone()))),
-            Some(Probe::Http(url)) => Some(tokio::spawn(ready::poll_http(url.clone()))),
+        let timeout = def.ready.timeout;
+        let probe = match &def.ready.probe {
+            Probe::Tcp(addr) => Some(tokio::spawn(ready::poll_tcp(addr.clone(), timeout))),
+            Probe::Http(url) => Some(tokio::spawn(ready::poll_http(url.clone(), timeout))),
+            Probe::Uptime(d) if !d.is_zero() => Some(tokio::spawn(tokio::time::sleep(*d))),
             _ => None,
+        };
+        let at_once = def.ready.is_at_once();
+        // The reader knows the group only now; a datagram sent before this
+        // waits in the socket's queue.
+        let notify = match notify.map(|n| n.listen(pgid, self.id.clone())) {
+            Some(Ok(l)) => Some(l),
+            Some(Err(e)) => {
+                tracing::warn!(backend = %self.id, error = %e, "no sd_notify for this run");
+                None
+            }
+            None => None,
         };
         let run = Run {
             talk,
@@ -248,21 +289,28 @@ impl Job {
             pump,
             log_error,
             probe,
-            ready_deadline: def.ready.as_ref().map(|r| now + r.timeout),
+            ready_deadline: (!at_once).then_some(now + timeout),
             reset_at: Some(now + RESET_AFTER),
             error: None,
             sandbox: sandbox.map(|p| p.status().to_owned()),
             stderr,
+            notify,
+            health: None,
+            announced_stop: false,
+            earned_reset: false,
         };
         self.status_line = None;
         self.last_stderr = None;
         self.last_args = Some(args);
-        self.phase = if def.ready.is_some() {
-            Phase::Starting(run)
-        } else {
+        self.phase = if at_once {
             Phase::Running(run)
+        } else {
+            Phase::Starting(run)
         };
         tracing::info!(backend = %self.id, pid, path = %path, "started");
+        if at_once {
+            self.start_health(None);
+        }
         self.publish();
         Ok(())
     }
@@ -274,11 +322,11 @@ impl Job {
             changed = true;
         }
         let matched = match &mut self.phase {
-            Phase::Starting(run) => match run.def.ready.as_ref().map(|r| &r.probe) {
-                Some(Probe::StdoutJson(want)) if ready::subset_match(&line, want) => {
+            Phase::Starting(run) => match &run.def.ready.probe {
+                Probe::StdoutJson(want) if ready::subset_match(&line, want) => {
                     // Kept in the run and published with `running` in one
                     // status: whoever sees running sees the line.
-                    run.ready_json = Some(line);
+                    run.ready_json = Some(line.clone());
                     true
                 }
                 _ => false,
@@ -286,16 +334,18 @@ impl Job {
             _ => false,
         };
         if matched {
-            self.mark_ready();
+            self.mark_ready(Some(&line));
         } else if changed {
             self.publish();
         }
     }
 
     /// `starting` -> `running` (also after the ready timeout: a late match
-    /// still counts).
-    pub(super) fn mark_ready(&mut self) {
+    /// still counts); the health checks start here. `line` is the stdout
+    /// JSON object that matched, if that was the probe.
+    pub(super) fn mark_ready(&mut self, line: Option<&JsonLine>) {
         let phase = std::mem::replace(&mut self.phase, Phase::stopped());
+        let became = matches!(phase, Phase::Starting(_));
         self.phase = match phase {
             Phase::Starting(mut run) => {
                 run.ready_deadline = None;
@@ -303,12 +353,15 @@ impl Job {
                 if let Some(p) = run.probe.take() {
                     p.abort();
                 }
-                self.retries = 0;
+                run.earned_reset = true;
                 tracing::info!(backend = %self.id, "ready");
                 Phase::Running(run)
             }
             other => other,
         };
+        if became {
+            self.start_health(line);
+        }
         self.publish();
     }
 
@@ -317,12 +370,7 @@ impl Job {
             return;
         };
         run.ready_deadline = None;
-        let timeout = run
-            .def
-            .ready
-            .as_ref()
-            .map(|r| r.timeout)
-            .unwrap_or_default();
+        let timeout = run.def.ready.timeout;
         let msg = format!("not ready after {}", crate::human::as_written(timeout));
         tracing::warn!(backend = %self.id, "{msg}");
         run.error = Some(msg);

@@ -5,9 +5,9 @@
 //!  Idle{Stopped|Exited|Failed|NotFound|IntegrityFailed|Unsupported, last_exit}
 //!    │ start (verify + spawn ok)            ▲ group gone (stop)
 //!    ▼                                      │
-//!  Starting(Run) ──ready──▶ Running(Run) ──stop / leader exit──▶ Stopping(Run, Stop)
-//!    └──────────────stop / leader exit──────────────────────────▲    │ group gone after
-//!                                                                    ▼ the leader's exit
+//!  Starting(Run) ──ready──▶ Running(Run) ──stop / leader exit / unhealthy──▶ Stopping(Run, Stop)
+//!    └──────────────stop / leader exit───────────────────────────────────────▲    │ group gone after
+//!                                                                                 ▼ an exit or unhealthy
 //!                               Backoff{until, attempt, last_exit} ◀─ restart::decide
 //!                                 │ deadline: start     │ stop: Idle{Stopped}
 //! ```
@@ -25,9 +25,11 @@ use tokio::time::Instant;
 
 use super::stop::Stop;
 use crate::manifest::Backend;
+use crate::supervisor::health::Monitor;
 use crate::supervisor::logs::JsonLine;
 use crate::supervisor::restart::Exit;
-use crate::supervisor::talk::{Link, probe_port};
+use crate::supervisor::sd_notify::Listener;
+use crate::supervisor::talk::Link;
 use crate::supervisor::{BackendStatus, State, actions};
 use crate::vars::Values;
 
@@ -60,6 +62,9 @@ pub enum Phase {
         last_exit: Exit,
         /// The extra ARGS of the run that ended, repeated by the restart.
         extra: Vec<String>,
+        /// Why the run it restarts was stopped, when berth stopped it
+        /// (unhealthy); shown while waiting.
+        error: Option<String>,
     },
 }
 
@@ -100,6 +105,19 @@ pub struct Run {
     pub sandbox: Option<String>,
     /// The pump's last stderr line, read once the run is over.
     pub stderr: super::super::logs::StderrTail,
+    /// sd_notify notices (`ready.notify`, `health.watchdog`); the socket
+    /// file goes with it.
+    pub notify: Option<Listener>,
+    /// The health checks or the watchdog, from `running` on.
+    pub health: Option<Monitor>,
+    /// `STOPPING=1` came: the exit that follows is the backend's own
+    /// decision, not a failure.
+    pub announced_stop: bool,
+    /// Ready, or up 10 s: if this run ends by exiting, the retry count
+    /// starts again. Never set by health: a run found unhealthy keeps the
+    /// count, or a backend that comes up and then fails its checks would
+    /// restart forever instead of reaching `failed`.
+    pub earned_reset: bool,
 }
 
 impl Phase {
@@ -152,7 +170,7 @@ impl Phase {
     }
 
     /// The error this state carries.
-    fn error(&self) -> Option<String> {
+    pub fn error(&self) -> Option<String> {
         match self {
             Self::Idle { rest, .. } => match rest {
                 Rest::Failed(e) | Rest::NotFound(e) | Rest::IntegrityFailed(_, e) => {
@@ -160,6 +178,7 @@ impl Phase {
                 }
                 _ => None,
             },
+            Self::Backoff { error, .. } => error.clone(),
             other => other.run().and_then(|r| {
                 let log = r.log_error.borrow().clone();
                 match (r.error.clone(), log) {
@@ -184,9 +203,7 @@ pub fn values<'a>(id: &'a str, phase: &'a Phase) -> Values<'a> {
         id,
         pid: run.map(|r| r.pid),
         ready_json: ready.and_then(|r| r.ready_json.as_ref()),
-        ready_port: ready
-            .and_then(|r| r.def.ready.as_ref())
-            .and_then(|r| probe_port(&r.probe)),
+        ready_port: ready.and_then(|r| r.def.ready.probe.port()),
     }
 }
 
@@ -239,6 +256,13 @@ pub fn status(f: &Facts<'_>) -> BackendStatus {
         (r, m) => r.or_else(|| m.map(str::to_owned)),
     };
     s.ready = s.state == State::Running;
+    if let Phase::Running(Run {
+        health: Some(h), ..
+    }) = f.phase
+    {
+        s.healthy = h.healthy;
+        s.detail.health_failing = h.failing;
+    }
     if let Some(run) = f.phase.run() {
         s.pid = Some(run.pid);
         s.path = Some(run.path.clone());

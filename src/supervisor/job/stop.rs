@@ -30,8 +30,9 @@ const SCAN_MAX: Duration = Duration::from_secs(1);
 pub enum After {
     /// A user Stop (also Restart, Remove, Shutdown: they queue behind it).
     Stopped,
-    /// The leader exited by itself; the restart policy decides next.
-    Exited(Exit),
+    /// The run ended by itself (the leader exited) or was found unhealthy
+    /// (berth stops its group, as Stop does); the restart policy decides next.
+    Ended(Ending),
 }
 
 /// A stop under way.
@@ -148,19 +149,25 @@ impl Job {
             return Flow::Continue;
         };
         run.reaped = Some(exit.clone());
+        let ending = if run.announced_stop {
+            Ending::Announced(exit)
+        } else {
+            Ending::Exited(exit)
+        };
         if group::alive(run.pgid) {
             let stop = Stop::begin(
                 run.pgid,
                 run.def.stop.signal.to_nix(),
                 run.def.stop.timeout,
-                After::Exited(exit),
+                After::Ended(ending),
             );
             self.phase = Phase::Stopping(run, stop);
             self.publish();
             return Flow::Continue;
         }
+        let (earned, reaped) = (run.earned_reset, run.reaped.clone());
         let extra = self.release(run).await;
-        self.settle(exit, extra);
+        self.settle(ending, reaped, earned, extra);
         self.publish();
         Flow::Continue
     }
@@ -173,13 +180,14 @@ impl Job {
             self.phase = phase;
             return Flow::Continue;
         };
+        let (earned, reaped) = (run.earned_reset, run.reaped.clone());
         let extra = self.release(run).await;
         match stop.after {
             After::Stopped => {
                 tracing::info!(backend = %self.id, "stopped");
                 self.phase = Phase::stopped();
             }
-            After::Exited(exit) => self.settle(exit, extra),
+            After::Ended(ending) => self.settle(ending, reaped, earned, extra),
         }
         self.publish();
         for reply in stop.replies {
@@ -188,35 +196,74 @@ impl Job {
         self.drain_deferred().await
     }
 
-    /// After the leader's own exit: what the restart policy says. A restart
-    /// repeats the ended run's `extra` ARGS.
-    fn settle(&mut self, exit: Exit, extra: Vec<String>) {
-        let (code, signal) = (exit.code(), exit.signal_name());
+    /// After a run ended by itself or unhealthy: what the restart policy
+    /// says. `last_exit` is the leader's (for an unhealthy run, the stop
+    /// signal's); `earned` (ready, or up 10 s) resets the retry count
+    /// first, except for an unhealthy run, which must reach `failed`. A
+    /// restart repeats the ended run's `extra` ARGS.
+    fn settle(
+        &mut self,
+        ending: Ending,
+        last_exit: Option<Exit>,
+        earned: bool,
+        extra: Vec<String>,
+    ) {
+        if earned && !matches!(ending, Ending::Unhealthy(_)) {
+            self.retries = 0;
+        }
+        let exit = match &ending {
+            Ending::Exited(e) | Ending::Announced(e) => e.clone(),
+            Ending::Unhealthy(_) => {
+                last_exit.unwrap_or_else(|| Exit::Unknown("the leader was not reaped".into()))
+            }
+        };
+        let unhealthy = match &ending {
+            Ending::Unhealthy(error) => Some(error.clone()),
+            _ => None,
+        };
         let spec = &self.def.restart;
-        self.phase = match restart::decide(spec, &Ending::Exited(exit.clone()), self.retries) {
+        self.phase = match restart::decide(spec, &ending, self.retries) {
             Decision::Restart { attempt, delay } => {
                 self.retries = attempt;
                 self.restarts += 1;
                 Phase::Backoff {
                     until: Instant::now() + delay,
                     attempt,
-                    last_exit: exit,
+                    last_exit: exit.clone(),
                     extra,
+                    error: unhealthy.clone(),
                 }
             }
-            Decision::GiveUp => Phase::Idle {
-                rest: Rest::Failed(format!("gave up after {} retries", spec.max_retries)),
-                last_exit: Some(exit),
+            Decision::GiveUp => {
+                let gave_up = format!("gave up after {} retries", spec.max_retries);
+                Phase::Idle {
+                    rest: Rest::Failed(match &unhealthy {
+                        Some(error) => format!("{error}; {gave_up}"),
+                        None => gave_up,
+                    }),
+                    last_exit: Some(exit.clone()),
+                }
+            }
+            Decision::Fail => Phase::Idle {
+                rest: Rest::Failed(unhealthy.clone().unwrap_or_default()),
+                last_exit: Some(exit.clone()),
             },
             Decision::Settle => Phase::Idle {
                 rest: Rest::Exited,
-                last_exit: Some(exit),
+                last_exit: Some(exit.clone()),
             },
         };
-        self.emit(super::super::EventKind::Exited {
-            code,
-            signal,
-            then: self.phase.state(),
+        let then = self.phase.state();
+        self.emit(match unhealthy {
+            Some(error) => super::super::EventKind::Unhealthy {
+                reason: self.phase.error().unwrap_or(error),
+                then,
+            },
+            None => super::super::EventKind::Exited {
+                code: exit.code(),
+                signal: exit.signal_name(),
+                then,
+            },
         });
     }
 
@@ -231,6 +278,9 @@ impl Job {
         if let Some(p) = run.probe.take() {
             p.abort();
         }
+        // The checks end with the run; the notify socket's file goes too.
+        run.health = None;
+        run.notify = None;
         run.pump.end(DRAIN).await;
         self.last_stderr = run.stderr.get();
         if let Some(mut json) = run.json.take() {

@@ -20,6 +20,34 @@ const INVALID: &[(&str, &str)] = &[
         "line 10 column 11: actions[0].open: unknown variable `${port}`: use ${id}, ${pid} or ${ready.KEY} (KEY of letters, digits, '_' and '-')",
     ),
     (
+        "health-two-checks.yaml",
+        "line 9 column 3: health: more than one check: give only one of http, tcp or watchdog",
+    ),
+    (
+        "health-interval-zero.yaml",
+        "line 10 column 13: health.interval: \"0s\" is zero: give a duration of more than 0, like 10s",
+    ),
+    (
+        "health-failures-zero.yaml",
+        "line 10 column 13: health.failures: 0 is not a count: give at least 1",
+    ),
+    (
+        "health-unknown-variable.yaml",
+        "line 9 column 9: health.http: unknown variable `${port}`: use ${id}, ${pid} or ${ready.KEY} (KEY of letters, digits, '_' and '-')",
+    ),
+    (
+        "health-watchdog-interval.yaml",
+        "line 9 column 3: health: interval, timeout and failures apply to http and tcp checks: a watchdog fails at the first missed heartbeat",
+    ),
+    (
+        "health-tcp-port.yaml",
+        "line 9 column 8: health.tcp: invalid address \"127.0.0.1:70000\": expected host:port, like 127.0.0.1:5000",
+    ),
+    (
+        "ready-notify-false.yaml",
+        "line 8 column 8: ready: notify: false is not a probe: write notify: true, or another probe",
+    ),
+    (
         "alias-bomb.yaml",
         "too many alias expansions (YAML repetition limit exceeded)",
     ),
@@ -154,7 +182,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "no-probe.yaml",
-        "line 8 column 8: ready: no probe: expected one of stdout_json, tcp or http",
+        "line 8 column 8: ready: no probe: expected one of stdout_json, tcp, http, notify or uptime",
     ),
     (
         "not-a-mapping.yaml",
@@ -174,11 +202,11 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "two-probes.yaml",
-        "line 9 column 3: ready: more than one probe: give only one of stdout_json, tcp or http",
+        "line 9 column 3: ready: more than one probe: give only one of stdout_json, tcp, http, notify or uptime",
     ),
     (
         "unknown-field.yaml",
-        "line 8 column 1: unknown field `color`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `sandbox`, `actions`",
+        "line 8 column 1: unknown field `color`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `actions`",
     ),
     (
         "unknown-variable.yaml",
@@ -222,7 +250,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "null-probe-alone.yaml",
-        "line 8 column 8: ready: no probe: expected one of stdout_json, tcp or http",
+        "line 8 column 8: ready: no probe: expected one of stdout_json, tcp, http, notify or uptime",
     ),
     (
         "stdout-json-empty.yaml",
@@ -354,6 +382,33 @@ fn the_valid_fixtures_check_clean() {
                 "full.yaml",
                 "full",
                 "2.1.0-beta.1+build.7",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
+            ],
+            vec![
+                "health-http.yaml",
+                "health-http",
+                "1.0.0",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
+            ],
+            vec![
+                "health-tcp.yaml",
+                "health-tcp",
+                "1.0.0",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
+            ],
+            vec![
+                "health-watchdog.yaml",
+                "health-watchdog",
+                "1.0.0",
                 "ok",
                 t,
                 "ok",

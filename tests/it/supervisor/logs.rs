@@ -59,6 +59,7 @@ async fn logs_rotate_by_size_through_the_supervisor() {
             log_dir: logs.clone(),
             log_max_size: 2000,
             log_backups: 2,
+            notify_dir: dir.path().join("notify"),
             env_remove: Vec::new(),
         },
         None,
