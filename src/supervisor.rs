@@ -51,8 +51,8 @@ pub mod logs;
 mod metrics;
 pub mod ready;
 pub mod restart;
-pub mod talk;
 pub mod sd_notify;
+pub mod talk;
 
 pub use actions::Ran;
 pub use job::LaunchError;

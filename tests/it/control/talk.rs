@@ -298,7 +298,9 @@ fn start_args_are_repeated_by_automatic_restarts_and_dropped_by_a_plain_start() 
     home.backend(
         "flaky",
         &format!("echo \"$*\" >> {}\nsleep 0.2\nexit 3", calls.display()),
-        "args: [\"--base\"]\nrestart: { policy: on-failure, max_retries: 2, backoff: 100ms }\n",
+        // Running at spawn (v1's probe): each run lives 0.2 s, under the
+        // default `{ uptime: 1s }`.
+        "args: [\"--base\"]\nready: { uptime: 0s }\nrestart: { policy: on-failure, max_retries: 2, backoff: 100ms }\n",
     );
     let _l = home.launch();
     let out = home.run(&["start", "flaky", "--", "--port", "0"]);
