@@ -57,20 +57,6 @@ fn main() {
         line.clear();
         stdout.read_line(&mut line).expect("ready line");
     }
-    let mut pipe = Vec::new();
-    for i in 0..rounds {
-        let t = Instant::now();
-        writeln!(stdin, "{{\"action\": \"ping\", \"id\": {i}}}").expect("write");
-        loop {
-            line.clear();
-            stdout.read_line(&mut line).expect("reply");
-            if line.contains(&format!("\"id\": {i}}}")) {
-                break;
-            }
-        }
-        pipe.push(t.elapsed());
-    }
-    drop(stdin);
 
     // berth: a headless launcher hosting the same build.
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -135,8 +121,23 @@ fn main() {
     };
     let unknown = probe(r#"{"cmd":"send","id":"nope","line":1}"#);
     let nowait = probe(r#"{"cmd":"send","id":"python","line":{"action":"noop"}}"#);
+    // The reference and berth alternate round by round, so both meet the
+    // same machine (a shared, noisy one: measured one after the other, the
+    // ratio swung from 1.3x to 14x between runs).
+    let mut pipe = Vec::new();
     let mut request = Vec::new();
     for i in 0..rounds {
+        let t = Instant::now();
+        writeln!(stdin, "{{\"action\": \"ping\", \"id\": {i}}}").expect("write");
+        loop {
+            line.clear();
+            stdout.read_line(&mut line).expect("reply");
+            if line.contains(&format!("\"id\": {i}}}")) {
+                break;
+            }
+        }
+        pipe.push(t.elapsed());
+
         let t = Instant::now();
         writeln!(
             writer,
@@ -148,6 +149,7 @@ fn main() {
         assert!(line.contains("pong"), "{line}");
         request.push(t.elapsed());
     }
+    drop(stdin);
 
     let mut status = Vec::new();
     for _ in 0..rounds.min(100) {
