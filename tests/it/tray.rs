@@ -58,6 +58,13 @@ impl Drop for Berth {
     }
 }
 
+/// The tray's item on `panel`, once berth registered it.
+fn registered(panel: &Panel, berth: &Berth) -> String {
+    panel
+        .wait_item(WAIT)
+        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()))
+}
+
 fn spawn_berth(cmd: Command, dir: tempfile::TempDir) -> Berth {
     spawn_berth_with(cmd, dir, &[])
 }
@@ -196,9 +203,7 @@ fn the_tray_shows_and_drives_every_backend() {
 
     let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
     let mut berth = spawn_berth(desktop.command(BERTH), dir);
-    let item = panel
-        .wait_item(WAIT)
-        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()));
+    let item = registered(&panel, &berth);
 
     // The layout of DESIGN.md, with every entry's enabled state.
     let root = panel
@@ -372,9 +377,7 @@ fn sigterm_shows_stopping_in_the_tray_then_exits() {
     let dir = shell_backend("stubborn", "Stubborn", "trap '' TERM; exec sleep 300");
     let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
     let mut berth = spawn_berth(desktop.command(BERTH), dir);
-    let item = panel
-        .wait_item(WAIT)
-        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()));
+    let item = registered(&panel, &berth);
     let root = panel
         .wait_layout(&item, WAIT, |r| r.child("Stubborn").is_some())
         .unwrap_or_else(|last| panic!("no backend in the tray:\n{last}"));
@@ -413,9 +416,7 @@ fn the_process_line_shows_memory_once_the_submenu_opens() {
     let dir = shell_backend("mem", "Mem", "exec sleep 300");
     let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
     let berth = spawn_berth(desktop.command(BERTH), dir);
-    let item = panel
-        .wait_item(WAIT)
-        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()));
+    let item = registered(&panel, &berth);
     let root = panel
         .wait_layout(&item, WAIT, |r| r.child("Mem").is_some())
         .unwrap_or_else(|last| panic!("no backend in the tray:\n{last}"));
@@ -484,9 +485,7 @@ fn start_at_login_toggles_the_autostart_entry_and_a_crash_shows_its_last_error()
     let entry = dir.path().join("config/autostart/berth.desktop");
     let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
     let berth = spawn_berth(desktop.command(BERTH), dir);
-    let item = panel
-        .wait_item(WAIT)
-        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()));
+    let item = registered(&panel, &berth);
     let login = |root: &MenuNode| root.child("Start at login").and_then(|n| n.checked);
     let root = panel
         .wait_layout(&item, WAIT, |r| login(r).is_some())
@@ -552,9 +551,7 @@ fn open_backends_folder_opens_the_user_folder_and_warnings_name_full_paths() {
     let mut cmd = desktop.command(BERTH);
     cmd.env("PATH", path);
     let berth = spawn_berth_with(cmd, dir, &[&user]);
-    let item = panel
-        .wait_item(WAIT)
-        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()));
+    let item = registered(&panel, &berth);
     let warning = |folder: &Path| format!("⚠ {}", folder.join("broken.yaml").display());
     let root = panel
         .wait_layout(&item, WAIT, |r| {
@@ -733,9 +730,7 @@ fn manifest_actions_are_tray_items_that_run_when_clicked() {
     let mut cmd = desktop.command(BERTH);
     cmd.env("PATH", path);
     let berth = spawn_berth(cmd, dir);
-    let item = panel
-        .wait_item(WAIT)
-        .unwrap_or_else(|| panic!("the tray never registered; stderr:\n{}", berth.stderr()));
+    let item = registered(&panel, &berth);
     let root = panel
         .wait_layout(&item, WAIT, |r| r.child("Web").is_some())
         .unwrap_or_else(|last| panic!("no backend in the tray:\n{last}"));
