@@ -8,7 +8,7 @@
 //! also pays for starting a process and connecting, which the pipe does
 //! not; it is printed against the pipe and against the same cost without
 //! the backend, a `berth status` command, measured in the same run.
-//! `BERTH_SEND_ROUNDS` changes the number of rounds (default 200; the
+//! `BERTH_SEND_ROUNDS` changes the number of rounds (default 1000; the
 //! commands run at most 100 times).
 
 use std::io::{BufRead, BufReader, Write};
@@ -37,7 +37,7 @@ fn main() {
     let rounds: usize = std::env::var("BERTH_SEND_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(1000);
     let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dist/backend");
     assert!(exe.is_file(), "run python/build.sh first");
 

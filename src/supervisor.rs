@@ -366,6 +366,8 @@ struct JobRef {
     def: Arc<Backend>,
     manifest_error: Option<String>,
     removing: bool,
+    /// The running process's stdin while the job says it accepts lines.
+    talker: Arc<Mutex<talk::Talker>>,
 }
 
 /// Both locks guard data that stays consistent field by field if a panic
@@ -452,6 +454,7 @@ impl SupervisorHandle {
                 let job =
                     job::Job::new(shared.clone(), def.clone(), entry.error.clone(), generation);
                 job.publish();
+                let talker = job.talker();
                 tokio::spawn(job.run(rx));
                 // A new id, whether in the first catalog or a later one: an
                 // edit of an existing id never gets here, so it never
@@ -471,6 +474,7 @@ impl SupervisorHandle {
                         def: def.clone(),
                         manifest_error: entry.error.clone(),
                         removing: false,
+                        talker,
                     },
                 );
             }
@@ -621,6 +625,19 @@ impl SupervisorHandle {
                 id: id.to_owned(),
                 len: line.len(),
             });
+        }
+        // The running case goes straight into the pipe; anything else (not
+        // running, stopping, unknown, the run just ended) is the job's to
+        // answer, with its state.
+        let talker = {
+            let jobs = lock(&self.shared.jobs);
+            jobs.map
+                .get(id)
+                .filter(|j| !j.removing && !jobs.shut_down)
+                .map(|j| lock(&j.talker).clone())
+        };
+        if let Some(sent) = talker.and_then(|t| t.send(&line, wait)) {
+            return Ok(sent?);
         }
         self.command(id, "send", |reply| Control::Send { line, wait, reply })
             .await

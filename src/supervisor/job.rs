@@ -40,7 +40,7 @@ use super::health::{Monitor, Verdict};
 use super::logs::JsonLine;
 use super::restart::Exit;
 use super::sd_notify::{Listener, Notice};
-use super::talk::Replies;
+use super::talk::{Replies, Talker};
 use super::{ActionError, Outcome, Ran, Shared, State, actions};
 use crate::manifest::Backend;
 use crate::manifest::actions::ActionKind;
@@ -126,6 +126,10 @@ pub struct Job {
     closed: bool,
     /// The last stderr line of the last run (`last_stderr`).
     last_stderr: Option<String>,
+    /// Where the control socket's `send` finds the running process's
+    /// stdin without asking the job (see `talk::Talker`); empty while the
+    /// state accepts no lines.
+    talker: Arc<std::sync::Mutex<Talker>>,
     /// The arguments of the current, else the last, run (`args`).
     last_args: Option<Vec<String>>,
 }
@@ -194,13 +198,12 @@ impl Job {
             closed: false,
             last_stderr: None,
             last_args: None,
+            talker: Arc::default(),
         };
         job.recheck();
         job
     }
 
-    /// Writes this job's complete status to the board and publishes a
-    /// snapshot. Called once per transition.
     /// Tells the event subscribers (notifications) what just happened.
     pub(super) fn emit(&self, kind: super::EventKind) {
         self.shared.events.emit(super::JobEvent {
@@ -213,7 +216,21 @@ impl Job {
         });
     }
 
+    /// Writes this job's complete status to the board and publishes a
+    /// snapshot. Called once per transition; it also hands the control
+    /// socket the run's [`Talker`] while the state accepts lines, and takes
+    /// it back otherwise.
     pub fn publish(&self) {
+        let talker = self
+            .phase
+            .run()
+            .filter(|_| actions::accepts_lines(self.phase.state()))
+            .map(|run| run.talk.talker())
+            .unwrap_or_default();
+        *self
+            .talker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = talker;
         let status = state::status(&Facts {
             def: &self.def,
             phase: &self.phase,
@@ -229,6 +246,11 @@ impl Job {
         let mut board = self.shared.lock_board();
         board.set(&self.id, self.generation, status);
         self.shared.publish(&board);
+    }
+
+    /// Where this job puts the talker of a run that accepts lines.
+    pub fn talker(&self) -> Arc<std::sync::Mutex<Talker>> {
+        self.talker.clone()
     }
 
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Control>) {

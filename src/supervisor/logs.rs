@@ -11,6 +11,8 @@
 //! clients waiting for a reply (`berth send --wait`), each after the line is
 //! flushed to the file: whoever hears of a line finds it in the log.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -95,16 +97,20 @@ pub type JsonLine = serde_json::Map<String, serde_json::Value>;
 pub struct JsonOut {
     /// The job: status line, readiness (bounded, see [`JSON_QUEUE`]).
     pub job: mpsc::Sender<JsonLine>,
+    /// Set while the job matches every line against its `stdout_json`
+    /// ready probe; afterwards it is handed only lines with a `status`, so
+    /// a backend answering commands does not wake its job for each reply.
+    pub probing: Arc<AtomicBool>,
     /// Clients waiting for a reply (`berth send --wait`); dropped for a
     /// listener that falls behind, never waited for.
-    pub replies: tokio::sync::broadcast::Sender<std::sync::Arc<JsonLine>>,
+    pub replies: tokio::sync::broadcast::Sender<Arc<JsonLine>>,
 }
 
 /// The last non-blank stderr line of a run (v2 `last_stderr`): written by
 /// the pump at flush time, read by the job when the run ends. A lock held
 /// for one string swap, never across an await.
 #[derive(Debug, Clone, Default)]
-pub struct StderrTail(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+pub struct StderrTail(Arc<std::sync::Mutex<Option<String>>>);
 
 /// At most this many bytes of a stderr line are kept for `last_stderr` (the
 /// whole line stays in the log).
@@ -198,10 +204,25 @@ impl Sink<'_> {
             if !self.log.failing() {
                 self.flush();
             }
-            if self.json.replies.receiver_count() > 0 {
-                let _ = self.json.replies.send(std::sync::Arc::new(obj.clone()));
+            let listened = self.json.replies.receiver_count() > 0;
+            let for_job = self.json.probing.load(Ordering::Acquire) || obj.contains_key("status");
+            // The job hears first: of two tasks woken in a row, tokio runs
+            // the last one next on this thread and leaves the first to
+            // another, and the client waiting for a reply is the one in a
+            // hurry.
+            match (for_job, listened) {
+                (true, true) => {
+                    let _ = self.json.job.try_send(obj.clone());
+                    let _ = self.json.replies.send(Arc::new(obj));
+                }
+                (true, false) => {
+                    let _ = self.json.job.try_send(obj);
+                }
+                (false, true) => {
+                    let _ = self.json.replies.send(Arc::new(obj));
+                }
+                (false, false) => {}
             }
-            let _ = self.json.job.try_send(obj);
         }
     }
 }

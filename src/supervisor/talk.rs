@@ -12,11 +12,13 @@
 //!
 //! A [`Link`] belongs to one `job::state::Run` and ends with it: dropping it
 //! ends the writer task (also one stuck on a pipe nobody reads), which closes
-//! berth's end of the pipe.
+//! berth's end of the pipe. The job hands the control socket a [`Talker`]
+//! while the run accepts lines, so `berth send` writes without waiting for
+//! the job.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use nix::errno::Errno;
 
@@ -47,15 +49,43 @@ pub enum SendError {
 
 /// One run's stdin queue and stdout fan-out.
 pub struct Link {
+    pipe: Arc<Pipe>,
+    writer: Option<JoinHandle<()>>,
+}
+
+/// What a sender needs of a link, shared between the link and its
+/// [`Talker`]s.
+struct Pipe {
     id: String,
     queue: mpsc::UnboundedSender<Vec<u8>>,
     queued: Arc<AtomicUsize>,
     replies: broadcast::Sender<Arc<JsonLine>>,
-    writer: Option<JoinHandle<()>>,
     /// A second descriptor of the pipe for the direct write, closed with the
     /// link (never a number the writer task may have closed and the kernel
     /// reused). Non-blocking, like tokio's own.
     direct: Option<OwnedFd>,
+    /// Held for one send: the direct write and the queue must not
+    /// interleave two senders' lines. Never held across an await.
+    order: Mutex<()>,
+}
+
+/// A handle on a running backend's link for the control socket's `send`,
+/// so a line goes into the pipe without a round trip through the job task
+/// (two task switches, often across threads: they were most of what
+/// `berth send --wait` added to the backend's own reply time). It does not
+/// keep the link alive: once the run ends, berth's end of the pipe closes
+/// as before and the talker answers `None`.
+#[derive(Clone, Default)]
+pub struct Talker(Weak<Pipe>);
+
+impl Talker {
+    /// Writes or queues `line` like [`Link::send`], subscribing first when
+    /// `wait`. `None`: the run is over (ask the job why).
+    pub fn send(&self, line: &str, wait: bool) -> Option<Result<Option<Replies>, SendError>> {
+        let pipe = self.0.upgrade()?;
+        let replies = wait.then(|| pipe.replies.subscribe());
+        Some(pipe.send(line).map(|()| replies))
+    }
 }
 
 impl Link {
@@ -71,21 +101,49 @@ impl Link {
         let writer =
             stdin.map(|stdin| tokio::spawn(write_loop(id.to_owned(), stdin, rx, queued.clone())));
         Self {
-            id: id.to_owned(),
-            queue,
-            queued,
-            replies,
+            pipe: Arc::new(Pipe {
+                id: id.to_owned(),
+                queue,
+                queued,
+                replies,
+                direct,
+                order: Mutex::new(()),
+            }),
             writer,
-            direct,
         }
     }
 
     /// Writes or queues `line` (a newline is appended) without ever
-    /// waiting. Called by one task at a time (the run's job).
+    /// waiting.
     pub fn send(&self, line: &str) -> Result<(), SendError> {
+        self.pipe.send(line)
+    }
+
+    /// Stdout JSON objects from now on.
+    pub fn subscribe(&self) -> Replies {
+        self.pipe.replies.subscribe()
+    }
+
+    /// The sending side, for the log pump.
+    pub fn replies(&self) -> broadcast::Sender<Arc<JsonLine>> {
+        self.pipe.replies.clone()
+    }
+
+    /// A handle for senders outside the job (see [`Talker`]).
+    pub fn talker(&self) -> Talker {
+        Talker(Arc::downgrade(&self.pipe))
+    }
+}
+
+impl Pipe {
+    fn send(&self, line: &str) -> Result<(), SendError> {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
+        let _order = self
+            .order
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Nothing queued means nothing in flight either (the writer counts
         // a line down only once it is in the pipe): writing now keeps the
         // order of the lines.
@@ -112,16 +170,6 @@ impl Link {
             self.queued.fetch_sub(len, Ordering::AcqRel);
             SendError::Closed(self.id.clone())
         })
-    }
-
-    /// Stdout JSON objects from now on.
-    pub fn subscribe(&self) -> Replies {
-        self.replies.subscribe()
-    }
-
-    /// The sending side, for the log pump.
-    pub fn replies(&self) -> broadcast::Sender<Arc<JsonLine>> {
-        self.replies.clone()
     }
 }
 

@@ -7,6 +7,7 @@ use std::io;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -232,8 +233,13 @@ impl Job {
         }
         let talk = Link::start(&self.id, child.stdin.take());
         let (json_tx, json_rx) = mpsc::channel(logs::JSON_QUEUE);
+        let probing = Arc::new(AtomicBool::new(matches!(
+            def.ready.probe,
+            Probe::StdoutJson(_)
+        )));
         let json_out = logs::JsonOut {
             job: json_tx,
+            probing: probing.clone(),
             replies: talk.replies(),
         };
         let (log_tx, log_error) = tokio::sync::watch::channel(None);
@@ -276,6 +282,7 @@ impl Job {
         };
         let run = Run {
             talk,
+            probing,
             extra,
             ready_json: None,
             child,
@@ -348,6 +355,7 @@ impl Job {
         let became = matches!(phase, Phase::Starting(_));
         self.phase = match phase {
             Phase::Starting(mut run) => {
+                run.probing.store(false, Ordering::Release);
                 run.ready_deadline = None;
                 run.error = None;
                 if let Some(p) = run.probe.take() {

@@ -17,6 +17,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use tokio::process::Child;
 use tokio::sync::mpsc;
@@ -83,6 +84,9 @@ pub struct Run {
     pub started: Instant,
     /// stdout JSON lines from the log pump; `None` once it closed.
     pub json: Option<mpsc::Receiver<JsonLine>>,
+    /// Tells the pump to hand over every stdout JSON line, not only those
+    /// with a `status`: set while a `stdout_json` probe waits.
+    pub probing: Arc<AtomicBool>,
     pub pump: super::super::logs::Pump,
     /// The log file's current write error (full disk), from the pump.
     pub log_error: tokio::sync::watch::Receiver<Option<String>>,

@@ -55,14 +55,7 @@ fn send_wait_gets_the_pong_of_the_pyinstaller_build_and_ready_json_holds_its_por
         ])
     );
 
-    let out = home.run(&[
-        "send",
-        "python",
-        r#"{"action": "ping", "id": 7}"#,
-        "--wait",
-        "id=7",
-    ]);
-    assert_eq!(out.code(), 0, "{out:?}");
+    let out = send_wait(&home, "python", r#"{"action": "ping", "id": 7}"#, "id=7");
     let reply: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
     assert_eq!(reply, serde_json::json!({"reply": "pong", "id": 7}));
 
@@ -110,6 +103,14 @@ fn send_wait_gets_the_pong_of_the_pyinstaller_build_and_ready_json_holds_its_por
     assert_eq!(status["ready_json"], serde_json::Value::Null);
     // The last run's arguments stay visible.
     assert_eq!(status["args"], serde_json::json!(["--port", "0"]));
+}
+
+/// `berth send ID JSON --wait KEY=VALUE`, which must succeed.
+#[track_caller]
+fn send_wait(home: &Home, id: &str, json: &str, wait: &str) -> Out {
+    let out = home.run(&["send", id, json, "--wait", wait]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    out
 }
 
 /// `out` exited `code` with one stderr line that contains `text`.
@@ -317,4 +318,46 @@ fn start_args_are_repeated_by_automatic_restarts_and_dropped_by_a_plain_start() 
     home.run(&["start", "flaky"]);
     let lines = wait_for_lines(&calls, 4);
     assert_eq!(lines[3], "--base");
+}
+
+/// The socket writes to a running backend without asking its job, so this
+/// checks the two things the job still decides: once a stop begins, a line
+/// is refused with the state and never reaches the process; and a stdout
+/// line with a `status` still updates the status while the replies around
+/// it answer their senders.
+#[test]
+fn a_stopping_backend_takes_no_more_lines_and_status_lines_still_count() {
+    let home = Home::new();
+    let seen = home.path().join("seen");
+    // Echoes each line to stdout and to `seen`; takes its time to stop.
+    home.backend(
+        "slow",
+        &format!(
+            "trap 'sleep 5' TERM\nwhile read -r line; do echo \"$line\"; echo \"$line\" >> {}; done",
+            seen.display()
+        ),
+        "",
+    );
+    let _l = home.launch();
+    assert_eq!(home.run(&["start", "slow"]).code(), 0);
+
+    send_wait(&home, "slow", r#"{"status": "busy", "n": 1}"#, "n=1");
+    send_wait(&home, "slow", r#"{"n": 2}"#, "n=2");
+    assert_eq!(home.status_of("slow")["status_line"], "busy");
+
+    let stop = home.berth(&["stop", "slow"]).spawn().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || home.status_of("slow")["state"]
+            == "stopping"),
+        "never stopping"
+    );
+    refused(
+        &home.run(&["send", "slow", r#"{"n": 3}"#]),
+        1,
+        "slow: cannot send while stopping",
+    );
+    let out = stop.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let lines = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
 }
