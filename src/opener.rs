@@ -2,12 +2,20 @@
 //! (`xdg-open`), for the tray's items, the notifications' "Open log" and the
 //! manifests' `open` actions alike: its own module so that none of them
 //! depends on another.
+//!
+//! What the tray set in berth's environment for its own GTK (`GDK_GL`,
+//! `NO_AT_BRIDGE`, ...: `env_remove`) is removed for the opener: the
+//! application it starts is the user's, and `NO_AT_BRIDGE=1` would hide it
+//! from a screen reader.
+
+use std::ffi::OsStr;
+use std::path::Path;
 
 /// Opens a file or folder with the desktop's default application, detached:
 /// the child is reaped by a thread so the event loop never waits on it. A
 /// failure is logged.
-pub fn open_with_desktop(path: &std::path::Path) {
-    if let Err(e) = try_open_with_desktop(path.as_os_str()) {
+pub fn open_with_desktop(path: &Path, env_remove: &[impl AsRef<OsStr>]) {
+    if let Err(e) = try_open_with_desktop(path.as_os_str(), env_remove) {
         tracing::warn!(path = %path.display(), error = %e, "cannot run the desktop's opener");
     }
 }
@@ -15,13 +23,20 @@ pub fn open_with_desktop(path: &std::path::Path) {
 /// Starts the desktop's opener (`xdg-open`, `open` on macOS) on `target`, a
 /// path or a URL, detached: no stdio, reaped by a thread. Fails only when it
 /// cannot be started (an `open` action reports that to whoever asked).
-pub fn try_open_with_desktop(target: &std::ffi::OsStr) -> std::io::Result<()> {
+pub fn try_open_with_desktop(
+    target: &OsStr,
+    env_remove: &[impl AsRef<OsStr>],
+) -> std::io::Result<()> {
     let opener = if cfg!(target_os = "macos") {
         "open"
     } else {
         "xdg-open"
     };
-    let mut child = std::process::Command::new(opener)
+    let mut cmd = std::process::Command::new(opener);
+    for key in env_remove {
+        cmd.env_remove(key);
+    }
+    let mut child = cmd
         .arg(target)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

@@ -533,6 +533,13 @@ impl SupervisorHandle {
         tokio::join!(self.recheck(), self.shared.metrics.look());
     }
 
+    /// What the launcher's front end set in berth's environment for itself
+    /// ([`Config::env_remove`]): no program berth starts inherits it, the
+    /// desktop's opener included.
+    pub fn env_remove(&self) -> &[String] {
+        &self.shared.config.env_remove
+    }
+
     /// `true` while a face shows CPU/RSS continuously (the tray's open
     /// submenu): sampled once a second until the matching `false`.
     pub fn watch_usage(&self, on: bool) {

@@ -255,7 +255,7 @@ async fn listen(
                     });
                 }
                 OPEN_LOG => match log {
-                    Some(log) => crate::opener::open_with_desktop(&log),
+                    Some(log) => crate::opener::open_with_desktop(&log, handle.env_remove()),
                     None => tracing::warn!(backend = %backend, "no log file yet"),
                 },
                 _ => {}

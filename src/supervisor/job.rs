@@ -600,8 +600,11 @@ impl Job {
                 let target = template
                     .expand(&values)
                     .map_err(|e| refuse(e.to_string()))?;
-                crate::opener::try_open_with_desktop(target.as_ref())
-                    .map_err(|e| refuse(format!("cannot run the desktop's opener: {e}")))?;
+                crate::opener::try_open_with_desktop(
+                    target.as_ref(),
+                    &self.shared.config.env_remove,
+                )
+                .map_err(|e| refuse(format!("cannot run the desktop's opener: {e}")))?;
                 tracing::info!(backend = %self.id, action = label, %target, "opened");
                 Ok(Acted::Done(Ran::Opened(target)))
             }

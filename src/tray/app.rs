@@ -90,13 +90,17 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                 match &action {
                     Action::OpenLog(id) => match latest.get(id.as_str()) {
                         Some(status) => match &status.detail.log {
-                            Some(log) => super::open_with_desktop(log),
+                            Some(log) => super::open_with_desktop(log, super::env_overrides()),
                             None => tracing::warn!(backend = %id, "no log file yet"),
                         },
                         None => tracing::warn!(backend = %id, "no such backend"),
                     },
-                    Action::OpenFile(path) => super::open_with_desktop(path),
-                    Action::OpenFolder => super::open_with_desktop(&backends_dir),
+                    Action::OpenFile(path) => {
+                        super::open_with_desktop(path, super::env_overrides())
+                    }
+                    Action::OpenFolder => {
+                        super::open_with_desktop(&backends_dir, super::env_overrides())
+                    }
                     Action::ToggleStartAtLogin => {
                         // A small file written on this thread: no bus, no wait.
                         let result = if crate::autostart::is_enabled() {

@@ -520,7 +520,7 @@ fn start_at_login_toggles_the_autostart_entry_and_a_crash_shows_its_last_error()
 
 /// Two backends folders (the second the user folder): a broken file in each
 /// is a warning named by its full path, and "Open backends folder" opens
-/// the user folder.
+/// the user folder, without the environment berth-tray set for itself.
 #[test]
 fn open_backends_folder_opens_the_user_folder_and_warnings_name_full_paths() {
     let Some(desktop) = Desktop::start("open_backends_folder_opens_the_user_folder") else {
@@ -533,13 +533,17 @@ fn open_backends_folder_opens_the_user_folder_and_warnings_name_full_paths() {
     for folder in [&user, &shipped] {
         std::fs::write(folder.join("broken.yaml"), "id: [").unwrap();
     }
-    // A stand-in for xdg-open that records what it was asked to open.
+    // A stand-in for xdg-open that records what it was asked to open, and
+    // whether it inherited what berth-tray set for its own GTK.
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     crate::util::script(
         &bin,
         "xdg-open",
-        &format!("echo \"$1\" >> {}/opened", dir.path().display()),
+        &format!(
+            "echo \"$1 gl=${{GDK_GL-unset}}\" >> {}/opened",
+            dir.path().display()
+        ),
     );
     let opened = dir.path().join("opened");
     let path = format!(
@@ -561,7 +565,7 @@ fn open_backends_folder_opens_the_user_folder_and_warnings_name_full_paths() {
     click(&panel, &item, &root, &["Open backends folder"]);
     // Written whole (a first line and its newline) by the stand-in.
     let text = crate::util::wait_file(&opened, WAIT);
-    assert_eq!(text.trim(), user.display().to_string());
+    assert_eq!(text.trim(), format!("{} gl=unset", user.display()));
 }
 
 /// No display, or no session bus: one line, and berth runs headless.
