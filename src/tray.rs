@@ -14,6 +14,8 @@
 //!   cannot be replaced) and turns clicks into [`Action`]s.
 //! - `shown` tells when the panel opens a backend submenu, so usage is
 //!   sampled only while someone can see it.
+//! - `theme` keeps GTK's theme empty while a panel draws the menu (the
+//!   desktop's theme is only loaded while berth draws it itself).
 //!
 //! ## How the launcher uses it
 //!
@@ -43,6 +45,8 @@ mod app;
 mod probe;
 #[cfg(target_os = "linux")]
 mod shown;
+#[cfg(target_os = "linux")]
+mod theme;
 
 pub use crate::opener::open_with_desktop;
 pub use action::{Action, ItemId, ParseActionError};
