@@ -14,6 +14,10 @@
 //!   cannot be replaced) and turns clicks into [`Action`]s.
 //! - `shown` tells when the panel opens a backend submenu, so usage is
 //!   sampled only while someone can see it.
+//! - `resident` gives back, once start-up is over, the pages of berth's
+//!   own code that only start-up ran.
+//! - `theme` keeps GTK's theme empty while a panel draws the menu (the
+//!   desktop's theme is only loaded while berth draws it itself).
 //!
 //! ## How the launcher uses it
 //!
@@ -42,7 +46,11 @@ pub mod menu;
 mod app;
 mod probe;
 #[cfg(target_os = "linux")]
+mod resident;
+#[cfg(target_os = "linux")]
 mod shown;
+#[cfg(target_os = "linux")]
+mod theme;
 
 pub use crate::opener::open_with_desktop;
 pub use action::{Action, ItemId, ParseActionError};

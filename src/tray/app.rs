@@ -47,6 +47,8 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
     } = inputs;
     #[cfg(target_os = "linux")]
     let shown = super::shown::Shown::new(shown);
+    #[cfg(target_os = "linux")]
+    let _theme = super::theme::Theme::follow();
     #[cfg(not(target_os = "linux"))]
     let _ = shown;
     let mut event_loop = EventLoopBuilder::<UserEvent>::with_user_event().build();
@@ -72,6 +74,11 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                 Ok(created) => {
                     tray = Some(created);
                     render = true;
+                    #[cfg(target_os = "linux")]
+                    gtk::glib::timeout_add_local_once(
+                        super::resident::START_UP,
+                        super::resident::after_start_up,
+                    );
                 }
                 Err(e) => failure = Some(e),
             },

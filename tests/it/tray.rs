@@ -541,7 +541,7 @@ fn open_backends_folder_opens_the_user_folder_and_warnings_name_full_paths() {
         &bin,
         "xdg-open",
         &format!(
-            "echo \"$1 gl=${{GDK_GL-unset}}\" >> {}/opened",
+            "echo \"$1 gl=${{GDK_GL-unset}} theme=${{GTK_THEME-unset}}\" >> {}/opened",
             dir.path().display()
         ),
     );
@@ -565,7 +565,10 @@ fn open_backends_folder_opens_the_user_folder_and_warnings_name_full_paths() {
     click(&panel, &item, &root, &["Open backends folder"]);
     // Written whole (a first line and its newline) by the stand-in.
     let text = crate::util::wait_file(&opened, WAIT);
-    assert_eq!(text.trim(), format!("{} gl=unset", user.display()));
+    assert_eq!(
+        text.trim(),
+        format!("{} gl=unset theme=unset", user.display())
+    );
 }
 
 /// No display, or no session bus: one line, and berth runs headless.
