@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::process::Child;
@@ -129,7 +129,7 @@ pub struct Job {
     /// Where the control socket's `send` finds the running process's
     /// stdin without asking the job (see `talk::Talker`); empty while the
     /// state accepts no lines.
-    talker: Arc<std::sync::Mutex<Talker>>,
+    talker: Arc<Mutex<Talker>>,
     /// The arguments of the current, else the last, run (`args`).
     last_args: Option<Vec<String>>,
 }
@@ -227,10 +227,7 @@ impl Job {
             .filter(|_| actions::accepts_lines(self.phase.state()))
             .map(|run| run.talk.talker())
             .unwrap_or_default();
-        *self
-            .talker
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = talker;
+        *super::lock(&self.talker) = talker;
         let status = state::status(&Facts {
             def: &self.def,
             phase: &self.phase,
@@ -249,7 +246,7 @@ impl Job {
     }
 
     /// Where this job puts the talker of a run that accepts lines.
-    pub fn talker(&self) -> Arc<std::sync::Mutex<Talker>> {
+    pub fn talker(&self) -> Arc<Mutex<Talker>> {
         self.talker.clone()
     }
 

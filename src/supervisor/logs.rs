@@ -196,7 +196,7 @@ impl Sink<'_> {
         }
         if stream == "stdout"
             && text.first() == Some(&b'{')
-            && let Ok(obj) = serde_json::from_slice::<JsonLine>(text)
+            && let Ok(mut obj) = serde_json::from_slice::<JsonLine>(text)
         {
             // The line is in the file before anyone hears of it: when
             // `berth start` reports running, the ready line is in the log.
@@ -210,18 +210,16 @@ impl Sink<'_> {
             // the last one next on this thread and leaves the first to
             // another, and the client waiting for a reply is the one in a
             // hurry.
-            match (for_job, listened) {
-                (true, true) => {
-                    let _ = self.json.job.try_send(obj.clone());
-                    let _ = self.json.replies.send(Arc::new(obj));
-                }
-                (true, false) => {
-                    let _ = self.json.job.try_send(obj);
-                }
-                (false, true) => {
-                    let _ = self.json.replies.send(Arc::new(obj));
-                }
-                (false, false) => {}
+            if for_job {
+                let line = if listened {
+                    obj.clone()
+                } else {
+                    std::mem::take(&mut obj)
+                };
+                let _ = self.json.job.try_send(line);
+            }
+            if listened {
+                let _ = self.json.replies.send(Arc::new(obj));
             }
         }
     }
