@@ -152,7 +152,7 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(LauncherError::Runtime)?;
-    let config = supervisor::Config {
+    let config = crate::status::Config {
         log_dir: crate::paths::log_dir(),
         log_max_size: args.log_max_size,
         log_backups: args.log_backups,
@@ -275,7 +275,7 @@ impl Launcher {
     pub async fn start(
         dirs: Vec<PathBuf>,
         socket_path: &Path,
-        config: supervisor::Config,
+        config: crate::status::Config,
         trust: Arc<crate::trust::Trust>,
         notify: bool,
     ) -> Result<Self, LauncherError> {

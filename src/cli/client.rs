@@ -14,7 +14,7 @@ use super::Exit;
 use crate::control::client::{Client, ClientError, STATUS_TIMEOUT};
 use crate::control::{Reply, Request};
 use crate::human;
-use crate::supervisor::BackendStatus;
+use crate::status::BackendStatus;
 use crate::verb::Verb;
 
 pub(super) fn connect(socket: &Path) -> anyhow::Result<Client> {
@@ -131,7 +131,7 @@ fn state_text(b: &BackendStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::State;
+    use crate::status::State;
 
     #[test]
     fn table_has_one_aligned_row_per_file() {

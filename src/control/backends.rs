@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::status::{ActionError, Outcome, Snapshot};
 use crate::supervisor::talk::Replies;
-use crate::supervisor::{ActionError, Outcome, Ran, Snapshot, SupervisorHandle};
+use crate::supervisor::{Ran, SupervisorHandle};
 use crate::verb::Verb;
 
 /// What the control socket needs from whoever runs the backends.

@@ -19,7 +19,8 @@ use tokio::sync::{Semaphore, watch};
 pub use super::backends::Backends;
 use super::idle::IdleClients;
 use super::protocol::{MAX_LINE, Reply, Request};
-use crate::supervisor::{ActionError, BackendStatus, Outcome, Ran, Snapshot, State};
+use crate::status::{ActionError, BackendStatus, Outcome, Snapshot, State};
+use crate::supervisor::Ran;
 use crate::verb::Verb;
 
 /// Asks whoever owns the backends folders to read them again; the answer

@@ -9,7 +9,7 @@ use berth::verb::Verb;
 use std::path::Path;
 use std::sync::Arc;
 
-use berth::supervisor::{Snapshot, State};
+use berth::status::{Snapshot, State};
 use berth::trust::{Policy, Trust};
 
 use super::{Fx, exe, manifest};
