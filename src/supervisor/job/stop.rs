@@ -15,8 +15,9 @@ use tokio::time::Instant;
 
 use super::state::{Phase, Rest, Run};
 use super::{DRAIN, Flow, Job, Reply};
+use crate::status::Outcome;
+use crate::supervisor::group;
 use crate::supervisor::restart::{self, Decision, Ending, Exit};
-use crate::supervisor::{Outcome, group};
 
 /// After SIGKILL, how long before giving up on a group (a process in
 /// uninterruptible sleep cannot die earlier).
@@ -255,11 +256,11 @@ impl Job {
         };
         let then = self.phase.state();
         self.emit(match unhealthy {
-            Some(error) => super::super::EventKind::Unhealthy {
+            Some(error) => super::super::events::EventKind::Unhealthy {
                 reason: self.phase.error().unwrap_or(error),
                 then,
             },
-            None => super::super::EventKind::Exited {
+            None => super::super::events::EventKind::Exited {
                 code: exit.code(),
                 signal: exit.signal_name(),
                 then,
