@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::net::UnixStream;
 use tokio::sync::watch;
 
-use crate::supervisor::Snapshot;
+use crate::status::Snapshot;
 
 /// How long a caller from a backend the board does not show yet waits for
 /// it to appear (it is published right after its spawn returns).
