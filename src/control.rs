@@ -6,6 +6,7 @@
 //! shared by both sides. [`backends`] is what the server asks of the
 //! supervisor.
 
+mod admit;
 pub mod backends;
 pub mod client;
 pub mod idle;
