@@ -361,3 +361,49 @@ fn a_stopping_backend_takes_no_more_lines_and_status_lines_still_count() {
     let lines = std::fs::read_to_string(&seen).unwrap();
     assert_eq!(lines.lines().count(), 2, "{lines}");
 }
+
+/// Issue #23, point 5: the ready line is the backend's word, and it must not
+/// move an `open` action to another host, turn it into a `file:` URL or an
+/// option of `xdg-open`. Each is refused with its reason; the opener sees
+/// only the target that kept the manifest's host.
+#[test]
+fn an_open_action_is_not_steered_by_the_ready_line() {
+    let home = Home::new();
+    let (path, record) = crate::util::recording_opener(home.path());
+    home.backend(
+        "web",
+        "echo '{\"status\": \"ready\", \"port\": \"1@evil.example\", \"url\": \"file:///etc/passwd\", \"flag\": \"--version\", \"good\": 4321}'\nsleep 60",
+        "ready: { stdout_json: { status: ready } }\nactions:\n  - { label: Host, open: \"http://127.0.0.1:${ready.port}/ui\" }\n  - { label: File, open: \"${ready.url}\" }\n  - { label: Flag, open: \"${ready.flag}\" }\n  - { label: Good, open: \"http://127.0.0.1:${ready.good}/ui\" }\n",
+    );
+    let _l = home.launch_with_cmd(&[], |c| {
+        c.env("PATH", &path);
+    });
+    assert_eq!(home.run(&["start", "web"]).code(), 0);
+    let available: Vec<bool> = home.status_of("web")["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["available"].as_bool().unwrap())
+        .collect();
+    assert_eq!(available, [false, false, false, true]);
+    for (label, reason) in [
+        (
+            "Host",
+            "its host is \"evil.example\", the manifest wrote \"127.0.0.1\"",
+        ),
+        ("File", "neither an http(s) URL"),
+        ("Flag", "neither an http(s) URL"),
+    ] {
+        let out = home.run(&["action", "web", label]);
+        assert_eq!(out.code(), 1, "{label}: {out:?}");
+        assert!(
+            out.stderr().contains(reason) && one_line(&out.stderr()),
+            "{label}: {out:?}"
+        );
+    }
+    assert_eq!(home.run(&["action", "web", "Good"]).code(), 0);
+    assert_eq!(wait_for_lines(&record, 1), ["http://127.0.0.1:4321/ui"]);
+    // Nothing else reached the opener.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(wait_for_lines(&record, 1), ["http://127.0.0.1:4321/ui"]);
+}
