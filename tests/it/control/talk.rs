@@ -407,3 +407,31 @@ fn an_open_action_is_not_steered_by_the_ready_line() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(wait_for_lines(&record, 1), ["http://127.0.0.1:4321/ui"]);
 }
+
+/// Issue #23, point 13: a `send` line of the documented 64 KiB was refused,
+/// because the request around it counted against the socket's line limit.
+#[test]
+fn a_send_line_of_exactly_64_kib_is_accepted() {
+    let home = Home::new();
+    home.backend(
+        "reader",
+        "echo '{\"status\": \"ready\"}'\nwhile read -r line; do echo \"got ${#line}\"; done",
+        "ready: { stdout_json: { status: ready } }\n",
+    );
+    let _l = home.launch();
+    assert_eq!(home.run(&["start", "reader"]).code(), 0);
+    // A JSON string: its quotes count, so the compact line is 65536 bytes.
+    let line = format!("\"{}\"", "x".repeat(64 * 1024 - 2));
+    let out = home.run(&["send", "reader", &line]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(home.log("reader"))
+            .unwrap_or_default()
+            .contains("stdout got 65536")
+    }));
+    // One byte more is refused, in one line.
+    let line = format!("\"{}\"", "x".repeat(64 * 1024 - 1));
+    let out = home.run(&["send", "reader", &line]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr().contains("over the limit"), "{out:?}");
+}
