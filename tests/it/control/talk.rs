@@ -435,3 +435,31 @@ fn a_send_line_of_exactly_64_kib_is_accepted() {
     assert_eq!(out.code(), 1, "{out:?}");
     assert!(out.stderr().contains("over the limit"), "{out:?}");
 }
+
+/// Issue #23, point 13: a backend that had said `{"status": "ready"}` kept
+/// showing "ready" once stopped or exited; the status line goes with its run.
+#[test]
+fn the_status_line_is_cleared_with_its_run() {
+    let home = Home::new();
+    home.backend(
+        "said",
+        "echo '{\"status\": \"ready\"}'\nread -r line\nexit 1",
+        "ready: { stdout_json: { status: ready } }\n",
+    );
+    let _l = home.launch();
+    for end in ["stop", "exit"] {
+        assert_eq!(home.run(&["start", "said"]).code(), 0);
+        assert_eq!(home.status_of("said")["status_line"], "ready");
+        match end {
+            "stop" => assert_eq!(home.run(&["stop", "said"]).code(), 0),
+            _ => {
+                assert_eq!(home.run(&["send", "said", "1"]).code(), 0);
+                assert!(wait_until(Duration::from_secs(10), || {
+                    home.status_of("said")["state"] == "exited"
+                }));
+            }
+        }
+        let status = home.status_of("said");
+        assert_eq!(status["status_line"], serde_json::Value::Null, "{status}");
+    }
+}
