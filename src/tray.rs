@@ -56,7 +56,7 @@ pub use crate::opener::open_with_desktop;
 pub use action::{Action, ItemId, ParseActionError};
 pub use probe::{TrayUnavailable, env_overrides, prepare_env, probe};
 
-use crate::supervisor::Snapshot;
+use crate::status::Snapshot;
 
 /// Everything the tray needs from the rest of berth; deliberately not the
 /// `SupervisorHandle`, so the tray can be driven by any snapshot source
