@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::super::EventKind;
+use super::super::events::EventKind;
 use super::super::given::{self, GivenError, Token};
 use super::super::logs::{self, JsonLine, LogFile};
 use super::super::ready;
