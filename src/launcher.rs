@@ -340,6 +340,16 @@ impl Launcher {
     }
 
     /// Lets the tray's Quit end [`Launcher::run_until_quit`].
+    /// The control socket's folder: ours and 0700 (checked when the
+    /// socket was bound), so what berth writes there for itself (the tray's
+    /// icon files) is out of every other user's reach.
+    pub fn private_dir(&self) -> PathBuf {
+        self.socket_file
+            .path()
+            .parent()
+            .map_or_else(PathBuf::new, Path::to_path_buf)
+    }
+
     pub fn quitter(&self) -> Quitter {
         self.quitter.clone()
     }

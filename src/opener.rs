@@ -23,14 +23,22 @@ pub fn open_with_desktop(path: &Path, env_remove: &[impl AsRef<OsStr>]) {
 
 /// Starts the desktop's opener (`xdg-open`, `open` on macOS) on `target`, a
 /// path or a URL, detached: no stdio, reaped by a thread. Fails only when it
-/// cannot be started (an `open` action reports that to whoever asked).
-/// `shown` is how the target appears in berth's log: an `open` action's URL
-/// as written, so a `${token}` in it is never expanded into a log.
+/// cannot be started (an `open` action reports that to whoever asked), or
+/// when `target` starts with `-`: `xdg-open` takes no `--`, so such a
+/// target would be read as one of its options. `shown` is how the target
+/// appears in berth's log: an `open` action's URL as written, so a
+/// `${token}` in it is never expanded into a log.
 pub fn try_open_with_desktop(
     target: &OsStr,
     shown: &str,
     env_remove: &[impl AsRef<OsStr>],
 ) -> std::io::Result<()> {
+    if target.as_encoded_bytes().starts_with(b"-") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a target starting with '-' would be an option of the opener",
+        ));
+    }
     let opener = if cfg!(target_os = "macos") {
         "open"
     } else {

@@ -599,18 +599,16 @@ impl Job {
             return Err(refuse(reason));
         }
         match &action.kind {
-            ActionKind::Open(template) => {
-                let target = template
-                    .expand(&values)
-                    .map_err(|e| refuse(e.to_string()))?;
+            ActionKind::Open(open) => {
+                let target = open.resolve(&values).map_err(|e| refuse(e.to_string()))?;
                 crate::opener::try_open_with_desktop(
                     target.as_ref(),
-                    template.as_str(),
+                    open.template().as_str(),
                     &self.shared.config.env_remove,
                 )
                 .map_err(|e| refuse(format!("cannot run the desktop's opener: {e}")))?;
                 // As written: the expanded URL may hold the run's token.
-                tracing::info!(backend = %self.id, action = label, target = %template, "opened");
+                tracing::info!(backend = %self.id, action = label, target = %open.template(), "opened");
                 Ok(Acted::Done(Ran::Opened(target)))
             }
             ActionKind::Send(line) => {
