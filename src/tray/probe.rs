@@ -56,8 +56,7 @@ mod linux {
     const APPINDICATOR: [&CStr; 2] = [c"libayatana-appindicator3.so.1", c"libappindicator3.so.1"];
 
     pub(super) fn probe() -> Result<(), TrayUnavailable> {
-        // SAFETY: getpid and gettid have no preconditions.
-        if unsafe { libc::getpid() != libc::gettid() } {
+        if nix::unistd::getpid() != nix::unistd::gettid() {
             return Err(TrayUnavailable::NotMainThread);
         }
         if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
