@@ -127,6 +127,10 @@ pub fn run(
 ) -> Result<ExitCode, LauncherError> {
     let open_dir = usable_folders(&args.folders)?;
     logging::init(args.log_max_size, args.log_backups);
+    // Before any backend exists: its /proc reads of berth are refused.
+    if let Err(e) = crate::sandbox::hidden::hide_self() {
+        tracing::warn!(error = %e, "cannot make berth non-dumpable: backends can read its environment");
+    }
     for duplicate in &args.folders.duplicates {
         tracing::warn!("{duplicate}");
     }

@@ -30,7 +30,9 @@
 //!   so a backend that does not read never blocks anyone.
 //! - A guardian process (`guardian`) learns every process group before its
 //!   first instruction runs and stops them all if berth dies, even by
-//!   SIGKILL. A process that leaves its group (`setsid`) is out of reach of
+//!   SIGKILL. Each backend is spawned as the leader of its own session
+//!   (`setsid`), so no other backend's process can join its group. A
+//!   process that leaves its group (`setpgid`, `setsid`) is out of reach of
 //!   both the stop and the guardian.
 
 use std::path::PathBuf;
