@@ -24,6 +24,7 @@ use crate::tray::{self, Action, TrayInputs};
 pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, dir: PathBuf) -> ExitCode {
     let handle = launcher.handle();
     let quitter = launcher.quitter();
+    let icon_dir = launcher.private_dir().join("tray-icon");
     let quitting = launcher.quitting();
     let (exit_tx, exit_rx) = watch::channel(false);
     let (actions_tx, actions_rx) = mpsc::unbounded_channel();
@@ -41,6 +42,7 @@ pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, dir: Pa
         quitting,
         exit: exit_rx,
         backends_dir: dir,
+        icon_dir,
         runtime: runtime.handle().clone(),
         shown: shown_tx,
     };
