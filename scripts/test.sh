@@ -16,6 +16,9 @@ fi
 
 scripts/deps.sh
 python/build.sh --onedir --dev
+# The FastAPI example (fastapi and uvicorn from PyPI into python/.venv),
+# run under berth by tests/it/control/fastapi.rs.
+examples/python-fastapi/build.sh
 
 cargo fmt --check
 
