@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth::manifest::Digest;
-use berth::supervisor::{BackendStatus, Detail, Snapshot, State};
+use berth::status::{BackendStatus, Detail, Snapshot, State};
 use berth::tray::{self, Action, TrayInputs};
 
 fn backend(id: &str, name: &str, state: State) -> BackendStatus {
@@ -108,12 +108,15 @@ fn main() {
             let _ = snap_tx.send(Arc::new(snapshot(step, running, started)));
         }
     });
+    // A private folder for the icon files (berth uses its socket's folder).
+    let icon_dir = tempfile::tempdir().expect("a temporary folder for the icons");
     let result = tray::run(TrayInputs {
         snapshots: snap_rx,
         actions: action_tx,
         quitting: quitting_rx,
         exit: exit_rx,
         backends_dir: PathBuf::from("/tmp/backends"),
+        icon_dir: icon_dir.path().to_path_buf(),
         runtime: runtime.handle().clone(),
         shown: tokio::sync::watch::channel(false).0,
     });

@@ -37,7 +37,8 @@ use tokio::task::JoinHandle;
 
 use crate::control::{self, Control, socket};
 use crate::folders::Folders;
-use crate::supervisor::{self, ActionError, Outcome, Snapshot, SupervisorHandle};
+use crate::status::{ActionError, Outcome, Snapshot};
+use crate::supervisor::{self, SupervisorHandle};
 use crate::watch;
 
 mod logging;
@@ -126,6 +127,10 @@ pub fn run(
 ) -> Result<ExitCode, LauncherError> {
     let open_dir = usable_folders(&args.folders)?;
     logging::init(args.log_max_size, args.log_backups);
+    // Before any backend exists: its /proc reads of berth are refused.
+    if let Err(e) = crate::sandbox::hidden::hide_self() {
+        tracing::warn!(error = %e, "cannot make berth non-dumpable: backends can read its environment");
+    }
     for duplicate in &args.folders.duplicates {
         tracing::warn!("{duplicate}");
     }
@@ -152,7 +157,7 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(LauncherError::Runtime)?;
-    let config = supervisor::Config {
+    let config = crate::status::Config {
         log_dir: crate::paths::log_dir(),
         log_max_size: args.log_max_size,
         log_backups: args.log_backups,
@@ -275,7 +280,7 @@ impl Launcher {
     pub async fn start(
         dirs: Vec<PathBuf>,
         socket_path: &Path,
-        config: supervisor::Config,
+        config: crate::status::Config,
         trust: Arc<crate::trust::Trust>,
         notify: bool,
     ) -> Result<Self, LauncherError> {
@@ -335,6 +340,16 @@ impl Launcher {
     }
 
     /// Lets the tray's Quit end [`Launcher::run_until_quit`].
+    /// The control socket's folder: ours and 0700 (checked when the
+    /// socket was bound), so what berth writes there for itself (the tray's
+    /// icon files) is out of every other user's reach.
+    pub fn private_dir(&self) -> PathBuf {
+        self.socket_file
+            .path()
+            .parent()
+            .map_or_else(PathBuf::new, Path::to_path_buf)
+    }
+
     pub fn quitter(&self) -> Quitter {
         self.quitter.clone()
     }

@@ -30,14 +30,14 @@
 //!   so a backend that does not read never blocks anyone.
 //! - A guardian process (`guardian`) learns every process group before its
 //!   first instruction runs and stops them all if berth dies, even by
-//!   SIGKILL. A process that leaves its group (`setsid`) is out of reach of
+//!   SIGKILL. Each backend is spawned as the leader of its own session
+//!   (`setsid`), so no other backend's process can join its group. A
+//!   process that leaves its group (`setpgid`, `setsid`) is out of reach of
 //!   both the stop and the guardian.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 mod actions;
@@ -52,6 +52,7 @@ mod metrics;
 pub mod ready;
 pub mod restart;
 pub mod sd_notify;
+mod shared;
 pub mod talk;
 
 pub use actions::Ran;
@@ -59,297 +60,24 @@ pub use job::LaunchError;
 
 use crate::manifest::Backend;
 use crate::registry::{Catalog, Standing};
-use board::Board;
+use crate::status::{ActionError, BackendStatus, Config, Outcome, Snapshot};
 pub use events::{EventKind, JobEvent};
 use job::Control;
-
-/// The state of a backend, as in DESIGN.md's states table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum State {
-    Stopped,
-    Starting,
-    Running,
-    Stopping,
-    Exited,
-    Backoff,
-    Failed,
-    NotFound,
-    IntegrityFailed,
-    Invalid,
-    Incompatible,
-    Unsupported,
-    /// v2, "Trust": signature missing (when required), bad, or by no trusted key.
-    Untrusted,
-    Superseded,
-}
-
-impl State {
-    /// The word used by `status` and the JSON (`integrity-failed`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stopped => "stopped",
-            Self::Starting => "starting",
-            Self::Running => "running",
-            Self::Stopping => "stopping",
-            Self::Exited => "exited",
-            Self::Backoff => "backoff",
-            Self::Failed => "failed",
-            Self::NotFound => "not-found",
-            Self::IntegrityFailed => "integrity-failed",
-            Self::Invalid => "invalid",
-            Self::Incompatible => "incompatible",
-            Self::Unsupported => "unsupported",
-            Self::Untrusted => "untrusted",
-            Self::Superseded => "superseded",
-        }
-    }
-
-    /// A process exists (or is being stopped) in this state.
-    pub fn has_process(self) -> bool {
-        matches!(self, Self::Starting | Self::Running | Self::Stopping)
-    }
-
-    /// Start acts in every state without a process except these five; in
-    /// backoff it starts at once, without waiting for the delay.
-    pub fn can_start(self) -> bool {
-        !matches!(
-            self,
-            Self::Invalid
-                | Self::Incompatible
-                | Self::Unsupported
-                | Self::Untrusted
-                | Self::Superseded
-        ) && !self.has_process()
-    }
-
-    /// Stop acts in these states.
-    pub fn can_stop(self) -> bool {
-        matches!(self, Self::Starting | Self::Running | Self::Backoff)
-    }
-
-    /// Restart acts whenever Start or Stop would.
-    pub fn can_restart(self) -> bool {
-        self.can_start() || self.can_stop()
-    }
-}
-
-impl std::fmt::Display for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One manifest file as seen by users: the element of `berth status --json`.
-/// Field names and types are the contract of DESIGN.md.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BackendStatus {
-    pub id: Option<String>,
-    pub name: Option<String>,
-    pub version: Option<String>,
-    /// The executable path in use (or that would be used).
-    pub path: Option<String>,
-    pub error: Option<String>,
-    /// The `status` value of the last stdout JSON line that had one.
-    pub status_line: Option<String>,
-    /// The signal that ended the last process, e.g. `"SIGKILL"`.
-    pub signal: Option<String>,
-    /// Absolute path of the manifest file.
-    pub file: String,
-    pub state: State,
-    pub pid: Option<u32>,
-    pub uptime_s: Option<u64>,
-    pub rss_bytes: Option<u64>,
-    pub exit_code: Option<i32>,
-    /// Summed over the process group; 100 = one core.
-    pub cpu_percent: Option<f64>,
-    pub ready: bool,
-    pub pending_restart: bool,
-    /// Automatic restarts since the last user start.
-    pub restarts: u32,
-    /// The arguments of the current (else last) run, extra ARGS included;
-    /// `None` before any run (v2).
-    pub args: Option<Vec<String>>,
-    /// `None` when no `health` is set or the backend is not running (v2).
-    pub healthy: Option<bool>,
-    /// The last stderr line of the last run (v2).
-    pub last_stderr: Option<String>,
-    /// The trusted key that signed the winning file (v2).
-    pub signed_by: Option<String>,
-    /// `None` (no sandbox asked), `"enforced"` or `"partial: <what is not>"` (v2).
-    pub sandbox: Option<String>,
-    /// The manifest's `actions`, in order (v2).
-    pub actions: Vec<ActionStatus>,
-    /// The stdout JSON object that made the backend ready, while it runs (v2).
-    pub ready_json: Option<serde_json::Map<String, serde_json::Value>>,
-    /// In-process extras for the tray; not part of the JSON contract.
-    #[serde(skip)]
-    pub detail: Detail,
-}
-
-impl BackendStatus {
-    /// A file in `state` with nothing else known yet: no id, no process.
-    pub fn new(file: impl Into<String>, state: State) -> Self {
-        Self {
-            id: None,
-            name: None,
-            version: None,
-            path: None,
-            error: None,
-            status_line: None,
-            signal: None,
-            file: file.into(),
-            state,
-            pid: None,
-            uptime_s: None,
-            rss_bytes: None,
-            exit_code: None,
-            cpu_percent: None,
-            ready: false,
-            pending_restart: false,
-            restarts: 0,
-            args: None,
-            healthy: None,
-            last_stderr: None,
-            signed_by: None,
-            sandbox: None,
-            actions: Vec::new(),
-            ready_json: None,
-            detail: Detail::default(),
-        }
-    }
-}
-
-/// One of a manifest's `actions` as `status --json` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActionStatus {
-    pub label: String,
-    /// Its variables are known and its kind can act in the current state.
-    pub available: bool,
-}
-
-/// What the tray shows beyond the JSON contract.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Detail {
-    /// Expected digest of the current platform's executable.
-    pub sha256: Option<crate::manifest::Digest>,
-    /// Did the last launch verify the digest? `None` before the first launch.
-    pub verified: Option<bool>,
-    /// The backend's log file.
-    pub log: Option<PathBuf>,
-    /// When a backoff ends.
-    pub retry_at: Option<Instant>,
-    /// When the current process started (uptime is derived from it).
-    pub started_at: Option<Instant>,
-    /// `(count, of)` while http/tcp health checks fail but not yet `of` times.
-    pub health_failing: Option<(u32, u32)>,
-}
-
-/// Every manifest file, sorted like the tray: winning backends by name, then
-/// the other files by file name.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Snapshot {
-    pub backends: Vec<BackendStatus>,
-}
-
-impl Snapshot {
-    /// The status of the winning file of `id`, if any.
-    pub fn get(&self, id: &str) -> Option<&BackendStatus> {
-        self.backends.iter().find(|b| {
-            b.id.as_deref() == Some(id) && !matches!(b.state, State::Superseded | State::Invalid)
-        })
-    }
-}
-
-/// Where and how backend logs are written.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub log_dir: PathBuf,
-    /// Rotate a log when it would grow past this many bytes.
-    pub log_max_size: u64,
-    /// How many rotated files (`<id>.log.1` ...) to keep.
-    pub log_backups: u32,
-    /// The 0700 folder of the sd_notify sockets (`notify/` beside the
-    /// control socket), created when a backend first needs one.
-    pub notify_dir: PathBuf,
-    /// Variables of berth's own environment that backends do not inherit
-    /// (those the tray set for GTK before any thread started); a manifest's
-    /// `env` can still set them.
-    pub env_remove: Vec<String>,
-}
-
-/// What an accepted command did, for a note on stderr.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Done,
-    /// Nothing to do, with the reason (`python is already running`).
-    Noop(String),
-}
-
-/// A refused command, in one line.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ActionError {
-    #[error("no backend with id {0:?}")]
-    UnknownId(String),
-    #[error("{id}: cannot {action} while {state}: {reason}")]
-    Refused {
-        id: String,
-        action: &'static str,
-        state: State,
-        reason: String,
-    },
-    /// The executable could not be launched (not found, checksum mismatch,
-    /// spawn error); the state now says which.
-    #[error("{id}: cannot {action}: {source}")]
-    Launch {
-        id: String,
-        action: &'static str,
-        source: Arc<LaunchError>,
-    },
-    #[error("the supervisor has shut down")]
-    ShutDown,
-    /// A line could not be queued for a backend's stdin (v2).
-    #[error(transparent)]
-    Stdin(#[from] talk::SendError),
-    #[error("{id}: the JSON line is {len} bytes, over the limit of {max} (64 KiB)", max = crate::manifest::actions::MAX_SEND_LINE)]
-    LineTooLong { id: String, len: usize },
-    #[error("{id} has no action {label:?}")]
-    NoAction { id: String, label: String },
-    /// The action exists but cannot act now (v2).
-    #[error("{id}: action {label:?} is not available: {reason}")]
-    Unavailable {
-        id: String,
-        label: String,
-        reason: String,
-    },
-    /// Whoever answers the control socket cannot do this (a test double).
-    #[error("{0} is not supported here")]
-    Unsupported(&'static str),
-}
+use shared::{Shared, lock};
 
 /// A cloneable handle to the supervisor.
 #[derive(Clone)]
 pub struct SupervisorHandle {
     snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
     shared: Arc<Shared>,
+    /// The jobs' control senders: the handle's, never the board's.
+    jobs: Arc<Mutex<Jobs>>,
+    metrics: metrics::Metrics,
 }
 
 /// How long a status request waits for the jobs' re-check of their
 /// executables (a stat each; a job busy verifying answers after it).
 pub const RECHECK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// What the jobs, the metrics task and the handle share.
-pub(crate) struct Shared {
-    config: Config,
-    /// The jobs' control senders: the handle's, never the board's.
-    jobs: Mutex<Jobs>,
-    board: Mutex<Board>,
-    tx: tokio::sync::watch::Sender<Arc<Snapshot>>,
-    groups: group::LiveGroups,
-    guardian: Option<guardian::Link>,
-    metrics: metrics::Metrics,
-    events: events::Events,
-}
 
 /// How the handle reaches each job.
 #[derive(Default)]
@@ -368,33 +96,6 @@ struct JobRef {
     removing: bool,
     /// The running process's stdin while the job says it accepts lines.
     talker: Arc<Mutex<talk::Talker>>,
-}
-
-/// Both locks guard data that stays consistent field by field if a panic
-/// interrupts a writer, so poisoning is ignored. Lock order: jobs, then board.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shared {
-    fn lock_board(&self) -> MutexGuard<'_, Board> {
-        lock(&self.board)
-    }
-
-    fn publish(&self, board: &Board) {
-        self.tx.send_replace(Arc::new(board.snapshot()));
-    }
-
-    /// A removed job is done: it leaves the handle's table and the board.
-    fn remove_job(&self, id: &str, generation: u64) {
-        let mut jobs = lock(&self.jobs);
-        if jobs.map.get(id).is_some_and(|j| j.generation == generation) {
-            jobs.map.remove(id);
-        }
-        let mut board = self.lock_board();
-        board.remove(id, generation);
-        self.publish(&board);
-    }
 }
 
 impl SupervisorHandle {
@@ -422,7 +123,7 @@ impl SupervisorHandle {
         let shared = &self.shared;
         let mut acks = Vec::new();
         {
-            let mut jobs = lock(&shared.jobs);
+            let mut jobs = lock(&self.jobs);
             if jobs.shut_down {
                 return;
             }
@@ -455,7 +156,13 @@ impl SupervisorHandle {
                     job::Job::new(shared.clone(), def.clone(), entry.error.clone(), generation);
                 job.publish();
                 let talker = job.talker();
-                tokio::spawn(job.run(rx));
+                tokio::spawn(run_job(
+                    Arc::downgrade(&self.jobs),
+                    id.clone(),
+                    generation,
+                    job,
+                    rx,
+                ));
                 // A new id, whether in the first catalog or a later one: an
                 // edit of an existing id never gets here, so it never
                 // autostarts.
@@ -507,7 +214,7 @@ impl SupervisorHandle {
     /// Waits at most [`RECHECK_WAIT`]: a job busy hashing answers later.
     pub async fn recheck(&self) {
         let acks: Vec<_> = {
-            let jobs = lock(&self.shared.jobs);
+            let jobs = lock(&self.jobs);
             jobs.map
                 .values()
                 .filter(|j| !j.removing)
@@ -530,7 +237,7 @@ impl SupervisorHandle {
     /// returns when the snapshot shows them (uptimes refreshed too). See
     /// `metrics` for why usage is sampled only when looked at.
     pub async fn look(&self) {
-        tokio::join!(self.recheck(), self.shared.metrics.look());
+        tokio::join!(self.recheck(), self.metrics.look());
     }
 
     /// What the launcher's front end set in berth's environment for itself
@@ -543,7 +250,7 @@ impl SupervisorHandle {
     /// `true` while a face shows CPU/RSS continuously (the tray's open
     /// submenu): sampled once a second until the matching `false`.
     pub fn watch_usage(&self, on: bool) {
-        self.shared.metrics.watch(on);
+        self.metrics.watch(on);
     }
 
     /// Sends a command to the job of `id` and waits for its answer.
@@ -554,7 +261,7 @@ impl SupervisorHandle {
         make: impl FnOnce(oneshot::Sender<Result<T, ActionError>>) -> Control,
     ) -> Result<T, ActionError> {
         let rx = {
-            let jobs = lock(&self.shared.jobs);
+            let jobs = lock(&self.jobs);
             if jobs.shut_down {
                 return Err(ActionError::ShutDown);
             }
@@ -637,7 +344,7 @@ impl SupervisorHandle {
         // running, stopping, unknown, the run just ended) is the job's to
         // answer, with its state.
         let talker = {
-            let jobs = lock(&self.shared.jobs);
+            let jobs = lock(&self.jobs);
             jobs.map
                 .get(id)
                 .filter(|j| !j.removing && !jobs.shut_down)
@@ -666,7 +373,7 @@ impl SupervisorHandle {
     }
 
     fn job_ids(&self) -> Vec<String> {
-        let jobs = lock(&self.shared.jobs);
+        let jobs = lock(&self.jobs);
         jobs.map
             .iter()
             .filter(|(_, s)| !s.removing)
@@ -698,7 +405,7 @@ impl SupervisorHandle {
     /// return `Err(ShutDown)`.
     pub async fn shutdown(&self) {
         let acks: Vec<_> = {
-            let mut jobs = lock(&self.shared.jobs);
+            let mut jobs = lock(&self.jobs);
             jobs.shut_down = true;
             jobs.map
                 .values()
@@ -727,6 +434,29 @@ impl SupervisorHandle {
     }
 }
 
+/// Runs a job's task; a removed job, once it has left the board, leaves the
+/// handle's table too. The table is held weakly: it holds the job's control
+/// sender, whose closing ends the job when the last handle is dropped.
+async fn run_job(
+    jobs: std::sync::Weak<Mutex<Jobs>>,
+    id: String,
+    generation: u64,
+    job: job::Job,
+    rx: mpsc::UnboundedReceiver<Control>,
+) {
+    job.run(rx).await;
+    if let Some(jobs) = jobs.upgrade() {
+        let mut jobs = lock(&jobs);
+        if jobs
+            .map
+            .get(&id)
+            .is_some_and(|j| j.generation == generation && j.removing)
+        {
+            jobs.map.remove(&id);
+        }
+    }
+}
+
 /// Starts the supervisor on the current tokio runtime, with a guardian run
 /// as `<current executable> __guardian` (berth's CLI dispatches it; any
 /// other program hosting a supervisor must too, or use
@@ -746,23 +476,14 @@ pub fn spawn_with_guardian(config: Config, guardian_exe: Option<PathBuf>) -> Sup
             None
         }
     });
-    let (tx, rx) = tokio::sync::watch::channel(Arc::new(Snapshot::default()));
-    let shared = Arc::new_cyclic(|weak| {
-        let (metrics, task) = metrics::Metrics::spawn(weak.clone());
-        tokio::spawn(task);
-        Shared {
-            config,
-            jobs: Mutex::new(Jobs::default()),
-            board: Mutex::new(Board::default()),
-            tx,
-            groups: group::LiveGroups::default(),
-            guardian,
-            metrics,
-            events: events::Events::default(),
-        }
-    });
+    let (shared, snapshots) = Shared::new(config, guardian);
+    let shared = Arc::new(shared);
+    let (metrics, task) = metrics::Metrics::spawn(Arc::downgrade(&shared));
+    tokio::spawn(task);
     SupervisorHandle {
-        snapshots: rx,
+        snapshots,
         shared,
+        jobs: Arc::default(),
+        metrics,
     }
 }

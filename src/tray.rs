@@ -52,7 +52,7 @@ pub use crate::opener::open_with_desktop;
 pub use action::{Action, ItemId, ParseActionError};
 pub use probe::{TrayUnavailable, env_overrides, prepare_env, probe};
 
-use crate::supervisor::Snapshot;
+use crate::status::Snapshot;
 
 /// Everything the tray needs from the rest of berth; deliberately not the
 /// `SupervisorHandle`, so the tray can be driven by any snapshot source
@@ -73,6 +73,11 @@ pub struct TrayInputs {
     pub exit: tokio::sync::watch::Receiver<bool>,
     /// The backends folder, for "Open backends folder".
     pub backends_dir: PathBuf,
+    /// Where tray-icon writes the icon files the panel reads: a folder in
+    /// berth's private runtime folder. tray-icon's own default falls back
+    /// to a shared `$TMPDIR/tray-icon` without `XDG_RUNTIME_DIR`, and
+    /// follows links another user planted there.
+    pub icon_dir: PathBuf,
     /// The runtime on which the tray spawns its forwarding tasks.
     pub runtime: tokio::runtime::Handle,
     /// Set `true` while the panel shows a backend submenu (its process line

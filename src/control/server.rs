@@ -19,10 +19,9 @@ use tokio::sync::{Semaphore, watch};
 
 use super::idle::IdleClients;
 use super::protocol::{MAX_LINE, Reply, Request};
+use crate::status::{ActionError, BackendStatus, Outcome, Snapshot, State};
 use crate::supervisor::talk::Replies;
-use crate::supervisor::{
-    ActionError, BackendStatus, Outcome, Ran, Snapshot, State, SupervisorHandle,
-};
+use crate::supervisor::{Ran, SupervisorHandle};
 
 /// What the control socket needs from whoever runs the backends.
 pub trait Control: Clone + Send + Sync + 'static {
@@ -193,7 +192,8 @@ async fn connection<C: Control>(
     idle: Duration,
     idle_clients: &IdleClients,
 ) {
-    let peer = stream.peer_cred().ok().and_then(|c| c.pid());
+    // Decided now, by who connected, not by who writes later.
+    let admitted = super::admit::admit(&stream, control.subscribe()).await;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -237,7 +237,7 @@ async fn connection<C: Control>(
             }
         }
         if line.len() > MAX_LINE {
-            let reply = Reply::error("request line over 64 KiB");
+            let reply = Reply::error("request line over 68 KiB");
             let _ = write.write_all(reply.to_line().as_bytes()).await;
             let _ = write.shutdown().await;
             return;
@@ -248,13 +248,15 @@ async fn connection<C: Control>(
             }
             continue;
         }
-        // Checked at every request, not once: a backend spawned after the
-        // connection was made is on the board by the time it can ask.
-        if let Some(id) = sandboxed_peer(&control, peer) {
-            tracing::warn!(backend = %id, "control socket: refused a sandboxed backend");
-            let reply = Reply::error(format!(
-                "refused: the caller belongs to the sandboxed backend {id}, which may not control berth"
-            ));
+        // A client that gave up (the CLI exits 1 when the launcher did not
+        // answer in time, a SIGSTOPped launcher) has closed its side: what
+        // it asked is withdrawn, never carried out later behind its back.
+        if client_gone(&reader) {
+            tracing::info!("control socket: the client left before its request was read; dropped");
+            return;
+        }
+        if let Err(refusal) = &admitted {
+            let reply = Reply::error(refusal.clone());
             let _ = write.write_all(reply.to_line().as_bytes()).await;
             let _ = write.shutdown().await;
             return;
@@ -276,23 +278,18 @@ async fn connection<C: Control>(
     }
 }
 
-/// The sandboxed backend the peer `pid` belongs to (SO_PEERCRED), if any.
-fn sandboxed_peer<C: Control>(control: &C, pid: Option<i32>) -> Option<String> {
-    #[cfg(target_os = "linux")]
-    {
-        let snapshot = control.snapshot();
-        let groups: Vec<(i32, &str)> = snapshot
-            .backends
-            .iter()
-            .filter(|b| b.sandbox.is_some() && b.state.has_process())
-            .filter_map(|b| Some((b.pid? as i32, b.id.as_deref()?)))
-            .collect();
-        crate::sandbox::peer::sandboxed_owner(pid?, &groups).map(str::to_owned)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (control, pid);
-        None
+/// The client closed its end of the connection (a hang-up, not a half-close:
+/// a client may shut down its writing side and still wait for the reply).
+fn client_gone(reader: &BufReader<tokio::net::unix::OwnedReadHalf>) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stream: &UnixStream = reader.get_ref().as_ref();
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::empty())];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP)),
+        Err(_) => false,
     }
 }
 

@@ -14,7 +14,8 @@ use std::process::ExitCode;
 use tokio::sync::{mpsc, watch};
 
 use super::{Launcher, Quitter};
-use crate::supervisor::{ActionError, Outcome, SupervisorHandle};
+use crate::status::{ActionError, Outcome};
+use crate::supervisor::SupervisorHandle;
 use crate::tray::{self, Action, TrayInputs};
 
 /// Runs the tray on this (the main) thread until the launcher has quit;
@@ -23,6 +24,7 @@ use crate::tray::{self, Action, TrayInputs};
 pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, dir: PathBuf) -> ExitCode {
     let handle = launcher.handle();
     let quitter = launcher.quitter();
+    let icon_dir = launcher.private_dir().join("tray-icon");
     let quitting = launcher.quitting();
     let (exit_tx, exit_rx) = watch::channel(false);
     let (actions_tx, actions_rx) = mpsc::unbounded_channel();
@@ -40,6 +42,7 @@ pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, dir: Pa
         quitting,
         exit: exit_rx,
         backends_dir: dir,
+        icon_dir,
         runtime: runtime.handle().clone(),
         shown: shown_tx,
     };

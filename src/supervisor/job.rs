@@ -36,14 +36,17 @@ pub use launch::LaunchError;
 use state::{Facts, Phase, Rest};
 use stop::{After, Check};
 
+use super::actions::{self, Ran};
+use super::events::{EventKind, JobEvent};
 use super::health::{Monitor, Verdict};
 use super::logs::JsonLine;
 use super::restart::Exit;
 use super::sd_notify::{Listener, Notice};
+use super::shared::{Shared, lock};
 use super::talk::{Replies, Talker};
-use super::{ActionError, Outcome, Ran, Shared, State, actions};
 use crate::manifest::Backend;
 use crate::manifest::actions::ActionKind;
+use crate::status::{ActionError, LaunchFailure, Outcome, State};
 
 /// Up this long, a backend's retry count starts again from zero.
 pub const RESET_AFTER: Duration = Duration::from_secs(10);
@@ -205,8 +208,8 @@ impl Job {
     }
 
     /// Tells the event subscribers (notifications) what just happened.
-    pub(super) fn emit(&self, kind: super::EventKind) {
-        self.shared.events.emit(super::JobEvent {
+    pub(super) fn emit(&self, kind: EventKind) {
+        self.shared.events.emit(JobEvent {
             id: self.id.clone(),
             name: self.def.name.clone(),
             notify: self.def.notify,
@@ -227,7 +230,7 @@ impl Job {
             .filter(|_| actions::accepts_lines(self.phase.state()))
             .map(|run| run.talk.talker())
             .unwrap_or_default();
-        *super::lock(&self.talker) = talker;
+        *lock(&self.talker) = talker;
         let status = state::status(&Facts {
             def: &self.def,
             phase: &self.phase,
@@ -521,7 +524,7 @@ impl Job {
             Err(source) => Err(ActionError::Launch {
                 id: self.id.clone(),
                 action,
-                source,
+                source: LaunchFailure(source),
             }),
         }
     }
@@ -593,10 +596,8 @@ impl Job {
             return Err(refuse(reason));
         }
         match &action.kind {
-            ActionKind::Open(template) => {
-                let target = template
-                    .expand(&values)
-                    .map_err(|e| refuse(e.to_string()))?;
+            ActionKind::Open(open) => {
+                let target = open.resolve(&values).map_err(|e| refuse(e.to_string()))?;
                 crate::opener::try_open_with_desktop(
                     target.as_ref(),
                     &self.shared.config.env_remove,

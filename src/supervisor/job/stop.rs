@@ -15,8 +15,9 @@ use tokio::time::Instant;
 
 use super::state::{Phase, Rest, Run};
 use super::{DRAIN, Flow, Job, Reply};
+use crate::status::Outcome;
+use crate::supervisor::group;
 use crate::supervisor::restart::{self, Decision, Ending, Exit};
-use crate::supervisor::{Outcome, group};
 
 /// After SIGKILL, how long before giving up on a group (a process in
 /// uninterruptible sleep cannot die earlier).
@@ -255,11 +256,11 @@ impl Job {
         };
         let then = self.phase.state();
         self.emit(match unhealthy {
-            Some(error) => super::super::EventKind::Unhealthy {
+            Some(error) => super::super::events::EventKind::Unhealthy {
                 reason: self.phase.error().unwrap_or(error),
                 then,
             },
-            None => super::super::EventKind::Exited {
+            None => super::super::events::EventKind::Exited {
                 code: exit.code(),
                 signal: exit.signal_name(),
                 then,
@@ -268,7 +269,7 @@ impl Job {
     }
 
     /// Forgets a run whose group is gone: unregisters it, lets the log pump
-    /// drain, keeps the last status line; returns the run's extra ARGS.
+    /// drain, clears the run's status line; returns the run's extra ARGS.
     /// Dropping the run ends its stdin writer, which closes the pipe.
     async fn release(&mut self, mut run: Run) -> Vec<String> {
         self.shared.groups.remove(run.pgid);
@@ -283,13 +284,9 @@ impl Job {
         run.notify = None;
         run.pump.end(DRAIN).await;
         self.last_stderr = run.stderr.get();
-        if let Some(mut json) = run.json.take() {
-            while let Ok(line) = json.try_recv() {
-                if let Some(serde_json::Value::String(status)) = line.get("status") {
-                    self.status_line = Some(status.clone());
-                }
-            }
-        }
+        // The status line described that run: a stopped or exited backend
+        // shows none rather than "ready" (issue #23, point 13).
+        self.status_line = None;
         std::mem::take(&mut run.extra)
     }
 }
