@@ -138,7 +138,11 @@ fn main() {
         || registered(&desktop.bus).is_some_and(|items| items.len() == 2),
         "the bare tray's item registered with the panel",
     );
-    let bare_item = registered(&desktop.bus).expect("items")[1].clone();
+    let bare_item = registered(&desktop.bus)
+        .expect("items")
+        .into_iter()
+        .find(|item| *item != berth_item)
+        .expect("the bare tray's item");
     let bare_menu = panel::layout(&bus, &bare_item).expect("the bare tray's menu");
     let (entries, submenus) = bare::size(&berth_menu);
     assert_eq!(
@@ -200,7 +204,10 @@ fn main() {
     bare::report("tray_running", berth, measured[2].2);
 }
 
-/// The watcher's registered items, once a watcher owns the name.
+/// The watcher's registered items as `<service><path>`, once a watcher
+/// owns the name. gtk-sni-tray's watcher lists bare bus names in
+/// `RegisteredStatusNotifierItems`; its `RegisteredSNIEntries` keeps the
+/// object path libayatana registered.
 fn registered(bus: &str) -> Option<Vec<String>> {
     let conn = zbus::blocking::connection::Builder::address(bus)
         .ok()?
@@ -213,7 +220,13 @@ fn registered(bus: &str) -> Option<Vec<String>> {
         "org.kde.StatusNotifierWatcher",
     )
     .ok()?;
-    proxy.get_property("RegisteredStatusNotifierItems").ok()
+    let entries: Vec<(String, String)> = proxy.get_property("RegisteredSNIEntries").ok()?;
+    Some(
+        entries
+            .into_iter()
+            .map(|(service, path)| service + &path)
+            .collect(),
+    )
 }
 
 fn wait_for(ok: impl Fn() -> bool, what: &str) {
