@@ -19,21 +19,12 @@
 use std::io;
 
 /// Makes the calling process non-dumpable.
-#[cfg(target_os = "linux")]
 pub fn hide_self() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    nix::sys::prctl::set_dumpable(false)?;
     Ok(())
 }
 
-#[cfg(not(target_os = "linux"))]
-pub fn hide_self() -> io::Result<()> {
-    Ok(())
-}
-
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
     #[test]
     fn a_forked_child_is_not_dumpable_and_still_reads_its_own_proc() {
@@ -43,15 +34,18 @@ mod tests {
         assert!(pid >= 0);
         if pid == 0 {
             let ok = super::hide_self().is_ok()
-                // SAFETY: prctl with integer arguments only.
-                && unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) } == 0
+                && nix::sys::prctl::get_dumpable() == Ok(false)
                 && std::fs::read("/proc/self/environ").is_ok();
             // SAFETY: _exit ends the child without running the test harness.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
         }
-        let mut status = 0;
-        // SAFETY: waitpid on our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        assert_eq!(
+            status,
+            Ok(nix::sys::wait::WaitStatus::Exited(
+                nix::unistd::Pid::from_raw(pid),
+                0
+            ))
+        );
     }
 }
