@@ -19,6 +19,7 @@ python/build.sh --onedir --dev
 # The FastAPI example (fastapi and uvicorn from PyPI into python/.venv),
 # run under berth by tests/it/control/fastapi.rs.
 examples/python-fastapi/build.sh
+export BERTH_REQUIRE_EXAMPLE=1
 
 cargo fmt --check
 

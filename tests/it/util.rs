@@ -219,14 +219,7 @@ pub fn guardians_of(parent: u32) -> Vec<u32> {
 /// test fails and says how to build it, unless `BERTH_SKIP_PYINSTALLER=1`
 /// (then `None`: the caller skips).
 pub fn pyinstaller_backend() -> Option<PathBuf> {
-    pyinstaller_build("python/dist/backend")
-}
-
-/// A PyInstaller build at `path` in the repository (the backend, the
-/// FastAPI example): absent, the test fails and says how to build it,
-/// unless `BERTH_SKIP_PYINSTALLER=1` (then `None`: the caller skips).
-pub fn pyinstaller_build(path: &str) -> Option<PathBuf> {
-    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dist/backend");
     if exe.is_file() {
         return Some(exe);
     }
@@ -238,7 +231,7 @@ pub fn pyinstaller_build(path: &str) -> Option<PathBuf> {
         return None;
     }
     panic!(
-        "{} is missing: run python/build.sh and examples/python-fastapi/build.sh first (or set BERTH_SKIP_PYINSTALLER=1 to skip)",
+        "{} is missing: run python/build.sh first (or set BERTH_SKIP_PYINSTALLER=1 to skip)",
         exe.display()
     );
 }
