@@ -113,7 +113,10 @@ fn main() {
         actions: action_tx,
         quitting: quitting_rx,
         exit: exit_rx,
-        backends_dir: PathBuf::from("/tmp/backends"),
+        face: berth::tray::Face {
+            backends_dir: PathBuf::from("/tmp/backends"),
+            app: berth::paths::AppName::default(),
+        },
         runtime: runtime.handle().clone(),
         shown: tokio::sync::watch::channel(false).0,
     });

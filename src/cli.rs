@@ -54,6 +54,7 @@ Files:
 Environment:
   BERTH_BACKENDS   backends folders, colon separated
   BERTH_SOCKET     the control socket
+  BERTH_APP        the instance (--app): its files are under NAME, not berth
   BERTH_RESOURCES  what ${resources} means in manifests
   RUST_LOG         filters berth's own log (e.g. debug)
 
@@ -79,6 +80,17 @@ pub struct Cli {
     #[arg(long, global = true, env = "BERTH_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
+    /// The instance: an app's own launcher, with its own socket, logs, data,
+    /// backends folder, trusted keys and autostart entry under NAME.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_APP",
+        value_name = "NAME",
+        default_value = crate::paths::DEFAULT_APP
+    )]
+    pub app: crate::paths::AppName,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -94,8 +106,8 @@ pub struct BackendsArg {
 }
 
 impl BackendsArg {
-    pub fn folders(&self) -> crate::folders::Folders {
-        crate::folders::Folders::choose(&self.dirs)
+    pub fn folders(&self, app: &crate::paths::AppName) -> crate::folders::Folders {
+        crate::folders::Folders::choose(&self.dirs, app)
     }
 }
 
@@ -249,10 +261,11 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// What the launcher is asked to do.
-    pub fn options(&self) -> crate::launcher::Options {
+    /// What the launcher of the instance `app` is asked to do.
+    pub fn options(&self, app: &crate::paths::AppName) -> crate::launcher::Options {
         crate::launcher::Options {
-            folders: self.backends.folders(),
+            app: app.clone(),
+            folders: self.backends.folders(app),
             headless: self.headless,
             log_max_size: self.log_max_size,
             log_backups: self.log_backups,
@@ -393,16 +406,21 @@ fn one_line(text: &str) -> String {
 }
 
 fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Result<ExitCode> {
-    let socket = cli.socket.unwrap_or_else(crate::paths::default_socket);
+    let app = cli.app;
+    let socket = cli
+        .socket
+        .unwrap_or_else(|| crate::paths::default_socket(&app));
     match cli.command {
-        Command::Run(args) => run::run(args, socket, frontend),
-        Command::Check { dirs, signatures } => {
-            check::run(&crate::folders::Folders::choose(&dirs), signatures.require)
-        }
+        Command::Run(args) => run::run(args, &app, socket, frontend),
+        Command::Check { dirs, signatures } => check::run(
+            &crate::folders::Folders::choose(&dirs, &app),
+            signatures.require,
+            &app,
+        ),
         Command::Hash { path } => hash::run(&path),
-        Command::Keygen { name, dir, force } => keygen::run(&name, &dir, force),
+        Command::Keygen { name, dir, force } => keygen::run(&name, &dir, force, &app),
         Command::Sign { manifest, key } => sign::run(&manifest, &key),
-        Command::Pin { id, backends } => pin::run(&id, &backends.folders()),
+        Command::Pin { id, backends } => pin::run(&id, &backends.folders(&app), &app),
         Command::Schema => schema::run(),
         Command::Status { json } => client::status(&socket, json),
         Command::Start { id, args } => client::action(&socket, "start", &id, args),
@@ -415,9 +433,9 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
             timeout,
         } => talk::send(&socket, &id, &json, wait.as_deref(), &timeout),
         Command::Action { id, label } => talk::action(&socket, &id, &label),
-        Command::Logs { id, follow, lines } => logs::run(&id, follow, lines),
-        Command::Autostart { action } => autostart::run(action),
-        Command::New { id, exe, dir, name } => new::run(new::NewArgs { id, exe, dir, name }),
+        Command::Logs { id, follow, lines } => logs::run(&id, follow, lines, &app),
+        Command::Autostart { action } => autostart::run(action, &app),
+        Command::New { id, exe, dir, name } => new::run(new::NewArgs { id, exe, dir, name }, &app),
         Command::Completions { shell } => completions::run(shell),
     }
 }

@@ -37,6 +37,7 @@ use tokio::task::JoinHandle;
 
 use crate::control::{self, Control, socket};
 use crate::folders::Folders;
+use crate::paths::AppName;
 use crate::supervisor::{self, ActionError, Outcome, Snapshot, SupervisorHandle};
 use crate::watch;
 
@@ -79,9 +80,8 @@ pub struct Frontend {
     /// Checks, on the main thread and before any other thread exists, that
     /// the front end can be shown; the error is one line.
     pub probe: fn() -> Result<(), String>,
-    /// Runs the front end on the main thread until the launcher has quit;
-    /// the path is the folder its "Open backends folder" opens.
-    pub run: fn(&tokio::runtime::Runtime, Launcher, PathBuf) -> ExitCode,
+    /// Runs the front end on the main thread until the launcher has quit.
+    pub run: fn(&tokio::runtime::Runtime, Launcher, crate::tray::Face) -> ExitCode,
     /// The environment variables the front end set for itself before any
     /// thread started (GTK's): backends do not inherit them.
     pub env_overrides: fn() -> Vec<String>,
@@ -102,6 +102,8 @@ pub const TRAY: Frontend = Frontend {
 /// How to run the launcher: what `berth run` was asked for.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The instance: every per-user path is under its name.
+    pub app: AppName,
     /// The backends folders (see [`crate::folders`]).
     pub folders: Folders,
     /// No front end even when one is available.
@@ -125,7 +127,7 @@ pub fn run(
     frontend: Option<Frontend>,
 ) -> Result<ExitCode, LauncherError> {
     let open_dir = usable_folders(&args.folders)?;
-    logging::init(args.log_max_size, args.log_backups);
+    logging::init(&args.app, args.log_max_size, args.log_backups);
     for duplicate in &args.folders.duplicates {
         tracing::warn!("{duplicate}");
     }
@@ -153,7 +155,7 @@ pub fn run(
         .build()
         .map_err(LauncherError::Runtime)?;
     let config = supervisor::Config {
-        log_dir: crate::paths::log_dir(),
+        log_dir: crate::paths::log_dir(&args.app),
         log_max_size: args.log_max_size,
         log_backups: args.log_backups,
         notify_dir: socket_path
@@ -161,16 +163,21 @@ pub fn run(
             .map_or_else(|| PathBuf::from("notify"), |d| d.join("notify")),
         env_remove,
     };
-    let trust = Arc::new(load_trust(args.require_signatures));
+    let trust = Arc::new(load_trust(args.require_signatures, &args.app));
     let launcher = runtime.block_on(Launcher::start(
         args.folders.dirs.clone(),
         &socket_path,
         config,
         trust,
+        &args.app,
         args.notify,
     ))?;
+    let face = crate::tray::Face {
+        backends_dir: open_dir,
+        app: args.app,
+    };
     let code = match frontend {
-        Some(f) => (f.run)(&runtime, launcher, open_dir),
+        Some(f) => (f.run)(&runtime, launcher, face),
         None => runtime.block_on(launcher.run_until_quit()),
     };
     // Stopped backends are gone by now; don't wait for stray blocking tasks.
@@ -180,8 +187,8 @@ pub fn run(
 
 /// Loads the trusted keys; each unusable key file or folder is one WARN line
 /// (the other keys still count).
-fn load_trust(require: bool) -> crate::trust::Trust {
-    let trust = crate::trust::Trust::load(crate::trust::Policy::new(require));
+fn load_trust(require: bool, app: &AppName) -> crate::trust::Trust {
+    let trust = crate::trust::Trust::load(crate::trust::Policy::new(require, app));
     for problem in trust.problems() {
         tracing::warn!("{problem}");
     }
@@ -204,9 +211,7 @@ fn usable_folders(folders: &Folders) -> Result<PathBuf, LauncherError> {
     folders
         .create_user_dir()
         .map_err(|source| LauncherError::CreateBackendsDir {
-            dir: folders
-                .user_dir()
-                .map_or_else(crate::paths::config_backends_dir, Path::to_path_buf),
+            dir: folders.user_dir().unwrap_or(&folders.user).to_path_buf(),
             source,
         })?;
     let reason = |dir: &Path| match std::fs::metadata(dir) {
@@ -271,12 +276,14 @@ pub struct Launcher {
 impl Launcher {
     /// Binds the socket (refusing if another launcher answers on it) before
     /// anything touches a backend, then starts the supervisor, applies the
-    /// folder once and starts serving.
+    /// folder once and starts serving. `app` is the instance (its sandbox
+    /// folders, its notifications' name).
     pub async fn start(
         dirs: Vec<PathBuf>,
         socket_path: &Path,
         config: supervisor::Config,
         trust: Arc<crate::trust::Trust>,
+        app: &AppName,
         notify: bool,
     ) -> Result<Self, LauncherError> {
         let bound = socket::bind(socket_path)?;
@@ -291,8 +298,8 @@ impl Launcher {
 
         let handle = supervisor::spawn(config);
         // Before the first scan, so an untrusted file at startup is heard.
-        let notifier = notify.then(|| crate::notify::spawn(handle.clone()));
-        let resources = crate::paths::resources_dir();
+        let notifier = notify.then(|| crate::notify::spawn(handle.clone(), app.clone()));
+        let resources = crate::manifest::Places::new(crate::paths::resources_dir(), app.clone());
         let (rescan_tx, rescan_rx) = mpsc::channel::<RescanRequest>(8);
         // Arms the folder watcher, reads the folder once and applies it.
         let reloader = spawn_reloader(
@@ -385,7 +392,7 @@ impl Launcher {
 #[derive(Clone)]
 struct Folder {
     dirs: Vec<PathBuf>,
-    resources: PathBuf,
+    resources: crate::manifest::Places,
     trust: Arc<crate::trust::Trust>,
 }
 
@@ -394,7 +401,7 @@ struct Folder {
 /// edit keeps its last good definition here too, and applies the catalog.
 /// `Err` names the folders that could not be read (the others are applied).
 async fn rescan(state: &mut watch::FolderState, handle: &SupervisorHandle) -> Result<(), String> {
-    let blank = watch::FolderState::new(state.dirs().to_vec(), state.resources().to_path_buf())
+    let blank = watch::FolderState::new(state.dirs().to_vec(), state.resources().clone())
         .with_trust(state.trust().clone());
     let mut owned = std::mem::replace(state, blank);
     let owned = tokio::task::spawn_blocking(move || {

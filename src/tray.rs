@@ -58,6 +58,15 @@ pub use probe::{TrayUnavailable, env_overrides, prepare_env, probe};
 
 use crate::supervisor::Snapshot;
 
+/// What the tray shows and acts on besides the backends.
+#[derive(Debug, Clone)]
+pub struct Face {
+    /// The folder "Open backends folder" opens.
+    pub backends_dir: PathBuf,
+    /// The instance ("Start at login" writes its entry).
+    pub app: crate::paths::AppName,
+}
+
 /// Everything the tray needs from the rest of berth; deliberately not the
 /// `SupervisorHandle`, so the tray can be driven by any snapshot source
 /// (the `tray_demo` example feeds it synthetic states).
@@ -75,8 +84,8 @@ pub struct TrayInputs {
     /// Becomes `true` when the event loop must end (after Quit has stopped
     /// every backend, or on SIGTERM/SIGINT); `run` then returns `Ok`.
     pub exit: tokio::sync::watch::Receiver<bool>,
-    /// The backends folder, for "Open backends folder".
-    pub backends_dir: PathBuf,
+    /// The instance and what it shows besides the backends.
+    pub face: Face,
     /// The runtime on which the tray spawns its forwarding tasks.
     pub runtime: tokio::runtime::Handle,
     /// Set `true` while the panel shows a backend submenu (its process line
@@ -114,7 +123,7 @@ pub fn run(inputs: TrayInputs) -> Result<(), TrayError> {
 impl fmt::Debug for TrayInputs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrayInputs")
-            .field("backends_dir", &self.backends_dir)
+            .field("face", &self.face)
             .finish_non_exhaustive()
     }
 }

@@ -14,13 +14,14 @@ use crate::paths::TRAY_EXE;
 
 pub fn run(
     args: super::RunArgs,
+    app: &crate::paths::AppName,
     socket: PathBuf,
     frontend: Option<Frontend>,
 ) -> anyhow::Result<ExitCode> {
     if frontend.is_none() && !args.headless {
         exec_tray();
     }
-    crate::launcher::run(args.options(), socket, frontend).map_err(|e| match e {
+    crate::launcher::run(args.options(app), socket, frontend).map_err(|e| match e {
         // A folder that does not exist is a usage error (exit 2).
         LauncherError::BackendsDir { .. } | LauncherError::NoBackendsDir(_) => {
             super::Exit::usage(e.to_string())
