@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth::supervisor::State;
+use berth::status::State;
 
 const BYTES: u64 = 200 * 1000 * 1000;
 const LINE: u64 = 80;

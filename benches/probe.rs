@@ -23,7 +23,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use berth::manifest::{Backend, Probe, ReadySpec};
-use berth::supervisor::{State, SupervisorHandle};
+use berth::status::State;
+use berth::supervisor::SupervisorHandle;
 
 const ROUNDS: usize = 20;
 

@@ -11,7 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth::supervisor::{self, Config};
+use berth::status::Config;
+use berth::supervisor;
 use berth::watch::{self, FolderState, Scope, WatchConfig};
 
 fn manifest(id: &str, version: &str) -> String {

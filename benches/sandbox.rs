@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use berth::manifest::Backend;
 use berth::manifest::sandbox::{FsRules, Limits, NetRules, Sandbox};
-use berth::supervisor::{State, SupervisorHandle};
+use berth::status::State;
+use berth::supervisor::SupervisorHandle;
 
 const ROUNDS: usize = 40;
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use berth::manifest::{Backend, BackendId, Executable, RestartSpec, StopSpec};
 use berth::registry::{Catalog, Entry, Standing};
-use berth::supervisor::{self, Config, State};
+use berth::status::{Config, State};
+use berth::supervisor;
 
 const BACKENDS: usize = 10;
 

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use berth::manifest::{Backend, BackendId, Executable, RestartSpec, StopSpec};
 use berth::registry::{Catalog, Entry, Standing};
-use berth::supervisor::{self, Config, State};
+use berth::status::{Config, State};
+use berth::supervisor;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

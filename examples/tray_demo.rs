@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth::manifest::Digest;
-use berth::supervisor::{BackendStatus, Detail, Snapshot, State};
+use berth::status::{BackendStatus, Detail, Snapshot, State};
 use berth::tray::{self, Action, TrayInputs};
 
 fn backend(id: &str, name: &str, state: State) -> BackendStatus {

@@ -38,7 +38,8 @@ use tokio::task::JoinHandle;
 use crate::control::{self, Control, socket};
 use crate::folders::Folders;
 use crate::paths::AppName;
-use crate::supervisor::{self, ActionError, Outcome, Snapshot, SupervisorHandle};
+use crate::status::{ActionError, Outcome, Snapshot};
+use crate::supervisor::{self, SupervisorHandle};
 use crate::watch;
 
 mod logging;
@@ -154,7 +155,7 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(LauncherError::Runtime)?;
-    let config = supervisor::Config {
+    let config = crate::status::Config {
         log_dir: crate::paths::log_dir(&args.app),
         log_max_size: args.log_max_size,
         log_backups: args.log_backups,
@@ -281,7 +282,7 @@ impl Launcher {
     pub async fn start(
         dirs: Vec<PathBuf>,
         socket_path: &Path,
-        config: supervisor::Config,
+        config: crate::status::Config,
         trust: Arc<crate::trust::Trust>,
         app: &AppName,
         notify: bool,

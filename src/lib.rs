@@ -21,7 +21,9 @@
 //! - [`integrity`] hashes executables and launches exactly the bytes it hashed;
 //!   [`tree`] digests the folder a onedir build loads.
 //! - [`trust`] judges manifests' minisign signatures against trusted keys.
-//! - [`supervisor`] owns the processes and publishes [`supervisor::Snapshot`]s.
+//! - [`status`] is the status model: what is published about each manifest
+//!   file and what a command answers; every face reads it.
+//! - [`supervisor`] owns the processes and publishes [`status::Snapshot`]s.
 //! - [`control`] serves the snapshots and commands on a Unix socket; the CLI
 //!   client talks to it.
 //! - [`tray`] renders snapshots as a system-tray menu and turns clicks into
@@ -48,6 +50,7 @@ pub mod registry;
 #[cfg(target_os = "linux")]
 pub mod sandbox;
 pub mod socket_dir;
+pub mod status;
 pub mod supervisor;
 mod timer;
 pub mod tray;

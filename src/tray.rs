@@ -56,7 +56,7 @@ pub use crate::opener::open_with_desktop;
 pub use action::{Action, ItemId, ParseActionError};
 pub use probe::{TrayUnavailable, env_overrides, prepare_env, probe};
 
-use crate::supervisor::Snapshot;
+use crate::status::Snapshot;
 
 /// What the tray shows and acts on besides the backends.
 #[derive(Debug, Clone)]

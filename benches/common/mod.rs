@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use berth::manifest::{Backend, BackendId, Executable, ReadySpec, RestartSpec, StopSpec};
 use berth::registry::{Catalog, Entry, Standing};
-use berth::supervisor::{self, Config, SupervisorHandle};
+use berth::status::Config;
+use berth::supervisor::{self, SupervisorHandle};
 
 /// Backend `id` running `exe` (digest pinned), running once spawned, no
 /// restarts, no notifications; callers change what they measure.

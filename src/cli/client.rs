@@ -14,7 +14,7 @@ use super::Exit;
 use crate::control::client::{Client, ClientError, STATUS_TIMEOUT};
 use crate::control::{Reply, Request};
 use crate::human;
-use crate::supervisor::BackendStatus;
+use crate::status::BackendStatus;
 
 pub(super) fn connect(socket: &Path) -> anyhow::Result<Client> {
     Client::connect(socket).map_err(|e| match e {
@@ -142,7 +142,7 @@ fn state_text(b: &BackendStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::State;
+    use crate::status::State;
 
     #[test]
     fn table_has_one_aligned_row_per_file() {

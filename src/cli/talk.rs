@@ -34,7 +34,7 @@ pub fn send(
     // the control socket's own 64 KiB limit, and refused less clearly.
     let len = line.to_string().len();
     if len > crate::manifest::actions::MAX_SEND_LINE {
-        let e = crate::supervisor::ActionError::LineTooLong {
+        let e = crate::status::ActionError::LineTooLong {
             id: id.to_owned(),
             len,
         };

@@ -19,10 +19,9 @@ use tokio::sync::{Semaphore, watch};
 
 use super::idle::IdleClients;
 use super::protocol::{MAX_LINE, Reply, Request};
+use crate::status::{ActionError, BackendStatus, Outcome, Snapshot, State};
 use crate::supervisor::talk::Replies;
-use crate::supervisor::{
-    ActionError, BackendStatus, Outcome, Ran, Snapshot, State, SupervisorHandle,
-};
+use crate::supervisor::{Ran, SupervisorHandle};
 
 /// What the control socket needs from whoever runs the backends.
 pub trait Control: Clone + Send + Sync + 'static {

@@ -2,7 +2,7 @@
 //! `rescan` go through the same incremental folder state as the watcher.
 
 use super::*;
-use crate::supervisor::State;
+use crate::status::State;
 
 fn manifest(exe: &Path, extra: &str) -> String {
     let digest = crate::integrity::hash_file(exe).unwrap();
@@ -26,7 +26,7 @@ async fn a_typo_during_a_rescan_without_watcher_keeps_the_running_backend() {
     let file = dir.join("srv.yaml");
     std::fs::write(&file, manifest(&exe, "")).unwrap();
     let handle = supervisor::spawn_with_guardian(
-        supervisor::Config {
+        crate::status::Config {
             log_dir: tmp.path().join("logs"),
             log_max_size: 1 << 20,
             log_backups: 1,

@@ -13,7 +13,8 @@ use std::process::ExitCode;
 use tokio::sync::{mpsc, watch};
 
 use super::{Launcher, Quitter};
-use crate::supervisor::{ActionError, Outcome, SupervisorHandle};
+use crate::status::{ActionError, Outcome};
+use crate::supervisor::SupervisorHandle;
 use crate::tray::{self, Action, Face, TrayInputs};
 
 /// Runs the tray on this (the main) thread until the launcher has quit;

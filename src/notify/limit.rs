@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::supervisor::{EventKind, JobEvent, State};
+use crate::status::State;
+use crate::supervisor::{EventKind, JobEvent};
 
 /// One notification per backend per this long.
 pub const WINDOW: Duration = Duration::from_secs(30);

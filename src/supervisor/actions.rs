@@ -6,8 +6,8 @@
 //! status (the tray's enabled flags, `status --json`) and by the job when an
 //! action is asked for, so the tray and `berth action` always agree.
 
-use super::{ActionStatus, State};
 use crate::manifest::actions::{Action, ActionKind};
+use crate::status::{ActionStatus, Outcome, State};
 use crate::vars::Values;
 
 /// What running an action did.
@@ -18,7 +18,7 @@ pub enum Ran {
     /// The line was queued for the backend's stdin.
     Sent,
     /// A restart with the action's arguments was accepted.
-    Restarted(super::Outcome),
+    Restarted(Outcome),
 }
 
 /// Why `action` cannot act now, in one line; `None` when it can.

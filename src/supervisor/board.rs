@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{BackendStatus, Snapshot, State};
 use crate::registry::{Entry, Standing};
+use crate::status::{BackendStatus, Snapshot, State};
 
 /// CPU percent and resident bytes of one process group.
 pub type Usage = (f64, u64);
@@ -84,15 +84,14 @@ impl Board {
     }
 }
 
-/// The manifest-derived fields of a file without a job.
-fn fill_def(s: &mut BackendStatus, def: &crate::manifest::Backend) {
+/// The fields a status takes from the definition alone, for a job's status
+/// and a file without a job alike.
+pub fn fill_def(s: &mut BackendStatus, def: &crate::manifest::Backend) {
     s.id = Some(def.id.to_string());
     s.name = Some(def.name.clone());
     s.version = Some(def.version.to_string());
     s.detail.sha256 = def.executable.as_ref().map(|e| e.sha256);
     s.signed_by.clone_from(&def.signed_by);
-    s.sandbox = def.sandbox.as_ref().map(crate::sandbox::status_of);
-    s.path = shown_path(def);
 }
 
 /// Where the executable would be found now (else its first candidate), as
@@ -113,6 +112,8 @@ pub fn other_status(entry: &Entry) -> BackendStatus {
     let mut s = blank(&entry.file);
     if let Some(def) = &entry.backend {
         fill_def(&mut s, def);
+        s.sandbox = def.sandbox.as_ref().map(crate::sandbox::status_of);
+        s.path = shown_path(def);
     }
     s.error = entry.error.clone();
     s.state = match &entry.standing {

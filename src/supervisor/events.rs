@@ -9,6 +9,8 @@
 
 use tokio::sync::broadcast;
 
+use crate::status::{BackendStatus, State};
+
 /// How many events a slow subscriber may lag behind before it loses the
 /// oldest (a notifier that is behind has lost nothing a user would miss:
 /// the rate limit would merge them anyway).
@@ -36,17 +38,17 @@ pub enum EventKind {
     Exited {
         code: Option<i32>,
         signal: Option<String>,
-        then: super::State,
+        then: State,
     },
     /// A launch was refused: the executable's digest (or its `files` tree)
     /// differs from the manifest, or it could not be spawned.
-    LaunchFailed { state: super::State, reason: String },
+    LaunchFailed { state: State, reason: String },
     /// The manifest's signature is missing, bad or by no trusted key.
     Untrusted { reason: String },
     /// Health checks failed or a heartbeat was missed, and berth stopped
     /// the backend; `then` is the state that led to: backoff (restarting)
     /// or failed.
-    Unhealthy { reason: String, then: super::State },
+    Unhealthy { reason: String, then: State },
 }
 
 /// The sending side, shared by every job.
@@ -73,11 +75,7 @@ impl Events {
 
 /// An event for each file that is untrusted in `now` and was not before
 /// (by file): a file that stays untrusted across rescans says it once.
-pub(super) fn newly_untrusted(
-    before: &[super::BackendStatus],
-    now: &[super::BackendStatus],
-) -> Vec<JobEvent> {
-    use super::State;
+pub(super) fn newly_untrusted(before: &[BackendStatus], now: &[BackendStatus]) -> Vec<JobEvent> {
     now.iter()
         .filter(|s| s.state == State::Untrusted)
         .filter(|s| {
@@ -108,7 +106,6 @@ pub(super) fn newly_untrusted(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{BackendStatus, State};
     use super::*;
 
     #[test]

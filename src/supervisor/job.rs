@@ -41,9 +41,10 @@ use super::logs::JsonLine;
 use super::restart::Exit;
 use super::sd_notify::{Listener, Notice};
 use super::talk::{Replies, Talker};
-use super::{ActionError, Outcome, Ran, Shared, State, actions};
+use super::{Ran, Shared, actions};
 use crate::manifest::Backend;
 use crate::manifest::actions::ActionKind;
+use crate::status::{ActionError, LaunchFailure, Outcome, State};
 
 /// Up this long, a backend's retry count starts again from zero.
 pub const RESET_AFTER: Duration = Duration::from_secs(10);
@@ -521,7 +522,7 @@ impl Job {
             Err(source) => Err(ActionError::Launch {
                 id: self.id.clone(),
                 action,
-                source,
+                source: LaunchFailure(source),
             }),
         }
     }

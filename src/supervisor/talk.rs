@@ -28,6 +28,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use super::logs::JsonLine;
+use crate::status::SendError;
 
 /// Bytes a backend's outgoing queue may hold before sends are refused.
 pub const STDIN_QUEUE_BYTES: usize = 1024 * 1024;
@@ -37,15 +38,6 @@ const STDOUT_FANOUT: usize = 256;
 
 /// Stdout JSON objects of one run, for the clients waiting for a reply.
 pub type Replies = broadcast::Receiver<Arc<JsonLine>>;
-
-/// Why a line was not queued.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    #[error("stdin of {0} is full (not reading)")]
-    Full(String),
-    #[error("stdin of {0} is closed")]
-    Closed(String),
-}
 
 /// One run's stdin queue and stdout fan-out.
 pub struct Link {

@@ -23,7 +23,7 @@ use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 use super::icon::{IconState, SIZE};
 use super::menu::{self, Item, MenuModel, Node};
 use super::{Action, TrayError, TrayInputs};
-use crate::supervisor::Snapshot;
+use crate::status::Snapshot;
 
 /// What reaches the event loop from other threads.
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use super::action::{Action, ItemId};
 use super::icon::IconState;
 use crate::human;
 use crate::manifest::BackendId;
-use crate::supervisor::{BackendStatus, Snapshot, State};
+use crate::status::{BackendStatus, Snapshot, State};
 
 /// Labels longer than this are cut with `…`: a menu is not a log viewer.
 const MAX_LABEL_CHARS: usize = 120;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::manifest::Digest;
-use crate::supervisor::Detail;
+use crate::status::Detail;
 
 fn backend(id: &str, name: &str, state: State) -> BackendStatus {
     BackendStatus {
@@ -460,11 +460,11 @@ fn manifest_actions_follow_restart_in_order_and_enabled_when_available() {
     let now = Instant::now();
     let mut b = backend("web", "Web", State::Stopped);
     b.actions = vec![
-        crate::supervisor::ActionStatus {
+        crate::status::ActionStatus {
             label: "Open web UI".into(),
             available: false,
         },
-        crate::supervisor::ActionStatus {
+        crate::status::ActionStatus {
             label: "Debug & trace".into(),
             available: true,
         },

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use berth::manifest::Backend;
 use berth::manifest::sandbox::{FsRules, Limits, Sandbox};
-use berth::supervisor::State;
+use berth::status::State;
 
 use crate::util;
 

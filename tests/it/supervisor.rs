@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth::manifest::{Backend, Probe, ReadySpec};
-use berth::supervisor::{ActionError, BackendStatus, Outcome, State};
+use berth::status::{ActionError, BackendStatus, Outcome, State};
 
 use crate::util::{Env, backend, catalog, env, script, wait_file, wait_for};
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use berth::manifest::{Backend, BackendId, Executable, RestartSpec, StopSpec};
 use berth::registry::{Catalog, Entry, Standing};
-use berth::supervisor::{self, BackendStatus, Config, SupervisorHandle};
+use berth::status::{BackendStatus, Config};
+use berth::supervisor::{self, SupervisorHandle};
 
 /// Writes an executable `#!/bin/sh` script.
 pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {

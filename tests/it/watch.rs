@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use berth::supervisor::{Snapshot, State, SupervisorHandle};
+use berth::status::{Snapshot, State};
+use berth::supervisor::SupervisorHandle;
 use berth::watch::{self, Progress, WatchConfig, WatchHandle};
 
 use crate::util::{self, running, script, wait_gone};

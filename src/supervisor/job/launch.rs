@@ -12,17 +12,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::super::EventKind;
 use super::super::logs::{self, JsonLine, LogFile};
 use super::super::ready;
 use super::super::sd_notify::{NotifyError, NotifySocket};
 use super::super::talk::Link;
-use super::super::{EventKind, State};
 use super::state::{Phase, Rest, Run};
 use super::{Job, RESET_AFTER};
 use crate::integrity::{self, Verified, VerifyError};
 use crate::manifest::Probe;
 use crate::manifest::health::HealthCheck;
 use crate::paths;
+use crate::status::State;
 
 /// Why a backend could not be launched.
 #[derive(Debug, thiserror::Error)]

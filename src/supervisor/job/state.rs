@@ -26,12 +26,13 @@ use tokio::time::Instant;
 
 use super::stop::Stop;
 use crate::manifest::Backend;
+use crate::status::{BackendStatus, State};
 use crate::supervisor::health::Monitor;
 use crate::supervisor::logs::JsonLine;
 use crate::supervisor::restart::Exit;
 use crate::supervisor::sd_notify::Listener;
 use crate::supervisor::talk::Link;
-use crate::supervisor::{BackendStatus, State, actions};
+use crate::supervisor::{actions, board};
 use crate::vars::Values;
 
 /// Why a job without a process is at rest.
@@ -234,10 +235,7 @@ pub struct Facts<'a> {
 pub fn status(f: &Facts<'_>) -> BackendStatus {
     let def = f.def;
     let mut s = BackendStatus::new(def.file.display().to_string(), f.phase.state());
-    s.id = Some(def.id.to_string());
-    s.name = Some(def.name.clone());
-    s.version = Some(def.version.to_string());
-    s.signed_by.clone_from(&def.signed_by);
+    board::fill_def(&mut s, def);
     s.last_stderr = f.last_stderr.map(str::to_owned);
     // Predicted from the definition and the kernel while nothing runs; what
     // the run got once launched.
@@ -246,7 +244,6 @@ pub fn status(f: &Facts<'_>) -> BackendStatus {
         .run()
         .and_then(|r| r.sandbox.clone())
         .or_else(|| def.sandbox.as_ref().map(crate::sandbox::status_of));
-    s.detail.sha256 = def.executable.as_ref().map(|e| e.sha256);
     s.detail.log = Some(f.log.clone());
     s.detail.verified = f.verified;
     s.status_line = f.status_line.map(str::to_owned);

@@ -15,8 +15,9 @@ use tokio::time::Instant;
 
 use super::state::{Phase, Rest, Run};
 use super::{DRAIN, Flow, Job, Reply};
+use crate::status::Outcome;
+use crate::supervisor::group;
 use crate::supervisor::restart::{self, Decision, Ending, Exit};
-use crate::supervisor::{Outcome, group};
 
 /// After SIGKILL, how long before giving up on a group (a process in
 /// uninterruptible sleep cannot die earlier).

@@ -45,8 +45,5 @@ async fn limit_over_the_hard_limit_fails_with_the_reason() {
     let err = lab.env.sup.start("probe").await.unwrap_err().to_string();
     assert!(err.contains("sandbox: open_files"), "{err}");
     let st = lab.env.sup.snapshot();
-    assert_eq!(
-        st.get("probe").unwrap().state,
-        berth::supervisor::State::Failed
-    );
+    assert_eq!(st.get("probe").unwrap().state, berth::status::State::Failed);
 }

@@ -2,7 +2,8 @@
 //! a crash says so with its last stderr line; a user's Stop and a removal
 //! say nothing.
 
-use berth::supervisor::{EventKind, State};
+use berth::status::State;
+use berth::supervisor::EventKind;
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::{T, apply_and_start, scripted, wait_state};

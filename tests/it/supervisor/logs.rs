@@ -55,7 +55,7 @@ async fn logs_rotate_by_size_through_the_supervisor() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     let sup = berth::supervisor::spawn_with_guardian(
-        berth::supervisor::Config {
+        berth::status::Config {
             log_dir: logs.clone(),
             log_max_size: 2000,
             log_backups: 2,

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use berth::supervisor::{Snapshot, State};
+use berth::status::{Snapshot, State};
 use berth::trust::{Policy, Trust};
 
 use super::{Fx, exe, manifest};
