@@ -256,6 +256,13 @@ pub struct RunArgs {
     /// No desktop notifications when a backend crashes or fails its checks.
     #[arg(long)]
     pub no_notify: bool,
+    /// Quit (stopping every backend) when the process that started berth
+    /// ends, however it ends; exit 2 if it is already gone.
+    #[arg(long)]
+    pub with_parent: bool,
+    /// The parent's pid as observed by `berth` before it exec'd `berth-tray`.
+    #[arg(long, hide = true, requires = "with_parent", value_name = "PID")]
+    pub parent_pid: Option<i32>,
     #[command(flatten)]
     pub signatures: SignaturesArg,
 }
@@ -271,6 +278,10 @@ impl RunArgs {
             log_backups: self.log_backups,
             notify: !self.no_notify,
             require_signatures: self.signatures.require,
+            parent: self.with_parent.then(|| {
+                self.parent_pid
+                    .unwrap_or_else(crate::launcher::parent::observe)
+            }),
         }
     }
 }

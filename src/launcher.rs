@@ -22,8 +22,9 @@
 //!   rescan requests (SIGHUP and the socket's `rescan`).
 //! - The launcher takes its own [`Options`]; the CLI builds them from its
 //!   arguments, so the launcher knows nothing of clap.
-//! - Quitting (SIGTERM, SIGINT, the tray's Quit) stops every backend in
-//!   parallel and exits 0; a second SIGINT meanwhile SIGKILLs every group
+//! - Quitting (SIGTERM, SIGINT, the tray's Quit, and with `--with-parent`
+//!   the end of the parent process) stops every backend in parallel and
+//!   exits 0; a second SIGINT meanwhile SIGKILLs every group
 //!   and exits 130.
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,7 @@ use crate::supervisor::{self, SupervisorHandle};
 use crate::watch;
 
 mod logging;
+pub mod parent;
 mod tray;
 
 /// Why the launcher could not start, in one line.
@@ -63,6 +65,9 @@ pub enum LauncherError {
     Socket(#[from] socket::SocketError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// A usage error: `berth run` exits 2 for it.
+    #[error(transparent)]
+    Parent(#[from] parent::ParentError),
     #[error("cannot install the {name} handler: {source}")]
     Signal {
         name: &'static str,
@@ -117,6 +122,8 @@ pub struct Options {
     pub notify: bool,
     /// Run only manifests signed by a trusted key.
     pub require_signatures: bool,
+    /// `--with-parent`: the pid of the process whose end ends the launcher.
+    pub parent: Option<i32>,
 }
 
 /// Runs the launcher until it is told to quit; returns the exit code.
@@ -128,6 +135,8 @@ pub fn run(
     frontend: Option<Frontend>,
 ) -> Result<ExitCode, LauncherError> {
     let open_dir = usable_folders(&args.folders)?;
+    // Before the socket is bound: a parent already gone is an error at once.
+    let parent = args.parent.map(parent::Parent::open).transpose()?;
     logging::init(&args.app, args.log_max_size, args.log_backups);
     for duplicate in &args.folders.duplicates {
         tracing::warn!("{duplicate}");
@@ -165,7 +174,7 @@ pub fn run(
         env_remove,
     };
     let trust = Arc::new(load_trust(args.require_signatures, &args.app));
-    let launcher = runtime.block_on(Launcher::start(
+    let mut launcher = runtime.block_on(Launcher::start(
         args.folders.dirs.clone(),
         &socket_path,
         config,
@@ -173,6 +182,10 @@ pub fn run(
         &args.app,
         args.notify,
     ))?;
+    if let Some(parent) = parent {
+        tracing::info!(pid = parent.pid(), "following the parent process");
+        launcher.parent = Some(parent);
+    }
     let face = crate::tray::Face {
         backends_dir: open_dir,
         app: args.app,
@@ -270,6 +283,8 @@ pub struct Launcher {
     reloader: JoinHandle<()>,
     /// Desktop notifications (none with `--no-notify`).
     notifier: Option<JoinHandle<()>>,
+    /// `--with-parent`: its end quits the launcher.
+    parent: Option<parent::Parent>,
     sigterm: Signal,
     sigint: Signal,
 }
@@ -332,6 +347,7 @@ impl Launcher {
             server: Some(server),
             reloader,
             notifier,
+            parent: None,
             sigterm,
             sigint,
         })
@@ -359,6 +375,7 @@ impl Launcher {
             _ = self.sigterm.recv() => tracing::info!("SIGTERM: quitting"),
             _ = self.sigint.recv() => tracing::info!("SIGINT: quitting (interrupt again to kill every backend now)"),
             () = self.quitter.0.notified() => tracing::info!("quit requested"),
+            () = parent_exit(self.parent.take()) => tracing::info!("the parent process ended: quitting"),
         }
         self.quitting.send_replace(true);
         self.reloader.abort();
@@ -386,6 +403,14 @@ impl Launcher {
         tracing::debug!(socket = %self.socket_file.path().display(), "removing the control socket");
         drop(self.socket_file);
         code
+    }
+}
+
+/// Resolves when the followed parent has ended; never without one.
+async fn parent_exit(parent: Option<parent::Parent>) {
+    match parent {
+        Some(parent) => parent.exited().await,
+        None => std::future::pending().await,
     }
 }
 

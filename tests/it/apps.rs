@@ -248,3 +248,133 @@ fn a_bad_app_name_is_one_usage_line() {
     assert!(!home.path().join("state").exists());
     assert!(!home.path().join("run").exists());
 }
+
+/// A subreaper (Python's ctypes prctl) that starts `sh` as berth's parent:
+/// the `sh` starts `berth ARGS` in the background, writes both pids, and
+/// waits. Once the `sh` is killed, berth is reparented to the subreaper,
+/// which writes berth's exit code to `code` when it ends. (berth's pid is
+/// written before it can end: berth waits for its backends first.)
+const SUBREAPER: &str = r#"
+import ctypes, os, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+out = sys.argv[1]
+sh = subprocess.Popen(["/bin/sh", "-c", '"$@" & echo $$ $! > "$OUT.tmp"; mv "$OUT.tmp" "$OUT/pids"; wait', "sh"] + sys.argv[2:], env=dict(os.environ, OUT=out))
+while True:
+    pid, status = os.wait()
+    # Orphans of the backends' groups end here too; only berth counts.
+    berth = open(out + "/pids").read().split()[1] if os.path.exists(out + "/pids") else None
+    if str(pid) == berth:
+        with open(out + "/code.tmp", "w") as f:
+            f.write(str(os.waitstatus_to_exitcode(status)) + "\n")
+        os.rename(out + "/code.tmp", out + "/code")
+        break
+"#;
+
+/// Issue #24 point 3: with `--with-parent`, SIGKILL of the process that
+/// started berth stops every backend as Quit does, and berth exits 0.
+#[test]
+fn the_parent_killed_with_sigkill_takes_berth_and_every_backend_along() {
+    parent_killed(&["--headless"]);
+}
+
+/// The same through `berth run` without `--headless`: berth execs
+/// `berth-tray` (same pid, the parent handed over), which finds no display
+/// and runs headless.
+#[test]
+fn the_parent_is_followed_across_the_exec_of_berth_tray() {
+    parent_killed(&[]);
+}
+
+fn parent_killed(extra: &[&str]) {
+    let home = Home::new();
+    home.backend("one", "exec sleep 600", "");
+    home.backend("two", "sleep 600 & wait", "");
+    let out_dir = home.path().join("reaper");
+    fs::create_dir(&out_dir).unwrap();
+    let mut berth = home.berth(&["run", "--with-parent", "--backends"]);
+    berth.arg(home.backends()).args(extra);
+    let mut reaper = Command::new("/usr/bin/python3");
+    reaper
+        .arg("-c")
+        .arg(SUBREAPER)
+        .arg(&out_dir)
+        .arg(berth.get_program())
+        .args(berth.get_args())
+        .envs(
+            berth
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env_remove("BERTH_SOCKET")
+        .env_remove("BERTH_BACKENDS")
+        .env_remove("BERTH_APP")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(home.path().join("launcher.err")).unwrap());
+    let mut reaper = reaper.spawn().unwrap();
+    let pids = crate::util::wait_file(&out_dir.join("pids"), T);
+    let (parent, berth_pid): (i32, u64) = {
+        let mut it = pids.split_whitespace();
+        (
+            it.next().unwrap().parse().unwrap(),
+            it.next().unwrap().parse().unwrap(),
+        )
+    };
+    let served = crate::control::home::wait_until(T, || UnixStream::connect(home.socket()).is_ok());
+    let err = || fs::read_to_string(home.path().join("launcher.err")).unwrap_or_default();
+    assert!(served, "berth never served: {}", err());
+    for id in ["one", "two"] {
+        let out = home.run(&["start", id]);
+        assert_eq!(out.code(), 0, "{out:?}");
+    }
+    let pids: Vec<u64> = home
+        .status_json()
+        .iter()
+        .filter_map(|b| b["pid"].as_u64())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    let groups: Vec<u32> = pids
+        .iter()
+        .flat_map(|p| crate::util::group_pids(*p as u32))
+        .collect();
+    assert!(groups.len() >= 3, "{groups:?}");
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(parent),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let code = crate::util::wait_file(&out_dir.join("code"), T);
+    assert_eq!(code, "0", "{}", err());
+    assert!(!alive(berth_pid));
+    for pid in groups {
+        assert!(!alive(pid.into()), "{pid} outlived berth: {}", err());
+    }
+    assert!(err().contains("the parent process ended"), "{}", err());
+    let _ = reaper.wait();
+}
+
+/// Issue #24 point 3: a parent that is already gone is exit 2 in one line,
+/// before anything is served.
+#[test]
+fn a_parent_already_gone_is_a_usage_error() {
+    let home = Home::new();
+    // A pid that was ours and has ended: not berth's parent.
+    let mut gone = Command::new("/bin/true").spawn().unwrap();
+    let pid = gone.id().to_string();
+    gone.wait().unwrap();
+    for extra in [&["--parent-pid", pid.as_str()][..], &["--parent-pid", "1"]] {
+        let out = Out(home
+            .berth(&["run", "--headless", "--with-parent", "--backends"])
+            .arg(home.backends())
+            .args(extra)
+            .output()
+            .unwrap());
+        assert_eq!(out.code(), 2, "{out:?}");
+        assert!(one_line(&out.stderr()), "{out:?}");
+        assert!(out.stderr().contains("is already gone"), "{out:?}");
+        assert!(!home.socket().exists());
+    }
+}
