@@ -5,6 +5,7 @@
 //! permissions, stale sockets, path length. [`protocol`] is the wire format,
 //! shared by both sides.
 
+mod admit;
 pub mod client;
 pub mod idle;
 pub mod protocol;

@@ -138,6 +138,10 @@ pub fn run(
     // Before the socket is bound: a parent already gone is an error at once.
     let parent = args.parent.map(parent::Parent::open).transpose()?;
     logging::init(&args.app, args.log_max_size, args.log_backups);
+    // Before any backend exists: its /proc reads of berth are refused.
+    if let Err(e) = crate::sandbox::hidden::hide_self() {
+        tracing::warn!(error = %e, "cannot make berth non-dumpable: backends can read its environment");
+    }
     for duplicate in &args.folders.duplicates {
         tracing::warn!("{duplicate}");
     }

@@ -11,7 +11,10 @@
 //! whose current text is not trusted is handled like an invalid one. It
 //! keeps its last good (trusted) definition if it had one; without one it is
 //! `untrusted` and never competes for its id, so an unsigned copy dropped
-//! beside a signed backend can neither win nor shadow it.
+//! beside a signed backend can neither win nor shadow it. A last good
+//! definition is good only while the key that signed it is trusted: the
+//! watcher drops it when a reload of the keys loses that key
+//! ([`crate::trust::Trust::still_vouches`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

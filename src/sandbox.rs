@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 
 pub mod abi;
 mod child;
+pub mod hidden;
 pub mod peer;
 mod ruleset;
 

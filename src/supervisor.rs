@@ -30,11 +30,13 @@
 //!   so a backend that does not read never blocks anyone.
 //! - A guardian process (`guardian`) learns every process group before its
 //!   first instruction runs and stops them all if berth dies, even by
-//!   SIGKILL. A process that leaves its group (`setsid`) is out of reach of
+//!   SIGKILL. Each backend is spawned as the leader of its own session
+//!   (`setsid`), so no other backend's process can join its group. A
+//!   process that leaves its group (`setpgid`, `setsid`) is out of reach of
 //!   both the stop and the guardian.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -50,6 +52,7 @@ mod metrics;
 pub mod ready;
 pub mod restart;
 pub mod sd_notify;
+mod shared;
 pub mod talk;
 
 pub use actions::Ran;
@@ -58,33 +61,23 @@ pub use job::LaunchError;
 use crate::manifest::Backend;
 use crate::registry::{Catalog, Standing};
 use crate::status::{ActionError, BackendStatus, Config, Outcome, Snapshot};
-use board::Board;
 pub use events::{EventKind, JobEvent};
 use job::Control;
+use shared::{Shared, lock};
 
 /// A cloneable handle to the supervisor.
 #[derive(Clone)]
 pub struct SupervisorHandle {
     snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
     shared: Arc<Shared>,
+    /// The jobs' control senders: the handle's, never the board's.
+    jobs: Arc<Mutex<Jobs>>,
+    metrics: metrics::Metrics,
 }
 
 /// How long a status request waits for the jobs' re-check of their
 /// executables (a stat each; a job busy verifying answers after it).
 pub const RECHECK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// What the jobs, the metrics task and the handle share.
-pub(crate) struct Shared {
-    config: Config,
-    /// The jobs' control senders: the handle's, never the board's.
-    jobs: Mutex<Jobs>,
-    board: Mutex<Board>,
-    tx: tokio::sync::watch::Sender<Arc<Snapshot>>,
-    groups: group::LiveGroups,
-    guardian: Option<guardian::Link>,
-    metrics: metrics::Metrics,
-    events: events::Events,
-}
 
 /// How the handle reaches each job.
 #[derive(Default)]
@@ -103,33 +96,6 @@ struct JobRef {
     removing: bool,
     /// The running process's stdin while the job says it accepts lines.
     talker: Arc<Mutex<talk::Talker>>,
-}
-
-/// Both locks guard data that stays consistent field by field if a panic
-/// interrupts a writer, so poisoning is ignored. Lock order: jobs, then board.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shared {
-    fn lock_board(&self) -> MutexGuard<'_, Board> {
-        lock(&self.board)
-    }
-
-    fn publish(&self, board: &Board) {
-        self.tx.send_replace(Arc::new(board.snapshot()));
-    }
-
-    /// A removed job is done: it leaves the handle's table and the board.
-    fn remove_job(&self, id: &str, generation: u64) {
-        let mut jobs = lock(&self.jobs);
-        if jobs.map.get(id).is_some_and(|j| j.generation == generation) {
-            jobs.map.remove(id);
-        }
-        let mut board = self.lock_board();
-        board.remove(id, generation);
-        self.publish(&board);
-    }
 }
 
 impl SupervisorHandle {
@@ -157,7 +123,7 @@ impl SupervisorHandle {
         let shared = &self.shared;
         let mut acks = Vec::new();
         {
-            let mut jobs = lock(&shared.jobs);
+            let mut jobs = lock(&self.jobs);
             if jobs.shut_down {
                 return;
             }
@@ -190,7 +156,13 @@ impl SupervisorHandle {
                     job::Job::new(shared.clone(), def.clone(), entry.error.clone(), generation);
                 job.publish();
                 let talker = job.talker();
-                tokio::spawn(job.run(rx));
+                tokio::spawn(run_job(
+                    Arc::downgrade(&self.jobs),
+                    id.clone(),
+                    generation,
+                    job,
+                    rx,
+                ));
                 // A new id, whether in the first catalog or a later one: an
                 // edit of an existing id never gets here, so it never
                 // autostarts.
@@ -242,7 +214,7 @@ impl SupervisorHandle {
     /// Waits at most [`RECHECK_WAIT`]: a job busy hashing answers later.
     pub async fn recheck(&self) {
         let acks: Vec<_> = {
-            let jobs = lock(&self.shared.jobs);
+            let jobs = lock(&self.jobs);
             jobs.map
                 .values()
                 .filter(|j| !j.removing)
@@ -265,7 +237,7 @@ impl SupervisorHandle {
     /// returns when the snapshot shows them (uptimes refreshed too). See
     /// `metrics` for why usage is sampled only when looked at.
     pub async fn look(&self) {
-        tokio::join!(self.recheck(), self.shared.metrics.look());
+        tokio::join!(self.recheck(), self.metrics.look());
     }
 
     /// What the launcher's front end set in berth's environment for itself
@@ -278,7 +250,7 @@ impl SupervisorHandle {
     /// `true` while a face shows CPU/RSS continuously (the tray's open
     /// submenu): sampled once a second until the matching `false`.
     pub fn watch_usage(&self, on: bool) {
-        self.shared.metrics.watch(on);
+        self.metrics.watch(on);
     }
 
     /// Sends a command to the job of `id` and waits for its answer.
@@ -289,7 +261,7 @@ impl SupervisorHandle {
         make: impl FnOnce(oneshot::Sender<Result<T, ActionError>>) -> Control,
     ) -> Result<T, ActionError> {
         let rx = {
-            let jobs = lock(&self.shared.jobs);
+            let jobs = lock(&self.jobs);
             if jobs.shut_down {
                 return Err(ActionError::ShutDown);
             }
@@ -372,7 +344,7 @@ impl SupervisorHandle {
         // running, stopping, unknown, the run just ended) is the job's to
         // answer, with its state.
         let talker = {
-            let jobs = lock(&self.shared.jobs);
+            let jobs = lock(&self.jobs);
             jobs.map
                 .get(id)
                 .filter(|j| !j.removing && !jobs.shut_down)
@@ -401,7 +373,7 @@ impl SupervisorHandle {
     }
 
     fn job_ids(&self) -> Vec<String> {
-        let jobs = lock(&self.shared.jobs);
+        let jobs = lock(&self.jobs);
         jobs.map
             .iter()
             .filter(|(_, s)| !s.removing)
@@ -433,7 +405,7 @@ impl SupervisorHandle {
     /// return `Err(ShutDown)`.
     pub async fn shutdown(&self) {
         let acks: Vec<_> = {
-            let mut jobs = lock(&self.shared.jobs);
+            let mut jobs = lock(&self.jobs);
             jobs.shut_down = true;
             jobs.map
                 .values()
@@ -462,6 +434,29 @@ impl SupervisorHandle {
     }
 }
 
+/// Runs a job's task; a removed job, once it has left the board, leaves the
+/// handle's table too. The table is held weakly: it holds the job's control
+/// sender, whose closing ends the job when the last handle is dropped.
+async fn run_job(
+    jobs: std::sync::Weak<Mutex<Jobs>>,
+    id: String,
+    generation: u64,
+    job: job::Job,
+    rx: mpsc::UnboundedReceiver<Control>,
+) {
+    job.run(rx).await;
+    if let Some(jobs) = jobs.upgrade() {
+        let mut jobs = lock(&jobs);
+        if jobs
+            .map
+            .get(&id)
+            .is_some_and(|j| j.generation == generation && j.removing)
+        {
+            jobs.map.remove(&id);
+        }
+    }
+}
+
 /// Starts the supervisor on the current tokio runtime, with a guardian run
 /// as `<current executable> __guardian` (berth's CLI dispatches it; any
 /// other program hosting a supervisor must too, or use
@@ -481,23 +476,14 @@ pub fn spawn_with_guardian(config: Config, guardian_exe: Option<PathBuf>) -> Sup
             None
         }
     });
-    let (tx, rx) = tokio::sync::watch::channel(Arc::new(Snapshot::default()));
-    let shared = Arc::new_cyclic(|weak| {
-        let (metrics, task) = metrics::Metrics::spawn(weak.clone());
-        tokio::spawn(task);
-        Shared {
-            config,
-            jobs: Mutex::new(Jobs::default()),
-            board: Mutex::new(Board::default()),
-            tx,
-            groups: group::LiveGroups::default(),
-            guardian,
-            metrics,
-            events: events::Events::default(),
-        }
-    });
+    let (shared, snapshots) = Shared::new(config, guardian);
+    let shared = Arc::new(shared);
+    let (metrics, task) = metrics::Metrics::spawn(Arc::downgrade(&shared));
+    tokio::spawn(task);
     SupervisorHandle {
-        snapshots: rx,
+        snapshots,
         shared,
+        jobs: Arc::default(),
+        metrics,
     }
 }

@@ -182,6 +182,24 @@ impl Trust {
         self.keys.iter().map(|k| k.name.as_str())
     }
 
+    /// Would a definition that `earlier` judged (signed by the key named
+    /// `signer`, or unsigned) still be trusted with these keys? A key that
+    /// was removed, or replaced by another under the same name, no longer
+    /// vouches for what it signed: a last good definition must not outlive
+    /// the trust it was read under.
+    pub fn still_vouches(&self, earlier: &Trust, signer: Option<&str>) -> bool {
+        let Some(name) = signer else {
+            return !self.required();
+        };
+        let key = |t: &'_ Trust| {
+            t.keys
+                .iter()
+                .find(|k| k.name == name)
+                .map(|k| k.key.clone())
+        };
+        matches!((key(earlier), key(self)), (Some(a), Some(b)) if a == b)
+    }
+
     /// One line per key folder or key file that could not be used.
     pub fn problems(&self) -> &[String] {
         &self.problems

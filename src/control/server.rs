@@ -192,7 +192,8 @@ async fn connection<C: Control>(
     idle: Duration,
     idle_clients: &IdleClients,
 ) {
-    let peer = stream.peer_cred().ok().and_then(|c| c.pid());
+    // Decided now, by who connected, not by who writes later.
+    let admitted = super::admit::admit(&stream, control.subscribe()).await;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -247,13 +248,8 @@ async fn connection<C: Control>(
             }
             continue;
         }
-        // Checked at every request, not once: a backend spawned after the
-        // connection was made is on the board by the time it can ask.
-        if let Some(id) = sandboxed_peer(&control, peer) {
-            tracing::warn!(backend = %id, "control socket: refused a sandboxed backend");
-            let reply = Reply::error(format!(
-                "refused: the caller belongs to the sandboxed backend {id}, which may not control berth"
-            ));
+        if let Err(refusal) = &admitted {
+            let reply = Reply::error(refusal.clone());
             let _ = write.write_all(reply.to_line().as_bytes()).await;
             let _ = write.shutdown().await;
             return;
@@ -272,26 +268,6 @@ async fn connection<C: Control>(
             // The client ended its last line with end of file: nothing follows.
             return;
         }
-    }
-}
-
-/// The sandboxed backend the peer `pid` belongs to (SO_PEERCRED), if any.
-fn sandboxed_peer<C: Control>(control: &C, pid: Option<i32>) -> Option<String> {
-    #[cfg(target_os = "linux")]
-    {
-        let snapshot = control.snapshot();
-        let groups: Vec<(i32, &str)> = snapshot
-            .backends
-            .iter()
-            .filter(|b| b.sandbox.is_some() && b.state.has_process())
-            .filter_map(|b| Some((b.pid? as i32, b.id.as_deref()?)))
-            .collect();
-        crate::sandbox::peer::sandboxed_owner(pid?, &groups).map(str::to_owned)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (control, pid);
-        None
     }
 }
 

@@ -9,7 +9,7 @@
 //! so a single `write` is atomic):
 //!
 //! - `add <pgid> <signal> <timeout_ms>`: written by the backend's own child
-//!   process in its pre-exec hook, after `setpgid` and before `exec`, so a
+//!   process in its pre-exec hook, after `setsid` and before `exec`, so a
 //!   backend is registered before any of its code runs; berth writes it again
 //!   once the spawn returned, and for every live group when a guardian is
 //!   replaced;
@@ -66,6 +66,8 @@ pub fn main() -> anyhow::Result<ExitCode> {
             let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn);
         }
     }
+    // It holds every backend's group: no backend may read its memory.
+    let _ = crate::sandbox::hidden::hide_self();
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
     unsafe {
         libc::prctl(libc::PR_SET_NAME, NAME.as_ptr());

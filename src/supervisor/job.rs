@@ -36,12 +36,14 @@ pub use launch::LaunchError;
 use state::{Facts, Phase, Rest};
 use stop::{After, Check};
 
+use super::actions::{self, Ran};
+use super::events::{EventKind, JobEvent};
 use super::health::{Monitor, Verdict};
 use super::logs::JsonLine;
 use super::restart::Exit;
 use super::sd_notify::{Listener, Notice};
+use super::shared::{Shared, lock};
 use super::talk::{Replies, Talker};
-use super::{Ran, Shared, actions};
 use crate::manifest::Backend;
 use crate::manifest::actions::ActionKind;
 use crate::status::{ActionError, LaunchFailure, Outcome, State};
@@ -206,8 +208,8 @@ impl Job {
     }
 
     /// Tells the event subscribers (notifications) what just happened.
-    pub(super) fn emit(&self, kind: super::EventKind) {
-        self.shared.events.emit(super::JobEvent {
+    pub(super) fn emit(&self, kind: EventKind) {
+        self.shared.events.emit(JobEvent {
             id: self.id.clone(),
             name: self.def.name.clone(),
             notify: self.def.notify,
@@ -228,7 +230,7 @@ impl Job {
             .filter(|_| actions::accepts_lines(self.phase.state()))
             .map(|run| run.talk.talker())
             .unwrap_or_default();
-        *super::lock(&self.talker) = talker;
+        *lock(&self.talker) = talker;
         let status = state::status(&Facts {
             def: &self.def,
             phase: &self.phase,

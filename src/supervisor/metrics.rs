@@ -39,8 +39,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::Shared;
 use super::board::Usage;
+use super::shared::Shared;
 
 /// How often figures are refreshed while someone watches.
 pub const INTERVAL: Duration = Duration::from_secs(1);

@@ -157,3 +157,24 @@ fn signature_paths() {
     );
     assert_eq!(manifest_of_signature(m), None);
 }
+
+#[test]
+fn a_removed_or_replaced_key_no_longer_vouches_for_what_it_signed() {
+    let fx = fx(&[("acme.pub", VECTOR_PUB)]);
+    let before = trust(&fx, false);
+    assert!(trust(&fx, false).still_vouches(&before, Some("acme")));
+    // Unsigned definitions stand while signatures are not required.
+    assert!(trust(&fx, false).still_vouches(&before, None));
+    assert!(!trust(&fx, true).still_vouches(&before, None));
+    // Another key under the same name vouches for nothing the old one signed.
+    let other = minisign::KeyPair::generate_unencrypted_keypair()
+        .unwrap()
+        .pk
+        .to_box()
+        .unwrap()
+        .to_string();
+    std::fs::write(fx.keys.join("acme.pub"), other).unwrap();
+    assert!(!trust(&fx, false).still_vouches(&before, Some("acme")));
+    std::fs::remove_file(fx.keys.join("acme.pub")).unwrap();
+    assert!(!trust(&fx, false).still_vouches(&before, Some("acme")));
+}

@@ -316,6 +316,16 @@ impl FolderState {
             for problem in trust.problems() {
                 tracing::warn!("{problem}");
             }
+            // A last good definition vouched for by a key that is gone is
+            // no longer good: the file is judged by what it says now.
+            for tracked in self.files.values_mut() {
+                let read = &mut tracked.read;
+                if read.last_good.as_ref().is_some_and(|good| {
+                    !trust.still_vouches(&self.trust, good.signed_by.as_deref())
+                }) {
+                    read.last_good = None;
+                }
+            }
             self.trust = Arc::new(trust);
         }
         let mut out = Reload::default();

@@ -8,6 +8,7 @@ mod filesystem;
 mod launcher;
 mod limits;
 mod network;
+mod outside;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -79,6 +80,32 @@ for arg in sys.argv[1:]:
         if pid == 0:
             os.setpgid(0, 0)
             report(arg, lambda: control(target))
+            os._exit(0)
+        os.waitpid(pid, 0)
+    elif kind == "control-inherited":
+        # A child connects and exits; this process then writes on the
+        # connection it inherited: `control-inherited=<socket>;<request>`.
+        path, _, request = target.partition(";")
+        s = socket.socket(socket.AF_UNIX)
+        pid = os.fork()
+        if pid == 0:
+            s.connect(path)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        time.sleep(0.5)
+        s.sendall(request.encode() + b"\n")
+        print("reply " + s.makefile().readline().strip(), flush=True)
+    elif kind == "notify-as":
+        # A child joins another process group, then speaks on that group's
+        # sd_notify socket: `notify-as=<pgid>;<socket>;<datagram>`.
+        pgid, path, datagram = target.split(";", 2)
+        pid = os.fork()
+        if pid == 0:
+            report(f"setpgid {pgid}", lambda: os.setpgid(0, int(pgid)))
+            d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            report("notify", lambda: d.sendto(datagram.encode(), path))
+            # Alive while berth reads the sender's group.
+            time.sleep(1)
             os._exit(0)
         os.waitpid(pid, 0)
     elif kind == "sleep":

@@ -380,3 +380,46 @@ fn the_launcher_requires_signatures_and_names_the_signer() {
     }));
     assert_eq!(home.status_of("a")["pid"].as_u64(), Some(pid));
 }
+
+/// #23.2: a manifest signed only by a key that was removed from the trusted
+/// folders (then SIGHUP) is `untrusted` and never starts. Before, its last
+/// definition outlived the key: `stopped` with the error shown, and Start
+/// launched it. A running one is stopped: the user withdrew the trust it
+/// ran on.
+#[test]
+fn a_manifest_whose_only_key_was_removed_is_untrusted_and_never_starts() {
+    let (home, key) = signed_home();
+    home.backend("r", "exec sleep 30", "");
+    sign(&home, "r.yaml", &key);
+    let launcher = home.launch();
+    assert_eq!(home.status_of("a")["signed_by"], "acme");
+    ok(&home.run(&["start", "r"]));
+    let pid = home.status_of("r")["pid"].as_u64().unwrap();
+    std::fs::remove_file(trusted(&home).join("acme.pub")).unwrap();
+    launcher.signal(nix::sys::signal::Signal::SIGHUP);
+    let untrusted = |id: &str| {
+        let s = home.status_of(id);
+        s["state"] == "untrusted"
+            && s["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("a.yaml") || e.contains("r.yaml"))
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || untrusted("a") && untrusted("r")),
+        "{:#?}",
+        home.status_json()
+    );
+    let out = home.run(&["start", "a"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(
+        one_line(&out.stderr()) && out.stderr().contains("untrusted"),
+        "{out:?}"
+    );
+    assert_eq!(home.status_of("a")["pid"], serde_json::Value::Null);
+    let r = home.status_of("r");
+    assert_eq!(r["pid"], serde_json::Value::Null, "{r}");
+    assert!(
+        !crate::control::home::alive(pid),
+        "r still runs on a withdrawn key"
+    );
+}

@@ -1,7 +1,8 @@
 //! Starting a backend: verify (hashing runs on a blocking thread, never on
-//! the runtime's workers), spawn into its own process group (registered with
-//! the guardian before exec), wire the log pump, the sd_notify socket and the
-//! readiness probe; then readiness itself (`starting` -> `running`).
+//! the runtime's workers), spawn into its own session (its own process
+//! group too, registered with the guardians before exec), wire the log pump,
+//! the sd_notify socket and the readiness probe; then readiness itself
+//! (`starting` -> `running`).
 
 use std::io;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::super::EventKind;
+use super::super::events::EventKind;
 use super::super::logs::{self, JsonLine, LogFile};
 use super::super::ready;
 use super::super::sd_notify::{NotifyError, NotifySocket};
@@ -189,19 +190,29 @@ impl Job {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .kill_on_drop(false);
-        if let Some(link) = self.shared.guardian.as_ref() {
-            let reg = link.registration(def.stop.signal, def.stop.timeout);
-            // SAFETY: setpgid and the registration write are
-            // async-signal-safe and allocate nothing.
-            unsafe {
-                cmd.pre_exec(move || {
-                    libc::setpgid(0, 0);
+        // Its own session, not only its own group: a process can join any
+        // group of its session (`setpgid`), so in berth's session a backend's
+        // child could pass as another backend's group (the sd_notify sender
+        // check, the control socket's peer check). The group id is then the
+        // session id, the leader's pid. Then registered with the guardians.
+        let reg = self
+            .shared
+            .guardian
+            .as_ref()
+            .map(|link| link.registration(def.stop.signal, def.stop.timeout));
+        // SAFETY: setsid and the registration write are async-signal-safe
+        // and allocate nothing (a raw OS error carries no message).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if let Some(reg) = &reg {
                     reg.write_in_child();
-                    Ok(())
-                });
-            }
+                }
+                Ok(())
+            });
         }
         // Before the exec hook `Verified::spawn` adds, which must stay last.
         if let Some(sandbox) = &sandbox {

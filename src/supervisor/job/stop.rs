@@ -256,11 +256,11 @@ impl Job {
         };
         let then = self.phase.state();
         self.emit(match unhealthy {
-            Some(error) => super::super::EventKind::Unhealthy {
+            Some(error) => super::super::events::EventKind::Unhealthy {
                 reason: self.phase.error().unwrap_or(error),
                 then,
             },
-            None => super::super::EventKind::Exited {
+            None => super::super::events::EventKind::Exited {
                 code: exit.code(),
                 signal: exit.signal_name(),
                 then,

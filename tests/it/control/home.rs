@@ -98,9 +98,39 @@ impl Home {
     /// [`Home::launch_with`], with something added to the launcher's command
     /// (an environment variable).
     pub fn launch_with_cmd(&self, extra: &[&str], f: impl FnOnce(&mut Command)) -> Launcher {
-        let backends = self.backends();
         let mut cmd = self.berth(&["run", "--headless", "--backends"]);
         f(&mut cmd);
+        self.launch_cmd(cmd, extra)
+    }
+
+    /// [`Home::launch`] with no capabilities: as root, `setpriv` drops them
+    /// all before berth starts, so to the kernel berth and its backends are
+    /// an ordinary user's processes (no CAP_SYS_PTRACE, no DAC override).
+    /// `f` adds to the command (an environment variable).
+    pub fn launch_unprivileged(&self, f: impl FnOnce(&mut Command)) -> Launcher {
+        let mut cmd = if nix::unistd::geteuid().is_root() {
+            let mut c = self.berth_at(Path::new("setpriv"));
+            c.args([
+                "--inh-caps=-all",
+                "--ambient-caps=-all",
+                "--bounding-set=-all",
+                BERTH,
+            ]);
+            c
+        } else {
+            self.berth_bare()
+        };
+        cmd.arg("--socket")
+            .arg(self.socket())
+            .args(["run", "--headless", "--backends"]);
+        f(&mut cmd);
+        self.launch_cmd(cmd, &[])
+    }
+
+    /// Spawns `cmd` (`... run --headless --backends`) with this home's
+    /// backends folder and `extra`, and waits until it answers.
+    fn launch_cmd(&self, mut cmd: Command, extra: &[&str]) -> Launcher {
+        let backends = self.backends();
         let child = cmd
             .arg(&backends)
             .args(extra)

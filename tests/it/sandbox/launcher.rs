@@ -33,7 +33,7 @@ fn secret(home: &Home) -> String {
 }
 
 /// Waits for the probe's `done` line; its report lines.
-fn report(home: &Home, id: &str) -> Vec<String> {
+pub(super) fn report(home: &Home, id: &str) -> Vec<String> {
     let log = home.log(id);
     assert!(
         wait_until(Duration::from_secs(30), || std::fs::read_to_string(&log)

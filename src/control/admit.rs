@@ -1,0 +1,107 @@
+//! Who may command berth: a connection to the control socket is judged
+//! once, when it is accepted, by who connected (see
+//! [`crate::sandbox::peer`]), never by who writes on it later.
+//!
+//! A caller in a sandboxed backend is refused, and so is one that cannot be
+//! identified: it exited before berth could look (a child that connected
+//! and left its descriptor to a sandboxed parent), or it belongs to a
+//! backend spawned so recently that the board does not show it yet and
+//! still does not after [`BOARD_WAIT`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+use tokio::sync::watch;
+
+use crate::status::Snapshot;
+
+/// How long a caller from a backend the board does not show yet waits for
+/// it to appear (it is published right after its spawn returns).
+pub const BOARD_WAIT: Duration = Duration::from_secs(1);
+
+/// `Ok` when the peer of `stream` may send requests; else the one-line
+/// refusal it is told at its first request.
+pub async fn admit(
+    stream: &UnixStream,
+    board: watch::Receiver<Arc<Snapshot>>,
+) -> Result<(), String> {
+    #[cfg(target_os = "linux")]
+    {
+        linux::admit(stream, board).await
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (stream, board);
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
+    use crate::sandbox::peer::Peer;
+
+    enum Verdict {
+        Allowed,
+        Sandboxed(String),
+        /// In the session of a backend the board does not show.
+        Unknown(i32),
+    }
+
+    pub async fn admit(
+        stream: &UnixStream,
+        mut board: watch::Receiver<Arc<Snapshot>>,
+    ) -> Result<(), String> {
+        let peer = Peer::identify(stream).map_err(|e| {
+            tracing::warn!(reason = %e, "control socket: refused a caller that cannot be identified");
+            format!("refused: the caller cannot be identified ({e})")
+        })?;
+        let deadline = tokio::time::Instant::now() + BOARD_WAIT;
+        loop {
+            let verdict = judge(&peer, &board.borrow_and_update());
+            match verdict {
+                Verdict::Allowed => return Ok(()),
+                Verdict::Sandboxed(id) => {
+                    tracing::warn!(backend = %id, "control socket: refused a sandboxed backend");
+                    return Err(format!(
+                        "refused: the caller belongs to the sandboxed backend {id}, which may not control berth"
+                    ));
+                }
+                Verdict::Unknown(session) => {
+                    let changed = tokio::time::timeout_at(deadline, board.changed()).await;
+                    if !matches!(changed, Ok(Ok(()))) {
+                        tracing::warn!(
+                            session,
+                            "control socket: refused a caller from a backend the board does not show"
+                        );
+                        return Err(format!(
+                            "refused: the caller cannot be identified (session {session} is a backend's, but none is known by it)"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn judge(peer: &Peer, snapshot: &Snapshot) -> Verdict {
+        let running: Vec<(i32, &str, bool)> = snapshot
+            .backends
+            .iter()
+            .filter(|b| b.state.has_process())
+            .filter_map(|b| Some((b.pid? as i32, b.id.as_deref()?, b.sandbox.is_some())))
+            .collect();
+        let sandboxed: Vec<(i32, &str)> = running
+            .iter()
+            .filter(|(_, _, boxed)| *boxed)
+            .map(|&(pid, id, _)| (pid, id))
+            .collect();
+        if let Some(id) = peer.owner(&sandboxed) {
+            return Verdict::Sandboxed(id.to_owned());
+        }
+        match peer.backend_session() {
+            Some(s) if !running.iter().any(|(pid, _, _)| *pid == s) => Verdict::Unknown(s),
+            _ => Verdict::Allowed,
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! berth's own memory and environment, out of its backends' reach.
+//!
+//! A Landlock ruleset that allows `/proc` (the sandbox's base allowances
+//! must: a PyInstaller bootloader and Python read their own `/proc/self`)
+//! still lets a process read `/proc/<pid>/environ`, `maps` and `auxv` of
+//! any process of the same user. The kernel refuses those reads of a
+//! process that is not dumpable (`PR_SET_DUMPABLE` 0) to a caller without
+//! CAP_SYS_PTRACE, so the launcher and the guardians (which hold the list
+//! of every backend's group) make themselves non-dumpable first thing.
+//!
+//! What it costs: no core dump of berth itself, and attaching a debugger to
+//! it (gdb, strace -p) needs CAP_SYS_PTRACE. berth reads its own
+//! `/proc/self` still. An exec resets the flag, so every backend stays an
+//! ordinary, dumpable process. What it does not cover (the user's other
+//! processes) is written in the README's limits.
+
+use std::io;
+
+/// Makes the calling process non-dumpable.
+#[cfg(target_os = "linux")]
+pub fn hide_self() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn hide_self() -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[test]
+    fn a_forked_child_is_not_dumpable_and_still_reads_its_own_proc() {
+        // In a child, so the test process itself stays dumpable.
+        // SAFETY: the child only makes system calls and exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let ok = super::hide_self().is_ok()
+                // SAFETY: prctl with integer arguments only.
+                && unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) } == 0
+                && std::fs::read("/proc/self/environ").is_ok();
+            // SAFETY: _exit ends the child without running the test harness.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waitpid on our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    }
+}

@@ -1,0 +1,67 @@
+//! What the jobs, the metrics task and the handle share: the settings, the
+//! board and the channel its snapshots go out on, the live process groups,
+//! the guardian link and the event broadcast.
+//!
+//! It sits below the jobs and the handle alike, so a job reaches the board
+//! without importing the handle that created it. The handle's own table of
+//! jobs is not here: only the handle sends to jobs.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::watch;
+
+use super::board::Board;
+use super::{events, group, guardian};
+use crate::status::{Config, Snapshot};
+
+pub struct Shared {
+    pub config: Config,
+    board: Mutex<Board>,
+    tx: watch::Sender<Arc<Snapshot>>,
+    pub groups: group::LiveGroups,
+    pub guardian: Option<guardian::Link>,
+    pub events: events::Events,
+}
+
+/// The supervisor's locks guard data that stays consistent field by field
+/// if a panic interrupts a writer, so poisoning is ignored. Lock order: the
+/// handle's jobs, then the board.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// The shared parts of a new supervisor, and the receiver of its
+    /// snapshots.
+    pub fn new(
+        config: Config,
+        guardian: Option<guardian::Link>,
+    ) -> (Self, watch::Receiver<Arc<Snapshot>>) {
+        let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
+        let shared = Self {
+            config,
+            board: Mutex::new(Board::default()),
+            tx,
+            groups: group::LiveGroups::default(),
+            guardian,
+            events: events::Events::default(),
+        };
+        (shared, rx)
+    }
+
+    pub fn lock_board(&self) -> MutexGuard<'_, Board> {
+        lock(&self.board)
+    }
+
+    pub fn publish(&self, board: &Board) {
+        self.tx.send_replace(Arc::new(board.snapshot()));
+    }
+
+    /// A removed job is done: it leaves the board (the handle drops it from
+    /// its table once the job's task has ended).
+    pub fn remove_job(&self, id: &str, generation: u64) {
+        let mut board = self.lock_board();
+        board.remove(id, generation);
+        self.publish(&board);
+    }
+}
