@@ -108,6 +108,8 @@ fn main() {
             let _ = snap_tx.send(Arc::new(snapshot(step, running, started)));
         }
     });
+    // A private folder for the icon files (berth uses its socket's folder).
+    let icon_dir = tempfile::tempdir().expect("a temporary folder for the icons");
     let result = tray::run(TrayInputs {
         snapshots: snap_rx,
         actions: action_tx,
@@ -117,6 +119,7 @@ fn main() {
             backends_dir: PathBuf::from("/tmp/backends"),
             app: berth::paths::AppName::default(),
         },
+        icon_dir: icon_dir.path().to_path_buf(),
         runtime: runtime.handle().clone(),
         shown: tokio::sync::watch::channel(false).0,
     });

@@ -139,6 +139,7 @@ pub fn run(
     let parent = args.parent.map(parent::Parent::open).transpose()?;
     logging::init(&args.app, args.log_max_size, args.log_backups);
     // Before any backend exists: its /proc reads of berth are refused.
+    #[cfg(target_os = "linux")]
     if let Err(e) = crate::sandbox::hidden::hide_self() {
         tracing::warn!(error = %e, "cannot make berth non-dumpable: backends can read its environment");
     }
@@ -363,6 +364,16 @@ impl Launcher {
     }
 
     /// Lets the tray's Quit end [`Launcher::run_until_quit`].
+    /// The control socket's folder: ours and 0700 (checked when the
+    /// socket was bound), so what berth writes there for itself (the tray's
+    /// icon files) is out of every other user's reach.
+    pub fn private_dir(&self) -> PathBuf {
+        self.socket_file
+            .path()
+            .parent()
+            .map_or_else(PathBuf::new, Path::to_path_buf)
+    }
+
     pub fn quitter(&self) -> Quitter {
         self.quitter.clone()
     }

@@ -22,11 +22,19 @@ pub fn open_with_desktop(path: &Path, env_remove: &[impl AsRef<OsStr>]) {
 
 /// Starts the desktop's opener (`xdg-open`, `open` on macOS) on `target`, a
 /// path or a URL, detached: no stdio, reaped by a thread. Fails only when it
-/// cannot be started (an `open` action reports that to whoever asked).
+/// cannot be started (an `open` action reports that to whoever asked), or
+/// when `target` starts with `-`: `xdg-open` takes no `--`, so such a
+/// target would be read as one of its options.
 pub fn try_open_with_desktop(
     target: &OsStr,
     env_remove: &[impl AsRef<OsStr>],
 ) -> std::io::Result<()> {
+    if target.as_encoded_bytes().starts_with(b"-") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a target starting with '-' would be an option of the opener",
+        ));
+    }
     let opener = if cfg!(target_os = "macos") {
         "open"
     } else {

@@ -94,6 +94,27 @@ pub fn log_dir(app: &AppName) -> PathBuf {
     state_dir(app).join("logs")
 }
 
+/// Creates `dir` (and its missing parents) readable by this user only, and
+/// makes it so when an earlier berth left it open to others: logs hold
+/// what backends print, which may be private (issue #23, point 10).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let meta = std::fs::symlink_metadata(dir)?;
+        if meta.is_dir() && meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
 /// The log file of one backend.
 pub fn backend_log(log_dir: &Path, id: &str) -> PathBuf {
     log_dir.join(format!("{id}.log"))

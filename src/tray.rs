@@ -86,6 +86,11 @@ pub struct TrayInputs {
     pub exit: tokio::sync::watch::Receiver<bool>,
     /// The instance and what it shows besides the backends.
     pub face: Face,
+    /// Where tray-icon writes the icon files the panel reads: a folder in
+    /// berth's private runtime folder. tray-icon's own default falls back
+    /// to a shared `$TMPDIR/tray-icon` without `XDG_RUNTIME_DIR`, and
+    /// follows links another user planted there.
+    pub icon_dir: PathBuf,
     /// The runtime on which the tray spawns its forwarding tasks.
     pub runtime: tokio::runtime::Handle,
     /// Set `true` while the panel shows a backend submenu (its process line

@@ -105,3 +105,99 @@ mod linux {
         }
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Child, Command};
+    use std::time::Instant;
+
+    use tokio::net::UnixListener;
+
+    use super::*;
+    use crate::status::{BackendStatus, State};
+
+    /// A child of this test process that leads its own session and
+    /// connects to `path`, then stays (or exits at once with `stay` false):
+    /// to this process it is what a backend's process is to berth.
+    fn backend_like(path: &std::path::Path, stay: bool) -> Child {
+        let code = format!(
+            "import socket, sys, time\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\ntime.sleep({})",
+            if stay { 30 } else { 0 }
+        );
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.args(["-c", &code]).arg(path);
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn().unwrap()
+    }
+
+    fn listen() -> (tempfile::TempDir, std::path::PathBuf, UnixListener) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        (dir, path, listener)
+    }
+
+    fn board(pid: u32, sandbox: Option<&str>) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            backends: vec![BackendStatus {
+                id: Some("b".into()),
+                pid: Some(pid),
+                sandbox: sandbox.map(str::to_owned),
+                ..BackendStatus::new("/b/b.yaml", State::Running)
+            }],
+        })
+    }
+
+    #[tokio::test]
+    async fn a_backend_caller_is_judged_by_the_board_and_waited_for_once() {
+        let (_dir, path, listener) = listen();
+        let mut child = backend_like(&path, true);
+        let (stream, _) = listener.accept().await.unwrap();
+        let pid = child.id();
+
+        // Not on the board, and it never shows up: refused after the wait.
+        let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
+        let t0 = Instant::now();
+        let refusal = admit(&stream, rx).await.unwrap_err();
+        assert!(refusal.contains("cannot be identified"), "{refusal}");
+        assert!(t0.elapsed() >= BOARD_WAIT);
+
+        // Published during the wait, unsandboxed: let in.
+        let rx = tx.subscribe();
+        let later = board(pid, None);
+        let publish = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tx.send_replace(later);
+            tx
+        });
+        assert_eq!(admit(&stream, rx).await, Ok(()));
+        let tx = publish.await.unwrap();
+
+        // Sandboxed: refused at once.
+        tx.send_replace(board(pid, Some("enforced")));
+        let refusal = admit(&stream, tx.subscribe()).await.unwrap_err();
+        assert!(refusal.contains("sandboxed backend b"), "{refusal}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    #[tokio::test]
+    async fn a_caller_gone_before_it_is_accepted_is_refused() {
+        let (_dir, path, listener) = listen();
+        let mut child = backend_like(&path, false);
+        assert!(child.wait().unwrap().success());
+        let (stream, _) = listener.accept().await.unwrap();
+        let (_tx, rx) = watch::channel(Arc::new(Snapshot::default()));
+        let refusal = admit(&stream, rx).await.unwrap_err();
+        assert!(refusal.contains("is gone"), "{refusal}");
+    }
+}

@@ -111,6 +111,7 @@ impl Client {
 
     fn io(&self, source: io::Error, waited: Duration) -> ClientError {
         if timed_out(&source) {
+            self.withdraw();
             return ClientError::NotAnswering {
                 path: self.path.clone(),
                 waited,
@@ -126,6 +127,12 @@ impl Client {
         self.writer
             .write_all(request.to_line().as_bytes())
             .map_err(|e| self.io(e, SEND_TIMEOUT))
+    }
+
+    /// Hangs up, so a launcher that reads the request later (it was
+    /// stopped or frozen) sees that nobody waits for it and drops it.
+    fn withdraw(&self) {
+        let _ = self.writer.shutdown(std::net::Shutdown::Both);
     }
 
     fn set_read_timeout(&self, timeout: Duration) -> Result<(), ClientError> {
@@ -175,8 +182,12 @@ impl Client {
                 Ok(0) => return Err(self.no_reply()),
                 Ok(_) => return self.parse(&line),
                 Err(e) if timed_out(&e) => {
-                    let mut probe = Client::connect(&self.path)?;
-                    probe.request(&Request::Status, PROBE_EVERY)?;
+                    let answered = Client::connect(&self.path)
+                        .and_then(|mut probe| probe.request(&Request::Status, PROBE_EVERY));
+                    if let Err(e) = answered {
+                        self.withdraw();
+                        return Err(e);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(self.io(e, PROBE_EVERY)),

@@ -8,8 +8,14 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Longest request line the server reads, without its newline.
-pub const MAX_LINE: usize = 64 * 1024;
+/// Longest request line the server reads, without its newline: a `send`
+/// may carry a line of the documented 64 KiB
+/// ([`crate::manifest::actions::MAX_SEND_LINE`]), so the request around it
+/// (`cmd`, `id`, `wait`, `timeout_ms`) gets room of its own.
+pub const MAX_LINE: usize = crate::manifest::actions::MAX_SEND_LINE + ENVELOPE;
+
+/// Room for the request around a `send`'s line.
+const ENVELOPE: usize = 4 * 1024;
 
 /// One request line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -237,7 +237,7 @@ async fn connection<C: Control>(
             }
         }
         if line.len() > MAX_LINE {
-            let reply = Reply::error("request line over 64 KiB");
+            let reply = Reply::error("request line over 68 KiB");
             let _ = write.write_all(reply.to_line().as_bytes()).await;
             let _ = write.shutdown().await;
             return;
@@ -247,6 +247,13 @@ async fn connection<C: Control>(
                 return;
             }
             continue;
+        }
+        // A client that gave up (the CLI exits 1 when the launcher did not
+        // answer in time, a SIGSTOPped launcher) has closed its side: what
+        // it asked is withdrawn, never carried out later behind its back.
+        if client_gone(&reader) {
+            tracing::info!("control socket: the client left before its request was read; dropped");
+            return;
         }
         if let Err(refusal) = &admitted {
             let reply = Reply::error(refusal.clone());
@@ -268,6 +275,21 @@ async fn connection<C: Control>(
             // The client ended its last line with end of file: nothing follows.
             return;
         }
+    }
+}
+
+/// The client closed its end of the connection (a hang-up, not a half-close:
+/// a client may shut down its writing side and still wait for the reply).
+fn client_gone(reader: &BufReader<tokio::net::unix::OwnedReadHalf>) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stream: &UnixStream = reader.get_ref().as_ref();
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::empty())];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP)),
+        Err(_) => false,
     }
 }
 

@@ -247,7 +247,7 @@ async fn an_over_long_line_is_refused_and_closed() {
     let text = String::from_utf8(out).unwrap();
     assert_eq!(
         text,
-        "{\"ok\":false,\"error\":\"request line over 64 KiB\"}\n"
+        "{\"ok\":false,\"error\":\"request line over 68 KiB\"}\n"
     );
     writer.await.unwrap();
     assert!(

@@ -9,7 +9,7 @@
 //! Colour on stderr only for a person at a terminal: never into a pipe, a
 //! file or a journal, and never when `NO_COLOR` is set (no-color.org).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -34,7 +34,7 @@ pub fn init(app: &crate::paths::AppName, max_size: u64, backups: u32) {
     let path = crate::paths::berth_log(app);
     let file = path
         .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
+        .map_or(Ok(()), crate::paths::create_private_dir)
         .and_then(|()| Rotating::open(path.clone(), max_size, backups));
     // A plain mutex-guarded file, not tracing-appender's non-blocking writer:
     // that one keeps a thread alive, and the launcher logs little when idle.
@@ -73,7 +73,7 @@ struct Rotating {
 
 impl Rotating {
     fn open(path: PathBuf, max_size: u64, backups: u32) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = crate::supervisor::logs::open_append(&path, false)?;
         let size = file.metadata()?.len();
         Ok(Self {
             path,

@@ -23,6 +23,7 @@ use crate::tray::{self, Action, Face, TrayInputs};
 pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, face: Face) -> ExitCode {
     let handle = launcher.handle();
     let quitter = launcher.quitter();
+    let icon_dir = launcher.private_dir().join("tray-icon");
     let quitting = launcher.quitting();
     let (exit_tx, exit_rx) = watch::channel(false);
     let (actions_tx, actions_rx) = mpsc::unbounded_channel();
@@ -40,6 +41,7 @@ pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, face: F
         quitting,
         exit: exit_rx,
         face,
+        icon_dir,
         runtime: runtime.handle().clone(),
         shown: shown_tx,
     };

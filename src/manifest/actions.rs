@@ -32,8 +32,9 @@ pub struct Action {
 /// What an action does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ActionKind {
-    /// Open this URL or absolute path with `xdg-open`, variables expanded.
-    Open(Template),
+    /// Open this URL or absolute path with `xdg-open`, variables expanded
+    /// and the result checked.
+    Open(OpenTarget),
     /// Write this compact JSON text plus `\n` to the backend's stdin.
     Send(String),
     /// Restart with these arguments appended to the manifest's `args`.
@@ -41,40 +42,174 @@ pub enum ActionKind {
 }
 
 /// The target of an `open` action: an http(s) URL or an absolute path.
+///
+/// The values variables take come from the backend (its ready line), which
+/// is untrusted: a port of `1@evil.example` would move the URL to another
+/// host, a whole target of `file:///...` or `--version` would open what the
+/// manifest never named. So the target is checked again after expansion
+/// ([`OpenTarget::resolve`]): a URL keeps the scheme, user and host the
+/// manifest wrote (a variable may fill the port or the path, never the
+/// host), a path stays absolute.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OpenTarget(pub Template);
+pub struct OpenTarget {
+    template: Template,
+    written: Written,
+}
+
+/// What the manifest fixed of an `open` target, before any variable.
+#[derive(Debug, Clone, PartialEq)]
+enum Written {
+    /// An http(s) URL: its scheme, user, password and host, and its port
+    /// when the manifest wrote one (not a variable).
+    Url {
+        origin: url::Url,
+        port_is_variable: bool,
+    },
+    /// An absolute path, or a target that is one variable's value: that
+    /// value must be an absolute path.
+    Path,
+}
+
+/// Why an `open` target was refused after expansion, in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenRefused {
+    #[error(transparent)]
+    NotKnown(#[from] crate::vars::NotKnown),
+    #[error("refused to open {target:?}: not a valid URL ({reason})")]
+    BadUrl { target: String, reason: String },
+    #[error("refused to open {target:?}: its {part} is {found:?}, the manifest wrote {written:?}")]
+    Moved {
+        target: String,
+        part: &'static str,
+        found: String,
+        written: String,
+    },
+    #[error(
+        "refused to open {target:?}: neither an http(s) URL of the manifest's host nor an absolute path"
+    )]
+    NotAPath { target: String },
+}
+
+impl OpenTarget {
+    /// The template as parsed.
+    pub fn template(&self) -> &Template {
+        &self.template
+    }
+
+    /// The target with its variables expanded, checked against what the
+    /// manifest wrote; a URL comes back in its normalised form, which is
+    /// what was checked and what the opener gets.
+    pub fn resolve(&self, values: &crate::vars::Values<'_>) -> Result<String, OpenRefused> {
+        let target = self.template.expand(values)?;
+        match &self.written {
+            Written::Path if target.starts_with('/') => Ok(target),
+            Written::Path => Err(OpenRefused::NotAPath { target }),
+            Written::Url {
+                origin,
+                port_is_variable,
+            } => {
+                let url = url::Url::parse(&target).map_err(|e| OpenRefused::BadUrl {
+                    target: target.clone(),
+                    reason: e.to_string(),
+                })?;
+                let port = |u: &url::Url| u.port().map(|p| p.to_string()).unwrap_or_default();
+                let parts: [(&'static str, String, String); 5] = [
+                    (
+                        "host",
+                        url.host_str().unwrap_or_default().into(),
+                        origin.host_str().unwrap_or_default().into(),
+                    ),
+                    ("scheme", url.scheme().into(), origin.scheme().into()),
+                    ("user", url.username().into(), origin.username().into()),
+                    (
+                        "password",
+                        url.password().unwrap_or_default().into(),
+                        origin.password().unwrap_or_default().into(),
+                    ),
+                    (
+                        "port",
+                        port(&url),
+                        if *port_is_variable {
+                            port(&url)
+                        } else {
+                            port(origin)
+                        },
+                    ),
+                ];
+                match parts
+                    .into_iter()
+                    .find(|(_, found, written)| found != written)
+                {
+                    Some((part, found, written)) => Err(OpenRefused::Moved {
+                        target,
+                        part,
+                        found,
+                        written,
+                    }),
+                    None => Ok(url.into()),
+                }
+            }
+        }
+    }
+}
 
 impl Scalar for OpenTarget {
     const EXPECTING: &'static str = "an http(s) URL or an absolute path";
     fn parse(text: &str) -> Result<Self, String> {
         let template = Template::parse(text)?;
-        let url = text
-            .strip_prefix("http://")
-            .or_else(|| text.strip_prefix("https://"));
-        match url {
-            Some(rest) => {
+        let url = ["http://", "https://"]
+            .iter()
+            .find_map(|scheme| Some((*scheme, text.strip_prefix(scheme)?)));
+        let written = match url {
+            Some((scheme, rest)) => {
                 let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
                 if authority.is_empty() || text.contains(char::is_whitespace) {
                     return Err(format!("invalid URL {text:?}: no host"));
                 }
+                // A variable may stand for the port (after the last ':'),
+                // nowhere else in the authority.
+                let (fixed, port_is_variable) = match authority.rsplit_once(':') {
+                    Some((host, port)) if is_one_variable(port) => (host, true),
+                    _ => (authority, false),
+                };
+                if fixed.contains("${") {
+                    return Err(format!(
+                        "invalid URL {text:?}: a variable may fill the port or the path, not the host"
+                    ));
+                }
+                let origin = url::Url::parse(&format!("{scheme}{fixed}/"))
+                    .map_err(|e| format!("invalid URL {text:?}: {e}"))?;
+                Written::Url {
+                    origin,
+                    port_is_variable,
+                }
             }
-            None if text.starts_with('/') || text.starts_with("${") => {}
+            None if text.starts_with('/') || text.starts_with("${") => Written::Path,
             None => {
                 return Err(format!(
                     "invalid target {text:?}: expected an http:// or https:// URL or an absolute path"
                 ));
             }
-        }
-        Ok(Self(template))
+        };
+        Ok(Self { template, written })
     }
+}
+
+/// `text` is exactly one `${...}`.
+fn is_one_variable(text: &str) -> bool {
+    text.strip_prefix("${")
+        .and_then(|t| t.strip_suffix('}'))
+        .is_some_and(|name| !name.contains(['{', '}', '$']))
 }
 
 super::scalar::scalar!(OpenTarget, "OpenTarget", {
     "type": "string",
-    "pattern": "^(https?://[^/?#\\s]+\\S*|/.*|\\$\\{.*)$",
+    // An authority without variables but a port, or an absolute path, or a
+    // target that is a variable (which must expand to an absolute path).
+    "pattern": "^(https?://([^/?#\\s$]|\\$(?!\\{))+(:\\$\\{[^{}$]*\\})?([/?#]\\S*)?|/.*|\\$\\{.*)$",
     // The variables, as `Template` checks them.
     "allOf": [{ "pattern": "^([^$]|\\$(?!\\{)|\\$\\{(id|pid|ready\\.[A-Za-z0-9_-]+)\\})*$" }],
-    "description": "An http(s) URL or an absolute path, opened with xdg-open; may use ${id}, ${pid} and ${ready.KEY}."
+    "description": "An http(s) URL or an absolute path, opened with xdg-open; may use ${id}, ${pid} and ${ready.KEY}, in a URL only for the port or the path. The expanded target must keep the manifest's host, or be an absolute path."
 });
 
 /// The JSON value of a `send` action, kept as its compact text.
@@ -232,7 +367,7 @@ impl From<RawAction> for Action {
         let f = raw.0;
         // The visitor guarantees exactly one kind.
         let kind = match (f.open, f.send, f.restart) {
-            (Some(o), _, _) => ActionKind::Open(o.0),
+            (Some(o), _, _) => ActionKind::Open(o),
             (None, Some(s), _) => ActionKind::Send(s.0),
             (None, None, r) => {
                 ActionKind::Restart(r.unwrap_or_default().into_iter().map(|t| t.0).collect())
@@ -265,7 +400,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(actions.len(), 4);
-        assert!(matches!(&actions[0].kind, ActionKind::Open(t) if t.needs_ready()));
+        assert!(matches!(&actions[0].kind, ActionKind::Open(t) if t.template().needs_ready()));
         assert_eq!(
             actions[1].kind,
             ActionKind::Send(r#"{"action":"reindex"}"#.into())
@@ -290,6 +425,52 @@ mod tests {
         assert!(err.contains("more than one"), "{err}");
         let err = parse("- { label: A, opne: /x }\n").unwrap_err();
         assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn an_open_target_keeps_the_manifests_host_after_expansion() {
+        let json = serde_json::json!({
+            "port": "1@evil.example", "good": 4321, "url": "file:///etc/passwd",
+            "flag": "--version", "path": "/srv/x", "host": "evil.example"
+        });
+        let values = crate::vars::Values {
+            id: "web",
+            pid: Some(7),
+            ready_json: json.as_object(),
+            ready_port: None,
+        };
+        let resolve = |t: &str| OpenTarget::parse(t).unwrap().resolve(&values);
+        assert_eq!(
+            resolve("http://127.0.0.1:${ready.good}/ui?id=${id}").unwrap(),
+            "http://127.0.0.1:4321/ui?id=web"
+        );
+        assert_eq!(resolve("${ready.path}").unwrap(), "/srv/x");
+        assert_eq!(
+            resolve("http://localhost/${ready.port}").unwrap(),
+            "http://localhost/1@evil.example"
+        );
+        let err = resolve("http://127.0.0.1:${ready.port}/ui").unwrap_err();
+        assert!(
+            matches!(&err, OpenRefused::Moved { part: "host", found, .. } if found == "evil.example"),
+            "{err}"
+        );
+        assert!(matches!(
+            resolve("${ready.url}"),
+            Err(OpenRefused::NotAPath { .. })
+        ));
+        assert!(matches!(
+            resolve("${ready.flag}"),
+            Err(OpenRefused::NotAPath { .. })
+        ));
+        assert!(matches!(
+            resolve("http://127.0.0.1:8080/${ready.flag}"),
+            Ok(u) if u == "http://127.0.0.1:8080/--version"
+        ));
+        let err = OpenTarget::parse("http://${ready.host}/").unwrap_err();
+        assert!(err.contains("not the host"), "{err}");
+        let err = OpenTarget::parse("http://a${id}:80/").unwrap_err();
+        assert!(err.contains("not the host"), "{err}");
+        assert!(OpenTarget::parse("http://[::1]:${ready.port}/").is_ok());
     }
 
     #[test]

@@ -1,23 +1,24 @@
 //! berth's own memory and environment, out of its backends' reach.
 //!
-//! A Landlock ruleset that allows `/proc` (the sandbox's base allowances
-//! must: a PyInstaller bootloader and Python read their own `/proc/self`)
-//! still lets a process read `/proc/<pid>/environ`, `maps` and `auxv` of
-//! any process of the same user. The kernel refuses those reads of a
-//! process that is not dumpable (`PR_SET_DUMPABLE` 0) to a caller without
-//! CAP_SYS_PTRACE, so the launcher and the guardians (which hold the list
+//! Reading `/proc/<pid>/environ`, `maps` or `auxv` of another process is a
+//! ptrace-mode access check. Under Landlock a sandboxed process passes it
+//! only for processes of its own domain (Landlock's ptrace restriction), so
+//! an enforced sandbox already keeps berth and the user's other processes
+//! out of reach. Without Landlock (`best_effort: true` on a kernel without
+//! it) the rule is ptrace's: a process of the same user is readable unless
+//! it is not dumpable (`PR_SET_DUMPABLE` 0) and the reader lacks
+//! CAP_SYS_PTRACE. So the launcher and the guardians (which hold the list
 //! of every backend's group) make themselves non-dumpable first thing.
 //!
 //! What it costs: no core dump of berth itself, and attaching a debugger to
 //! it (gdb, strace -p) needs CAP_SYS_PTRACE. berth reads its own
 //! `/proc/self` still. An exec resets the flag, so every backend stays an
-//! ordinary, dumpable process. What it does not cover (the user's other
-//! processes) is written in the README's limits.
+//! ordinary, dumpable process. What stays open is written in the README's
+//! limits.
 
 use std::io;
 
 /// Makes the calling process non-dumpable.
-#[cfg(target_os = "linux")]
 pub fn hide_self() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
@@ -26,12 +27,7 @@ pub fn hide_self() -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(not(target_os = "linux"))]
-pub fn hide_self() -> io::Result<()> {
-    Ok(())
-}
-
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
     #[test]
     fn a_forked_child_is_not_dumpable_and_still_reads_its_own_proc() {

@@ -24,7 +24,7 @@ pub enum Ran {
 /// Why `action` cannot act now, in one line; `None` when it can.
 pub fn unavailable(action: &Action, state: State, values: &Values<'_>) -> Option<String> {
     match &action.kind {
-        ActionKind::Open(target) => target.expand(values).err().map(|e| e.to_string()),
+        ActionKind::Open(target) => target.resolve(values).err().map(|e| e.to_string()),
         ActionKind::Send(_) => (!accepts_lines(state))
             .then(|| format!("it needs a running backend, and it is {state}")),
         ActionKind::Restart(_) => {
@@ -52,7 +52,8 @@ pub fn statuses(actions: &[Action], state: State, values: &Values<'_>) -> Vec<Ac
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vars::Template;
+    use crate::manifest::actions::OpenTarget;
+    use crate::manifest::scalar::Scalar;
 
     fn action(kind: ActionKind) -> Action {
         Action {
@@ -72,9 +73,9 @@ mod tests {
 
     #[test]
     fn open_needs_its_variables() {
-        let by_id = action(ActionKind::Open(Template::parse("/doc/${id}").unwrap()));
+        let by_id = action(ActionKind::Open(OpenTarget::parse("/doc/${id}").unwrap()));
         let by_port = action(ActionKind::Open(
-            Template::parse("http://127.0.0.1:${ready.port}/").unwrap(),
+            OpenTarget::parse("http://127.0.0.1:${ready.port}/").unwrap(),
         ));
         let stopped = values(None, None);
         assert_eq!(unavailable(&by_id, State::Stopped, &stopped), None);

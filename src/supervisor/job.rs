@@ -596,10 +596,8 @@ impl Job {
             return Err(refuse(reason));
         }
         match &action.kind {
-            ActionKind::Open(template) => {
-                let target = template
-                    .expand(&values)
-                    .map_err(|e| refuse(e.to_string()))?;
+            ActionKind::Open(open) => {
+                let target = open.resolve(&values).map_err(|e| refuse(e.to_string()))?;
                 crate::opener::try_open_with_desktop(
                     target.as_ref(),
                     &self.shared.config.env_remove,

@@ -22,17 +22,13 @@ use tokio::time::Instant;
 
 mod file;
 
-pub use file::{Health, LogFile, format_utc, shift_backups};
+pub use file::{Health, LogFile, format_utc, open_append, shift_backups};
 
 /// Rotates a plain log file berth writes itself (`berth.log`) the way the
 /// backend logs rotate, and opens a fresh one.
 pub fn rotate_files(path: &std::path::Path, backups: u32) -> std::io::Result<std::fs::File> {
     shift_backups(path, backups)?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)
+    open_append(path, true)
 }
 
 /// A line longer than this is cut into pieces of this size.

@@ -42,6 +42,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
         quitting: quitting_rx,
         exit,
         face,
+        icon_dir,
         runtime,
         shown,
     } = inputs;
@@ -70,7 +71,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
         let mut render = false;
         match event {
             // tray-icon #90: create the tray once the loop runs.
-            Event::NewEvents(StartCause::Init) => match Tray::new() {
+            Event::NewEvents(StartCause::Init) => match Tray::new(&icon_dir) {
                 Ok(created) => {
                     tray = Some(created);
                     render = true;
@@ -266,10 +267,11 @@ fn icon(state: IconState) -> Result<Icon, TrayError> {
 }
 
 impl Tray {
-    fn new() -> Result<Self, TrayError> {
+    fn new(icon_dir: &std::path::Path) -> Result<Self, TrayError> {
         let menu = Menu::new();
         let icon_state = IconState::Idle;
         let icon = TrayIconBuilder::new()
+            .with_temp_dir_path(icon_dir)
             .with_id("berth")
             .with_tooltip("berth")
             .with_menu(Box::new(menu.clone()))

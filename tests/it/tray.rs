@@ -84,8 +84,11 @@ fn spawn_berth_with(mut cmd: Command, dir: tempfile::TempDir, extra: &[&Path]) -
     for folder in extra {
         cmd.arg("--backends").arg(folder);
     }
+    // A test that set (or removed) XDG_RUNTIME_DIR itself keeps its choice.
+    if !cmd.get_envs().any(|(key, _)| key == "XDG_RUNTIME_DIR") {
+        cmd.env("XDG_RUNTIME_DIR", &run);
+    }
     cmd.env("XDG_STATE_HOME", dir.path().join("state"))
-        .env("XDG_RUNTIME_DIR", &run)
         .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -516,6 +519,43 @@ fn start_at_login_toggles_the_autostart_entry_and_a_crash_shows_its_last_error()
         .unwrap_or_else(|last| panic!("no last error line:\n{last}"));
     let line = root.child("Crasher").unwrap().child("last error").unwrap();
     assert!(!line.enabled, "informational");
+}
+
+/// Issue #23, point 9: without `XDG_RUNTIME_DIR` (su, runuser, startx
+/// without pam_systemd) tray-icon wrote its icon files to a shared
+/// `$TMPDIR/tray-icon`, following a link another user planted there. They
+/// go to berth's own 0700 runtime folder (the socket's) instead.
+#[test]
+fn the_tray_icon_files_are_written_where_only_this_user_can_write() {
+    let Some(desktop) = Desktop::start("the_tray_icon_files_are_written_where_only") else {
+        return;
+    };
+    let dir = shell_backend("calm", "Calm", "exec sleep 300");
+    let tmp = dir.path().join("tmp");
+    let victim = dir.path().join("victim");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::create_dir(&victim).unwrap();
+    std::os::unix::fs::symlink(&victim, tmp.join("tray-icon")).unwrap();
+    let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
+    let mut cmd = desktop.command(BERTH);
+    cmd.env_remove("XDG_RUNTIME_DIR").env("TMPDIR", &tmp);
+    let berth = spawn_berth(cmd, dir);
+    let item = registered(&panel, &berth);
+    panel
+        .wait_layout(&item, WAIT, |r| r.child("Calm").is_some())
+        .unwrap_or_else(|last| panic!("no menu:\n{last}"));
+    let icons = berth.dir.path().join("run/tray-icon");
+    let written: Vec<_> = std::fs::read_dir(&icons)
+        .unwrap_or_else(|e| panic!("{}: {e}; stderr:\n{}", icons.display(), berth.stderr()))
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(!written.is_empty(), "no icon file in {}", icons.display());
+    let planted: Vec<_> = std::fs::read_dir(&victim).unwrap().flatten().collect();
+    assert!(
+        planted.is_empty(),
+        "written through the planted link: {planted:?}"
+    );
 }
 
 /// Two backends folders (the second the user folder): a broken file in each

@@ -269,7 +269,7 @@ impl Job {
     }
 
     /// Forgets a run whose group is gone: unregisters it, lets the log pump
-    /// drain, keeps the last status line; returns the run's extra ARGS.
+    /// drain, clears the run's status line; returns the run's extra ARGS.
     /// Dropping the run ends its stdin writer, which closes the pipe.
     async fn release(&mut self, mut run: Run) -> Vec<String> {
         self.shared.groups.remove(run.pgid);
@@ -284,13 +284,9 @@ impl Job {
         run.notify = None;
         run.pump.end(DRAIN).await;
         self.last_stderr = run.stderr.get();
-        if let Some(mut json) = run.json.take() {
-            while let Ok(line) = json.try_recv() {
-                if let Some(serde_json::Value::String(status)) = line.get("status") {
-                    self.status_line = Some(status.clone());
-                }
-            }
-        }
+        // The status line described that run: a stopped or exited backend
+        // shows none rather than "ready" (issue #23, point 13).
+        self.status_line = None;
         std::mem::take(&mut run.extra)
     }
 }

@@ -52,16 +52,17 @@ pub struct LogFile {
     change: Option<Health>,
 }
 
-/// Opens `path` for appending, never through a symlink.
-fn open_append(path: &Path, truncate: bool) -> io::Result<File> {
+/// Opens `path` for appending, never through a symlink; the file is
+/// readable by this user only (also one an earlier berth made 0644).
+pub fn open_append(path: &Path, truncate: bool) -> io::Result<File> {
     let mut o = OpenOptions::new();
-    o.create(true).custom_flags(libc::O_NOFOLLOW);
+    o.create(true).mode(0o600).custom_flags(libc::O_NOFOLLOW);
     if truncate {
         o.write(true).truncate(true);
     } else {
         o.append(true);
     }
-    o.open(path).map_err(|e| {
+    let file = o.open(path).map_err(|e| {
         if e.raw_os_error() == Some(libc::ELOOP) {
             io::Error::new(
                 e.kind(),
@@ -70,7 +71,19 @@ fn open_append(path: &Path, truncate: bool) -> io::Result<File> {
         } else {
             e
         }
-    })
+    })?;
+    private(&file)?;
+    Ok(file)
+}
+
+/// Takes away what group and others may do with an open file.
+fn private(file: &File) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
 }
 
 /// Writes as much of `data` as the file takes: bytes written, and the error
@@ -96,7 +109,7 @@ impl LogFile {
     /// Opens (appends to) `path`, creating its folder.
     pub fn open(path: &Path, max_size: u64, backups: u32) -> io::Result<Self> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
+            crate::paths::create_private_dir(dir)?;
         }
         let file = open_append(path, false)?;
         let meta = file.metadata()?;

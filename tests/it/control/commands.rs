@@ -226,7 +226,7 @@ fn the_real_launcher_survives_protocol_abuse() {
     writer.join().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&got),
-        "{\"ok\":false,\"error\":\"request line over 64 KiB\"}\n"
+        "{\"ok\":false,\"error\":\"request line over 68 KiB\"}\n"
     );
 
     // 200 clients at once, half of them talking nonsense.

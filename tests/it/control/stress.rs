@@ -97,3 +97,27 @@ fn a_duplicated_key_is_an_error_reply_and_runs_nothing() {
     assert_eq!(reply["error"], r#"duplicate key "cmd""#, "{reply}");
     assert_eq!(home.status_of("alpha")["state"], "running");
 }
+
+// Issue #23, point 6: `berth stop` against a SIGSTOPped launcher exited 1
+// ("did not answer"), and the stop happened anyway once it was continued.
+#[test]
+fn a_request_whose_client_gave_up_is_not_carried_out_later() {
+    let home = Home::new();
+    home.backend("alpha", "exec sleep 600", "autostart: true\n");
+    let launcher = home.launch();
+    assert!(wait_until(Duration::from_secs(15), || {
+        home.status_of("alpha")["state"] == "running"
+    }));
+    let pid = home.status_of("alpha")["pid"].as_u64().unwrap();
+    launcher.signal(Signal::SIGSTOP);
+    let out = home.run(&["stop", "alpha"]);
+    launcher.signal(Signal::SIGCONT);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr().contains("did not answer within"), "{out:?}");
+    // Thawed, it answers, and what the CLI gave up on stays undone.
+    assert_eq!(home.run(&["status"]).code(), 0);
+    std::thread::sleep(Duration::from_secs(2));
+    let status = home.status_of("alpha");
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(status["pid"].as_u64(), Some(pid), "{status}");
+}

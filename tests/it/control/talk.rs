@@ -361,3 +361,105 @@ fn a_stopping_backend_takes_no_more_lines_and_status_lines_still_count() {
     let lines = std::fs::read_to_string(&seen).unwrap();
     assert_eq!(lines.lines().count(), 2, "{lines}");
 }
+
+/// Issue #23, point 5: the ready line is the backend's word, and it must not
+/// move an `open` action to another host, turn it into a `file:` URL or an
+/// option of `xdg-open`. Each is refused with its reason; the opener sees
+/// only the target that kept the manifest's host.
+#[test]
+fn an_open_action_is_not_steered_by_the_ready_line() {
+    let home = Home::new();
+    let (path, record) = crate::util::recording_opener(home.path());
+    home.backend(
+        "web",
+        "echo '{\"status\": \"ready\", \"port\": \"1@evil.example\", \"url\": \"file:///etc/passwd\", \"flag\": \"--version\", \"good\": 4321}'\nsleep 60",
+        "ready: { stdout_json: { status: ready } }\nactions:\n  - { label: Host, open: \"http://127.0.0.1:${ready.port}/ui\" }\n  - { label: File, open: \"${ready.url}\" }\n  - { label: Flag, open: \"${ready.flag}\" }\n  - { label: Good, open: \"http://127.0.0.1:${ready.good}/ui\" }\n",
+    );
+    let _l = home.launch_with_cmd(&[], |c| {
+        c.env("PATH", &path);
+    });
+    assert_eq!(home.run(&["start", "web"]).code(), 0);
+    let available: Vec<bool> = home.status_of("web")["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["available"].as_bool().unwrap())
+        .collect();
+    assert_eq!(available, [false, false, false, true]);
+    for (label, reason) in [
+        (
+            "Host",
+            "its host is \"evil.example\", the manifest wrote \"127.0.0.1\"",
+        ),
+        ("File", "neither an http(s) URL"),
+        ("Flag", "neither an http(s) URL"),
+    ] {
+        let out = home.run(&["action", "web", label]);
+        assert_eq!(out.code(), 1, "{label}: {out:?}");
+        assert!(
+            out.stderr().contains(reason) && one_line(&out.stderr()),
+            "{label}: {out:?}"
+        );
+    }
+    assert_eq!(home.run(&["action", "web", "Good"]).code(), 0);
+    assert_eq!(wait_for_lines(&record, 1), ["http://127.0.0.1:4321/ui"]);
+    // Nothing else reached the opener.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(wait_for_lines(&record, 1), ["http://127.0.0.1:4321/ui"]);
+}
+
+/// Issue #23, point 13: a `send` line of the documented 64 KiB was refused,
+/// because the request around it counted against the socket's line limit.
+#[test]
+fn a_send_line_of_exactly_64_kib_is_accepted() {
+    let home = Home::new();
+    home.backend(
+        "reader",
+        "echo '{\"status\": \"ready\"}'\nwhile read -r line; do echo \"got ${#line}\"; done",
+        "ready: { stdout_json: { status: ready } }\n",
+    );
+    let _l = home.launch();
+    assert_eq!(home.run(&["start", "reader"]).code(), 0);
+    // A JSON string: its quotes count, so the compact line is 65536 bytes.
+    let line = format!("\"{}\"", "x".repeat(64 * 1024 - 2));
+    let out = home.run(&["send", "reader", &line]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(home.log("reader"))
+            .unwrap_or_default()
+            .contains("stdout got 65536")
+    }));
+    // One byte more is refused, in one line.
+    let line = format!("\"{}\"", "x".repeat(64 * 1024 - 1));
+    let out = home.run(&["send", "reader", &line]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr().contains("over the limit"), "{out:?}");
+}
+
+/// Issue #23, point 13: a backend that had said `{"status": "ready"}` kept
+/// showing "ready" once stopped or exited; the status line goes with its run.
+#[test]
+fn the_status_line_is_cleared_with_its_run() {
+    let home = Home::new();
+    home.backend(
+        "said",
+        "echo '{\"status\": \"ready\"}'\nread -r line\nexit 1",
+        "ready: { stdout_json: { status: ready } }\n",
+    );
+    let _l = home.launch();
+    for end in ["stop", "exit"] {
+        assert_eq!(home.run(&["start", "said"]).code(), 0);
+        assert_eq!(home.status_of("said")["status_line"], "ready");
+        match end {
+            "stop" => assert_eq!(home.run(&["stop", "said"]).code(), 0),
+            _ => {
+                assert_eq!(home.run(&["send", "said", "1"]).code(), 0);
+                assert!(wait_until(Duration::from_secs(10), || {
+                    home.status_of("said")["state"] == "exited"
+                }));
+            }
+        }
+        let status = home.status_of("said");
+        assert_eq!(status["status_line"], serde_json::Value::Null, "{status}");
+    }
+}

@@ -152,3 +152,36 @@ fn a_full_disk_drops_lines_reports_once_and_logging_resumes() {
         "{own}"
     );
 }
+
+// Issue #23, point 10: backend logs and berth.log were 0644 in 0755
+// folders, readable by every other user of the machine; also those an
+// earlier berth left that way.
+#[test]
+fn logs_are_readable_by_this_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    ticking(&home, "old");
+    ticking(&home, "new");
+    let state = home.path().join("state/berth");
+    let logs = state.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    for dir in [&state, &logs] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let old = home.log("old");
+    std::fs::write(&old, "").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _l = home.launch();
+    assert_eq!(home.run(&["start", "old"]).code(), 0);
+    assert_eq!(home.run(&["start", "new"]).code(), 0);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for (path, want) in [
+        (state.clone(), 0o700),
+        (logs.clone(), 0o700),
+        (state.join("berth.log"), 0o600),
+        (home.log("old"), 0o600),
+        (home.log("new"), 0o600),
+    ] {
+        assert_eq!(mode(&path), want, "{}", path.display());
+    }
+}

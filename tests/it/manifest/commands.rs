@@ -298,3 +298,66 @@ fn pin_refusals() {
     let missing = run(berth().args(["pin", "py", "--backends", "/nonexistent/dir"]));
     assert_eq!(missing.code, Some(2));
 }
+
+/// Issue #23, point 13: `berth logs -n` worked but the README's CLI table
+/// did not say so. Every option of every command (but the global ones) is
+/// in that command's row.
+#[test]
+fn the_readme_cli_table_names_every_option() {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let table = readme.split("## CLI\n").nth(1).unwrap();
+    let firsts: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| l.split(" | ").next())
+        .collect();
+    let help = run(berth().arg("--help")).stdout;
+    let commands: Vec<&str> = help
+        .split("Commands:\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.contains(&"logs"), "{help}");
+    for command in commands {
+        let row: String = firsts
+            .iter()
+            .filter(|f| {
+                f.contains(&format!("`berth {command}")) || f.contains(&format!("`{command} "))
+            })
+            .copied()
+            .collect();
+        assert!(!row.is_empty(), "no row for `berth {command}`");
+        let help = run(berth().args([command, "--help"])).stdout;
+        let options = help.split("Options:\n").nth(1).unwrap_or_default();
+        for line in options.lines() {
+            let mut words = line.split_whitespace().map(|w| w.trim_end_matches(','));
+            let Some(first) = words.next().filter(|w| w.starts_with('-')) else {
+                continue;
+            };
+            let long = if first.starts_with("--") {
+                first
+            } else {
+                words.next().unwrap_or(first)
+            };
+            if ["--socket", "--help", "--version"].contains(&long) {
+                continue;
+            }
+            let named = |flag: &str| {
+                row.match_indices(flag).any(|(i, _)| {
+                    !row[i + flag.len()..]
+                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+                })
+            };
+            assert!(
+                named(first) || named(long),
+                "`berth {command}`: {first} is not in the README's CLI table"
+            );
+        }
+    }
+}

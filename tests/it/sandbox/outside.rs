@@ -84,6 +84,14 @@ fn a_backend_cannot_join_another_backends_group_to_forge_its_notices() {
     let victim = home.status_of("victim");
     assert_eq!(victim["state"], "starting", "{victim}");
     let pgid = victim["pid"].as_u64().unwrap();
+    // The backend leads its own session (the 6th field of stat).
+    let stat = std::fs::read_to_string(format!("/proc/{pgid}/stat")).unwrap();
+    let session = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .to_owned();
+    assert_eq!(session, pgid.to_string(), "{stat}");
     let socket = home.path().join("run/berth/notify/victim.sock");
     assert!(socket.exists(), "no notify socket at {}", socket.display());
     let attack = format!(
