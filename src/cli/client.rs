@@ -118,10 +118,7 @@ pub fn table(list: &[BackendStatus]) -> String {
 
 /// `exited (code 1)`, `exited (SIGKILL)`, `running*` (a restart pending).
 fn state_text(b: &BackendStatus) -> String {
-    let mut s = b.state.as_str().to_owned();
-    if let Some(how) = human::exit(b.exit_code, b.signal.as_deref()) {
-        s.push_str(&format!(" ({how})"));
-    }
+    let mut s = human::with_exit(b.state.as_str(), b.exit_code, b.signal.as_deref());
     if b.pending_restart {
         s.push('*');
     }

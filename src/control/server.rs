@@ -371,10 +371,11 @@ fn status_reply(status: &BackendStatus) -> Reply {
 /// "python: exited (code 1)", "python: integrity-failed: checksum mismatch ...".
 pub fn describe(status: &BackendStatus) -> String {
     let id = status.id.as_deref().unwrap_or("?");
-    let mut text = format!("{id}: {}", status.state.as_str());
-    if let Some(how) = crate::human::exit(status.exit_code, status.signal.as_deref()) {
-        text.push_str(&format!(" ({how})"));
-    }
+    let state = status.state.as_str();
+    let mut text = format!(
+        "{id}: {}",
+        crate::human::with_exit(state, status.exit_code, status.signal.as_deref())
+    );
     if let Some(err) = &status.error {
         text.push_str(": ");
         text.push_str(err);

@@ -293,10 +293,10 @@ pub fn status_line(b: &BackendStatus, now: Instant) -> String {
         State::Starting => "🟡 Starting".to_owned(),
         State::Running => "🟢 Running".to_owned(),
         State::Stopping => "🟡 Stopping".to_owned(),
-        State::Exited => match human::exit(b.exit_code, b.signal.as_deref()) {
-            Some(how) => format!("🔴 Exited ({how})"),
-            None => "🔴 Exited".to_owned(),
-        },
+        State::Exited => format!(
+            "🔴 {}",
+            human::with_exit("Exited", b.exit_code, b.signal.as_deref())
+        ),
         State::Backoff => match b.detail.retry_at {
             Some(at) => format!(
                 "🟡 Restarting in {}",
