@@ -40,6 +40,11 @@ impl Settle {
     /// when the file is new.
     pub fn view(&self, current: &Catalog, now: SystemTime) -> (Catalog, Option<Duration>) {
         let mut again: Option<Duration> = None;
+        // The start-up scan shows every file as it is: from the moment the
+        // socket answers, a file is listed with its true state (an unsigned
+        // one `untrusted`), never missing because it is under a second old.
+        // A writer caught mid-file then is corrected by its next event.
+        let start_up = self.applied.is_none();
         let mut entries = Vec::with_capacity(current.entries.len());
         for entry in &current.entries {
             let Some(_) = &entry.error else {
@@ -49,7 +54,7 @@ impl Settle {
             let age = age(&entry.file, now);
             let before = self.previous(&entry.file);
             let shown_already = before.is_some_and(|b| b.error == entry.error);
-            if age >= ERROR_DELAY || shown_already {
+            if start_up || age >= ERROR_DELAY || shown_already {
                 entries.push(entry.clone());
                 continue;
             }
@@ -118,7 +123,12 @@ mod tests {
         let broken = Catalog {
             entries: vec![entry(&file, Some("line 1: bad"))],
         };
-        let settle = Settle::default();
+        let mut settle = Settle::default();
+        // At start-up every file shows as it is.
+        let (view, again) = settle.view(&broken, SystemTime::now());
+        assert_eq!((&view, again), (&broken, None));
+        // Once something was applied, a fresh error waits.
+        settle.applied(Catalog::default());
         let (view, again) = settle.view(&broken, SystemTime::now());
         assert!(
             view.entries.is_empty(),

@@ -313,6 +313,21 @@ fn bad_files_entries_are_one_clear_line_each() {
     assert_check_fails(&home, false, "_internal: no such folder (files.dir)");
 }
 
+// Issue #23, point 7: for about a second after start an unsigned manifest
+// written just before was missing ("no backend with id"), not `untrusted`.
+#[test]
+fn an_unsigned_manifest_is_untrusted_from_the_first_answer_of_the_socket() {
+    let (home, _key) = signed_home();
+    home.backend("b", "exec sleep 30", "");
+    let _launcher = home.launch_with(&["--require-signatures"]);
+    let b = home.status_of("b");
+    assert_eq!(b["state"], "untrusted", "{b}");
+    assert!(b["error"].as_str().unwrap().contains("not signed"), "{b}");
+    let out = home.run(&["start", "b"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr().contains("untrusted"), "{out:?}");
+}
+
 #[test]
 fn the_launcher_requires_signatures_and_names_the_signer() {
     let (home, key) = signed_home();
@@ -321,8 +336,7 @@ fn the_launcher_requires_signatures_and_names_the_signer() {
     let a = home.status_of("a");
     assert_eq!(a["signed_by"], "acme", "{a}");
     assert_eq!(a["state"], "stopped", "{a}");
-    // An untrusted file is shown once it has been unchanged for 1 s (as an
-    // error is), and b was written just before the launch.
+    // Listed from the start-up scan on (b was written just before).
     assert!(wait_until(Duration::from_secs(10), || home
         .status_json()
         .iter()
