@@ -128,6 +128,7 @@ pub fn run(
     let open_dir = usable_folders(&args.folders)?;
     logging::init(args.log_max_size, args.log_backups);
     // Before any backend exists: its /proc reads of berth are refused.
+    #[cfg(target_os = "linux")]
     if let Err(e) = crate::sandbox::hidden::hide_self() {
         tracing::warn!(error = %e, "cannot make berth non-dumpable: backends can read its environment");
     }

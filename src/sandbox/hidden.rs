@@ -19,7 +19,6 @@
 use std::io;
 
 /// Makes the calling process non-dumpable.
-#[cfg(target_os = "linux")]
 pub fn hide_self() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
@@ -28,12 +27,7 @@ pub fn hide_self() -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(not(target_os = "linux"))]
-pub fn hide_self() -> io::Result<()> {
-    Ok(())
-}
-
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
     #[test]
     fn a_forked_child_is_not_dumpable_and_still_reads_its_own_proc() {
