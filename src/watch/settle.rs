@@ -22,6 +22,8 @@ pub const ERROR_DELAY: Duration = Duration::from_secs(1);
 pub struct Settle {
     applied: Option<Catalog>,
     logged: HashMap<PathBuf, String>,
+    /// The start-up scan is over: fresh errors wait from now on.
+    started: bool,
 }
 
 /// How long ago `file` was last modified (zero if in the future or unknown).
@@ -44,7 +46,7 @@ impl Settle {
         // socket answers, a file is listed with its true state (an unsigned
         // one `untrusted`), never missing because it is under a second old.
         // A writer caught mid-file then is corrected by its next event.
-        let start_up = self.applied.is_none();
+        let start_up = !self.started;
         let mut entries = Vec::with_capacity(current.entries.len());
         for entry in &current.entries {
             let Some(_) = &entry.error else {
@@ -65,6 +67,11 @@ impl Settle {
             }
         }
         (Catalog { entries }, again)
+    }
+
+    /// Ends the start-up scan (also when it found nothing to apply).
+    pub fn end_start_up(&mut self) {
+        self.started = true;
     }
 
     fn previous(&self, file: &Path) -> Option<&Entry> {
@@ -98,6 +105,7 @@ impl Settle {
         self.logged
             .retain(|file, _| view.entries.iter().any(|e| &e.file == file));
         self.applied = Some(view);
+        self.started = true;
     }
 }
 
