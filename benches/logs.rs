@@ -6,6 +6,7 @@
 
 mod common;
 
+use berth::verb::Verb;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,7 +71,7 @@ fn berth(dir: &Path, exe: &Path) -> (f64, f64) {
     rt.block_on(async {
         let sup = common::supervise(dir, vec![backend]).await;
         let t0 = Instant::now();
-        sup.start("producer").await.expect("start");
+        sup.command("producer", Verb::start()).await.expect("start");
         let mut rx = sup.subscribe();
         while rx
             .borrow_and_update()

@@ -15,6 +15,7 @@
 
 mod common;
 
+use berth::verb::Verb;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
@@ -134,13 +135,13 @@ async fn under_berth(sup: &SupervisorHandle, dir: &Path, kind: Kind) -> (i128, i
     let id = kind.mode();
     let mut rx = sup.subscribe();
     let t0 = now_ns();
-    sup.start(id).await.expect("start");
+    sup.command(id, Verb::start()).await.expect("start");
     while rx.borrow_and_update().get(id).map(|b| b.state) != Some(State::Running) {
         rx.changed().await.expect("supervisor alive");
     }
     let running = now_ns();
     let ready = stamp(dir);
-    sup.stop(id).await.expect("stop");
+    sup.command(id, Verb::Stop).await.expect("stop");
     (running - t0, running - ready)
 }
 

@@ -5,6 +5,7 @@
 
 mod common;
 
+use berth::verb::Verb;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -26,12 +27,12 @@ fn backend(dir: &Path, id: &str, exe: &Path, sandbox: Option<Sandbox>) -> Backen
 async fn spawn_to_running(sup: &SupervisorHandle, id: &str) -> Duration {
     let mut rx = sup.subscribe();
     let t0 = Instant::now();
-    sup.start(id).await.expect("start");
+    sup.command(id, Verb::start()).await.expect("start");
     while rx.borrow_and_update().get(id).map(|b| b.state) != Some(State::Running) {
         rx.changed().await.expect("supervisor alive");
     }
     let took = t0.elapsed();
-    sup.stop(id).await.expect("stop");
+    sup.command(id, Verb::Stop).await.expect("stop");
     took
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use berth::manifest::Digest;
 use berth::status::{BackendStatus, Detail, Snapshot, State};
 use berth::tray::{self, Action, TrayInputs};
+use berth::verb::Verb;
 
 fn backend(id: &str, name: &str, state: State) -> BackendStatus {
     BackendStatus {
@@ -94,8 +95,8 @@ fn main() {
             tokio::select! {
                 _ = tick.tick(), if animate => step += 1,
                 action = action_rx.recv() => match action {
-                    Some(Action::Start(_) | Action::StartAll | Action::Restart(_)) => running = true,
-                    Some(Action::Stop(_) | Action::StopAll) => running = false,
+                    Some(Action::Command(_, Verb::Stop) | Action::StopAll) => running = false,
+                    Some(Action::Command(..) | Action::StartAll) => running = true,
                     Some(Action::Quit) | None => {
                         let _ = quitting_tx.send(true);
                         tokio::time::sleep(Duration::from_secs(1)).await;

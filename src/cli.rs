@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::verb::Verb;
+
 pub use crate::manifest::scalar::parse_size;
 
 mod autostart;
@@ -405,9 +407,9 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
         Command::Pin { id, backends } => pin::run(&id, &backends.folders()),
         Command::Schema => schema::run(),
         Command::Status { json } => client::status(&socket, json),
-        Command::Start { id, args } => client::action(&socket, "start", &id, args),
-        Command::Stop { id } => client::action(&socket, "stop", &id, Vec::new()),
-        Command::Restart { id, args } => client::action(&socket, "restart", &id, args),
+        Command::Start { id, args } => client::command(&socket, &id, Verb::Start { args }),
+        Command::Stop { id } => client::command(&socket, &id, Verb::Stop),
+        Command::Restart { id, args } => client::command(&socket, &id, Verb::Restart { args }),
         Command::Send {
             id,
             json,

@@ -3,9 +3,11 @@
 //! The launcher serves it ([`server`]); `berth status/start/stop/restart`
 //! are its clients ([`client`]). [`socket`] owns the file itself: folder
 //! permissions, stale sockets, path length. [`protocol`] is the wire format,
-//! shared by both sides.
+//! shared by both sides. [`backends`] is what the server asks of the
+//! supervisor.
 
 mod admit;
+pub mod backends;
 pub mod client;
 pub mod idle;
 pub mod protocol;
@@ -15,4 +17,4 @@ mod talk;
 mod unique_keys;
 
 pub use protocol::{Reply, Request};
-pub use server::{Control, Limits, serve};
+pub use server::{Backends, Limits, Rescans, serve};

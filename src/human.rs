@@ -56,9 +56,19 @@ pub fn as_written(d: Duration) -> String {
     }
 }
 
-/// How a process ended, for "exited (…)": the signal's name if a signal
-/// ended it, else `code N`; `None` when neither is known.
-pub fn exit(code: Option<i32>, signal: Option<&str>) -> Option<String> {
+/// A state's word with how the last process ended, the one spelling of
+/// `berth status`, socket replies, the tray and notifications: `exited
+/// (code 1)`, `Exited (SIGKILL)`, or the word alone when neither is known.
+pub fn with_exit(word: &str, code: Option<i32>, signal: Option<&str>) -> String {
+    match exit(code, signal) {
+        Some(how) => format!("{word} ({how})"),
+        None => word.to_owned(),
+    }
+}
+
+/// How a process ended: the signal's name if a signal ended it, else
+/// `code N`; `None` when neither is known.
+fn exit(code: Option<i32>, signal: Option<&str>) -> Option<String> {
     match (signal, code) {
         (Some(sig), _) => Some(sig.to_owned()),
         (None, Some(code)) => Some(format!("code {code}")),

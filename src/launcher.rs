@@ -35,9 +35,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::control::{self, Control, socket};
+use crate::control::{self, socket};
 use crate::folders::Folders;
-use crate::status::{ActionError, Outcome, Snapshot};
 use crate::supervisor::{self, SupervisorHandle};
 use crate::watch;
 
@@ -313,13 +312,16 @@ impl Launcher {
         )
         .await;
 
-        let service = LauncherControl {
-            handle: handle.clone(),
-            rescans: rescan_tx,
-        };
+        let served = handle.clone();
         let socket::Bound { listener, file } = bound;
         let server = tokio::spawn(async move {
-            control::serve(&listener, service, control::Limits::default()).await;
+            control::serve(
+                &listener,
+                served,
+                Some(rescan_tx),
+                control::Limits::default(),
+            )
+            .await;
         });
         tracing::info!("berth launcher ready");
         Ok(Self {
@@ -481,60 +483,6 @@ async fn spawn_reloader(
             }
         }
     })
-}
-
-/// The socket's view of the launcher: the supervisor plus rescans.
-#[derive(Clone)]
-struct LauncherControl {
-    handle: SupervisorHandle,
-    rescans: mpsc::Sender<RescanRequest>,
-}
-
-impl Control for LauncherControl {
-    fn snapshot(&self) -> Arc<Snapshot> {
-        self.handle.snapshot()
-    }
-    fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Snapshot>> {
-        self.handle.subscribe()
-    }
-    async fn start(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
-        self.handle.start_with(id, args).await
-    }
-    async fn stop(&self, id: &str) -> Result<Outcome, ActionError> {
-        self.handle.stop(id).await
-    }
-    async fn restart(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
-        self.handle.restart_with(id, args).await
-    }
-    async fn start_all(&self) {
-        self.handle.start_all().await
-    }
-    async fn look(&self) {
-        self.handle.look().await
-    }
-    async fn stop_all(&self) {
-        self.handle.stop_all().await
-    }
-    async fn send(
-        &self,
-        id: &str,
-        line: String,
-        wait: bool,
-    ) -> Result<Option<crate::supervisor::talk::Replies>, ActionError> {
-        self.handle.send(id, line, wait).await
-    }
-    async fn action(&self, id: &str, label: &str) -> Result<crate::supervisor::Ran, ActionError> {
-        self.handle.action(id, label).await
-    }
-    async fn rescan(&self) -> Result<(), String> {
-        let (tx, rx) = oneshot::channel();
-        self.rescans
-            .send(tx)
-            .await
-            .map_err(|_| "the launcher is quitting".to_owned())?;
-        rx.await
-            .unwrap_or_else(|_| Err("the launcher is quitting".to_owned()))
-    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@
 //!   the sd_notify sockets).
 //! - [`vars`] holds the `${id}` `${pid}` `${ready.KEY}` templates of manifest
 //!   fields that name things known only once a backend runs.
+//! - [`verb`] is what a user asks of one backend (start, stop, restart),
+//!   carried unchanged from the CLI, the tray and the socket to its job.
 //! - [`launcher`] wires all of the above together for `berth run`.
 
 pub mod autostart;
@@ -57,6 +59,7 @@ pub mod tray;
 pub mod tree;
 pub mod trust;
 pub mod vars;
+pub mod verb;
 pub mod watch;
 
 /// berth's own version, matched against a manifest's `requires`.

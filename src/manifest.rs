@@ -15,6 +15,7 @@ pub mod actions;
 mod error;
 pub mod health;
 pub mod locate;
+mod one_of;
 pub mod platform;
 pub mod raw;
 pub mod sandbox;

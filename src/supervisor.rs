@@ -61,6 +61,7 @@ pub use job::LaunchError;
 use crate::manifest::Backend;
 use crate::registry::{Catalog, Standing};
 use crate::status::{ActionError, BackendStatus, Config, Outcome, Snapshot};
+use crate::verb::Verb;
 pub use events::{EventKind, JobEvent};
 use job::Control;
 use shared::{Shared, lock};
@@ -168,8 +169,8 @@ impl SupervisorHandle {
                 // autostarts.
                 if def.autostart && def.executable.is_some() {
                     let (reply, _) = oneshot::channel();
-                    let _ = ctl.send(Control::Start {
-                        args: Vec::new(),
+                    let _ = ctl.send(Control::Command {
+                        verb: Verb::start(),
                         reply,
                     });
                 }
@@ -253,8 +254,8 @@ impl SupervisorHandle {
         self.metrics.watch(on);
     }
 
-    /// Sends a command to the job of `id` and waits for its answer.
-    async fn command<T>(
+    /// Sends a message to the job of `id` and waits for its answer.
+    async fn ask<T>(
         &self,
         id: &str,
         action: &'static str,
@@ -292,35 +293,15 @@ impl SupervisorHandle {
         rx.await.unwrap_or(Err(ActionError::ShutDown))
     }
 
-    /// Start `id` (returns once spawned or refused; use snapshots to wait for
-    /// running). Already running: `Noop`. Verification failure: `Launch`
-    /// with the reason, the state being not-found / integrity-failed.
-    pub async fn start(&self, id: &str) -> Result<Outcome, ActionError> {
-        self.start_with(id, Vec::new()).await
-    }
-
-    /// [`SupervisorHandle::start`] with `args` appended to the manifest's
-    /// for this run and the automatic restarts that follow it (v2).
-    pub async fn start_with(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
-        self.command(id, "start", |reply| Control::Start { args, reply })
-            .await
-    }
-
-    /// Stop `id` and return once its whole process group is gone. Not
-    /// running: `Noop`. In backoff: cancels the restart.
-    pub async fn stop(&self, id: &str) -> Result<Outcome, ActionError> {
-        self.command(id, "stop", Control::Stop).await
-    }
-
-    /// Restart `id` with its current definition (stop if needed, then start).
-    pub async fn restart(&self, id: &str) -> Result<Outcome, ActionError> {
-        self.restart_with(id, Vec::new()).await
-    }
-
-    /// [`SupervisorHandle::restart`] with `args` appended to the manifest's
-    /// for the new run (v2); without them the manifest's `args` alone.
-    pub async fn restart_with(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
-        self.command(id, "restart", |reply| Control::Restart { args, reply })
+    /// Carries out `verb` on `id`. Start returns once spawned or refused
+    /// (use snapshots to wait for running): already running is `Noop`, a
+    /// verification failure `Launch` with the reason, the state being
+    /// not-found / integrity-failed. Stop returns once the whole process
+    /// group is gone: not running is `Noop`; in backoff it cancels the
+    /// restart. Restart stops if needed, then starts with the current
+    /// definition.
+    pub async fn command(&self, id: &str, verb: Verb) -> Result<Outcome, ActionError> {
+        self.ask(id, verb.word(), |reply| Control::Command { verb, reply })
             .await
     }
 
@@ -353,7 +334,7 @@ impl SupervisorHandle {
         if let Some(sent) = talker.and_then(|t| t.send(&line, wait)) {
             return Ok(sent?);
         }
-        self.command(id, "send", |reply| Control::Send { line, wait, reply })
+        self.ask(id, "send", |reply| Control::Send { line, wait, reply })
             .await
     }
 
@@ -361,14 +342,17 @@ impl SupervisorHandle {
     pub async fn action(&self, id: &str, label: &str) -> Result<Ran, ActionError> {
         let label = label.to_owned();
         match self
-            .command(id, "run an action", |reply| Control::Action {
+            .ask(id, "run an action", |reply| Control::Action {
                 label,
                 reply,
             })
             .await?
         {
             job::Acted::Done(ran) => Ok(ran),
-            job::Acted::Restart(args) => self.restart_with(id, args).await.map(Ran::Restarted),
+            job::Acted::Restart(args) => self
+                .command(id, Verb::Restart { args })
+                .await
+                .map(Ran::Restarted),
         }
     }
 
@@ -386,7 +370,7 @@ impl SupervisorHandle {
         let mut set = tokio::task::JoinSet::new();
         for id in self.job_ids() {
             let this = self.clone();
-            set.spawn(async move { this.start(&id).await });
+            set.spawn(async move { this.command(&id, Verb::start()).await });
         }
         while set.join_next().await.is_some() {}
     }
@@ -396,7 +380,7 @@ impl SupervisorHandle {
         let mut set = tokio::task::JoinSet::new();
         for id in self.job_ids() {
             let this = self.clone();
-            set.spawn(async move { this.stop(&id).await });
+            set.spawn(async move { this.command(&id, Verb::Stop).await });
         }
         while set.join_next().await.is_some() {}
     }

@@ -7,6 +7,8 @@
 //! - [`action`] names what a click means ([`Action`]) and how it is encoded in
 //!   a muda menu id (`python:restart`), with a `FromStr`/`Display` round trip.
 //! - [`icon`] draws the three icons (idle, running, failing) in code.
+//! - `env` sets (and remembers) the environment berth's own GTK reads at
+//!   start-up, which backends must not inherit.
 //! - `probe` checks, before anything can panic, that a tray can exist here:
 //!   a display GTK can open, a session bus, and the appindicator library.
 //! - `app` is the thin adapter: a tao event loop on the main thread that
@@ -44,6 +46,7 @@ pub mod menu;
 
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
 mod app;
+mod env;
 mod probe;
 #[cfg(target_os = "linux")]
 mod resident;
@@ -54,7 +57,8 @@ mod theme;
 
 pub use crate::opener::open_with_desktop;
 pub use action::{Action, ItemId, ParseActionError};
-pub use probe::{TrayUnavailable, env_overrides, prepare_env, probe};
+pub use env::{env_overrides, prepare_env};
+pub use probe::{TrayUnavailable, probe};
 
 use crate::status::Snapshot;
 

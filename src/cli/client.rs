@@ -15,6 +15,7 @@ use crate::control::client::{Client, ClientError, STATUS_TIMEOUT};
 use crate::control::{Reply, Request};
 use crate::human;
 use crate::status::BackendStatus;
+use crate::verb::Verb;
 
 pub(super) fn connect(socket: &Path) -> anyhow::Result<Client> {
     Client::connect(socket).map_err(|e| match e {
@@ -52,25 +53,13 @@ pub fn status(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn action(
-    socket: &Path,
-    action: &str,
-    id: &str,
-    args: Vec<String>,
-) -> anyhow::Result<ExitCode> {
+/// `berth start / stop / restart`: no ARGS means the manifest's args alone
+/// (earlier ARGS are not kept).
+pub fn command(socket: &Path, id: &str, verb: Verb) -> anyhow::Result<ExitCode> {
     crate::manifest::BackendId::new(id).map_err(Exit::usage)?;
-    // No ARGS: the manifest's args alone (earlier ARGS are not kept).
-    let request = match action {
-        "start" => Request::Start {
-            id: id.into(),
-            args,
-        },
-        "stop" => Request::Stop { id: id.into() },
-        "restart" => Request::Restart {
-            id: id.into(),
-            args,
-        },
-        other => return Err(Exit::usage(format!("unknown action {other:?}"))),
+    let request = Request::Command {
+        id: id.into(),
+        verb,
     };
     let mut client = connect(socket)?;
     // The launcher answers once the backend settles, which can take as long
@@ -129,10 +118,7 @@ pub fn table(list: &[BackendStatus]) -> String {
 
 /// `exited (code 1)`, `exited (SIGKILL)`, `running*` (a restart pending).
 fn state_text(b: &BackendStatus) -> String {
-    let mut s = b.state.as_str().to_owned();
-    if let Some(how) = human::exit(b.exit_code, b.signal.as_deref()) {
-        s.push_str(&format!(" ({how})"));
-    }
+    let mut s = human::with_exit(b.state.as_str(), b.exit_code, b.signal.as_deref());
     if b.pending_restart {
         s.push('*');
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::Exit;
 use super::client::{connect, refused};
 use crate::control::Request;
-use crate::control::protocol::Wait;
+use crate::control::protocol::{SendLine, Wait};
 
 /// Slack beyond `--timeout` before the client gives up on the launcher itself.
 const CLIENT_SLACK: Duration = Duration::from_secs(10);
@@ -54,12 +54,12 @@ pub fn send(
     let timeout = crate::manifest::scalar::parse_duration(timeout)
         .map_err(|e| Exit::usage(format!("invalid --timeout: {e}")))?;
     let mut client = connect(socket)?;
-    let request = Request::Send {
+    let request = Request::Send(SendLine {
         id: id.to_owned(),
         line,
         wait: wait.clone(),
         timeout_ms: Some(timeout.as_millis().try_into().unwrap_or(u64::MAX)),
-    };
+    });
     // The launcher answers at once, or with `--wait` within the timeout.
     let reply = client.request(&request, timeout + CLIENT_SLACK)?;
     if !reply.ok {

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::verb::Verb;
+
 /// Longest request line the server reads, without its newline: a `send`
 /// may carry a line of the documented 64 KiB
 /// ([`crate::manifest::actions::MAX_SEND_LINE`]), so the request around it
@@ -18,38 +20,20 @@ pub const MAX_LINE: usize = crate::manifest::actions::MAX_SEND_LINE + ENVELOPE;
 const ENVELOPE: usize = 4 * 1024;
 
 /// One request line.
+///
+/// On the wire each verb is its own `cmd` (`{"cmd": "start", "id": ...}`);
+/// in berth it is one [`Request::Command`] carrying the [`Verb`] as the user
+/// gave it. [`Wire`] is the line's exact shape, converted both ways.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(from = "Wire", into = "Wire")]
 pub enum Request {
     /// Every manifest file: `data` is the array of `BackendStatus`.
     Status,
-    /// Start `id`; the reply comes once it is running or has settled otherwise.
-    /// `args` (v2) are appended to the manifest's for that run; none: the
-    /// manifest's `args` alone.
-    Start {
-        id: String,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        args: Vec<String>,
-    },
-    /// Stop `id`; the reply comes once its process group is gone.
-    Stop { id: String },
-    /// Restart `id`; replies like `start`.
-    Restart {
-        id: String,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        args: Vec<String>,
-    },
-    /// Write `line` as one compact JSON line to `id`'s stdin (v2); with
-    /// `wait`, the reply carries the first later stdout JSON object whose
-    /// `key` renders as `value`, or an error after `timeout_ms` (default 5 s).
-    Send {
-        id: String,
-        line: serde_json::Value,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        wait: Option<Wait>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timeout_ms: Option<u64>,
-    },
+    /// A verb on `id`; the reply comes once it is running (start, restart),
+    /// its process group is gone (stop), or it has settled otherwise.
+    Command { id: String, verb: Verb },
+    /// One line for a backend's stdin (v2).
+    Send(SendLine),
     /// Run `id`'s manifest action `label`, as the tray does (v2).
     Action { id: String, label: String },
     /// Start every backend that can start; replies at once.
@@ -58,6 +42,84 @@ pub enum Request {
     StopAll,
     /// Read the backends folder again (like SIGHUP).
     Rescan,
+}
+
+/// A request line as written: one `cmd` per verb, `args` left out when
+/// empty (no ARGS: the manifest's `args` alone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+enum Wire {
+    Status,
+    Start {
+        id: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+    },
+    Stop {
+        id: String,
+    },
+    Restart {
+        id: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+    },
+    Send(SendLine),
+    Action {
+        id: String,
+        label: String,
+    },
+    StartAll,
+    StopAll,
+    Rescan,
+}
+
+impl From<Wire> for Request {
+    fn from(wire: Wire) -> Self {
+        let command = |id, verb| Self::Command { id, verb };
+        match wire {
+            Wire::Status => Self::Status,
+            Wire::Start { id, args } => command(id, Verb::Start { args }),
+            Wire::Stop { id } => command(id, Verb::Stop),
+            Wire::Restart { id, args } => command(id, Verb::Restart { args }),
+            Wire::Send(send) => Self::Send(send),
+            Wire::Action { id, label } => Self::Action { id, label },
+            Wire::StartAll => Self::StartAll,
+            Wire::StopAll => Self::StopAll,
+            Wire::Rescan => Self::Rescan,
+        }
+    }
+}
+
+impl From<Request> for Wire {
+    fn from(request: Request) -> Self {
+        match request {
+            Request::Status => Self::Status,
+            Request::Command { id, verb } => match verb {
+                Verb::Start { args } => Self::Start { id, args },
+                Verb::Stop => Self::Stop { id },
+                Verb::Restart { args } => Self::Restart { id, args },
+            },
+            Request::Send(send) => Self::Send(send),
+            Request::Action { id, label } => Self::Action { id, label },
+            Request::StartAll => Self::StartAll,
+            Request::StopAll => Self::StopAll,
+            Request::Rescan => Self::Rescan,
+        }
+    }
+}
+
+/// Write `line` as one compact JSON line to `id`'s stdin (v2); with `wait`,
+/// the reply carries the first later stdout JSON object whose `key` renders
+/// as `value`, or an error after `timeout_ms` (default 5 s).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendLine {
+    pub id: String,
+    pub line: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<Wait>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 /// `--wait KEY=VALUE` of `berth send`.
@@ -105,10 +167,8 @@ impl Request {
     /// The backend the request is about, if any.
     pub fn id(&self) -> Option<&str> {
         match self {
-            Self::Start { id, .. }
-            | Self::Stop { id }
-            | Self::Restart { id, .. }
-            | Self::Send { id, .. }
+            Self::Command { id, .. }
+            | Self::Send(SendLine { id, .. })
             | Self::Action { id, .. } => Some(id),
             Self::Status | Self::StartAll | Self::StopAll | Self::Rescan => None,
         }
@@ -117,7 +177,14 @@ impl Request {
     fn is_unit(&self) -> bool {
         matches!(
             self,
-            Self::Status | Self::StartAll | Self::StopAll | Self::Rescan | Self::Stop { .. }
+            Self::Status
+                | Self::StartAll
+                | Self::StopAll
+                | Self::Rescan
+                | Self::Command {
+                    verb: Verb::Stop,
+                    ..
+                }
         )
     }
 
@@ -187,9 +254,9 @@ mod tests {
         assert_eq!(Request::parse(br#"{"cmd": "status"}"#), Ok(Request::Status));
         assert_eq!(
             Request::parse(br#"{"cmd": "start", "id": "python"}"#),
-            Ok(Request::Start {
+            Ok(Request::Command {
                 id: "python".into(),
-                args: vec![]
+                verb: Verb::start()
             })
         );
         assert_eq!(
@@ -197,9 +264,9 @@ mod tests {
             Ok(Request::StopAll)
         );
         assert_eq!(
-            Request::Restart {
+            Request::Command {
                 id: "a".into(),
-                args: vec![]
+                verb: Verb::restart()
             }
             .to_line(),
             "{\"cmd\":\"restart\",\"id\":\"a\"}\n"
@@ -210,9 +277,11 @@ mod tests {
     fn v2_requests_match_the_documented_lines() {
         assert_eq!(
             Request::parse(br#"{"cmd": "start", "id": "python", "args": ["--debug"]}"#),
-            Ok(Request::Start {
+            Ok(Request::Command {
                 id: "python".into(),
-                args: vec!["--debug".into()]
+                verb: Verb::Start {
+                    args: vec!["--debug".into()]
+                }
             })
         );
         let send = Request::parse(
@@ -221,7 +290,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             send,
-            Request::Send {
+            Request::Send(SendLine {
                 id: "python".into(),
                 line: serde_json::json!({"action": "ping", "id": 7}),
                 wait: Some(Wait {
@@ -229,7 +298,7 @@ mod tests {
                     value: "7".into()
                 }),
                 timeout_ms: Some(2000)
-            }
+            })
         );
         assert_eq!(
             Request::parse(br#"{"cmd": "action", "id": "python", "label": "Ping"}"#),

@@ -1,15 +1,14 @@
 //! The server side of the control socket: one task per connection, one reply
 //! per request line, and the waiting that turns "spawned" into "running".
 //!
-//! The server is generic over [`Control`], what it needs from the supervisor,
-//! so its protocol handling is tested in-process against a scripted fake and
-//! runs against [`SupervisorHandle`] in the launcher.
+//! The server is generic over [`Backends`], what it needs from the
+//! supervisor, so its protocol handling is tested in-process against a
+//! scripted fake and runs against [`SupervisorHandle`] in the launcher.
 //!
 //! Waiting for an outcome happens here, not in the client: the server sees
 //! every snapshot as it is published and knows when a backend has settled,
 //! so the client just blocks on one reply line with no timeout of its own.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,96 +16,33 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 
+pub use super::backends::Backends;
 use super::idle::IdleClients;
 use super::protocol::{MAX_LINE, Reply, Request};
 use crate::status::{ActionError, BackendStatus, Outcome, Snapshot, State};
-use crate::supervisor::talk::Replies;
-use crate::supervisor::{Ran, SupervisorHandle};
+use crate::supervisor::Ran;
+use crate::verb::Verb;
 
-/// What the control socket needs from whoever runs the backends.
-pub trait Control: Clone + Send + Sync + 'static {
-    fn snapshot(&self) -> Arc<Snapshot>;
-    fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>>;
-    /// `args` (v2) are appended to the manifest's for that run.
-    fn start(
-        &self,
-        id: &str,
-        args: Vec<String>,
-    ) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
-    fn stop(&self, id: &str) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
-    fn restart(
-        &self,
-        id: &str,
-        args: Vec<String>,
-    ) -> impl Future<Output = Result<Outcome, ActionError>> + Send;
-    fn start_all(&self) -> impl Future<Output = ()> + Send;
-    fn stop_all(&self) -> impl Future<Output = ()> + Send;
-    /// Someone reads the statuses: look again for missing executables and
-    /// sample CPU/RSS, so what the reply shows is current.
-    fn look(&self) -> impl Future<Output = ()> + Send {
-        async {}
-    }
-    /// Queues one line for `id`'s stdin; with `wait`, the stdout JSON
-    /// objects from then on (v2).
-    fn send(
-        &self,
-        id: &str,
-        line: String,
-        wait: bool,
-    ) -> impl Future<Output = Result<Option<Replies>, ActionError>> + Send {
-        let _ = (id, line, wait);
-        async { Err(ActionError::Unsupported("send")) }
-    }
-    /// Runs one of the manifest's actions (v2).
-    fn action(
-        &self,
-        id: &str,
-        label: &str,
-    ) -> impl Future<Output = Result<Ran, ActionError>> + Send {
-        let _ = (id, label);
-        async { Err(ActionError::Unsupported("action")) }
-    }
-    /// Reads the backends folder again; `Err` says why it could not.
-    fn rescan(&self) -> impl Future<Output = Result<(), String>> + Send {
-        async { Err("rescan is not supported here".to_owned()) }
-    }
+/// Asks whoever owns the backends folders to read them again; the answer
+/// says whether it could (`None` to [`serve`]: rescan is not supported).
+pub type Rescans = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>;
+
+/// Who the server serves: the backends, and the folder rescans.
+#[derive(Clone)]
+struct Served<B> {
+    backends: B,
+    rescans: Option<Rescans>,
 }
 
-impl Control for SupervisorHandle {
-    fn snapshot(&self) -> Arc<Snapshot> {
-        SupervisorHandle::snapshot(self)
-    }
-    fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
-        SupervisorHandle::subscribe(self)
-    }
-    async fn start(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
-        SupervisorHandle::start_with(self, id, args).await
-    }
-    async fn stop(&self, id: &str) -> Result<Outcome, ActionError> {
-        SupervisorHandle::stop(self, id).await
-    }
-    async fn restart(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
-        SupervisorHandle::restart_with(self, id, args).await
-    }
-    async fn start_all(&self) {
-        SupervisorHandle::start_all(self).await
-    }
-    async fn stop_all(&self) {
-        SupervisorHandle::stop_all(self).await
-    }
-    async fn look(&self) {
-        SupervisorHandle::look(self).await
-    }
-    async fn send(
-        &self,
-        id: &str,
-        line: String,
-        wait: bool,
-    ) -> Result<Option<Replies>, ActionError> {
-        SupervisorHandle::send(self, id, line, wait).await
-    }
-    async fn action(&self, id: &str, label: &str) -> Result<Ran, ActionError> {
-        SupervisorHandle::action(self, id, label).await
+impl<B> Served<B> {
+    async fn rescan(&self) -> Result<(), String> {
+        let Some(rescans) = &self.rescans else {
+            return Err("rescan is not supported here".to_owned());
+        };
+        let quitting = || "the launcher is quitting".to_owned();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        rescans.send(tx).await.map_err(|_| quitting())?;
+        rx.await.unwrap_or_else(|_| Err(quitting()))
     }
 }
 
@@ -135,7 +71,13 @@ impl Default for Limits {
 /// longest-idle connection is closed to make room (see [`IdleClients`]);
 /// only when every connection is busy with a request is a newcomer told
 /// "too many clients".
-pub async fn serve<C: Control>(listener: &UnixListener, control: C, limits: Limits) {
+pub async fn serve<B: Backends>(
+    listener: &UnixListener,
+    backends: B,
+    rescans: Option<Rescans>,
+    limits: Limits,
+) {
+    let control = Served { backends, rescans };
     let slots = Arc::new(Semaphore::new(limits.max_clients));
     let idle_clients = IdleClients::default();
     loop {
@@ -186,14 +128,14 @@ const EVICTION_WAIT: Duration = Duration::from_secs(1);
 /// Serves one client until it hangs up, goes silent, is pushed out by a
 /// newcomer while idle, or breaks the protocol in a way that leaves no
 /// reliable line boundary.
-async fn connection<C: Control>(
+async fn connection<B: Backends>(
     stream: UnixStream,
-    control: C,
+    control: Served<B>,
     idle: Duration,
     idle_clients: &IdleClients,
 ) {
     // Decided now, by who connected, not by who writes later.
-    let admitted = super::admit::admit(&stream, control.subscribe()).await;
+    let admitted = super::admit::admit(&stream, control.backends.subscribe()).await;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -294,7 +236,8 @@ fn client_gone(reader: &BufReader<tokio::net::unix::OwnedReadHalf>) -> bool {
 }
 
 /// Carries out one request and builds its reply.
-pub async fn handle<C: Control>(control: &C, request: Request) -> Reply {
+async fn handle<B: Backends>(served: &Served<B>, request: Request) -> Reply {
+    let control = &served.backends;
     match request {
         Request::Status => {
             control.look().await;
@@ -304,22 +247,16 @@ pub async fn handle<C: Control>(control: &C, request: Request) -> Reply {
                 Err(e) => Reply::error(format!("status could not be encoded: {e}")),
             }
         }
-        Request::Start { id, args } => {
+        Request::Command { id, verb } => {
+            let goal = match verb {
+                Verb::Start { .. } | Verb::Restart { .. } => Goal::Running,
+                Verb::Stop => Goal::Stopped,
+            };
             let rx = control.subscribe();
-            let outcome = control.start(&id, args).await;
-            settle(control, &id, outcome, rx, Goal::Running).await
+            let outcome = control.command(&id, verb).await;
+            settle(control, &id, outcome, rx, goal).await
         }
-        Request::Restart { id, args } => {
-            let rx = control.subscribe();
-            let outcome = control.restart(&id, args).await;
-            settle(control, &id, outcome, rx, Goal::Running).await
-        }
-        Request::Send {
-            id,
-            line,
-            wait,
-            timeout_ms,
-        } => super::talk::send(control, &id, &line, wait, timeout_ms).await,
+        Request::Send(send) => super::talk::send(control, send).await,
         Request::Action { id, label } => {
             let rx = control.subscribe();
             match control.action(&id, &label).await {
@@ -332,11 +269,6 @@ pub async fn handle<C: Control>(control: &C, request: Request) -> Reply {
                 Err(e) => Reply::error(e.to_string()),
             }
         }
-        Request::Stop { id } => {
-            let rx = control.subscribe();
-            let outcome = control.stop(&id).await;
-            settle(control, &id, outcome, rx, Goal::Stopped).await
-        }
         Request::StartAll => {
             control.start_all().await;
             Reply::ok(serde_json::Value::Null)
@@ -345,7 +277,7 @@ pub async fn handle<C: Control>(control: &C, request: Request) -> Reply {
             control.stop_all().await;
             Reply::ok(serde_json::Value::Null)
         }
-        Request::Rescan => match control.rescan().await {
+        Request::Rescan => match served.rescan().await {
             Ok(()) => Reply::ok(serde_json::Value::Null),
             Err(e) => Reply::error(e),
         },
@@ -360,8 +292,8 @@ enum Goal {
 
 /// After a start/stop/restart was accepted, waits until the backend reaches
 /// the goal or settles elsewhere, and says which in the reply.
-async fn settle<C: Control>(
-    control: &C,
+async fn settle<B: Backends>(
+    control: &B,
     id: &str,
     outcome: Result<Outcome, ActionError>,
     mut rx: watch::Receiver<Arc<Snapshot>>,
@@ -439,10 +371,11 @@ fn status_reply(status: &BackendStatus) -> Reply {
 /// "python: exited (code 1)", "python: integrity-failed: checksum mismatch ...".
 pub fn describe(status: &BackendStatus) -> String {
     let id = status.id.as_deref().unwrap_or("?");
-    let mut text = format!("{id}: {}", status.state.as_str());
-    if let Some(how) = crate::human::exit(status.exit_code, status.signal.as_deref()) {
-        text.push_str(&format!(" ({how})"));
-    }
+    let state = status.state.as_str();
+    let mut text = format!(
+        "{id}: {}",
+        crate::human::with_exit(state, status.exit_code, status.signal.as_deref())
+    );
     if let Some(err) = &status.error {
         text.push_str(": ");
         text.push_str(err);

@@ -1,4 +1,4 @@
-//! Protocol tests over a real Unix socket, against a scripted [`Control`]
+//! Protocol tests over a real Unix socket, against scripted [`Backends`]
 //! (the real supervisor is exercised by the integration tests in `tests/`).
 
 use super::*;
@@ -47,14 +47,8 @@ impl Fake {
     }
 }
 
-impl Control for Fake {
-    fn snapshot(&self) -> Arc<Snapshot> {
-        self.tx.borrow().clone()
-    }
-    fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
-        self.tx.subscribe()
-    }
-    async fn start(&self, id: &str, _args: Vec<String>) -> Result<Outcome, ActionError> {
+impl Fake {
+    async fn start(&self, id: &str) -> Result<Outcome, ActionError> {
         let Some(current) = self.snapshot().get(id).cloned() else {
             return Err(ActionError::UnknownId(id.into()));
         };
@@ -93,9 +87,21 @@ impl Control for Fake {
         self.set(id, |b| b.state = State::Stopped);
         Ok(Outcome::Done)
     }
-    async fn restart(&self, id: &str, args: Vec<String>) -> Result<Outcome, ActionError> {
-        self.set(id, |b| b.state = State::Stopped);
-        self.start(id, args).await
+}
+
+impl Backends for Fake {
+    fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.tx.subscribe()
+    }
+    async fn command(&self, id: &str, verb: Verb) -> Result<Outcome, ActionError> {
+        match verb {
+            Verb::Start { .. } => self.start(id).await,
+            Verb::Stop => self.stop(id).await,
+            Verb::Restart { .. } => {
+                self.set(id, |b| b.state = State::Stopped);
+                self.start(id).await
+            }
+        }
     }
     async fn start_all(&self) {}
     async fn stop_all(&self) {}
@@ -117,7 +123,7 @@ fn server(limits: Limits) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sock");
     let listener = UnixListener::bind(&path).unwrap();
-    let task = tokio::spawn(async move { serve(&listener, Fake::new(), limits).await });
+    let task = tokio::spawn(async move { serve(&listener, Fake::new(), None, limits).await });
     Server {
         _dir: dir,
         path,

@@ -108,7 +108,6 @@ pub fn bind(path: &Path) -> Result<Bound, SocketError> {
 
 /// Takes the launcher lock beside the socket, or says a launcher runs.
 fn lock(path: &Path) -> Result<std::fs::File, SocketError> {
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
@@ -122,17 +121,13 @@ fn lock(path: &Path) -> Result<std::fs::File, SocketError> {
         .mode(0o600)
         .open(&lock_path)
         .map_err(io_err(&lock_path, "cannot open the launcher lock"))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(file);
-    }
-    let err = io::Error::last_os_error();
-    if err.kind() == io::ErrorKind::WouldBlock {
-        Err(SocketError::AlreadyRunning {
+    // std's lock is `flock` (LOCK_EX | LOCK_NB), released when berth dies.
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SocketError::AlreadyRunning {
             path: path.to_path_buf(),
-        })
-    } else {
-        Err(io_err(&lock_path, "cannot lock")(err))
+        }),
+        Err(std::fs::TryLockError::Error(err)) => Err(io_err(&lock_path, "cannot lock")(err)),
     }
 }
 

@@ -11,21 +11,22 @@ use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 
-use super::protocol::{Reply, Wait};
-use super::server::Control;
+use super::backends::Backends;
+use super::protocol::{Reply, SendLine};
 use crate::supervisor::talk;
 
 /// How long `--wait` waits when the request names no timeout.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
 /// Carries out one `send` request.
-pub async fn send<C: Control>(
-    control: &C,
-    id: &str,
-    line: &serde_json::Value,
-    wait: Option<Wait>,
-    timeout_ms: Option<u64>,
-) -> Reply {
+pub async fn send<B: Backends>(control: &B, request: SendLine) -> Reply {
+    let SendLine {
+        id,
+        line,
+        wait,
+        timeout_ms,
+    } = request;
+    let id = id.as_str();
     let replies = match control.send(id, line.to_string(), wait.is_some()).await {
         Ok(replies) => replies,
         Err(e) => return Reply::error(e.to_string()),

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::status::State;
+use crate::verb::Verb;
 
 fn manifest(exe: &Path, extra: &str) -> String {
     let digest = crate::integrity::hash_file(exe).unwrap();
@@ -37,7 +38,7 @@ async fn a_typo_during_a_rescan_without_watcher_keeps_the_running_backend() {
     );
     let mut folder = watch::FolderState::new(vec![dir.clone()], tmp.path().to_path_buf());
     rescan(&mut folder, &handle).await.unwrap();
-    handle.start("srv").await.unwrap();
+    handle.command("srv", Verb::start()).await.unwrap();
     // Running once up a second (the default `{ uptime: 1s }` probe).
     let mut rx = handle.subscribe();
     let pid = loop {

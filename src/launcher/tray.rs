@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use tokio::sync::{mpsc, watch};
 
 use super::{Launcher, Quitter};
-use crate::status::{ActionError, Outcome};
+use crate::status::Outcome;
 use crate::supervisor::SupervisorHandle;
 use crate::tray::{self, Action, TrayInputs};
 
@@ -66,19 +66,14 @@ async fn dispatch(
     while let Some(action) = actions.recv().await {
         let handle = handle.clone();
         match action {
-            Action::Start(id) => {
+            Action::Command(id, verb) => {
                 tokio::spawn(async move {
-                    report("start", id.as_str(), handle.start(id.as_str()).await)
-                });
-            }
-            Action::Stop(id) => {
-                tokio::spawn(
-                    async move { report("stop", id.as_str(), handle.stop(id.as_str()).await) },
-                );
-            }
-            Action::Restart(id) => {
-                tokio::spawn(async move {
-                    report("restart", id.as_str(), handle.restart(id.as_str()).await)
+                    let action = verb.word();
+                    match handle.command(id.as_str(), verb).await {
+                        Ok(Outcome::Done) => tracing::debug!(backend = %id, action, "done"),
+                        Ok(Outcome::Noop(note)) => tracing::info!(backend = %id, action, "{note}"),
+                        Err(e) => tracing::warn!(backend = %id, action, "{e}"),
+                    }
                 });
             }
             Action::Run(id, n) => {
@@ -126,13 +121,5 @@ async fn watch_usage(mut shown: watch::Receiver<bool>, handle: SupervisorHandle)
     }
     if on {
         handle.watch_usage(false);
-    }
-}
-
-fn report(action: &str, id: &str, result: Result<Outcome, ActionError>) {
-    match result {
-        Ok(Outcome::Done) => tracing::debug!(backend = id, action, "done"),
-        Ok(Outcome::Noop(note)) => tracing::info!(backend = id, action, "{note}"),
-        Err(e) => tracing::warn!(backend = id, action, "{e}"),
     }
 }

@@ -90,7 +90,7 @@ impl<'de> Deserialize<'de> for RawHealth {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawHealth, A::Error> {
                 let f = HealthFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                super::raw::exactly_one(
+                super::one_of::exactly_one(
                     "check",
                     &[
                         ("http", f.http.is_some()),

@@ -392,25 +392,6 @@ pub struct ReadyFields {
     pub timeout: Option<DurationText>,
 }
 
-/// Exactly one of `given` (name, present) is present: `ready`'s probe,
-/// `health`'s check. The error names them all: "no probe: expected one of
-/// stdout_json, tcp or http".
-pub(super) fn exactly_one<E: de::Error>(what: &str, given: &[(&str, bool)]) -> Result<(), E> {
-    let names: Vec<&str> = given.iter().map(|(n, _)| *n).collect();
-    let list = match names.split_last() {
-        Some((last, [])) => (*last).to_owned(),
-        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-        None => String::new(),
-    };
-    match given.iter().filter(|(_, present)| *present).count() {
-        1 => Ok(()),
-        0 => Err(E::custom(format_args!("no {what}: expected one of {list}"))),
-        _ => Err(E::custom(format_args!(
-            "more than one {what}: give only one of {list}"
-        ))),
-    }
-}
-
 /// `ready`: exactly one probe plus an optional timeout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawReady(pub ReadyFields);
@@ -430,7 +411,7 @@ impl<'de> Deserialize<'de> for RawReady {
                         "notify: false is not a probe: write notify: true, or another probe",
                     ));
                 }
-                exactly_one(
+                super::one_of::exactly_one(
                     "probe",
                     &[
                         ("stdout_json", f.stdout_json.is_some()),

@@ -113,10 +113,7 @@ pub fn single(event: &JobEvent) -> Note {
     let (summary, reason) = match &event.kind {
         EventKind::Exited { code, signal, then } => {
             // The exit reads as in `berth status` and the tray.
-            let how = match crate::human::exit(*code, signal.as_deref()) {
-                Some(how) => format!("exited ({how})"),
-                None => "exited".to_owned(),
-            };
+            let how = crate::human::with_exit("exited", *code, signal.as_deref());
             let summary = match then {
                 State::Failed => format!("{name} failed"),
                 _ if *code == Some(0) => format!("{name} exited"),

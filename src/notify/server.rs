@@ -16,6 +16,7 @@ use zbus::zvariant::Value;
 
 use super::limit::Note;
 use crate::supervisor::SupervisorHandle;
+use crate::verb::Verb;
 
 /// The longest any bus call may take.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -249,7 +250,7 @@ async fn listen(
                 RESTART => {
                     let handle = handle.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = handle.restart(&backend).await {
+                        if let Err(e) = handle.command(&backend, Verb::restart()).await {
                             tracing::warn!(backend = %backend, "{e}");
                         }
                     });

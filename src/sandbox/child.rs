@@ -8,7 +8,7 @@ use std::io;
 use super::SandboxError;
 use crate::manifest::sandbox::Limits;
 
-type Resource = libc::__rlimit_resource_t;
+use nix::sys::resource::Resource;
 
 /// Up to four rlimits, `no_new_privs` and the ruleset descriptor.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +30,7 @@ impl Plan {
             rlim_max: 0,
         };
         let mut plan = Plan {
-            limits: [(libc::RLIMIT_AS, zero); 4],
+            limits: [(Resource::RLIMIT_AS, zero); 4],
             count: 0,
             ruleset: -1,
         };
@@ -54,26 +54,26 @@ impl Plan {
             Ok(())
         };
         if let Some(bytes) = l.memory {
-            push(libc::RLIMIT_AS, "memory", bytes, bytes)?;
+            push(Resource::RLIMIT_AS, "memory", bytes, bytes)?;
         }
         if let Some(n) = l.open_files {
-            push(libc::RLIMIT_NOFILE, "open_files", n, n)?;
+            push(Resource::RLIMIT_NOFILE, "open_files", n, n)?;
         }
         if let Some(secs) = l.cpu_time {
             // SIGXCPU at the soft limit, SIGKILL one second later.
-            let hard = hard_limit(libc::RLIMIT_CPU);
+            let hard = hard_limit(Resource::RLIMIT_CPU);
             push(
-                libc::RLIMIT_CPU,
+                Resource::RLIMIT_CPU,
                 "cpu_time",
                 secs,
                 secs.saturating_add(1).min(hard),
             )?;
         }
         match l.core_dumps {
-            Some(false) => push(libc::RLIMIT_CORE, "core_dumps", 0, 0)?,
+            Some(false) => push(Resource::RLIMIT_CORE, "core_dumps", 0, 0)?,
             Some(true) => {
-                let hard = hard_limit(libc::RLIMIT_CORE);
-                push(libc::RLIMIT_CORE, "core_dumps", hard, hard)?;
+                let hard = hard_limit(Resource::RLIMIT_CORE);
+                push(Resource::RLIMIT_CORE, "core_dumps", hard, hard)?;
             }
             None => {}
         }
@@ -84,8 +84,9 @@ impl Plan {
     /// Landlock. Async-signal-safe: three kinds of system call, no heap.
     pub fn enter(&self) -> io::Result<()> {
         for (resource, limit) in &self.limits[..self.count] {
-            // SAFETY: setrlimit reads the struct we own.
-            if unsafe { libc::setrlimit(*resource, limit) } != 0 {
+            // SAFETY: setrlimit reads the struct we own. Raw, as everything
+            // between fork and exec is here.
+            if unsafe { libc::setrlimit(*resource as libc::__rlimit_resource_t, limit) } != 0 {
                 return Err(io::Error::last_os_error());
             }
         }
@@ -105,16 +106,8 @@ impl Plan {
     }
 }
 
-/// The current hard limit of `resource` (infinity when unknown).
+/// The current hard limit of `resource` (infinity when unknown). In berth,
+/// before the fork.
 fn hard_limit(resource: Resource) -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(resource, &mut limit) } == 0 {
-        limit.rlim_max
-    } else {
-        libc::RLIM_INFINITY
-    }
+    nix::sys::resource::getrlimit(resource).map_or(libc::RLIM_INFINITY, |(_, hard)| hard)
 }

@@ -20,10 +20,7 @@ use std::io;
 
 /// Makes the calling process non-dumpable.
 pub fn hide_self() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    nix::sys::prctl::set_dumpable(false)?;
     Ok(())
 }
 
@@ -37,15 +34,18 @@ mod tests {
         assert!(pid >= 0);
         if pid == 0 {
             let ok = super::hide_self().is_ok()
-                // SAFETY: prctl with integer arguments only.
-                && unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) } == 0
+                && nix::sys::prctl::get_dumpable() == Ok(false)
                 && std::fs::read("/proc/self/environ").is_ok();
             // SAFETY: _exit ends the child without running the test harness.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
         }
-        let mut status = 0;
-        // SAFETY: waitpid on our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        assert_eq!(
+            status,
+            Ok(nix::sys::wait::WaitStatus::Exited(
+                nix::unistd::Pid::from_raw(pid),
+                0
+            ))
+        );
     }
 }

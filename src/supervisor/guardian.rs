@@ -32,7 +32,11 @@
 //! registering) does not survive long.
 
 use std::collections::HashMap;
+use std::ffi::CStr;
+use std::fs::File;
 use std::io::{self, BufRead};
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::FileExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -47,7 +51,7 @@ pub use link::{Link, Registration};
 /// The descriptor a guardian finds the shared lock on.
 const LOCK_FD: libc::c_int = 3;
 /// The name a guardian shows in `ps` and `/proc/<pid>/comm`.
-const NAME: &[u8] = b"berth-guardian\0";
+const NAME: &CStr = c"berth-guardian";
 
 /// The first argument that makes `berth` the guardian (not a clap
 /// subcommand, so no completion offers it).
@@ -68,22 +72,28 @@ pub fn main() -> anyhow::Result<ExitCode> {
     }
     // It holds every backend's group: no backend may read its memory.
     let _ = crate::sandbox::hidden::hide_self();
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    unsafe {
-        libc::prctl(libc::PR_SET_NAME, NAME.as_ptr());
-    }
+    let _ = nix::sys::prctl::set_name(NAME);
+    let lock = lock_file();
     let groups = read_until_eof(io::stdin().lock());
     // berth is gone. Whoever holds the lock first does the work; the other
     // finds it marked done, or takes over from a guardian that died mid-way.
-    let locked = take_lock();
-    if locked && already_done() {
+    let locked = lock.filter(take_lock);
+    if locked.as_ref().is_some_and(already_done) {
         return Ok(ExitCode::SUCCESS);
     }
     stop_all(&groups);
-    if locked {
-        mark_done();
+    if let Some(lock) = &locked {
+        mark_done(lock);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The shared lock file on [`LOCK_FD`], if the host passed one.
+fn lock_file() -> Option<File> {
+    // SAFETY: F_GETFD only asks whether the descriptor is open. If it is,
+    // it is the lock the host put there (`link::spawn`), owned by nothing
+    // else in this process, and taken here once.
+    unsafe { (libc::fcntl(LOCK_FD, libc::F_GETFD) >= 0).then(|| File::from_raw_fd(LOCK_FD)) }
 }
 
 /// The registered groups: `pgid -> (stop signal, stop timeout)`.
@@ -119,33 +129,26 @@ fn read_until_eof(input: impl BufRead) -> Groups {
     groups
 }
 
-/// Blocks until this guardian holds the shared lock; false when there is
-/// no lock (a host that passed none): then it acts alone.
-fn take_lock() -> bool {
+/// Blocks until this guardian holds the shared lock (`flock`); false when
+/// the descriptor is no lock: then it acts alone.
+fn take_lock(lock: &File) -> bool {
     loop {
-        // SAFETY: flock on a descriptor number; a wrong one fails with EBADF.
-        if unsafe { libc::flock(LOCK_FD, libc::LOCK_EX) } == 0 {
-            return true;
-        }
-        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return false;
+        match lock.lock() {
+            Ok(()) => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
         }
     }
 }
 
 /// Did the other guardian finish the work?
-fn already_done() -> bool {
-    let mut byte = 0u8;
-    // SAFETY: pread into one byte we own.
-    let n = unsafe { libc::pread(LOCK_FD, (&raw mut byte).cast(), 1, 0) };
-    n == 1 && byte == b'1'
+fn already_done(lock: &File) -> bool {
+    let mut byte = [0u8];
+    matches!(lock.read_at(&mut byte, 0), Ok(1)) && byte[0] == b'1'
 }
 
-fn mark_done() {
-    // SAFETY: pwrite of one byte we own.
-    unsafe {
-        libc::pwrite(LOCK_FD, b"1".as_ptr().cast(), 1, 0);
-    }
+fn mark_done(lock: &File) {
+    let _ = lock.write_at(b"1", 0);
 }
 
 /// Stops every group in parallel: signal, wait its timeout, SIGKILL.

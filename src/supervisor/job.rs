@@ -47,6 +47,7 @@ use super::talk::{Replies, Talker};
 use crate::manifest::Backend;
 use crate::manifest::actions::ActionKind;
 use crate::status::{ActionError, LaunchFailure, Outcome, State};
+use crate::verb::Verb;
 
 /// Up this long, a backend's retry count starts again from zero.
 pub const RESET_AFTER: Duration = Duration::from_secs(10);
@@ -65,16 +66,8 @@ pub enum Acted {
 
 /// A message to a job.
 pub enum Control {
-    /// `args` are appended to the manifest's for the new run (v2).
-    Start {
-        args: Vec<String>,
-        reply: Reply,
-    },
-    Stop(Reply),
-    Restart {
-        args: Vec<String>,
-        reply: Reply,
-    },
+    /// A user's verb (see [`Job::command`] for when each is carried out).
+    Command { verb: Verb, reply: Reply },
     /// One line (JSON text, no newline) for the backend's stdin; with
     /// `wait`, the reply carries the stdout JSON objects from then on (v2).
     /// Answered at once in every phase: queueing never waits.
@@ -123,8 +116,8 @@ pub struct Job {
     /// Automatic restarts since the last user start (shown).
     restarts: u32,
     log: PathBuf,
-    /// Commands that arrived during a stop, run once it is over.
-    deferred: VecDeque<Pending>,
+    /// Commands that wait for a stop, carried out once it is over.
+    deferred: VecDeque<Then>,
     /// The control channel is closed: end once nothing runs.
     closed: bool,
     /// The last stderr line of the last run (`last_stderr`).
@@ -137,11 +130,15 @@ pub struct Job {
     last_args: Option<Vec<String>>,
 }
 
-/// A command waiting for a stop to end.
-enum Pending {
-    Cmd(Control),
-    /// The start half of a Restart, with its ARGS.
-    Start(Reply, &'static str, Vec<String>),
+/// A command that needs the process gone: carried out at once when there
+/// is none, else queued behind the stop (see [`Job::when_stopped`]).
+enum Then {
+    /// A user's Start or Restart (its ARGS are the new run's).
+    Start(Verb, Reply),
+    /// The id left the catalog: leave the board.
+    Remove,
+    /// End the task.
+    Shutdown(oneshot::Sender<()>),
 }
 
 enum Event {
@@ -365,98 +362,88 @@ impl Job {
         Flow::Continue
     }
 
+    /// Updates, rechecks, sends and manifest actions are answered at once
+    /// in every phase, a stop included (none of them waits for anything);
+    /// a Stop joins a stop under way; the rest need the process gone.
     async fn command(&mut self, c: Control) -> Flow {
-        if let Control::Update {
-            def,
-            manifest_error,
-            ack,
-        } = c
-        {
-            // In every phase, a stop included: apply waits for it.
-            self.update(def, manifest_error);
-            let _ = ack.send(());
-            return Flow::Continue;
-        }
-        if let Control::Recheck(ack) = c {
-            if self.recheck() {
-                self.publish();
-            }
-            let _ = ack.send(());
-            return Flow::Continue;
-        }
-        // Never deferred, even during a stop: neither waits for anything.
-        if let Control::Send { line, wait, reply } = c {
-            let _ = reply.send(self.send(&line, wait));
-            return Flow::Continue;
-        }
-        if let Control::Action { label, reply } = c {
-            let _ = reply.send(self.act(&label));
-            return Flow::Continue;
-        }
-        if let Phase::Stopping(_, stop) = &mut self.phase {
-            match c {
-                Control::Stop(reply) => stop.replies.push(reply),
-                other => self.deferred.push_back(Pending::Cmd(other)),
-            }
-            return Flow::Continue;
-        }
         match c {
-            Control::Start { args, reply } => {
-                let r = self.user_start("start", args).await;
-                let _ = reply.send(r);
+            Control::Update {
+                def,
+                manifest_error,
+                ack,
+            } => {
+                self.update(def, manifest_error);
+                let _ = ack.send(());
             }
-            Control::Stop(reply) => {
-                if self.phase.run().is_some() {
-                    self.begin_stop(After::Stopped);
-                    if let Phase::Stopping(_, stop) = &mut self.phase {
-                        stop.replies.push(reply);
-                    }
-                } else {
-                    let r = if matches!(self.phase, Phase::Backoff { .. }) {
-                        self.begin_stop(After::Stopped);
-                        Outcome::Done
-                    } else {
-                        Outcome::Noop(format!("{} is not running", self.id))
-                    };
-                    let _ = reply.send(Ok(r));
+            Control::Recheck(ack) => {
+                if self.recheck() {
+                    self.publish();
                 }
+                let _ = ack.send(());
             }
-            Control::Restart { args, reply } => {
-                self.begin_stop(After::Stopped);
-                if matches!(self.phase, Phase::Stopping(..)) {
-                    // Runs once the group is gone.
-                    self.deferred
-                        .push_back(Pending::Start(reply, "restart", args));
-                } else {
-                    let r = self.user_start("restart", args).await;
-                    let _ = reply.send(r);
-                }
+            Control::Send { line, wait, reply } => {
+                let _ = reply.send(self.send(&line, wait));
             }
-            Control::Update { .. }
-            | Control::Recheck(_)
-            | Control::Send { .. }
-            | Control::Action { .. } => {}
-            Control::Remove => {
-                self.begin_stop(After::Stopped);
-                if matches!(self.phase, Phase::Stopping(..)) {
-                    self.deferred.push_back(Pending::Cmd(Control::Remove));
-                } else {
-                    self.shared.remove_job(&self.id, self.generation);
-                    return Flow::End;
-                }
+            Control::Action { label, reply } => {
+                let _ = reply.send(self.act(&label));
             }
-            Control::Shutdown(ack) => {
-                self.begin_stop(After::Stopped);
-                if matches!(self.phase, Phase::Stopping(..)) {
-                    self.deferred
-                        .push_back(Pending::Cmd(Control::Shutdown(ack)));
-                } else {
-                    let _ = ack.send(());
-                    return Flow::End;
-                }
+            Control::Command {
+                verb: Verb::Stop,
+                reply,
+            } => self.stop(reply),
+            Control::Command { verb, reply } => {
+                return self.when_stopped(Then::Start(verb, reply)).await;
             }
+            Control::Remove => return self.when_stopped(Then::Remove).await,
+            Control::Shutdown(ack) => return self.when_stopped(Then::Shutdown(ack)).await,
         }
         Flow::Continue
+    }
+
+    /// A user's Stop: answered once the group is gone (also when a stop was
+    /// already under way); in backoff the restart is cancelled.
+    fn stop(&mut self, reply: Reply) {
+        let in_backoff = matches!(self.phase, Phase::Backoff { .. });
+        self.begin_stop(After::Stopped);
+        if let Phase::Stopping(_, stop) = &mut self.phase {
+            stop.replies.push(reply);
+            return;
+        }
+        let r = if in_backoff {
+            Outcome::Done
+        } else {
+            Outcome::Noop(format!("{} is not running", self.id))
+        };
+        let _ = reply.send(Ok(r));
+    }
+
+    /// The one path of the commands that need the process gone. A Start
+    /// waits for a stop under way; Restart, Remove and Shutdown begin one
+    /// (or cancel a backoff) first. Each is carried out now if no stop is
+    /// under way, else queued and brought back here once the group is gone.
+    async fn when_stopped(&mut self, then: Then) -> Flow {
+        if !matches!(then, Then::Start(Verb::Start { .. }, _)) {
+            self.begin_stop(After::Stopped);
+        }
+        if matches!(self.phase, Phase::Stopping(..)) {
+            self.deferred.push_back(then);
+            return Flow::Continue;
+        }
+        match then {
+            Then::Start(verb, reply) => {
+                let r = self.user_start(&verb).await;
+                let _ = reply.send(r);
+                Flow::Continue
+            }
+            Then::Remove => {
+                self.shared.remove_job(&self.id, self.generation);
+                Flow::End
+            }
+            Then::Shutdown(ack) => {
+                let _ = ack.send(());
+                Flow::End
+            }
+        }
     }
 }
 
@@ -499,13 +486,10 @@ impl Job {
         true
     }
 
-    /// A user's Start or Restart: `args` are this run's extra ARGS (none:
+    /// A user's Start or Restart: its ARGS are this run's extra ones (none:
     /// the manifest's `args` alone).
-    async fn user_start(
-        &mut self,
-        action: &'static str,
-        args: Vec<String>,
-    ) -> Result<Outcome, ActionError> {
+    async fn user_start(&mut self, verb: &Verb) -> Result<Outcome, ActionError> {
+        let action = verb.word();
         if self.phase.run().is_some() {
             return Ok(Outcome::Noop(format!("{} is already running", self.id)));
         }
@@ -519,7 +503,7 @@ impl Job {
         }
         self.retries = 0;
         self.restarts = 0;
-        match self.launch(args).await {
+        match self.launch(verb.args().to_vec()).await {
             Ok(()) => Ok(Outcome::Done),
             Err(source) => Err(ActionError::Launch {
                 id: self.id.clone(),
@@ -536,15 +520,7 @@ impl Job {
             let Some(next) = self.deferred.pop_front() else {
                 break;
             };
-            let flow = match next {
-                Pending::Cmd(c) => self.command(c).await,
-                Pending::Start(reply, action, args) => {
-                    let r = self.user_start(action, args).await;
-                    let _ = reply.send(r);
-                    Flow::Continue
-                }
-            };
-            if let Flow::End = flow {
+            if let Flow::End = self.when_stopped(next).await {
                 return Flow::End;
             }
         }

@@ -6,7 +6,7 @@
 //!
 //! | action | id |
 //! |---|---|
-//! | `Start(python)` / `Stop` / `Restart` / `OpenLog` | `python:start` / `python:stop` / `python:restart` / `python:log` |
+//! | `Command(python, start)` / `stop` / `restart` (no ARGS), `OpenLog` | `python:start` / `python:stop` / `python:restart` / `python:log` |
 //! | `Run(python, 2)`: the manifest's third action | `python:action:2` |
 //! | `OpenFile(path)` | `@open-file:/abs/path.yaml` |
 //! | `OpenFolder`, `StartAll`, `StopAll`, `ToggleStartAtLogin`, `Quit` | `@open-folder`, `@start-all`, `@stop-all`, `@start-at-login`, `@quit` |
@@ -21,13 +21,13 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::manifest::BackendId;
+use crate::verb::Verb;
 
 /// A user request from the tray.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
-    Start(BackendId),
-    Stop(BackendId),
-    Restart(BackendId),
+    /// Start, Stop or Restart, as the socket's; the tray's carry no ARGS.
+    Command(BackendId, Verb),
     OpenLog(BackendId),
     /// The manifest action at this index of the backend's `actions` (v2).
     Run(BackendId, usize),
@@ -49,9 +49,7 @@ pub struct ParseActionError(pub String);
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Start(id) => write!(f, "{id}:start"),
-            Self::Stop(id) => write!(f, "{id}:stop"),
-            Self::Restart(id) => write!(f, "{id}:restart"),
+            Self::Command(id, verb) => write!(f, "{id}:{}", verb.word()),
             Self::OpenLog(id) => write!(f, "{id}:log"),
             Self::Run(id, n) => write!(f, "{id}:action:{n}"),
             Self::OpenFile(path) => write!(f, "@open-file:{}", path.display()),
@@ -84,10 +82,10 @@ impl FromStr for Action {
         }
         let (id, verb) = s.split_once(':').ok_or_else(err)?;
         let id = BackendId::new(id).map_err(|_| err())?;
+        if let Some(verb) = Verb::from_word(verb) {
+            return Ok(Self::Command(id, verb));
+        }
         match verb {
-            "start" => Ok(Self::Start(id)),
-            "stop" => Ok(Self::Stop(id)),
-            "restart" => Ok(Self::Restart(id)),
             "log" => Ok(Self::OpenLog(id)),
             _ => match verb.strip_prefix("action:").map(str::parse) {
                 Some(Ok(n)) => Ok(Self::Run(id, n)),
@@ -101,11 +99,7 @@ impl Action {
     /// The backend this action concerns, if it is about one.
     pub fn backend(&self) -> Option<&BackendId> {
         match self {
-            Self::Start(id)
-            | Self::Stop(id)
-            | Self::Restart(id)
-            | Self::OpenLog(id)
-            | Self::Run(id, _) => Some(id),
+            Self::Command(id, _) | Self::OpenLog(id) | Self::Run(id, _) => Some(id),
             _ => None,
         }
     }
@@ -154,9 +148,9 @@ mod tests {
     #[test]
     fn every_action_round_trips_through_its_menu_id() {
         let actions = [
-            Action::Start(id("python")),
-            Action::Stop(id("python")),
-            Action::Restart(id("go-2")),
+            Action::Command(id("python"), Verb::start()),
+            Action::Command(id("python"), Verb::Stop),
+            Action::Command(id("go-2"), Verb::restart()),
             Action::OpenLog(id("python")),
             Action::Run(id("python"), 3),
             Action::OpenFile(PathBuf::from("/home/me/backends/broken: yes.yaml")),
@@ -175,16 +169,22 @@ mod tests {
 
     #[test]
     fn ids_use_the_documented_format() {
-        assert_eq!(Action::Restart(id("python")).to_string(), "python:restart");
+        assert_eq!(
+            Action::Command(id("python"), Verb::restart()).to_string(),
+            "python:restart"
+        );
         assert_eq!(Action::Quit.to_string(), "@quit");
     }
 
     #[test]
     fn a_backend_called_like_a_global_action_does_not_collide() {
-        assert_eq!("quit:stop".parse::<Action>(), Ok(Action::Stop(id("quit"))));
+        assert_eq!(
+            "quit:stop".parse::<Action>(),
+            Ok(Action::Command(id("quit"), Verb::Stop))
+        );
         assert_eq!(
             "file:start".parse::<Action>(),
-            Ok(Action::Start(id("file")))
+            Ok(Action::Command(id("file"), Verb::start()))
         );
     }
 

@@ -17,6 +17,7 @@ use super::icon::IconState;
 use crate::human;
 use crate::manifest::BackendId;
 use crate::status::{BackendStatus, Snapshot, State};
+use crate::verb::Verb;
 
 /// Labels longer than this are cut with `…`: a menu is not a log viewer.
 const MAX_LABEL_CHARS: usize = 120;
@@ -233,19 +234,19 @@ fn backend_submenu(b: &BackendStatus, now: Instant) -> Option<Node> {
     children.push(separator("sep-actions"));
     children.push(action_item(
         "start",
-        Action::Start(id.clone()),
+        Action::Command(id.clone(), Verb::start()),
         "Start",
         b.state.can_start(),
     ));
     children.push(action_item(
         "stop",
-        Action::Stop(id.clone()),
+        Action::Command(id.clone(), Verb::Stop),
         "Stop",
         b.state.can_stop(),
     ));
     children.push(action_item(
         "restart",
-        Action::Restart(id.clone()),
+        Action::Command(id.clone(), Verb::restart()),
         "Restart",
         b.state.can_restart(),
     ));
@@ -292,10 +293,10 @@ pub fn status_line(b: &BackendStatus, now: Instant) -> String {
         State::Starting => "🟡 Starting".to_owned(),
         State::Running => "🟢 Running".to_owned(),
         State::Stopping => "🟡 Stopping".to_owned(),
-        State::Exited => match human::exit(b.exit_code, b.signal.as_deref()) {
-            Some(how) => format!("🔴 Exited ({how})"),
-            None => "🔴 Exited".to_owned(),
-        },
+        State::Exited => format!(
+            "🔴 {}",
+            human::with_exit("Exited", b.exit_code, b.signal.as_deref())
+        ),
         State::Backoff => match b.detail.retry_at {
             Some(at) => format!(
                 "🟡 Restarting in {}",

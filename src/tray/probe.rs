@@ -2,7 +2,6 @@
 //! failing: tao panics when GTK cannot start ("Failed to initialize gtk
 //! backend") and libappindicator-sys panics when its library is missing.
 //!
-//! [`prepare_env`] sets the environment GTK reads once at start-up;
 //! [`probe`] initialises GTK itself (exactly what tao does next, so the work
 //! is not wasted), checks that a session bus answers, and dlopens the
 //! appindicator library under the names libappindicator-sys tries.
@@ -25,50 +24,6 @@ pub enum TrayUnavailable {
     #[error("no tray support on this platform")]
     Unsupported,
 }
-
-/// Sets, unless the user already did, `GDK_GL=disable` (a tray never draws
-/// with OpenGL; without it the XEmbed fallback maps Mesa and LLVM: 84 MB
-/// resident instead of 28 MB) and `NO_AT_BRIDGE=1` (no accessibility bus
-/// connection for a menu-only program). On Linux also `GTK_THEME=Berth`:
-/// an empty theme while a panel draws the menu (see `theme`; about 2 MB
-/// less resident with 20 backends).
-///
-/// Call it first thing in `main`, before any thread is started. Backends
-/// must not inherit these: the supervisor removes [`env_overrides`] from
-/// their environment.
-pub fn prepare_env() {
-    let mut set = Vec::new();
-    for (key, value) in OWN_ENV {
-        if std::env::var_os(key).is_none() {
-            // SAFETY: `set_var` is unsound only when another thread reads or
-            // writes the environment at the same time. The contract of this
-            // function is that it runs in `main` before any thread exists
-            // (before the tokio runtime, the log writer, GTK), so no
-            // concurrent access is possible.
-            unsafe { std::env::set_var(key, value) };
-            set.push(key);
-        }
-    }
-    let _ = OVERRIDES.set(set);
-}
-
-/// The variables [`prepare_env`] added (not those the user set): they are
-/// meant for berth's own GTK, not for the backends it launches.
-pub fn env_overrides() -> &'static [&'static str] {
-    OVERRIDES.get().map_or(&[], Vec::as_slice)
-}
-
-/// What [`prepare_env`] sets (each only if the user has not).
-#[cfg(target_os = "linux")]
-const OWN_ENV: [(&str, &str); 3] = [
-    ("GDK_GL", "disable"),
-    ("NO_AT_BRIDGE", "1"),
-    ("GTK_THEME", super::theme::NAME),
-];
-#[cfg(not(target_os = "linux"))]
-const OWN_ENV: [(&str, &str); 2] = [("GDK_GL", "disable"), ("NO_AT_BRIDGE", "1")];
-
-static OVERRIDES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
 
 /// Checks that the tray can be created, and initialises GTK for it.
 ///
@@ -101,8 +56,7 @@ mod linux {
     const APPINDICATOR: [&CStr; 2] = [c"libayatana-appindicator3.so.1", c"libappindicator3.so.1"];
 
     pub(super) fn probe() -> Result<(), TrayUnavailable> {
-        // SAFETY: getpid and gettid have no preconditions.
-        if unsafe { libc::getpid() != libc::gettid() } {
+        if nix::unistd::getpid() != nix::unistd::gettid() {
             return Err(TrayUnavailable::NotMainThread);
         }
         if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {

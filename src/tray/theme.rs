@@ -24,9 +24,9 @@ use std::cell::RefCell;
 use gtk::prelude::*;
 use gtk::{gdk, gio, glib};
 
-/// The theme `GTK_THEME` names; GTK finds it among the registered resources
-/// under `/org/gtk/libgtk/theme/<name>/gtk.css` before looking on disk.
-pub const NAME: &str = "Berth";
+// The theme `GTK_THEME` names; GTK finds it among the registered resources
+// under `/org/gtk/libgtk/theme/<name>/gtk.css` before looking on disk.
+use super::env::THEME as NAME;
 
 const RESOURCE: &[u8] = include_bytes!("theme/berth.gresource");
 
@@ -57,7 +57,7 @@ pub struct Theme(Option<Box<dyn FnOnce()>>);
 impl Theme {
     pub fn follow() -> Self {
         // A theme the user chose with GTK_THEME is loaded by GTK already.
-        if !super::probe::env_overrides().contains(&"GTK_THEME") {
+        if !super::env::env_overrides().contains(&"GTK_THEME") {
             return Self(None);
         }
         if let Some(settings) = gtk::Settings::default() {

@@ -10,6 +10,7 @@ mod limits;
 mod network;
 mod outside;
 
+use berth::verb::Verb;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -181,7 +182,7 @@ impl Lab {
     pub async fn run(&self, id: &str, sandbox: Option<Sandbox>, checks: &[String]) -> Vec<String> {
         let b = self.backend(id, sandbox, checks);
         self.env.sup.apply(util::catalog([b])).await;
-        self.env.sup.start(id).await.unwrap();
+        self.env.sup.command(id, Verb::start()).await.unwrap();
         let st = util::wait_for(&self.env.sup, id, Duration::from_secs(30), |s| {
             !s.state.has_process()
         })

@@ -5,6 +5,7 @@
 //! the deadline, building and launching a scripted backend, and waiting for
 //! the pids the tests then watch.
 
+use berth::verb::Verb;
 use std::path::Path;
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ fn scripted(e: &Env, id: &str, body: &str) -> Backend {
 async fn apply_and_start(e: &Env, b: Backend) -> Result<Outcome, ActionError> {
     let id = b.id.as_str().to_owned();
     e.sup.apply(catalog([b])).await;
-    e.sup.start(&id).await
+    e.sup.command(&id, Verb::start()).await
 }
 
 /// Waits for `id` to be in `state` and returns its status.

@@ -7,6 +7,7 @@
 //! applied (an intermediate catalog that a later one replaced before the
 //! snapshot recorder woke up still counts there).
 
+use berth::verb::Verb;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -98,7 +99,7 @@ impl Fx {
     }
 
     async fn start_running(&self, id: &str) -> u32 {
-        self.sup().start(id).await.unwrap();
+        self.sup().command(id, Verb::start()).await.unwrap();
         let s = util::wait_for(self.sup(), id, T, |s| s.state == State::Running).await;
         s.pid.unwrap()
     }

@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::stat::Mode;
@@ -40,6 +42,9 @@ const PAIR: usize = 2;
 pub const HUNG: Duration = Duration::from_secs(5);
 /// How soon a guardian that could not be started is tried again.
 const RETRY: Duration = Duration::from_secs(1);
+/// How soon a queue is flushed again when its pipe cannot be polled (no
+/// descriptor left to duplicate it).
+const RETRY_FLUSH: Duration = Duration::from_millis(10);
 
 /// berth's end of the guardians.
 pub struct Link {
@@ -79,7 +84,8 @@ struct Guard {
 
 struct Proc {
     child: Child,
-    pidfd: OwnedFd,
+    /// Shared with the keeper's poll, which holds it outside the lock.
+    pidfd: Arc<OwnedFd>,
 }
 
 impl Link {
@@ -273,25 +279,27 @@ fn tail(stop: StopSignal, timeout: Duration) -> String {
 /// The keeper: replaces dead and hung guardians, flushes queues.
 fn keep(inner: &Inner) {
     loop {
-        let (mut fds, deadline) = {
+        let (fds, deadline) = {
             let state = inner.lock();
             if state.closed {
                 break;
             }
-            watch_list(inner, &state)
+            watch_list(&state)
         };
-        let timeout = deadline.map_or(-1, |at| {
+        let timeout = deadline.map_or(PollTimeout::NONE, |at| {
             let left = at.saturating_duration_since(Instant::now());
-            left.as_millis().min(i32::MAX as u128) as i32 + 1
+            PollTimeout::try_from(left.as_millis() + 1).unwrap_or(PollTimeout::MAX)
         });
-        // Raw poll: the descriptors were listed under the state lock and are
-        // polled after it is released, which nix's borrowing PollFd cannot
-        // express. A descriptor replaced meanwhile only makes poll return.
-        // SAFETY: poll over a slice of pollfds we own.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            tracing::error!(error = %io::Error::last_os_error(), "guardian keeper cannot poll: stops");
-            break;
+        let mut polled: Vec<PollFd<'_>> = std::iter::once((inner.wake.as_fd(), PollFlags::POLLIN))
+            .chain(fds.iter().map(|(fd, events)| (fd.as_fd(), *events)))
+            .map(|(fd, events)| PollFd::new(fd, events))
+            .collect();
+        match poll(&mut polled, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "guardian keeper cannot poll: stops");
+                break;
+            }
         }
         // Non-blocking: EAGAIN when nobody woke the keeper.
         let _ = inner.wake.read();
@@ -311,21 +319,22 @@ fn keep(inner: &Inner) {
 }
 
 /// What the keeper polls, and when it must wake up anyway.
-fn watch_list(inner: &Inner, state: &State) -> (Vec<libc::pollfd>, Option<Instant>) {
-    let poll = |fd: RawFd, events| libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    };
-    let mut fds = vec![poll(inner.wake.as_fd().as_raw_fd(), libc::POLLIN)];
+fn watch_list(state: &State) -> (Vec<(Arc<OwnedFd>, PollFlags)>, Option<Instant>) {
+    let mut fds = Vec::new();
     let mut deadline: Option<Instant> = None;
     let mut sooner = |at: Instant| deadline = Some(deadline.map_or(at, |d| d.min(at)));
     for g in &state.guards {
         if let Some(p) = &g.proc {
-            fds.push(poll(p.pidfd.as_raw_fd(), libc::POLLIN));
+            fds.push((p.pidfd.clone(), PollFlags::POLLIN));
         }
         if !g.queue.is_empty() {
-            fds.push(poll(g.pipe.as_raw_fd(), libc::POLLOUT));
+            // A duplicate of the write end (the same pipe under a number of
+            // its own): the poll holds it after the state lock is released,
+            // while a replacement may `dup3` onto the pipe's number.
+            match g.pipe.try_clone() {
+                Ok(pipe) => fds.push((Arc::new(pipe), PollFlags::POLLOUT)),
+                Err(_) => sooner(Instant::now() + RETRY_FLUSH),
+            }
         }
         if let Some(since) = g.stalled_since {
             sooner(since + HUNG);
@@ -459,7 +468,13 @@ fn spawn_guardian(exe: &Path, lock: &OwnedFd) -> io::Result<(Proc, OwnedFd)> {
             return Err(e);
         }
     };
-    Ok((Proc { child, pidfd }, write))
+    Ok((
+        Proc {
+            child,
+            pidfd: Arc::new(pidfd),
+        },
+        write,
+    ))
 }
 
 fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {

@@ -1,6 +1,7 @@
 //! rlimits: memory (RLIMIT_AS) and open files (RLIMIT_NOFILE).
 
 use berth::manifest::sandbox::Limits;
+use berth::verb::Verb;
 
 use super::{Lab, outcome};
 
@@ -42,7 +43,13 @@ async fn limit_over_the_hard_limit_fails_with_the_reason() {
     sandbox.limits.open_files = Some(u64::MAX - 1);
     let b = lab.backend("probe", Some(sandbox), &[]);
     lab.env.sup.apply(crate::util::catalog([b])).await;
-    let err = lab.env.sup.start("probe").await.unwrap_err().to_string();
+    let err = lab
+        .env
+        .sup
+        .command("probe", Verb::start())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("sandbox: open_files"), "{err}");
     let st = lab.env.sup.snapshot();
     assert_eq!(st.get("probe").unwrap().state, berth::status::State::Failed);

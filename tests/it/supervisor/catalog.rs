@@ -2,6 +2,7 @@
 //! definition kept on a bad edit) and removed, and the files that do not win
 //! (superseded, invalid, incompatible, unsupported) listed but refused.
 
+use berth::verb::Verb;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,7 +65,7 @@ async fn apply_adds_edits_and_removes() {
     assert!(s.error.unwrap().contains("unknown field"));
 
     // Restart applies the new definition.
-    e.sup.restart("alpha").await.unwrap();
+    e.sup.command("alpha", Verb::restart()).await.unwrap();
     let s = wait_running(&e, "alpha").await;
     assert!(!s.pending_restart);
     assert_ne!(s.pid, Some(pid));
@@ -88,7 +89,7 @@ async fn apply_adds_edits_and_removes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        e.sup.start("alpha").await,
+        e.sup.command("alpha", Verb::start()).await,
         Err(ActionError::UnknownId("alpha".into()))
     );
 }
@@ -142,11 +143,12 @@ async fn non_winning_files_are_listed_and_refused() {
             (Some("web"), State::Superseded),
         ]
     );
-    let err = e.sup.start("future").await.unwrap_err().to_string();
+    let start = |id| e.sup.command(id, Verb::start());
+    let err = start("future").await.unwrap_err().to_string();
     assert!(
         err.contains("incompatible") && err.contains("requires >=9"),
         "{err}"
     );
-    let err = e.sup.start("nowhere").await.unwrap_err().to_string();
+    let err = start("nowhere").await.unwrap_err().to_string();
     assert!(err.contains("unsupported"), "{err}");
 }

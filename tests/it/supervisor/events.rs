@@ -4,6 +4,7 @@
 
 use berth::status::State;
 use berth::supervisor::EventKind;
+use berth::verb::Verb;
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::{T, apply_and_start, scripted, wait_state};
@@ -38,7 +39,7 @@ async fn a_crash_is_an_event_with_the_last_stderr_line_and_a_new_run_starts_clea
     // The next run prints nothing on stderr: its last_stderr is its own.
     let quiet = scripted(&e, "crash", "exit 0");
     e.sup.apply(catalog([quiet])).await;
-    e.sup.start("crash").await.unwrap();
+    e.sup.command("crash", Verb::start()).await.unwrap();
     let status = wait_state(&e, "crash", State::Exited).await;
     assert_eq!(status.last_stderr, None);
 }
@@ -58,10 +59,10 @@ async fn a_user_stop_and_a_removal_are_no_events() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    e.sup.stop("calm").await.unwrap();
+    e.sup.command("calm", Verb::Stop).await.unwrap();
     let status = wait_state(&e, "calm", State::Stopped).await;
     assert_eq!(status.last_stderr.as_deref(), Some("about to sleep"));
-    e.sup.start("calm").await.unwrap();
+    e.sup.command("calm", Verb::start()).await.unwrap();
     wait_state(&e, "calm", State::Running).await;
     e.sup.apply(catalog([])).await;
     let deadline = std::time::Instant::now() + T;

@@ -2,6 +2,7 @@
 //! readiness and its sender check, the watchdog, and http/tcp checks whose
 //! failures stop the group and go through the restart policy.
 
+use berth::verb::Verb;
 use std::time::Instant;
 
 use berth::manifest::RestartPolicy;
@@ -58,7 +59,7 @@ async fn default_uptime_probe_keeps_a_quick_crash_from_counting_as_running() {
         t0.elapsed() >= Duration::from_millis(600),
         "running before its uptime"
     );
-    e.sup.stop("steady").await.unwrap();
+    e.sup.command("steady", Verb::Stop).await.unwrap();
 }
 
 /// A python3 script that uses sd_notify by hand (standard library), as a
@@ -112,7 +113,7 @@ time.sleep(60)"#,
     let s = wait_running(&e, "notif").await;
     assert_eq!(s.status_line.as_deref(), Some("warming up"));
     assert!(e.log("notif").contains("env None"), "{}", e.log("notif"));
-    e.sup.stop("notif").await.unwrap();
+    e.sup.command("notif", Verb::Stop).await.unwrap();
     assert!(!sock.exists(), "the socket outlives the run");
 }
 
@@ -269,7 +270,7 @@ while True:
         (State::Running, pid, Some(true), 0),
         "{s:#?}"
     );
-    e.sup.stop("pypi").await.unwrap();
+    e.sup.command("pypi", Verb::Stop).await.unwrap();
     assert_eq!(e.sup.snapshot().get("pypi").unwrap().state, State::Stopped);
 }
 
@@ -294,7 +295,7 @@ async fn the_pyinstaller_build_is_ready_by_notify_and_stays_healthy_under_a_watc
     e.sup.apply(catalog(backends)).await;
     let mut pids = Vec::new();
     for id in ["py2", "py10"] {
-        e.sup.start(id).await.unwrap();
+        e.sup.command(id, Verb::start()).await.unwrap();
         let s = wait_for(&e.sup, id, Duration::from_secs(60), |s| {
             s.state == State::Running
         })
@@ -324,7 +325,7 @@ async fn the_pyinstaller_build_is_ready_by_notify_and_stays_healthy_under_a_watc
     for (id, pid) in ["py2", "py10"].iter().zip(&pids) {
         let members = crate::util::group_pids(*pid);
         let t = Instant::now();
-        e.sup.stop(id).await.unwrap();
+        e.sup.command(id, Verb::Stop).await.unwrap();
         assert!(
             t.elapsed() < Duration::from_secs(4),
             "{id} took the SIGKILL path"
@@ -450,5 +451,5 @@ async fn a_check_on_the_port_of_the_ready_line_passes_as_the_shipped_manifest_as
     apply_and_start(&e, b).await.unwrap();
     let s = wait_for(&e.sup, "py", T * 3, |s| s.healthy == Some(true)).await;
     assert_eq!((s.state, s.error), (State::Running, None));
-    e.sup.stop("py").await.unwrap();
+    e.sup.command("py", Verb::Stop).await.unwrap();
 }

@@ -2,6 +2,7 @@
 //! check fails or the file is gone, and none of berth's own descriptors.
 
 use super::*;
+use berth::verb::Verb;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn integrity_failure_spawns_nothing() {
@@ -32,9 +33,9 @@ async fn missing_executable_is_not_found() {
     assert_eq!(e.sup.snapshot().get("gone").unwrap().state, State::NotFound);
     // A rebuilt executable is picked up at the next start.
     script(e.path(), "gone.sh", "exec sleep 60");
-    e.sup.start("gone").await.unwrap();
+    e.sup.command("gone", Verb::start()).await.unwrap();
     wait_running(&e, "gone").await;
-    e.sup.stop("gone").await.unwrap();
+    e.sup.command("gone", Verb::Stop).await.unwrap();
 }
 
 // A `#!` script runs by its path (its interpreter must see the real `$0`),
@@ -54,7 +55,7 @@ async fn swapping_a_script_after_the_check_runs_nothing() {
             std::fs::rename(&evil, &target).unwrap();
         }
     })));
-    let r = e.sup.start("swap").await;
+    let r = e.sup.command("swap", Verb::start()).await;
     berth::integrity::set_after_verify_hook(None);
     let err = r.unwrap_err().to_string();
     assert!(
@@ -108,7 +109,7 @@ async fn a_backend_inherits_no_descriptor_of_berths() {
         .filter(|(fd, target)| *fd > 2 && *target != exe.display().to_string())
         .collect();
     assert!(unexpected.is_empty(), "leaked into the backend: {open:?}");
-    e.sup.stop("fds").await.unwrap();
+    e.sup.command("fds", Verb::Stop).await.unwrap();
     // SAFETY: closing the two descriptors this test opened.
     unsafe {
         libc::close(fds[0]);
@@ -155,7 +156,7 @@ async fn hashing_a_big_executable_does_not_stall_the_runtime() {
     b.executable.as_mut().unwrap().sha256 = berth::manifest::Digest([0u8; 32]);
     e.sup.apply(catalog([b])).await;
     let sup = e.sup.clone();
-    let start = tokio::spawn(async move { sup.start("big").await });
+    let start = tokio::spawn(async move { sup.command("big", Verb::start()).await });
     let mut worst = Duration::ZERO;
     let mut samples = 0;
     while !start.is_finished() {

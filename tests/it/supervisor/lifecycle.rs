@@ -2,6 +2,7 @@
 //! groups: SIGTERM then SIGKILL after the timeout, grandchildren included,
 //! at shutdown and through the kill-all-now path.
 
+use berth::verb::Verb;
 use std::time::Instant;
 
 use crate::util::{group_pids, pyinstaller_backend, running, wait_gone};
@@ -15,18 +16,21 @@ async fn start_stop_restart_and_no_double_start() {
     e.sup.apply(catalog([b])).await;
     assert_eq!(e.sup.snapshot().get("srv").unwrap().state, State::Stopped);
 
-    assert_eq!(e.sup.start("srv").await, Ok(Outcome::Done));
+    assert_eq!(e.sup.command("srv", Verb::start()).await, Ok(Outcome::Done));
     let s = wait_running(&e, "srv").await;
     let pid = s.pid.unwrap();
     assert!(s.ready);
     assert_eq!(wait_file(&e.path().join("pids"), T), pid.to_string());
     assert_eq!(
-        e.sup.start("srv").await,
+        e.sup.command("srv", Verb::start()).await,
         Ok(Outcome::Noop("srv is already running".into()))
     );
     assert_eq!(e.sup.snapshot().get("srv").unwrap().pid, Some(pid));
 
-    assert_eq!(e.sup.restart("srv").await, Ok(Outcome::Done));
+    assert_eq!(
+        e.sup.command("srv", Verb::restart()).await,
+        Ok(Outcome::Done)
+    );
     let s = wait_running(&e, "srv").await;
     assert_ne!(s.pid, Some(pid));
     assert!(!running(pid), "old process survived the restart");
@@ -42,16 +46,16 @@ async fn start_stop_restart_and_no_double_start() {
     }
 
     let pid = s.pid.unwrap();
-    assert_eq!(e.sup.stop("srv").await, Ok(Outcome::Done));
+    assert_eq!(e.sup.command("srv", Verb::Stop).await, Ok(Outcome::Done));
     assert!(!running(pid));
     let s = e.sup.snapshot().get("srv").unwrap().clone();
     assert_eq!((s.state, s.pid), (State::Stopped, None));
     assert_eq!(
-        e.sup.stop("srv").await,
+        e.sup.command("srv", Verb::Stop).await,
         Ok(Outcome::Noop("srv is not running".into()))
     );
     assert_eq!(
-        e.sup.start("nope").await,
+        e.sup.command("nope", Verb::start()).await,
         Err(ActionError::UnknownId("nope".into()))
     );
     let pids = std::fs::read_to_string(e.path().join("pids")).unwrap();
@@ -75,7 +79,7 @@ async fn term_ignoring_child_is_killed_after_timeout() {
     wait_file(&e.path().join("up"), T);
     let pid = e.sup.snapshot().get("stubborn").unwrap().pid.unwrap();
     let t0 = Instant::now();
-    e.sup.stop("stubborn").await.unwrap();
+    e.sup.command("stubborn", Verb::Stop).await.unwrap();
     let took = t0.elapsed();
     assert!(!running(pid));
     assert!(
@@ -93,7 +97,7 @@ async fn stop_ends_grandchildren() {
     apply_and_start(&e, b).await.unwrap();
     let gc = pid_file(&e.path().join("grandchild"));
     assert!(running(gc));
-    e.sup.stop("parent").await.unwrap();
+    e.sup.command("parent", Verb::Stop).await.unwrap();
     assert!(!running(gc), "grandchild {gc} survived the stop");
 }
 
@@ -131,7 +135,7 @@ async fn pyinstaller_onefile_stops_gracefully_as_a_group() {
     let members = group_pids(leader);
     assert!(members.len() >= 2, "bootloader and python: {members:?}");
     let t0 = Instant::now();
-    e.sup.stop("py").await.unwrap();
+    e.sup.command("py", Verb::Stop).await.unwrap();
     assert!(
         t0.elapsed() < Duration::from_secs(4),
         "took the SIGKILL path: {:?}",
@@ -166,7 +170,10 @@ async fn shutdown_stops_everything_and_refuses_later_commands() {
     let p2 = running_pid(&e, "two").await;
     e.sup.shutdown().await;
     assert!(!running(p1) && !running(p2));
-    assert_eq!(e.sup.start("one").await, Err(ActionError::ShutDown));
+    assert_eq!(
+        e.sup.command("one", Verb::start()).await,
+        Err(ActionError::ShutDown)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,7 @@
 //! The per-backend log file: stamped lines from both pipes, written
 //! promptly, a partial last line kept, and rotation by size.
 
+use berth::verb::Verb;
 use std::time::Instant;
 
 use super::*;
@@ -39,7 +40,7 @@ async fn log_lines_are_stamped_and_flushed_promptly() {
     assert_eq!(stamp.len(), 24, "{stamp}");
     assert!(stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T' && stamp.as_bytes()[19] == b'.');
     assert!(stamp.starts_with("20"), "{stamp}");
-    e.sup.stop("talk").await.unwrap();
+    e.sup.command("talk", Verb::Stop).await.unwrap();
     // The partial last line is written when the stream ends.
     assert!(
         e.log("talk")
@@ -71,7 +72,7 @@ async fn logs_rotate_by_size_through_the_supervisor() {
     );
     sup.apply(catalog([backend(dir.path(), "chatty", &exe)]))
         .await;
-    sup.start("chatty").await.unwrap();
+    sup.command("chatty", Verb::start()).await.unwrap();
     wait_for(&sup, "chatty", T, |s| s.state == State::Exited).await;
     let read = |name: &str| std::fs::read_to_string(logs.join(name)).unwrap();
     let (cur, one, two) = (

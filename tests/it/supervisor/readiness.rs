@@ -2,6 +2,7 @@
 //! probes, a probe that times out, and what the status shows meanwhile
 //! (status_line, error) and once running (CPU, RSS, uptime).
 
+use berth::verb::Verb;
 use std::time::Instant;
 
 use super::*;
@@ -37,7 +38,7 @@ exec sleep 60"#,
     let s = wait_running(&e, "json").await;
     assert_eq!(s.status_line.as_deref(), Some("ready"));
     assert!(s.ready);
-    e.sup.stop("json").await.unwrap();
+    e.sup.command("json", Verb::Stop).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -58,7 +59,7 @@ async fn tcp_readiness() {
     apply_and_start(&e, b).await.unwrap();
     assert_eq!(e.sup.snapshot().get("tcp").unwrap().state, State::Starting);
     wait_running(&e, "tcp").await;
-    e.sup.stop("tcp").await.unwrap();
+    e.sup.command("tcp", Verb::Stop).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -89,10 +90,10 @@ http.server.HTTPServer(("127.0.0.1", {port}), H).serve_forever()
     );
     e.sup.apply(catalog([b])).await;
     let t0 = Instant::now();
-    e.sup.start("http").await.unwrap();
+    e.sup.command("http", Verb::start()).await.unwrap();
     wait_running(&e, "http").await;
     assert!(t0.elapsed() >= Duration::from_millis(900), "ready on a 503");
-    e.sup.stop("http").await.unwrap();
+    e.sup.command("http", Verb::Stop).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,7 +113,7 @@ async fn ready_timeout_keeps_starting_then_a_late_match_runs() {
     let s = wait_running(&e, "late").await;
     assert_eq!(s.error, None);
     assert_eq!(s.pid, pid, "nothing was restarted");
-    e.sup.stop("late").await.unwrap();
+    e.sup.command("late", Verb::Stop).await.unwrap();
 }
 
 /// Usage is sampled when someone looks, not before: a busy backend shows
@@ -141,7 +142,7 @@ async fn cpu_and_rss_while_running() {
     e.sup.look().await;
     let again = e.sup.snapshot().get("busy").unwrap().clone();
     assert!(again.cpu_percent.is_some_and(|c| c > 5.0), "{again:?}");
-    e.sup.stop("busy").await.unwrap();
+    e.sup.command("busy", Verb::Stop).await.unwrap();
     let s = e.sup.snapshot().get("busy").unwrap().clone();
     assert_eq!((s.cpu_percent, s.rss_bytes, s.uptime_s), (None, None, None));
 }

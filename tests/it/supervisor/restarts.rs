@@ -3,6 +3,7 @@
 //! during backoff, and exits by signal.
 
 use berth::manifest::{RestartPolicy, RestartSpec};
+use berth::verb::Verb;
 use nix::sys::signal::Signal;
 
 use super::*;
@@ -41,10 +42,10 @@ async fn on_failure_retries_with_backoff_then_fails() {
     assert!(runs[3] - runs[2] >= 0.38, "{runs:?}");
     assert!(runs[2] - runs[1] >= 0.18, "{runs:?}");
     // A user start resets the count.
-    e.sup.start("crash").await.unwrap();
+    e.sup.command("crash", Verb::start()).await.unwrap();
     let s = wait_state(&e, "crash", State::Backoff).await;
     assert_eq!(s.restarts, 1);
-    e.sup.stop("crash").await.unwrap();
+    e.sup.command("crash", Verb::Stop).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -55,8 +56,8 @@ async fn max_retries_zero_fails_at_once_and_on_failure_ignores_exit_0() {
     let mut b = scripted(&e, "ok", "exit 0");
     b.restart = restart(RestartPolicy::OnFailure, 3, 100);
     e.sup.apply(catalog([a, b])).await;
-    e.sup.start("c0").await.unwrap();
-    e.sup.start("ok").await.unwrap();
+    e.sup.command("c0", Verb::start()).await.unwrap();
+    e.sup.command("ok", Verb::start()).await.unwrap();
     let s = wait_state(&e, "c0", State::Failed).await;
     assert_eq!((s.restarts, s.exit_code), (0, Some(2)));
     let s = wait_state(&e, "ok", State::Exited).await;
@@ -94,7 +95,7 @@ async fn user_stop_during_backoff_stops_for_good() {
     b.restart = restart(RestartPolicy::OnFailure, 5, 800);
     apply_and_start(&e, b).await.unwrap();
     wait_state(&e, "bo", State::Backoff).await;
-    assert_eq!(e.sup.stop("bo").await, Ok(Outcome::Done));
+    assert_eq!(e.sup.command("bo", Verb::Stop).await, Ok(Outcome::Done));
     assert_eq!(e.sup.snapshot().get("bo").unwrap().state, State::Stopped);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let s = e.sup.snapshot().get("bo").unwrap().clone();
@@ -108,8 +109,8 @@ async fn death_by_signal_is_recorded() {
     let segv = scripted(&e, "segv", "kill -SEGV $$");
     let victim = scripted(&e, "victim", "exec sleep 60");
     e.sup.apply(catalog([segv, victim])).await;
-    e.sup.start("segv").await.unwrap();
-    e.sup.start("victim").await.unwrap();
+    e.sup.command("segv", Verb::start()).await.unwrap();
+    e.sup.command("victim", Verb::start()).await.unwrap();
     let s = wait_state(&e, "segv", State::Exited).await;
     assert_eq!((s.exit_code, s.signal.as_deref()), (None, Some("SIGSEGV")));
     signal(spawned_pid(&e, "victim").await, Signal::SIGKILL);
@@ -131,12 +132,15 @@ async fn a_user_start_during_backoff_starts_at_once() {
     apply_and_start(&e, b).await.unwrap();
     wait_state(&e, "flaky", State::Backoff).await;
     let asked = std::time::Instant::now();
-    assert_eq!(e.sup.start("flaky").await, Ok(Outcome::Done));
+    assert_eq!(
+        e.sup.command("flaky", Verb::start()).await,
+        Ok(Outcome::Done)
+    );
     let s = wait_running(&e, "flaky").await;
     assert!(
         asked.elapsed() < Duration::from_secs(10),
         "waited for the backoff"
     );
     assert_eq!((s.restarts, s.detail.retry_at), (0, None));
-    e.sup.stop("flaky").await.unwrap();
+    e.sup.command("flaky", Verb::Stop).await.unwrap();
 }

@@ -2,6 +2,7 @@
 //! start / stop / crash / backoff / restart cycle, each one has a pid only
 //! in a state with a process and an exit only in a state without.
 
+use berth::verb::Verb;
 use std::sync::{Arc, Mutex};
 
 use berth::manifest::{RestartPolicy, RestartSpec};
@@ -73,13 +74,13 @@ async fn every_snapshot_of_a_start_stop_crash_restart_cycle_is_consistent() {
     e.sup.apply(catalog([b])).await;
     let (seen, recorder) = record(&e, "cyc");
 
-    assert_eq!(e.sup.start("cyc").await, Ok(Outcome::Done));
+    assert_eq!(e.sup.command("cyc", Verb::start()).await, Ok(Outcome::Done));
     wait_running(&e, "cyc").await;
-    assert_eq!(e.sup.stop("cyc").await, Ok(Outcome::Done));
+    assert_eq!(e.sup.command("cyc", Verb::Stop).await, Ok(Outcome::Done));
     // Removed before the start: the script may write it before start returns.
     let child = e.path().join("child");
     let _ = std::fs::remove_file(&child);
-    assert_eq!(e.sup.start("cyc").await, Ok(Outcome::Done));
+    assert_eq!(e.sup.command("cyc", Verb::start()).await, Ok(Outcome::Done));
     let pid = running_pid(&e, "cyc").await;
     pid_file(&child);
     // A crash: the leader dies by a signal berth did not send.
@@ -90,9 +91,12 @@ async fn every_snapshot_of_a_start_stop_crash_restart_cycle_is_consistent() {
     let s = wait_running(&e, "cyc").await;
     assert_ne!(s.pid, Some(pid));
     assert_eq!(s.restarts, 1);
-    assert_eq!(e.sup.restart("cyc").await, Ok(Outcome::Done));
+    assert_eq!(
+        e.sup.command("cyc", Verb::restart()).await,
+        Ok(Outcome::Done)
+    );
     wait_running(&e, "cyc").await;
-    assert_eq!(e.sup.stop("cyc").await, Ok(Outcome::Done));
+    assert_eq!(e.sup.command("cyc", Verb::Stop).await, Ok(Outcome::Done));
     recorder.abort();
 
     let seen = seen.lock().unwrap();
@@ -136,7 +140,7 @@ async fn stop_answers_while_another_stop_waits_out_the_timeout() {
     wait_running(&e, "slow").await;
     pid_file(&e.path().join("grandchild"));
     let sup = e.sup.clone();
-    let first = tokio::spawn(async move { sup.stop("slow").await });
+    let first = tokio::spawn(async move { sup.command("slow", Verb::Stop).await });
     wait_state(&e, "slow", State::Stopping).await;
     // An edit applied during the stop is shown at once, not after it.
     let mut edited = scripted(&e, "slow", DEAF_GRANDCHILD);
@@ -151,7 +155,7 @@ async fn stop_answers_while_another_stop_waits_out_the_timeout() {
         e.sup.snapshot().get("slow").unwrap().name.as_deref(),
         Some("Renamed")
     );
-    assert_eq!(e.sup.stop("slow").await, Ok(Outcome::Done));
+    assert_eq!(e.sup.command("slow", Verb::Stop).await, Ok(Outcome::Done));
     assert_eq!(first.await.unwrap(), Ok(Outcome::Done));
     assert_eq!(e.sup.snapshot().get("slow").unwrap().state, State::Stopped);
 }

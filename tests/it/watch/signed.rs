@@ -5,6 +5,7 @@
 //! error; an edit that breaks a running backend's signature keeps it
 //! running on its signed definition.
 
+use berth::verb::Verb;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -121,7 +122,7 @@ async fn a_manifest_and_its_signature_replaced_together_never_look_untrusted() {
     })
     .await;
     assert!(
-        fx.sup().start("b").await.is_err(),
+        fx.sup().command("b", Verb::start()).await.is_err(),
         "an untrusted backend started"
     );
     fx.write("b.yaml.minisig", &signature(&sk, &text_b));

@@ -1,6 +1,7 @@
 //! One test per row of DESIGN.md's hot-reload table.
 
 use super::*;
+use berth::verb::Verb;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn new_valid_manifest_appears_stopped_or_autostarted() {
@@ -118,7 +119,7 @@ async fn edit_of_a_running_backend_keeps_it_running_until_restart() {
     assert_eq!((s.state, s.pid), (State::Running, Some(pid)));
     assert!(running(pid));
 
-    fx.sup().restart("a").await.unwrap();
+    fx.sup().command("a", Verb::restart()).await.unwrap();
     let s = util::wait_for(fx.sup(), "a", T, |s| {
         s.state == State::Running && s.pid != Some(pid)
     })
@@ -230,8 +231,8 @@ async fn replaced_executable_is_checked_at_the_next_start() {
     assert_eq!(fx.progress().applied, before.applied, "no manifest changed");
     assert_eq!(fx.pid("a"), Some(pid), "the running process is left alone");
 
-    fx.sup().stop("a").await.unwrap();
-    let _ = fx.sup().start("a").await;
+    fx.sup().command("a", Verb::Stop).await.unwrap();
+    let _ = fx.sup().command("a", Verb::start()).await;
     let s = util::wait_for(fx.sup(), "a", T, |s| s.state == State::IntegrityFailed).await;
     assert_eq!(s.pid, None);
     fx.finish().await;
