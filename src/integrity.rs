@@ -226,6 +226,17 @@ pub fn spawn_error(path: &Path, e: &io::Error) -> (bool, String) {
     }
 }
 
+/// What will stop `path` from starting, found before any launch (`berth
+/// check`, `berth new`): no exec bit, or neither a `#!` line nor an ELF
+/// header. The same words as [`spawn_error`]'s; `None` when it looks fine.
+pub fn launch_problem(path: &Path) -> Option<String> {
+    if !has_exec_bit(path) {
+        return Some(format!("not executable: chmod +x {}", path.display()));
+    }
+    (!starts_like_a_program(path))
+        .then(|| "no #! line: add one or name the interpreter as the executable".to_owned())
+}
+
 /// The file begins with `#!` or is an ELF program.
 fn starts_like_a_program(path: &Path) -> bool {
     let mut head = [0u8; 4];

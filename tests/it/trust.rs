@@ -437,3 +437,39 @@ fn a_manifest_whose_only_key_was_removed_is_untrusted_and_never_starts() {
         "r still runs on a withdrawn key"
     );
 }
+
+// Issue #23, point 12: `berth sign` with a password-protected key and no
+// terminal failed with a bare I/O error from the password prompt.
+#[test]
+fn signing_with_a_password_protected_key_and_no_terminal_says_so() {
+    use std::os::unix::process::CommandExt;
+    let home = Home::new();
+    home.backend("a", "exec sleep 30", "");
+    let pair = minisign::KeyPair::generate_encrypted_keypair(Some("secret".into())).unwrap();
+    let key = keys(&home).join("locked.key");
+    std::fs::write(&key, pair.sk.to_box(None).unwrap().to_string()).unwrap();
+    let manifest = home.backends().join("a.yaml");
+    let mut cmd = home.berth(&[
+        "sign",
+        manifest.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    // SAFETY: setsid is async-signal-safe; it leaves berth without a
+    // controlling terminal, as under a service manager or CI.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let out = Out(cmd.output().unwrap());
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(
+        one_line(&out.stderr())
+            && out.stderr().contains("protected by a password")
+            && out.stderr().contains("terminal"),
+        "{out:?}"
+    );
+    assert!(!home.backends().join("a.yaml.minisig").exists());
+}
