@@ -201,6 +201,16 @@ pub enum Probe {
 }
 
 impl Probe {
+    /// This probe for a run: `${port}` (and `tcp: auto`) replaced by the
+    /// port chosen for it.
+    pub fn for_run(&self, port: Option<u16>) -> Self {
+        match (self, port) {
+            (Self::Tcp(addr), Some(p)) => Self::Tcp(expand_port(addr, p)),
+            (Self::Http(url), Some(p)) => Self::Http(expand_port(url, p)),
+            _ => self.clone(),
+        }
+    }
+
     /// The port a `tcp` or `http` probe connects to: `${ready.port}`.
     pub fn port(&self) -> Option<u16> {
         let authority = match self {
@@ -218,6 +228,11 @@ impl Probe {
         };
         authority.rsplit_once(':')?.1.parse().ok()
     }
+}
+
+/// `text` with `${port}` replaced by `port` (`args`, `env`, `ready`).
+pub fn expand_port(text: &str, port: u16) -> String {
+    text.replace(scalar::PORT_VAR, &port.to_string())
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -318,6 +333,10 @@ pub struct Backend {
     pub signed_by: Option<String>,
     /// `None`: not sandboxed.
     pub sandbox: Option<sandbox::Sandbox>,
+    /// `port: auto` (v3): berth picks a free 127.0.0.1 port before each run.
+    pub port_auto: bool,
+    /// `token: true` (v3): a fresh secret per run in `BERTH_TOKEN`.
+    pub token: bool,
 }
 
 impl Backend {

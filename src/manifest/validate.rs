@@ -85,7 +85,28 @@ pub fn parse(file: &Path, bytes: &[u8], resources: &Path) -> Result<Backend, Man
 /// Decodes and deserializes the text, with every check the types carry.
 pub fn parse_raw(file: &Path, bytes: &[u8]) -> Result<RawManifest, ManifestError> {
     let text = decode(file, bytes)?;
-    serde_yaml::from_str::<RawManifest>(text).map_err(|e| yaml_error(file, text, &e))
+    crate::vars::with_scope(scope_of(text), || {
+        serde_yaml::from_str::<RawManifest>(text).map_err(|e| yaml_error(file, text, &e))
+    })
+}
+
+/// `port: auto` and `token: true`, read before the rest of the document:
+/// a field that uses `${port}` may come before `port` in the file, and is
+/// still checked while serde visits it (its own line and column). A
+/// document this pass cannot read is reported by the full pass.
+fn scope_of(text: &str) -> crate::vars::Scope {
+    #[derive(serde::Deserialize)]
+    struct Switches {
+        port: Option<serde_yaml::Value>,
+        token: Option<serde_yaml::Value>,
+    }
+    match serde_yaml::from_str::<Switches>(text) {
+        Ok(s) => crate::vars::Scope {
+            port: s.port.as_ref().and_then(serde_yaml::Value::as_str) == Some("auto"),
+            token: s.token.as_ref().and_then(serde_yaml::Value::as_bool) == Some(true),
+        },
+        Err(_) => crate::vars::Scope::default(),
+    }
 }
 
 /// UTF-8 text without NUL, not empty.
@@ -226,6 +247,8 @@ pub fn to_backend(raw: RawManifest, file: &Path, resources: &Path, platform: Pla
         requires: raw.requires.map(|r| r.0),
         executable,
         args: raw.args.into_iter().map(|a| a.0).collect(),
+        port_auto: raw.port == Some(super::raw::PortMode::Auto),
+        token: raw.token == Some(true),
         env: raw
             .env
             .0
@@ -419,7 +442,7 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
         let e = parse(Path::new("x.yaml"), text.as_bytes(), Path::new("/r")).unwrap_err();
         assert_eq!(
             e.message,
-            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `actions`"
+            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `port`, `token`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `actions`"
         );
     }
 

@@ -6,6 +6,7 @@ mod bounds;
 mod commands;
 mod errors;
 mod follow;
+mod given;
 mod health;
 pub mod home;
 mod lifecycle;

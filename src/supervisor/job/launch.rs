@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::super::events::EventKind;
+use super::super::given::{self, GivenError, Token};
 use super::super::logs::{self, JsonLine, LogFile};
 use super::super::ready;
 use super::super::sd_notify::{NotifyError, NotifySocket};
@@ -21,8 +22,8 @@ use super::super::talk::Link;
 use super::state::{Phase, Rest, Run};
 use super::{Job, RESET_AFTER};
 use crate::integrity::{self, Verified, VerifyError};
-use crate::manifest::Probe;
 use crate::manifest::health::HealthCheck;
+use crate::manifest::{Probe, expand_port};
 use crate::paths;
 use crate::status::State;
 
@@ -59,6 +60,9 @@ pub enum LaunchError {
     /// be made.
     #[error(transparent)]
     Notify(#[from] NotifyError),
+    /// v3: the run's port (`port: auto`) or token (`token: true`).
+    #[error(transparent)]
+    Given(#[from] GivenError),
 }
 
 /// Compared by what users read: an `io::Error` has no equality of its own.
@@ -180,6 +184,15 @@ impl Job {
         if let Some(problem) = def.workdir_problem() {
             return Err(LaunchError::Workdir(problem));
         }
+        // Chosen for this run only (see `given`).
+        let port = match def.port_auto {
+            true => Some(given::free_port(self.last_port)?),
+            false => None,
+        };
+        let token = match def.token {
+            true => Some(Token::new()?),
+            false => None,
+        };
         // Bound before the spawn, so it exists when the program looks.
         let notify = if def.uses_notify() {
             Some(NotifySocket::bind(
@@ -208,9 +221,15 @@ impl Job {
         if let Some(HealthCheck::Watchdog(d)) = def.health.as_ref().map(|h| &h.check) {
             cmd.env("WATCHDOG_USEC", d.as_micros().to_string());
         }
-        let args: Vec<String> = def.args.iter().chain(&extra).cloned().collect();
+        let with_port = |text: &String| port.map_or_else(|| text.clone(), |p| expand_port(text, p));
+        let args: Vec<String> = def
+            .args
+            .iter()
+            .map(with_port)
+            .chain(extra.clone())
+            .collect();
         cmd.args(&args)
-            .envs(&def.env)
+            .envs(def.env.iter().map(|(k, v)| (k, with_port(v))))
             .current_dir(&def.workdir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -238,6 +257,16 @@ impl Job {
                 }
                 Ok(())
             });
+        }
+        // After the manifest's env: what berth chose for this run wins. A
+        // token is never inherited (berth's own environment, another
+        // launcher's) and never passed in argv, where `ps` shows it.
+        cmd.env_remove("BERTH_TOKEN");
+        if let Some(p) = port {
+            cmd.env("PORT", p.to_string());
+        }
+        if let Some(t) = &token {
+            cmd.env("BERTH_TOKEN", t.as_str());
         }
         // Before the exec hook `Verified::spawn` adds, which must stay last.
         if let Some(sandbox) = &sandbox {
@@ -300,7 +329,8 @@ impl Job {
         };
         let now = Instant::now();
         let timeout = def.ready.timeout;
-        let probe = match &def.ready.probe {
+        let probe_for_run = def.ready.probe.for_run(port);
+        let probe = match &probe_for_run {
             Probe::Tcp(addr) => Some(tokio::spawn(ready::poll_tcp(addr.clone(), timeout))),
             Probe::Http(url) => Some(tokio::spawn(ready::poll_http(url.clone(), timeout))),
             Probe::Uptime(d) if !d.is_zero() => Some(tokio::spawn(tokio::time::sleep(*d))),
@@ -322,6 +352,9 @@ impl Job {
             probing,
             extra,
             ready_json: None,
+            port,
+            token,
+            ready_port: probe_for_run.port(),
             child,
             reaped: None,
             pid,
@@ -346,6 +379,7 @@ impl Job {
         self.status_line = None;
         self.last_stderr = None;
         self.last_args = Some(args);
+        self.last_port = port;
         self.phase = if at_once {
             Phase::Running(run)
         } else {
