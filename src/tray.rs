@@ -16,8 +16,6 @@
 //!   cannot be replaced) and turns clicks into [`Action`]s.
 //! - `shown` tells when the panel opens a backend submenu, so usage is
 //!   sampled only while someone can see it.
-//! - `resident` gives back, once start-up is over, the pages of berth's
-//!   own code that only start-up ran.
 //! - `theme` keeps GTK's theme empty while a panel draws the menu (the
 //!   desktop's theme is only loaded while berth draws it itself).
 //!
@@ -48,8 +46,6 @@ pub mod menu;
 mod app;
 mod env;
 mod probe;
-#[cfg(target_os = "linux")]
-mod resident;
 #[cfg(target_os = "linux")]
 mod shown;
 #[cfg(target_os = "linux")]

@@ -75,11 +75,6 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                 Ok(created) => {
                     tray = Some(created);
                     render = true;
-                    #[cfg(target_os = "linux")]
-                    gtk::glib::timeout_add_local_once(
-                        super::resident::START_UP,
-                        super::resident::after_start_up,
-                    );
                 }
                 Err(e) => failure = Some(e),
             },
