@@ -193,6 +193,14 @@ fn verify(row: &mut Row, shown: &Path, backend: &Backend) {
     if let Some(problem) = backend.workdir_problem() {
         row.note = problem;
     }
+    // Likewise a script that cannot start as it is (issue #23, point 12).
+    if let Some(problem) = crate::integrity::launch_problem(path) {
+        row.note = if row.note.is_empty() {
+            problem
+        } else {
+            format!("{}; {problem}", row.note)
+        };
+    }
     row.path = crate::paths::shown(path);
     match crate::integrity::hash_file(path) {
         Ok(actual) if actual == exe.sha256 && !actual.is_zero() => {

@@ -72,6 +72,11 @@ pub fn run(args: NewArgs, app: &paths::AppName) -> anyhow::Result<ExitCode> {
     crate::manifest::validate::parse(&file, text.as_bytes(), &places)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     write_new(&file, &text)?;
+    // Written all the same (the file may be fixed later), but said now
+    // rather than at the first start.
+    if let Some(problem) = crate::integrity::launch_problem(&exe) {
+        eprintln!("berth: warning: {id} cannot start as it is: {problem}");
+    }
     println!("{}", file.display());
     Ok(ExitCode::SUCCESS)
 }

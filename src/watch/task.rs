@@ -112,6 +112,7 @@ impl Task {
         self.arm();
         // Problems are logged inside; the other folders are served.
         let _ = self.reload(Scope::Full { force: false }).await;
+        self.settle.end_start_up();
     }
 
     /// A folder exists but cannot be read or watched.

@@ -5,6 +5,7 @@
 mod bounds;
 mod commands;
 mod errors;
+mod fastapi;
 mod follow;
 mod given;
 mod health;

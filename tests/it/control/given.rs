@@ -42,7 +42,7 @@ fn server_backend(home: &Home, id: &str, extra: &str) {
 }
 
 /// The status code of a GET of `path` on `port`, with `auth` if given.
-fn get(port: u16, path: &str, auth: Option<&str>) -> u16 {
+pub(super) fn get(port: u16, path: &str, auth: Option<&str>) -> u16 {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
