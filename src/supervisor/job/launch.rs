@@ -36,8 +36,12 @@ pub enum LaunchError {
     Verify(#[from] VerifyError),
     #[error("cannot open log {}: {source}", path.display())]
     Log { path: PathBuf, source: io::Error },
-    #[error("cannot start {}: {source}", path.display())]
+    #[error("{}", integrity::spawn_error(path, source).1)]
     Spawn { path: PathBuf, source: io::Error },
+    /// The executable's digest is not the manifest's: the hint `check`
+    /// gives, with the id to pin.
+    #[error("{source}; run `berth pin {id}` if this file is trusted")]
+    Unpinned { id: String, source: VerifyError },
     #[error("{} started without a process id", path.display())]
     NoPid { path: PathBuf },
     #[error("the verification task failed: {0}")]
@@ -78,7 +82,7 @@ impl Job {
         if let Err(e) = &result {
             tracing::warn!(backend = %self.id, reason = %e, "not launched");
             let reason = e.to_string();
-            let told = reason.clone();
+            let mut told = reason.clone();
             let rest = match e {
                 LaunchError::NoExecutable => Rest::Unsupported,
                 LaunchError::Verify(
@@ -87,6 +91,20 @@ impl Job {
                 LaunchError::Tree(_) => {
                     self.verified = Some(false);
                     Rest::IntegrityFailed(None, reason)
+                }
+                LaunchError::Unpinned {
+                    source: VerifyError::Mismatch { path, .. },
+                    ..
+                } => {
+                    // The desktop is told which file, in words, not two
+                    // 64-digit hashes.
+                    told = format!(
+                        "{} changed since it was pinned; run `berth pin {}` if this file is trusted",
+                        paths::shown(path),
+                        self.id
+                    );
+                    self.verified = Some(false);
+                    Rest::IntegrityFailed(Some(paths::shown(path)), reason)
                 }
                 LaunchError::Verify(
                     VerifyError::Mismatch { path, .. }
@@ -128,7 +146,14 @@ impl Job {
         let verified: Verified =
             tokio::task::spawn_blocking(move || integrity::verify(&exe.candidates, &exe.sha256))
                 .await
-                .map_err(|e| LaunchError::Task(e.to_string()))??;
+                .map_err(|e| LaunchError::Task(e.to_string()))?
+                .map_err(|e| match e {
+                    VerifyError::Mismatch { .. } => LaunchError::Unpinned {
+                        id: self.id.to_string(),
+                        source: e,
+                    },
+                    e => LaunchError::Verify(e),
+                })?;
         // v2: the folder a onedir build loads later, checked after the
         // executable (off the runtime's workers too).
         if let Some(files) = files {
