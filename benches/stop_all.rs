@@ -56,6 +56,8 @@ fn main() {
                 actions: vec![],
                 signed_by: None,
                 sandbox: None,
+                port_auto: false,
+                token: false,
             };
             Entry {
                 file: backend.file.clone(),

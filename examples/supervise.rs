@@ -82,6 +82,8 @@ async fn run(args: Vec<String>) -> ExitCode {
             actions: vec![],
             signed_by: None,
             sandbox: None,
+            port_auto: false,
+            token: false,
         };
         entries.push(Entry {
             file: backend.file.clone(),

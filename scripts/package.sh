@@ -22,8 +22,11 @@ rm -rf "$stage"
 mkdir -p "$stage/bin" "$stage/backends"
 target/release/berth-assets "$stage"
 gzip -9n "$stage"/man/*.1
-ln -s /usr/lib/berth/berth "$stage/bin/berth"
-ln -s /usr/lib/berth/berth-tray "$stage/bin/berth-tray"
+# Relative links (Debian policy 10.5): cargo-deb follows a link whose target
+# exists on the build machine and would ship a copy of an installed berth's
+# binaries in their place; ../lib/berth/... never resolves inside the stage.
+ln -s ../lib/berth/berth "$stage/bin/berth"
+ln -s ../lib/berth/berth-tray "$stage/bin/berth-tray"
 
 # The shipped manifest as installed: its modeline resolves from
 # /usr/lib/berth/backends to /usr/share/berth, and its digest is the packaged

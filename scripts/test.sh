@@ -16,6 +16,10 @@ fi
 
 scripts/deps.sh
 python/build.sh --onedir --dev
+# The FastAPI example (fastapi and uvicorn from PyPI into python/.venv),
+# run under berth by tests/it/control/fastapi.rs.
+examples/python-fastapi/build.sh
+export BERTH_REQUIRE_EXAMPLE=1
 
 cargo fmt --check
 

@@ -195,30 +195,61 @@ impl Verified {
     }
 }
 
-/// Why a spawn of a verified file failed, in one line, and whether it is an
-/// integrity failure (the file changed after it was hashed).
+/// Why a spawn of a verified file failed, in one line that says what to do
+/// (never a bare errno), and whether it is an integrity failure (the file
+/// changed after it was hashed). The path is named once.
 pub fn spawn_error(path: &Path, e: &io::Error) -> (bool, String) {
+    let shown = path.display();
     match e.raw_os_error() {
         Some(exec::CHANGED) => (
             true,
+            format!("{shown} changed while or after it was hashed: not run"),
+        ),
+        Some(libc::ENOEXEC) if !starts_like_a_program(path) => (
+            false,
             format!(
-                "{} changed while or after it was hashed: not run",
-                path.display()
+                "exec format error: {shown} has no #! line: add one or name the interpreter as the executable"
             ),
         ),
         Some(libc::ENOEXEC) => (
             false,
-            format!("cannot start {}: exec format error", path.display()),
+            format!("{shown}: exec format error (built for another machine?)"),
         ),
+        Some(libc::EACCES) if !has_exec_bit(path) => {
+            (false, format!("not executable: chmod +x {shown}"))
+        }
         Some(libc::ETXTBSY) => (
             false,
-            format!(
-                "cannot start {}: it is open for writing (text file busy)",
-                path.display()
-            ),
+            format!("{shown} is open for writing (text file busy)"),
         ),
-        _ => (false, format!("cannot start {}: {e}", path.display())),
+        _ => (false, format!("{shown}: {e}")),
     }
+}
+
+/// What will stop `path` from starting, found before any launch (`berth
+/// check`, `berth new`): no exec bit, or neither a `#!` line nor an ELF
+/// header. The same words as [`spawn_error`]'s; `None` when it looks fine.
+pub fn launch_problem(path: &Path) -> Option<String> {
+    if !has_exec_bit(path) {
+        return Some(format!("not executable: chmod +x {}", path.display()));
+    }
+    (!starts_like_a_program(path))
+        .then(|| "no #! line: add one or name the interpreter as the executable".to_owned())
+}
+
+/// The file begins with `#!` or is an ELF program.
+fn starts_like_a_program(path: &Path) -> bool {
+    let mut head = [0u8; 4];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    head[..n].starts_with(b"#!") || head[..n] == *b"\x7fELF"
+}
+
+/// Someone may execute the file (a script without it fails with EACCES).
+fn has_exec_bit(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]

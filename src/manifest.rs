@@ -33,14 +33,7 @@ pub struct BackendId(String);
 impl BackendId {
     /// Checks the id's syntax.
     pub fn new(id: &str) -> Result<Self, String> {
-        let bytes = id.as_bytes();
-        let ok_first = bytes
-            .first()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        let ok_rest = bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
-        if ok_first && ok_rest && bytes.len() <= 63 {
+        if crate::paths::is_id(id) {
             Ok(Self(id.to_owned()))
         } else {
             Err(format!(
@@ -201,6 +194,16 @@ pub enum Probe {
 }
 
 impl Probe {
+    /// This probe for a run: `${port}` (and `tcp: auto`) replaced by the
+    /// port chosen for it.
+    pub fn for_run(&self, port: Option<u16>) -> Self {
+        match (self, port) {
+            (Self::Tcp(addr), Some(p)) => Self::Tcp(expand_port(addr, p)),
+            (Self::Http(url), Some(p)) => Self::Http(expand_port(url, p)),
+            _ => self.clone(),
+        }
+    }
+
     /// The port a `tcp` or `http` probe connects to: `${ready.port}`.
     pub fn port(&self) -> Option<u16> {
         let authority = match self {
@@ -218,6 +221,11 @@ impl Probe {
         };
         authority.rsplit_once(':')?.1.parse().ok()
     }
+}
+
+/// `text` with `${port}` replaced by `port` (`args`, `env`, `ready`).
+pub fn expand_port(text: &str, port: u16) -> String {
+    text.replace(scalar::PORT_VAR, &port.to_string())
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -318,6 +326,10 @@ pub struct Backend {
     pub signed_by: Option<String>,
     /// `None`: not sandboxed.
     pub sandbox: Option<sandbox::Sandbox>,
+    /// `port: auto` (v3): berth picks a free 127.0.0.1 port before each run.
+    pub port_auto: bool,
+    /// `token: true` (v3): a fresh secret per run in `BERTH_TOKEN`.
+    pub token: bool,
 }
 
 impl Backend {
@@ -373,15 +385,39 @@ impl fmt::Display for ManifestError {
     }
 }
 
-/// Reads and validates one manifest file. `resources` is the folder
-/// `${resources}` expands to.
-pub fn load(file: &Path, resources: &Path) -> Result<Backend, ManifestError> {
-    validate::load(file, resources)
+/// What a manifest's paths are resolved against: the folder `${resources}`
+/// expands to, and the instance (`--app`) whose folders a sandbox's
+/// `${tmp}` and `${data}` are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Places {
+    pub resources: PathBuf,
+    pub app: crate::paths::AppName,
+}
+
+impl Places {
+    pub fn new(resources: impl Into<PathBuf>, app: crate::paths::AppName) -> Self {
+        Self {
+            resources: resources.into(),
+            app,
+        }
+    }
+}
+
+/// `resources` for the default instance, berth's own.
+impl From<PathBuf> for Places {
+    fn from(resources: PathBuf) -> Self {
+        Self::new(resources, crate::paths::AppName::default())
+    }
+}
+
+/// Reads and validates one manifest file.
+pub fn load(file: &Path, places: &Places) -> Result<Backend, ManifestError> {
+    validate::load(file, places)
 }
 
 /// Validates the text of a manifest without touching the disk: `load` after
 /// its size check, and the fuzz target. `file` names the file in errors and
 /// anchors relative paths.
-pub fn parse(file: &Path, bytes: &[u8], resources: &Path) -> Result<Backend, ManifestError> {
-    validate::parse(file, bytes, resources)
+pub fn parse(file: &Path, bytes: &[u8], places: &Places) -> Result<Backend, ManifestError> {
+    validate::parse(file, bytes, places)
 }

@@ -15,7 +15,8 @@ use std::path::Path;
 /// the child is reaped by a thread so the event loop never waits on it. A
 /// failure is logged.
 pub fn open_with_desktop(path: &Path, env_remove: &[impl AsRef<OsStr>]) {
-    if let Err(e) = try_open_with_desktop(path.as_os_str(), env_remove) {
+    let shown = path.display().to_string();
+    if let Err(e) = try_open_with_desktop(path.as_os_str(), &shown, env_remove) {
         tracing::warn!(path = %path.display(), error = %e, "cannot run the desktop's opener");
     }
 }
@@ -24,9 +25,12 @@ pub fn open_with_desktop(path: &Path, env_remove: &[impl AsRef<OsStr>]) {
 /// path or a URL, detached: no stdio, reaped by a thread. Fails only when it
 /// cannot be started (an `open` action reports that to whoever asked), or
 /// when `target` starts with `-`: `xdg-open` takes no `--`, so such a
-/// target would be read as one of its options.
+/// target would be read as one of its options. `shown` is how the target
+/// appears in berth's log: an `open` action's URL as written, so a
+/// `${token}` in it is never expanded into a log.
 pub fn try_open_with_desktop(
     target: &OsStr,
+    shown: &str,
     env_remove: &[impl AsRef<OsStr>],
 ) -> std::io::Result<()> {
     if target.as_encoded_bytes().starts_with(b"-") {
@@ -50,7 +54,7 @@ pub fn try_open_with_desktop(
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()?;
-    let shown = target.to_string_lossy().into_owned();
+    let shown = shown.to_owned();
     let reaper = std::thread::Builder::new()
         .name("berth-open".into())
         .spawn(move || match child.wait() {

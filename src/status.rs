@@ -132,6 +132,11 @@ pub struct BackendStatus {
     pub actions: Vec<ActionStatus>,
     /// The stdout JSON object that made the backend ready, while it runs (v2).
     pub ready_json: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The port berth chose for the current run (`port: auto`, v3).
+    pub port: Option<u16>,
+    /// The current run's secret (`token: true`, v3). Only the socket's own
+    /// user reads a status; never logged.
+    pub token: Option<String>,
     /// In-process extras for the tray; not part of the JSON contract.
     #[serde(skip)]
     pub detail: Detail,
@@ -165,6 +170,8 @@ impl BackendStatus {
             sandbox: None,
             actions: Vec::new(),
             ready_json: None,
+            port: None,
+            token: None,
             detail: Detail::default(),
         }
     }

@@ -43,6 +43,7 @@ use tokio::sync::{mpsc, oneshot};
 mod actions;
 mod board;
 pub mod events;
+pub mod given;
 pub mod group;
 pub mod guardian;
 pub mod health;

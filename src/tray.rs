@@ -16,8 +16,6 @@
 //!   cannot be replaced) and turns clicks into [`Action`]s.
 //! - `shown` tells when the panel opens a backend submenu, so usage is
 //!   sampled only while someone can see it.
-//! - `resident` gives back, once start-up is over, the pages of berth's
-//!   own code that only start-up ran.
 //! - `theme` keeps GTK's theme empty while a panel draws the menu (the
 //!   desktop's theme is only loaded while berth draws it itself).
 //!
@@ -49,8 +47,6 @@ mod app;
 mod env;
 mod probe;
 #[cfg(target_os = "linux")]
-mod resident;
-#[cfg(target_os = "linux")]
 mod shown;
 #[cfg(target_os = "linux")]
 mod theme;
@@ -61,6 +57,15 @@ pub use env::{env_overrides, prepare_env};
 pub use probe::{TrayUnavailable, probe};
 
 use crate::status::Snapshot;
+
+/// What the tray shows and acts on besides the backends.
+#[derive(Debug, Clone)]
+pub struct Face {
+    /// The folder "Open backends folder" opens.
+    pub backends_dir: PathBuf,
+    /// The instance ("Start at login" writes its entry).
+    pub app: crate::paths::AppName,
+}
 
 /// Everything the tray needs from the rest of berth; deliberately not the
 /// `SupervisorHandle`, so the tray can be driven by any snapshot source
@@ -79,8 +84,8 @@ pub struct TrayInputs {
     /// Becomes `true` when the event loop must end (after Quit has stopped
     /// every backend, or on SIGTERM/SIGINT); `run` then returns `Ok`.
     pub exit: tokio::sync::watch::Receiver<bool>,
-    /// The backends folder, for "Open backends folder".
-    pub backends_dir: PathBuf,
+    /// The instance and what it shows besides the backends.
+    pub face: Face,
     /// Where tray-icon writes the icon files the panel reads: a folder in
     /// berth's private runtime folder. tray-icon's own default falls back
     /// to a shared `$TMPDIR/tray-icon` without `XDG_RUNTIME_DIR`, and
@@ -123,7 +128,7 @@ pub fn run(inputs: TrayInputs) -> Result<(), TrayError> {
 impl fmt::Debug for TrayInputs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrayInputs")
-            .field("backends_dir", &self.backends_dir)
+            .field("face", &self.face)
             .finish_non_exhaustive()
     }
 }

@@ -1,4 +1,5 @@
-//! Variable templates: `${id}`, `${pid}` and `${ready.KEY}` in manifest strings.
+//! Variable templates: `${id}`, `${pid}`, `${ready.KEY}`, `${port}` and
+//! `${token}` in manifest strings.
 //!
 //! Several fields (an `open` action's URL, `health.http`, `health.tcp`) name
 //! things that exist only once a backend runs: its leader's pid, or a port it
@@ -9,6 +10,15 @@
 //! against the [`Values`] known for one run, and a variable that is not known
 //! yet is a typed [`NotKnown`] the caller shows (a disabled tray item, a
 //! refused `berth action`), never a half-expanded string.
+//!
+//! `${port}` and `${token}` exist only when the manifest asks for them
+//! (`port: auto`, `token: true`), fields that may come after the one being
+//! read: the manifest's parser reads those two first and sets the [`Scope`]
+//! for the whole document, so a misplaced variable is still reported at its
+//! own line and column. `${token}` is accepted only where it cannot reach a
+//! log or `ps` (an `open` action, a `health.http` header): see [`TokenUse`].
+
+use std::cell::Cell;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -25,6 +35,10 @@ pub enum Var {
     /// `${ready.KEY}`: KEY of the ready JSON object, or `port` of a tcp/http
     /// ready probe; known once the backend is ready.
     Ready(String),
+    /// `${port}`: the port berth chose for this run (`port: auto`).
+    Port,
+    /// `${token}`: this run's secret (`token: true`).
+    Token,
 }
 
 impl fmt::Display for Var {
@@ -33,6 +47,8 @@ impl fmt::Display for Var {
             Self::Id => f.write_str("${id}"),
             Self::Pid => f.write_str("${pid}"),
             Self::Ready(key) => write!(f, "${{ready.{key}}}"),
+            Self::Port => f.write_str("${port}"),
+            Self::Token => f.write_str("${token}"),
         }
     }
 }
@@ -61,7 +77,60 @@ pub struct Values<'a> {
     pub ready_json: Option<&'a Map<String, Value>>,
     /// The port of a `tcp`/`http` ready probe, once it matched: `${ready.port}`.
     pub ready_port: Option<u16>,
+    /// The port chosen for the current run (`port: auto`): `${port}`.
+    pub port: Option<u16>,
+    /// The current run's secret (`token: true`): `${token}`.
+    pub token: Option<&'a str>,
 }
+
+/// What the manifest being read declares: whether `${port}` and `${token}`
+/// have a value to take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// `port: auto`.
+    pub port: bool,
+    /// `token: true`.
+    pub token: bool,
+}
+
+thread_local! {
+    static SCOPE: Cell<Scope> = const { Cell::new(Scope { port: false, token: false }) };
+}
+
+/// Runs `f` (a manifest's deserialisation) with `scope` in force; the
+/// previous scope comes back afterwards, even if `f` panics.
+pub fn with_scope<T>(scope: Scope, f: impl FnOnce() -> T) -> T {
+    struct Restore(Scope);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SCOPE.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SCOPE.with(|s| s.replace(scope)));
+    f()
+}
+
+/// The scope of the manifest being read (none outside a manifest).
+pub fn scope() -> Scope {
+    SCOPE.with(Cell::get)
+}
+
+/// Whether a field may carry `${token}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    /// An `open` action or a `health.http` header: never logged, never in
+    /// argv.
+    Allowed,
+    /// Any other field (a URL berth shows in its errors, an argument).
+    Refused,
+}
+
+/// The message for `${port}` in a manifest without `port: auto`.
+pub const PORT_NEEDS_AUTO: &str = "`${port}` needs `port: auto` in the manifest";
+/// The message for `${token}` in a manifest without `token: true`.
+pub const TOKEN_NEEDS_TRUE: &str = "`${token}` needs `token: true` in the manifest";
+/// The message for `${token}` where it could leak.
+pub const TOKEN_NOT_HERE: &str = "`${token}` is allowed only in `open` actions and `health.http` headers (never in arguments, visible in ps, nor in a URL berth may log); the backend reads it from BERTH_TOKEN";
 
 /// A variable that has no value for this run (yet).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,13 +146,20 @@ pub enum NotKnown {
 fn ready_key(var: &Var) -> &str {
     match var {
         Var::Ready(key) => key,
-        Var::Id | Var::Pid => "",
+        Var::Id | Var::Pid | Var::Port | Var::Token => "",
     }
 }
 
 impl Template {
-    /// Parses `text`; the error is one line naming the bad variable.
+    /// Parses `text` for a field where `${token}` is refused; the error is
+    /// one line naming the bad variable.
     pub fn parse(text: &str) -> Result<Self, String> {
+        Self::parse_for(text, TokenUse::Refused)
+    }
+
+    /// Parses `text`, checking `${port}` and `${token}` against the
+    /// manifest's [`scope`] and `token` (may this field carry it?).
+    pub fn parse_for(text: &str, token: TokenUse) -> Result<Self, String> {
         if text.contains('\0') {
             return Err("must not contain a NUL character".to_owned());
         }
@@ -97,7 +173,9 @@ impl Template {
             let end = after
                 .find('}')
                 .ok_or_else(|| format!("unclosed variable `{}`", &rest[start..]))?;
-            parts.push(Part::Var(parse_var(&after[..end])?));
+            let var = parse_var(&after[..end])?;
+            check_scope(&var, token)?;
+            parts.push(Part::Var(var));
             rest = &after[end + 1..];
         }
         if !rest.is_empty() {
@@ -122,7 +200,8 @@ impl Template {
         })
     }
 
-    /// True when expanding needs a running process (`${pid}` or `${ready.*}`).
+    /// True when expanding needs a running process (`${pid}`, `${ready.*}`,
+    /// `${port}` or `${token}`).
     pub fn needs_running(&self) -> bool {
         self.vars().any(|v| !matches!(v, Var::Id))
     }
@@ -155,6 +234,14 @@ impl Values<'_> {
                 .pid
                 .map(|p| Cow::Owned(p.to_string()))
                 .ok_or_else(|| NotKnown::NotRunning(var.clone())),
+            Var::Port => self
+                .port
+                .map(|p| Cow::Owned(p.to_string()))
+                .ok_or_else(|| NotKnown::NotRunning(var.clone())),
+            Var::Token => self
+                .token
+                .map(Cow::Borrowed)
+                .ok_or_else(|| NotKnown::NotRunning(var.clone())),
             Var::Ready(key) => {
                 if let Some(json) = self.ready_json {
                     return match json.get(key) {
@@ -177,10 +264,23 @@ impl Values<'_> {
     }
 }
 
+/// Is `var` usable in this manifest, in this field?
+fn check_scope(var: &Var, token: TokenUse) -> Result<(), String> {
+    let scope = scope();
+    match var {
+        Var::Port if !scope.port => Err(PORT_NEEDS_AUTO.to_owned()),
+        Var::Token if token == TokenUse::Refused => Err(TOKEN_NOT_HERE.to_owned()),
+        Var::Token if !scope.token => Err(TOKEN_NEEDS_TRUE.to_owned()),
+        _ => Ok(()),
+    }
+}
+
 fn parse_var(name: &str) -> Result<Var, String> {
     match name {
         "id" => Ok(Var::Id),
         "pid" => Ok(Var::Pid),
+        "port" => Ok(Var::Port),
+        "token" => Ok(Var::Token),
         _ => match name.strip_prefix("ready.") {
             Some(key)
                 if !key.is_empty()
@@ -191,7 +291,7 @@ fn parse_var(name: &str) -> Result<Var, String> {
                 Ok(Var::Ready(key.to_owned()))
             }
             _ => Err(format!(
-                "unknown variable `${{{name}}}`: use ${{id}}, ${{pid}} or ${{ready.KEY}} (KEY of letters, digits, '_' and '-')"
+                "unknown variable `${{{name}}}`: use ${{id}}, ${{pid}}, ${{port}}, ${{token}} or ${{ready.KEY}} (KEY of letters, digits, '_' and '-')"
             )),
         },
     }
@@ -213,6 +313,8 @@ mod tests {
             pid,
             ready_json: json,
             ready_port: None,
+            port: None,
+            token: None,
         }
     }
 
@@ -281,12 +383,43 @@ mod tests {
 
     #[test]
     fn unknown_and_unclosed_variables_are_refused() {
-        for bad in ["${port}", "${ready.}", "${ready.a b}", "${}", "${ID}"] {
+        for bad in ["${ready.}", "${ready.a b}", "${}", "${ID}"] {
             let err = Template::parse(bad).unwrap_err();
             assert!(err.starts_with("unknown variable `$"), "{bad}: {err}");
         }
         assert!(Template::parse("x${id").unwrap_err().contains("unclosed"));
         assert!(Template::parse("a\0b").is_err());
+    }
+
+    #[test]
+    fn port_and_token_need_the_manifest_to_ask_for_them() {
+        assert_eq!(Template::parse("${port}").unwrap_err(), PORT_NEEDS_AUTO);
+        assert_eq!(
+            Template::parse_for("${token}", TokenUse::Allowed).unwrap_err(),
+            TOKEN_NEEDS_TRUE
+        );
+        let both = Scope {
+            port: true,
+            token: true,
+        };
+        with_scope(both, || {
+            let url =
+                Template::parse_for("http://h:${port}/?t=${token}", TokenUse::Allowed).unwrap();
+            let v = Values {
+                port: Some(4321),
+                token: Some("abc"),
+                ..values(Some(1), None)
+            };
+            assert_eq!(url.expand(&v).unwrap(), "http://h:4321/?t=abc");
+            assert_eq!(
+                url.expand(&values(None, None)).unwrap_err().to_string(),
+                "${port} is not known: the backend is not running"
+            );
+            // Never where berth may show it (a health URL, an argument).
+            assert_eq!(Template::parse("${token}").unwrap_err(), TOKEN_NOT_HERE);
+        });
+        // The scope ends with the manifest.
+        assert_eq!(scope(), Scope::default());
     }
 
     #[test]

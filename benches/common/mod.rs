@@ -40,6 +40,8 @@ pub fn backend(dir: &Path, id: &str, exe: &Path) -> Backend {
         actions: vec![],
         sandbox: None,
         signed_by: None,
+        port_auto: false,
+        token: false,
         notify: false,
     }
 }

@@ -36,9 +36,13 @@ struct Row {
     problem: Option<String>,
 }
 
-pub fn run(folders: &Folders, require_signatures: bool) -> anyhow::Result<ExitCode> {
-    let resources = crate::paths::resources_dir();
-    let trust = Trust::load(Policy::new(require_signatures));
+pub fn run(
+    folders: &Folders,
+    require_signatures: bool,
+    app: &crate::paths::AppName,
+) -> anyhow::Result<ExitCode> {
+    let resources = crate::manifest::Places::new(crate::paths::resources_dir(), app.clone());
+    let trust = Trust::load(Policy::new(require_signatures, app));
     for problem in trust.problems() {
         eprintln!("berth: warning: {problem}");
     }
@@ -188,6 +192,14 @@ fn verify(row: &mut Row, shown: &Path, backend: &Backend) {
     // launch would fail: say so beside the row.
     if let Some(problem) = backend.workdir_problem() {
         row.note = problem;
+    }
+    // Likewise a script that cannot start as it is (issue #23, point 12).
+    if let Some(problem) = crate::integrity::launch_problem(path) {
+        row.note = if row.note.is_empty() {
+            problem
+        } else {
+            format!("{}; {problem}", row.note)
+        };
     }
     row.path = crate::paths::shown(path);
     match crate::integrity::hash_file(path) {

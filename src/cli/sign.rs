@@ -29,7 +29,9 @@ pub fn run(manifest: &Path, key: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     let bytes = crate::manifest::validate::read_bounded(manifest)?;
-    crate::manifest::parse(manifest, &bytes, &crate::paths::resources_dir())
+    // Only validity counts here: which instance's folders a sandbox would
+    // get changes nothing that is signed.
+    crate::manifest::parse(manifest, &bytes, &crate::paths::resources_dir().into())
         .map_err(|e| anyhow!("{e}; not signed"))?;
     let secret = read_secret_key(key)?;
     // Proves the key is whole (a key read without its checksum, below, too):
@@ -116,8 +118,23 @@ fn read_secret_key(key: &Path) -> anyhow::Result<minisign::SecretKey> {
         Err(e) if matches!(e.kind(), minisign::ErrorKind::Verify) => {
             unencrypted_without_checksum(&text).ok_or_else(|| not_a_key(e))
         }
-        Err(_) if has_password(&text) => minisign::SecretKey::from_box(boxed, None)
-            .map_err(|e| anyhow!("{}: cannot unlock the secret key: {e}", key.display())),
+        Err(_) if has_password(&text) => {
+            // The prompt reads the terminal; without one it would fail with
+            // a bare I/O error.
+            if fs::File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/tty")
+                .is_err()
+            {
+                return Err(anyhow!(
+                    "{}: the key is protected by a password, and there is no terminal to ask for it: run `berth sign` in a terminal (or use a key from `berth keygen`, which has none)",
+                    key.display()
+                ));
+            }
+            minisign::SecretKey::from_box(boxed, None)
+                .map_err(|e| anyhow!("{}: cannot unlock the secret key: {e}", key.display()))
+        }
         Err(e) => Err(not_a_key(e)),
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::scalar::{Label, Scalar, Text};
-use crate::vars::Template;
+use crate::vars::{Template, TokenUse};
 
 /// Most actions one manifest may declare.
 pub const MAX_ACTIONS: usize = 64;
@@ -156,7 +156,9 @@ impl OpenTarget {
 impl Scalar for OpenTarget {
     const EXPECTING: &'static str = "an http(s) URL or an absolute path";
     fn parse(text: &str) -> Result<Self, String> {
-        let template = Template::parse(text)?;
+        // The one field besides a health header that may carry the token:
+        // the URL goes to the desktop's opener, not to a log.
+        let template = Template::parse_for(text, TokenUse::Allowed)?;
         let url = ["http://", "https://"]
             .iter()
             .find_map(|scheme| Some((*scheme, text.strip_prefix(scheme)?)));
@@ -208,8 +210,8 @@ super::scalar::scalar!(OpenTarget, "OpenTarget", {
     // target that is a variable (which must expand to an absolute path).
     "pattern": "^(https?://([^/?#\\s$]|\\$(?!\\{))+(:\\$\\{[^{}$]*\\})?([/?#]\\S*)?|/.*|\\$\\{.*)$",
     // The variables, as `Template` checks them.
-    "allOf": [{ "pattern": "^([^$]|\\$(?!\\{)|\\$\\{(id|pid|ready\\.[A-Za-z0-9_-]+)\\})*$" }],
-    "description": "An http(s) URL or an absolute path, opened with xdg-open; may use ${id}, ${pid} and ${ready.KEY}, in a URL only for the port or the path. The expanded target must keep the manifest's host, or be an absolute path."
+    "allOf": [{ "pattern": "^([^$]|\\$(?!\\{)|\\$\\{(id|pid|port|token|ready\\.[A-Za-z0-9_-]+)\\})*$" }],
+    "description": "An http(s) URL or an absolute path, opened with xdg-open; may use ${id}, ${pid}, ${ready.KEY}, ${port} (port: auto) and ${token} (token: true), in a URL only for the port or the path. The expanded target must keep the manifest's host, or be an absolute path."
 });
 
 /// The JSON value of a `send` action, kept as its compact text.
@@ -410,9 +412,12 @@ mod tests {
 
     #[test]
     fn bad_actions_are_one_line_errors_with_position() {
-        let err = parse("- { label: A, open: \"http://x/${port}\" }\n").unwrap_err();
-        assert!(err.contains("unknown variable `${port}`"), "{err}");
+        let err = parse("- { label: A, open: \"http://x/${nope}\" }\n").unwrap_err();
+        assert!(err.contains("unknown variable `${nope}`"), "{err}");
         assert!(err.contains("line 1"), "{err}");
+        // v3: `${port}` exists only with `port: auto`.
+        let err = parse("- { label: A, open: \"http://x/${port}\" }\n").unwrap_err();
+        assert!(err.contains("`${port}` needs `port: auto`"), "{err}");
         let err = parse("- { label: A, send: 1 }\n- { label: A, send: 2 }\n").unwrap_err();
         assert!(err.contains("duplicate action label \"A\""), "{err}");
         let err = parse("- { label: A, open: \"ftp://x\" }\n").unwrap_err();
@@ -438,6 +443,8 @@ mod tests {
             pid: Some(7),
             ready_json: json.as_object(),
             ready_port: None,
+            port: None,
+            token: None,
         };
         let resolve = |t: &str| OpenTarget::parse(t).unwrap().resolve(&values);
         assert_eq!(

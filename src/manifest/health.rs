@@ -14,8 +14,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use super::scalar::{Count, HttpTemplate, PositiveDuration, TcpTemplate};
-use crate::vars::Template;
+use super::raw::{KeyName, UniqueMap};
+use super::scalar::{Count, HttpTemplate, PositiveDuration, Scalar, TcpTemplate, scalar};
+use crate::vars::{Template, TokenUse};
 
 /// Defaults of DESIGN.md's "Health (v2)".
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -32,6 +33,9 @@ pub struct HealthSpec {
     pub timeout: Duration,
     /// Consecutive failed checks that make the backend unhealthy.
     pub failures: u32,
+    /// Headers of each `http` check (v3), values expanded per run: the
+    /// one place besides an `open` action where `${token}` may go.
+    pub headers: Vec<(String, Template)>,
 }
 
 /// What is checked.
@@ -74,7 +78,65 @@ pub struct HealthFields {
     pub timeout: Option<PositiveDuration>,
     /// Consecutive failed http/tcp checks before berth stops the backend and applies the restart policy (default 3).
     pub failures: Option<Count>,
+    /// Headers sent with each `http` check, like `Authorization: "Bearer ${token}"`.
+    pub headers: Option<UniqueMap<HeaderName, HeaderValue>>,
 }
+
+/// An HTTP header name: a token of RFC 9110 (letters, digits, ``!#$%&'*+-.^_`|~``).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HeaderName(pub String);
+
+impl Scalar for HeaderName {
+    const EXPECTING: &'static str = "an HTTP header name";
+    fn parse(text: &str) -> Result<Self, String> {
+        let ok = !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+        // Host and Connection are the check's own.
+        let own = ["host", "connection"].contains(&text.to_ascii_lowercase().as_str());
+        match (ok, own) {
+            (true, false) => Ok(Self(text.to_owned())),
+            (true, true) => Err(format!("{text} is set by berth itself")),
+            (false, _) => Err(format!(
+                "invalid header name {text:?}: use letters, digits and !#$%&'*+-.^_`|~"
+            )),
+        }
+    }
+}
+
+scalar!(HeaderName, "HeaderName", {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+    "not": { "pattern": "^([Hh][Oo][Ss][Tt]|[Cc][Oo][Nn][Nn][Ee][Cc][Tt][Ii][Oo][Nn])$" }
+});
+
+impl KeyName for HeaderName {
+    fn key_name(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A header's value: text without control characters (no CR/LF: no second
+/// header smuggled in), variables `${token}` included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderValue(pub Template);
+
+impl Scalar for HeaderValue {
+    const EXPECTING: &'static str = "a header value (variables allowed)";
+    fn parse(text: &str) -> Result<Self, String> {
+        if text.chars().any(|c| c.is_control() && c != '\t') {
+            return Err("a header value must not contain control characters".to_owned());
+        }
+        Template::parse_for(text, TokenUse::Allowed).map(Self)
+    }
+}
+
+scalar!(HeaderValue, "HeaderValue", {
+    "type": "string",
+    "pattern": "^([^$\\u0000-\\u0008\\u000a-\\u001f\\u007f]|\\$(?!\\{)|\\$\\{(id|pid|port|token|ready\\.[A-Za-z0-9_-]+)\\})*$",
+    "description": "A header value; may use ${token} (token: true), ${port} (port: auto), ${id}, ${pid} and ${ready.KEY}."
+});
 
 /// `health`: exactly one check, its interval, timeout and failures.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +167,9 @@ impl<'de> Deserialize<'de> for RawHealth {
                         "interval, timeout and failures apply to http and tcp checks: a watchdog fails at the first missed heartbeat",
                     ));
                 }
+                if f.headers.is_some() && f.http.is_none() {
+                    return Err(de::Error::custom("headers apply to http checks only"));
+                }
                 Ok(RawHealth(f))
             }
         }
@@ -129,14 +194,19 @@ impl JsonSchema for RawHealth {
             // A null check counts as absent, as in berth.
             serde_json::json!([
                 { "required": ["http"], "properties": { "http": { "type": "string" } } },
-                { "required": ["tcp"], "properties": { "tcp": { "type": "string" } } },
+                {
+                    "required": ["tcp"],
+                    "properties": { "tcp": { "type": "string" } },
+                    "not": { "required": ["headers"], "properties": { "headers": { "type": "object" } } }
+                },
                 {
                     "required": ["watchdog"],
                     "properties": { "watchdog": { "type": "string" } },
                     "not": { "anyOf": [
                         { "required": ["interval"], "properties": { "interval": { "type": "string" } } },
                         { "required": ["timeout"], "properties": { "timeout": { "type": "string" } } },
-                        { "required": ["failures"], "properties": { "failures": { "type": "integer" } } }
+                        { "required": ["failures"], "properties": { "failures": { "type": "integer" } } },
+                        { "required": ["headers"], "properties": { "headers": { "type": "object" } } }
                     ] }
                 }
             ]),
@@ -160,6 +230,10 @@ impl From<RawHealth> for HealthSpec {
             interval: f.interval.map_or(DEFAULT_INTERVAL, |d| d.0),
             timeout: f.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
             failures: f.failures.map_or(DEFAULT_FAILURES, |c| c.0),
+            headers: f
+                .headers
+                .map(|h| h.0.into_iter().map(|(k, v)| (k.0, v.0)).collect())
+                .unwrap_or_default(),
         }
     }
 }

@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::scalar::{
-    Backoff, DurationText, EnvName, HttpUrl, Id, Label, PathText, SemReq, SemVersion, Sha256,
-    TcpAddr, Text, TreeDir,
+    Backoff, DurationText, EnvName, HttpUrl, Id, Label, PathText, RunText, SemReq, SemVersion,
+    Sha256, TcpAddr, TreeDir,
 };
 
 /// A berth backend manifest (v1): one backend per file.
@@ -38,12 +38,16 @@ pub struct RawManifest {
     pub requires: Option<SemReq>,
     /// One entry per platform; the most specific key (`linux-x86_64` before `linux`) wins.
     pub executable: Executables,
-    /// Arguments passed as-is, never through a shell.
+    /// Arguments passed as-is, never through a shell (`${port}` expanded with `port: auto`).
     #[serde(default)]
-    pub args: Vec<Text>,
-    /// Variables added to the inherited environment.
+    pub args: Vec<RunText>,
+    /// Variables added to the inherited environment (`${port}` expanded with `port: auto`).
     #[serde(default)]
-    pub env: UniqueMap<EnvName, Text>,
+    pub env: UniqueMap<EnvName, RunText>,
+    /// `auto`: berth picks a free 127.0.0.1 TCP port before each run, passed as `PORT` and `${port}` (v3).
+    pub port: Option<PortMode>,
+    /// `true`: a fresh random secret per run in `BERTH_TOKEN`, `${token}` in `open` actions and `health.http` headers (v3).
+    pub token: Option<bool>,
     /// Working directory, relative to the manifest's folder (default: the manifest's folder).
     pub workdir: Option<PathText>,
     /// Start when berth starts (default false: start on demand).
@@ -63,6 +67,14 @@ pub struct RawManifest {
     /// Extra items of the backend's submenu (open a URL, send a JSON line, restart with arguments).
     #[serde(default)]
     pub actions: super::actions::RawActions,
+}
+
+/// `port`: how the backend's port is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PortMode {
+    /// A free 127.0.0.1 TCP port, chosen by berth before each run.
+    Auto,
 }
 
 /// `stop`.
@@ -380,7 +392,7 @@ impl<K: JsonSchema, V: JsonSchema> JsonSchema for UniqueMap<K, V> {
 pub struct ReadyFields {
     /// Ready once a stdout line is a JSON object holding every given key with the given value.
     pub stdout_json: Option<UniqueMap<String, serde_json::Value>>,
-    /// Ready once a TCP connect to host:port succeeds.
+    /// Ready once a TCP connect to host:port succeeds (`auto`: the port berth chose).
     pub tcp: Option<TcpAddr>,
     /// Ready once a GET of this http:// URL answers 2xx.
     pub http: Option<HttpUrl>,

@@ -76,8 +76,8 @@ impl Scalar for Template {
 
 scalar!(Template, "Template", {
     "type": "string",
-    "pattern": "^([^$]|\\$(?!\\{)|\\$\\{(id|pid|ready\\.[A-Za-z0-9_-]+)\\})*$",
-    "description": "Text with the variables ${id}, ${pid} (the leader) and ${ready.KEY} (KEY of the ready JSON line, or the port of a tcp/http ready probe as ${ready.port})."
+    "pattern": "^([^$]|\\$(?!\\{)|\\$\\{(id|pid|port|ready\\.[A-Za-z0-9_-]+)\\})*$",
+    "description": "Text with the variables ${id}, ${pid} (the leader), ${port} (port: auto) and ${ready.KEY} (KEY of the ready JSON line, or the port of a tcp/http ready probe as ${ready.port})."
 });
 
 /// The backend id: `[a-z0-9][a-z0-9-]{0,62}`.
@@ -141,6 +141,45 @@ impl Scalar for Text {
 scalar!(Text, "Text", {
     "type": ["string", "number", "boolean", "null"],
     "description": "A string; any other scalar is passed exactly as written (5000 is \"5000\")."
+});
+
+/// The literal `${port}`, expanded in `args`, `env` and `ready` (v3).
+pub const PORT_VAR: &str = "${port}";
+/// The literal `${token}`, refused in `args` and `env` (v3).
+pub const TOKEN_VAR: &str = "${token}";
+
+/// Checks `${port}` and `${token}` in a field that is not a [`Template`]
+/// (`args`, `env`, `ready`): other `${...}` text stays as written there,
+/// as it always has.
+fn check_run_vars(text: &str) -> Result<(), String> {
+    if text.contains(PORT_VAR) && !crate::vars::scope().port {
+        return Err(crate::vars::PORT_NEEDS_AUTO.to_owned());
+    }
+    if text.contains(TOKEN_VAR) {
+        return Err(crate::vars::TOKEN_NOT_HERE.to_owned());
+    }
+    Ok(())
+}
+
+/// An argument or environment value: [`Text`] in which `${port}` is the
+/// run's port (with `port: auto`) and `${token}` is refused (the backend
+/// reads `BERTH_TOKEN`; an argument is visible in `ps`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunText(pub String);
+
+impl Scalar for RunText {
+    const EXPECTING: &'static str = "a string";
+    fn parse(text: &str) -> Result<Self, String> {
+        let Text(text) = Text::parse(text)?;
+        check_run_vars(&text)?;
+        Ok(Self(text))
+    }
+}
+
+scalar!(RunText, "RunText", {
+    "type": ["string", "number", "boolean", "null"],
+    "not": { "type": "string", "pattern": "\\$\\{token\\}" },
+    "description": "A string (any other scalar is passed exactly as written: 5000 is \"5000\"); ${port} is the port berth chose (port: auto); ${token} is refused (the backend reads BERTH_TOKEN)."
 });
 
 /// An environment variable name: non-empty, no `=`, no NUL.
@@ -469,25 +508,39 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TcpAddr(pub String);
 
+/// `ready: { tcp: auto }`: the port berth chose, on 127.0.0.1.
+pub const TCP_AUTO: &str = "auto";
+
 impl Scalar for TcpAddr {
     const EXPECTING: &'static str = "host:port";
     fn parse(text: &str) -> Result<Self, String> {
+        if text == TCP_AUTO {
+            if !crate::vars::scope().port {
+                return Err("`tcp: auto` needs `port: auto` in the manifest".to_owned());
+            }
+            return Ok(Self(format!("127.0.0.1:{PORT_VAR}")));
+        }
+        check_run_vars(text)?;
+        let original = text;
+        let shape = text.replace(PORT_VAR, "1");
+        let text = shape.as_str();
         let bad = || format!("invalid address {text:?}: expected host:port, like 127.0.0.1:5000");
         let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
         if host.is_empty() || host.contains(char::is_whitespace) {
             return Err(bad());
         }
         match port.parse::<u16>() {
-            Ok(p) if p > 0 => Ok(Self(text.to_owned())),
+            Ok(p) if p > 0 => Ok(()),
             _ => Err(bad()),
-        }
+        }?;
+        Ok(Self(original.to_owned()))
     }
 }
 
 scalar!(TcpAddr, "TcpAddr", {
     "type": "string",
-    "pattern": "^\\S+:0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})$",
-    "description": "Ready once a TCP connect to host:port succeeds."
+    "pattern": "^(auto|\\S+:(0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})|\\$\\{port\\}))$",
+    "description": "Ready once a TCP connect to host:port succeeds; `auto` (or host:${port}) is the port berth chose (port: auto)."
 });
 
 /// `ready.http`: an `http://` URL.
@@ -497,6 +550,10 @@ pub struct HttpUrl(pub String);
 impl Scalar for HttpUrl {
     const EXPECTING: &'static str = "an http:// URL";
     fn parse(text: &str) -> Result<Self, String> {
+        check_run_vars(text)?;
+        let original = text;
+        let shape = text.replace(PORT_VAR, "1");
+        let text = shape.as_str();
         let host = text.strip_prefix("http://").ok_or_else(|| {
             format!("invalid URL {text:?}: expected an http:// URL, like http://127.0.0.1:5000/")
         })?;
@@ -516,14 +573,15 @@ impl Scalar for HttpUrl {
                 "invalid URL {text:?}: port {port:?} is not a number from 1 to 65535"
             ));
         }
-        Ok(Self(text.to_owned()))
+        Ok(Self(original.to_owned()))
     }
 }
 
 scalar!(HttpUrl, "HttpUrl", {
     "type": "string",
-    "pattern": "^http://([^/?#\\s:\\[\\]]+|\\[[^\\]/?#\\s]*\\])(:0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?([/?#]\\S*)?$",
-    "description": "Ready once a GET of this http:// URL answers 2xx."
+    "pattern": "^http://([^/?#\\s:\\[\\]]+|\\[[^\\]/?#\\s]*\\])(:(0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})|\\$\\{port\\}))?([/?#]\\S*)?$",
+    "not": { "pattern": "\\$\\{token\\}" },
+    "description": "Ready once a GET of this http:// URL answers 2xx; ${port} is the port berth chose (port: auto)."
 });
 
 /// A duration that must be more than zero (`health.interval`, a watchdog).
@@ -760,9 +818,14 @@ mod tests {
             "invalid URL \"https://x:${ready.port}/\": expected an http:// URL, like http://127.0.0.1:5000/"
         );
         assert!(
-            TcpTemplate::parse("127.0.0.1:${port}")
+            TcpTemplate::parse("127.0.0.1:${nope}")
                 .unwrap_err()
-                .starts_with("unknown variable `${port}`")
+                .starts_with("unknown variable `${nope}`")
+        );
+        // v3: `${port}` exists only with `port: auto`.
+        assert_eq!(
+            TcpTemplate::parse("127.0.0.1:${port}").unwrap_err(),
+            crate::vars::PORT_NEEDS_AUTO
         );
         assert!(PositiveDuration::parse("0s").unwrap_err().contains("zero"));
         assert!(PositiveDuration::parse("0ms").is_err());

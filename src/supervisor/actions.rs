@@ -68,6 +68,8 @@ mod tests {
             pid,
             ready_json: None,
             ready_port: port,
+            port: None,
+            token: None,
         }
     }
 

@@ -71,16 +71,37 @@ impl Tally {
 }
 
 /// What to check, variables already expanded for this run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Target {
-    Http(String),
+    /// A GET of the URL with these headers (a header may hold the token).
+    Http {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
     Tcp(String),
+}
+
+/// Without the headers' values: one may be the run's token.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Http { url, headers } => f
+                .debug_struct("Http")
+                .field("url", url)
+                .field(
+                    "headers",
+                    &headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+                )
+                .finish(),
+            Self::Tcp(addr) => f.debug_tuple("Tcp").field(addr).finish(),
+        }
+    }
 }
 
 impl Target {
     async fn check(&self, timeout: Duration) -> Result<(), String> {
         match self {
-            Self::Http(url) => ready::http_ok(url, timeout).await,
+            Self::Http { url, headers } => ready::http_ok(url, headers, timeout).await,
             Self::Tcp(addr) => ready::tcp_ok(addr, timeout).await,
         }
     }
@@ -186,7 +207,14 @@ impl Monitor {
         let watch = match &spec.check {
             HealthCheck::Watchdog(period) => Watch::Watchdog(Watchdog::new(*period, now)),
             HealthCheck::Http(t) => Watch::Checks(Checker::start(
-                Target::Http(t.expand(values)?),
+                Target::Http {
+                    url: t.expand(values)?,
+                    headers: spec
+                        .headers
+                        .iter()
+                        .map(|(name, value)| Ok((name.clone(), value.expand(values)?)))
+                        .collect::<Result<_, NotKnown>>()?,
+                },
                 spec.interval,
                 spec.timeout,
                 spec.failures,

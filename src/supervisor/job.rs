@@ -128,6 +128,8 @@ pub struct Job {
     talker: Arc<Mutex<Talker>>,
     /// The arguments of the current, else the last, run (`args`).
     last_args: Option<Vec<String>>,
+    /// The port of the last run (`port: auto`), tried first by the next.
+    last_port: Option<u16>,
 }
 
 /// A command that needs the process gone: carried out at once when there
@@ -198,6 +200,7 @@ impl Job {
             closed: false,
             last_stderr: None,
             last_args: None,
+            last_port: None,
             talker: Arc::default(),
         };
         job.recheck();
@@ -575,10 +578,12 @@ impl Job {
                 let target = open.resolve(&values).map_err(|e| refuse(e.to_string()))?;
                 crate::opener::try_open_with_desktop(
                     target.as_ref(),
+                    open.template().as_str(),
                     &self.shared.config.env_remove,
                 )
                 .map_err(|e| refuse(format!("cannot run the desktop's opener: {e}")))?;
-                tracing::info!(backend = %self.id, action = label, %target, "opened");
+                // As written: the expanded URL may hold the run's token.
+                tracing::info!(backend = %self.id, action = label, target = %open.template(), "opened");
                 Ok(Acted::Done(Ran::Opened(target)))
             }
             ActionKind::Send(line) => {

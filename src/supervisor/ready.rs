@@ -53,7 +53,7 @@ pub async fn poll_tcp(addr: String, timeout: Duration) {
 
 /// Polls an `http://` URL until it answers 2xx.
 pub async fn poll_http(url: String, timeout: Duration) {
-    poll(timeout, || http_ok(&url, ATTEMPT)).await;
+    poll(timeout, || http_ok(&url, &[], ATTEMPT)).await;
 }
 
 async fn poll<F, Fut>(timeout: Duration, attempt: F)
@@ -82,9 +82,14 @@ pub async fn tcp_ok(addr: &str, limit: Duration) -> Result<(), String> {
     }
 }
 
-/// One GET, within `limit`: `Ok` for a 2xx answer; the error says why not.
-pub async fn http_ok(url: &str, limit: Duration) -> Result<(), String> {
-    match tokio::time::timeout(limit, http_status(url)).await {
+/// One GET with `headers`, within `limit`: `Ok` for a 2xx answer; the
+/// error says why not (never with a header: one may carry the token).
+pub async fn http_ok(
+    url: &str,
+    headers: &[(String, String)],
+    limit: Duration,
+) -> Result<(), String> {
+    match tokio::time::timeout(limit, http_status(url, headers)).await {
         Ok(Ok(code)) if (200..300).contains(&code) => Ok(()),
         Ok(Ok(code)) => Err(format!("GET {url}: HTTP {code}")),
         Ok(Err(e)) => Err(format!("GET {url}: {e}")),
@@ -117,13 +122,20 @@ pub fn parse_url(url: &str) -> Option<(String, String, String)> {
 }
 
 /// The status code of a GET of `url`.
-async fn http_status(url: &str) -> std::io::Result<u16> {
+async fn http_status(url: &str, headers: &[(String, String)]) -> std::io::Result<u16> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
     let Some((addr, host, path)) = parse_url(url) else {
         return Err(bad("not an http:// URL"));
     };
     let mut stream = TcpStream::connect(&addr).await?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    // Names and values were checked by the manifest (no CR, LF or other
+    // control characters), so none can start a header of its own.
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let request =
+        format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut head = Vec::with_capacity(64);
     let mut buf = [0u8; 256];
@@ -199,7 +211,7 @@ mod tests {
         });
         let url = format!("http://{addr}/x");
         assert_eq!(
-            http_ok(&url, ATTEMPT).await,
+            http_ok(&url, &[], ATTEMPT).await,
             Err(format!("GET {url}: HTTP 503"))
         );
         server.await.unwrap();

@@ -41,7 +41,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
         actions,
         quitting: quitting_rx,
         exit,
-        backends_dir,
+        face,
         icon_dir,
         runtime,
         shown,
@@ -75,11 +75,6 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                 Ok(created) => {
                     tray = Some(created);
                     render = true;
-                    #[cfg(target_os = "linux")]
-                    gtk::glib::timeout_add_local_once(
-                        super::resident::START_UP,
-                        super::resident::after_start_up,
-                    );
                 }
                 Err(e) => failure = Some(e),
             },
@@ -107,14 +102,14 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                         super::open_with_desktop(path, super::env_overrides())
                     }
                     Action::OpenFolder => {
-                        super::open_with_desktop(&backends_dir, super::env_overrides())
+                        super::open_with_desktop(&face.backends_dir, super::env_overrides())
                     }
                     Action::ToggleStartAtLogin => {
                         // A small file written on this thread: no bus, no wait.
-                        let result = if crate::autostart::is_enabled() {
-                            crate::autostart::disable().map(|_| ())
+                        let result = if crate::autostart::is_enabled(&face.app) {
+                            crate::autostart::disable(&face.app).map(|_| ())
                         } else {
-                            crate::autostart::enable(&[]).map(|_| ())
+                            crate::autostart::enable(&face.app, &[]).map(|_| ())
                         };
                         if let Err(e) = result {
                             tracing::warn!("start at login: {e}");
@@ -152,7 +147,11 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
             return;
         }
         if render && let Some(tray) = &mut tray {
-            let mut model = menu::model(&latest, Instant::now(), crate::autostart::is_enabled());
+            let mut model = menu::model(
+                &latest,
+                Instant::now(),
+                crate::autostart::is_enabled(&face.app),
+            );
             if quitting {
                 model = model.stopping();
             }

@@ -22,6 +22,8 @@ pub const ERROR_DELAY: Duration = Duration::from_secs(1);
 pub struct Settle {
     applied: Option<Catalog>,
     logged: HashMap<PathBuf, String>,
+    /// The start-up scan is over: fresh errors wait from now on.
+    started: bool,
 }
 
 /// How long ago `file` was last modified (zero if in the future or unknown).
@@ -40,6 +42,11 @@ impl Settle {
     /// when the file is new.
     pub fn view(&self, current: &Catalog, now: SystemTime) -> (Catalog, Option<Duration>) {
         let mut again: Option<Duration> = None;
+        // The start-up scan shows every file as it is: from the moment the
+        // socket answers, a file is listed with its true state (an unsigned
+        // one `untrusted`), never missing because it is under a second old.
+        // A writer caught mid-file then is corrected by its next event.
+        let start_up = !self.started;
         let mut entries = Vec::with_capacity(current.entries.len());
         for entry in &current.entries {
             let Some(_) = &entry.error else {
@@ -49,7 +56,7 @@ impl Settle {
             let age = age(&entry.file, now);
             let before = self.previous(&entry.file);
             let shown_already = before.is_some_and(|b| b.error == entry.error);
-            if age >= ERROR_DELAY || shown_already {
+            if start_up || age >= ERROR_DELAY || shown_already {
                 entries.push(entry.clone());
                 continue;
             }
@@ -60,6 +67,11 @@ impl Settle {
             }
         }
         (Catalog { entries }, again)
+    }
+
+    /// Ends the start-up scan (also when it found nothing to apply).
+    pub fn end_start_up(&mut self) {
+        self.started = true;
     }
 
     fn previous(&self, file: &Path) -> Option<&Entry> {
@@ -93,6 +105,7 @@ impl Settle {
         self.logged
             .retain(|file, _| view.entries.iter().any(|e| &e.file == file));
         self.applied = Some(view);
+        self.started = true;
     }
 }
 
@@ -118,7 +131,12 @@ mod tests {
         let broken = Catalog {
             entries: vec![entry(&file, Some("line 1: bad"))],
         };
-        let settle = Settle::default();
+        let mut settle = Settle::default();
+        // At start-up every file shows as it is.
+        let (view, again) = settle.view(&broken, SystemTime::now());
+        assert_eq!((&view, again), (&broken, None));
+        // Once something was applied, a fresh error waits.
+        settle.applied(Catalog::default());
         let (view, again) = settle.view(&broken, SystemTime::now());
         assert!(
             view.entries.is_empty(),

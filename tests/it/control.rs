@@ -5,7 +5,9 @@
 mod bounds;
 mod commands;
 mod errors;
+mod fastapi;
 mod follow;
+mod given;
 mod health;
 pub mod home;
 mod lifecycle;

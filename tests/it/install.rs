@@ -166,3 +166,47 @@ fn version_names_the_crate_version() {
         format!("berth {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+// Issue #23, point 12: a script without its exec bit or its `#!` line was
+// registered and checked "ok", and failed only at the first start with a
+// bare errno. `new` and `check` say so beforehand.
+#[test]
+fn new_and_check_warn_about_a_script_that_cannot_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    let plain = home.path().join("plain.sh");
+    fs::write(&plain, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    fs::set_permissions(&plain, fs::Permissions::from_mode(0o644)).unwrap();
+    let bare = home.path().join("bare.sh");
+    fs::write(&bare, "exec sleep 600\n").unwrap();
+    fs::set_permissions(&bare, fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = home.path().join("warned");
+    let dir = dir.to_str().unwrap();
+    for (id, exe, want) in [
+        (
+            "plain",
+            &plain,
+            format!("not executable: chmod +x {}", plain.display()),
+        ),
+        (
+            "bare",
+            &bare,
+            "no #! line: add one or name the interpreter as the executable".to_owned(),
+        ),
+    ] {
+        let out = home.run(&["new", id, "--exe", exe.to_str().unwrap(), "--dir", dir]);
+        assert_eq!(out.code(), 0, "{out:?}");
+        assert!(
+            one_line(&out.stderr()) && out.stderr().contains(&want),
+            "{id}: {out:?}"
+        );
+        let check = home.run(&["check", dir]);
+        let row = check
+            .stdout()
+            .lines()
+            .find(|l| l.starts_with(&format!("{id}.yaml")))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("{check:?}"));
+        assert!(row.contains(&want), "{id}: {row}");
+    }
+}

@@ -90,42 +90,26 @@ impl Panel {
     pub fn wait_item(&self, timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Some(item) = self.items.lock().unwrap().first() {
-                return Some(item.clone());
+            if let Some(item) = self.items().into_iter().next() {
+                return Some(item);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         None
     }
 
+    /// Every item registered so far, in order.
+    pub fn items(&self) -> Vec<String> {
+        self.items.lock().unwrap().clone()
+    }
+
     fn menu_proxy(&self, item: &str) -> zbus::Result<Proxy<'static>> {
-        let (service, path) = item.split_at(item.find('/').expect("item has a path"));
-        let sni = Proxy::new(
-            &self.conn,
-            service.to_owned(),
-            path.to_owned(),
-            "org.kde.StatusNotifierItem",
-        )?;
-        let menu: OwnedObjectPath = sni.get_property("Menu")?;
-        Proxy::new(
-            &self.conn,
-            service.to_owned(),
-            menu.into_inner(),
-            "com.canonical.dbusmenu",
-        )
+        menu_proxy(&self.conn, item)
     }
 
     /// The whole menu tree of `item` (GetLayout(0, -1, [])).
     pub fn layout(&self, item: &str) -> zbus::Result<MenuNode> {
-        let proxy = self.menu_proxy(item)?;
-        let reply = proxy.call_method("GetLayout", &(0i32, -1i32, Vec::<String>::new()))?;
-        let body = reply.body();
-        type Layout = (i32, HashMap<String, OwnedValue>, Vec<OwnedValue>);
-        let (_revision, (id, props, children)): (u32, Layout) = body.deserialize()?;
-        let props = props.iter().map(|(k, v)| (k.clone(), &**v)).collect();
-        let children = children.iter().map(|c| &**c).collect::<Vec<_>>();
-        node(id, props, &children)
-            .ok_or_else(|| zbus::Error::Failure("malformed dbusmenu layout".into()))
+        layout(&self.conn, item)
     }
 
     /// Sends a click on the entry `id` (it must be enabled: a panel checks).
@@ -172,6 +156,39 @@ impl Panel {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// The dbusmenu object of the tray item `item` (`<sender><path>`).
+fn menu_proxy(conn: &Connection, item: &str) -> zbus::Result<Proxy<'static>> {
+    let (service, path) = item.split_at(item.find('/').expect("item has a path"));
+    let sni = Proxy::new(
+        conn,
+        service.to_owned(),
+        path.to_owned(),
+        "org.kde.StatusNotifierItem",
+    )?;
+    let menu: OwnedObjectPath = sni.get_property("Menu")?;
+    Proxy::new(
+        conn,
+        service.to_owned(),
+        menu.into_inner(),
+        "com.canonical.dbusmenu",
+    )
+}
+
+/// The whole menu tree of the tray item `item`, read over `conn` as any
+/// panel reads it (GetLayout(0, -1, [])); benchmarks read berth's menu this
+/// way while a real panel owns the watcher.
+pub fn layout(conn: &Connection, item: &str) -> zbus::Result<MenuNode> {
+    let proxy = menu_proxy(conn, item)?;
+    let reply = proxy.call_method("GetLayout", &(0i32, -1i32, Vec::<String>::new()))?;
+    let body = reply.body();
+    type Layout = (i32, HashMap<String, OwnedValue>, Vec<OwnedValue>);
+    let (_revision, (id, props, children)): (u32, Layout) = body.deserialize()?;
+    let props = props.iter().map(|(k, v)| (k.clone(), &**v)).collect();
+    let children = children.iter().map(|c| &**c).collect::<Vec<_>>();
+    node(id, props, &children)
+        .ok_or_else(|| zbus::Error::Failure("malformed dbusmenu layout".into()))
 }
 
 impl MenuNode {

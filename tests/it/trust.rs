@@ -313,6 +313,21 @@ fn bad_files_entries_are_one_clear_line_each() {
     assert_check_fails(&home, false, "_internal: no such folder (files.dir)");
 }
 
+// Issue #23, point 7: for about a second after start an unsigned manifest
+// written just before was missing ("no backend with id"), not `untrusted`.
+#[test]
+fn an_unsigned_manifest_is_untrusted_from_the_first_answer_of_the_socket() {
+    let (home, _key) = signed_home();
+    home.backend("b", "exec sleep 30", "");
+    let _launcher = home.launch_with(&["--require-signatures"]);
+    let b = home.status_of("b");
+    assert_eq!(b["state"], "untrusted", "{b}");
+    assert!(b["error"].as_str().unwrap().contains("not signed"), "{b}");
+    let out = home.run(&["start", "b"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr().contains("untrusted"), "{out:?}");
+}
+
 #[test]
 fn the_launcher_requires_signatures_and_names_the_signer() {
     let (home, key) = signed_home();
@@ -321,8 +336,7 @@ fn the_launcher_requires_signatures_and_names_the_signer() {
     let a = home.status_of("a");
     assert_eq!(a["signed_by"], "acme", "{a}");
     assert_eq!(a["state"], "stopped", "{a}");
-    // An untrusted file is shown once it has been unchanged for 1 s (as an
-    // error is), and b was written just before the launch.
+    // Listed from the start-up scan on (b was written just before).
     assert!(wait_until(Duration::from_secs(10), || home
         .status_json()
         .iter()
@@ -422,4 +436,40 @@ fn a_manifest_whose_only_key_was_removed_is_untrusted_and_never_starts() {
         !crate::control::home::alive(pid),
         "r still runs on a withdrawn key"
     );
+}
+
+// Issue #23, point 12: `berth sign` with a password-protected key and no
+// terminal failed with a bare I/O error from the password prompt.
+#[test]
+fn signing_with_a_password_protected_key_and_no_terminal_says_so() {
+    use std::os::unix::process::CommandExt;
+    let home = Home::new();
+    home.backend("a", "exec sleep 30", "");
+    let pair = minisign::KeyPair::generate_encrypted_keypair(Some("secret".into())).unwrap();
+    let key = keys(&home).join("locked.key");
+    std::fs::write(&key, pair.sk.to_box(None).unwrap().to_string()).unwrap();
+    let manifest = home.backends().join("a.yaml");
+    let mut cmd = home.berth(&[
+        "sign",
+        manifest.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    // SAFETY: setsid is async-signal-safe; it leaves berth without a
+    // controlling terminal, as under a service manager or CI.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let out = Out(cmd.output().unwrap());
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(
+        one_line(&out.stderr())
+            && out.stderr().contains("protected by a password")
+            && out.stderr().contains("terminal"),
+        "{out:?}"
+    );
+    assert!(!home.backends().join("a.yaml.minisig").exists());
 }

@@ -50,6 +50,8 @@ pub fn backend(dir: &Path, id: &str, exe: &Path) -> Backend {
         actions: vec![],
         signed_by: None,
         sandbox: None,
+        port_auto: false,
+        token: false,
     }
 }
 

@@ -33,7 +33,9 @@ impl Job {
             id: &self.id,
             pid: Some(run.pid),
             ready_json: ready_line,
-            ready_port: run.def.ready.probe.port(),
+            ready_port: run.ready_port,
+            port: run.port,
+            token: run.token.as_ref().map(|t| t.as_str()),
         };
         match Monitor::start(spec, &values, Instant::now()) {
             Ok(monitor) => run.health = Some(monitor),

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::super::events::EventKind;
+use super::super::given::{self, GivenError, Token};
 use super::super::logs::{self, JsonLine, LogFile};
 use super::super::ready;
 use super::super::sd_notify::{NotifyError, NotifySocket};
@@ -21,8 +22,8 @@ use super::super::talk::Link;
 use super::state::{Failure, Phase, Rest, Run};
 use super::{Job, RESET_AFTER};
 use crate::integrity::{self, Verified, VerifyError};
-use crate::manifest::Probe;
 use crate::manifest::health::HealthCheck;
+use crate::manifest::{Probe, expand_port};
 use crate::paths;
 use crate::status::State;
 
@@ -35,8 +36,12 @@ pub enum LaunchError {
     Verify(#[from] VerifyError),
     #[error("cannot open log {}: {source}", path.display())]
     Log { path: PathBuf, source: io::Error },
-    #[error("cannot start {}: {source}", path.display())]
+    #[error("{}", integrity::spawn_error(path, source).1)]
     Spawn { path: PathBuf, source: io::Error },
+    /// The executable's digest is not the manifest's: the hint `check`
+    /// gives, with the id to pin.
+    #[error("{source}; run `berth pin {id}` if this file is trusted")]
+    Unpinned { id: String, source: VerifyError },
     #[error("{} started without a process id", path.display())]
     NoPid { path: PathBuf },
     #[error("the verification task failed: {0}")]
@@ -55,6 +60,9 @@ pub enum LaunchError {
     /// be made.
     #[error(transparent)]
     Notify(#[from] NotifyError),
+    /// v3: the run's port (`port: auto`) or token (`token: true`).
+    #[error(transparent)]
+    Given(#[from] GivenError),
 }
 
 impl Job {
@@ -66,6 +74,8 @@ impl Job {
         let result = self.try_launch(extra).await.map_err(Arc::new);
         if let Err(e) = &result {
             tracing::warn!(backend = %self.id, reason = %e, "not launched");
+            // What the desktop is told, when not the error itself.
+            let mut told = None;
             let rest = match &**e {
                 LaunchError::NoExecutable => Rest::Unsupported,
                 LaunchError::Verify(
@@ -74,6 +84,20 @@ impl Job {
                 LaunchError::Tree(_) => {
                     self.verified = Some(false);
                     Rest::IntegrityFailed(None, e.clone())
+                }
+                LaunchError::Unpinned {
+                    source: VerifyError::Mismatch { path, .. },
+                    ..
+                } => {
+                    // The desktop is told which file, in words, not two
+                    // 64-digit hashes.
+                    told = Some(format!(
+                        "{} changed since it was pinned; run `berth pin {}` if this file is trusted",
+                        paths::shown(path),
+                        self.id
+                    ));
+                    self.verified = Some(false);
+                    Rest::IntegrityFailed(Some(paths::shown(path)), e.clone())
                 }
                 LaunchError::Verify(
                     VerifyError::Mismatch { path, .. }
@@ -101,7 +125,7 @@ impl Job {
             if let Some(state) = notify {
                 self.emit(EventKind::LaunchFailed {
                     state,
-                    reason: e.to_string(),
+                    reason: told.unwrap_or_else(|| e.to_string()),
                 });
             }
         }
@@ -115,7 +139,14 @@ impl Job {
         let verified: Verified =
             tokio::task::spawn_blocking(move || integrity::verify(&exe.candidates, &exe.sha256))
                 .await
-                .map_err(|e| LaunchError::Task(e.to_string()))??;
+                .map_err(|e| LaunchError::Task(e.to_string()))?
+                .map_err(|e| match e {
+                    VerifyError::Mismatch { .. } => LaunchError::Unpinned {
+                        id: self.id.to_string(),
+                        source: e,
+                    },
+                    e => LaunchError::Verify(e),
+                })?;
         // v2: the folder a onedir build loads later, checked after the
         // executable (off the runtime's workers too).
         if let Some(files) = files {
@@ -146,6 +177,15 @@ impl Job {
         if let Some(problem) = def.workdir_problem() {
             return Err(LaunchError::Workdir(problem));
         }
+        // Chosen for this run only (see `given`).
+        let port = match def.port_auto {
+            true => Some(given::free_port(self.last_port)?),
+            false => None,
+        };
+        let token = match def.token {
+            true => Some(Token::new()?),
+            false => None,
+        };
         // Bound before the spawn, so it exists when the program looks.
         let notify = if def.uses_notify() {
             Some(NotifySocket::bind(
@@ -174,9 +214,15 @@ impl Job {
         if let Some(HealthCheck::Watchdog(d)) = def.health.as_ref().map(|h| &h.check) {
             cmd.env("WATCHDOG_USEC", d.as_micros().to_string());
         }
-        let args: Vec<String> = def.args.iter().chain(&extra).cloned().collect();
+        let with_port = |text: &String| port.map_or_else(|| text.clone(), |p| expand_port(text, p));
+        let args: Vec<String> = def
+            .args
+            .iter()
+            .map(with_port)
+            .chain(extra.clone())
+            .collect();
         cmd.args(&args)
-            .envs(&def.env)
+            .envs(def.env.iter().map(|(k, v)| (k, with_port(v))))
             .current_dir(&def.workdir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -204,6 +250,16 @@ impl Job {
                 }
                 Ok(())
             });
+        }
+        // After the manifest's env: what berth chose for this run wins. A
+        // token is never inherited (berth's own environment, another
+        // launcher's) and never passed in argv, where `ps` shows it.
+        cmd.env_remove("BERTH_TOKEN");
+        if let Some(p) = port {
+            cmd.env("PORT", p.to_string());
+        }
+        if let Some(t) = &token {
+            cmd.env("BERTH_TOKEN", t.as_str());
         }
         // Before the exec hook `Verified::spawn` adds, which must stay last.
         if let Some(sandbox) = &sandbox {
@@ -266,7 +322,8 @@ impl Job {
         };
         let now = Instant::now();
         let timeout = def.ready.timeout;
-        let probe = match &def.ready.probe {
+        let probe_for_run = def.ready.probe.for_run(port);
+        let probe = match &probe_for_run {
             Probe::Tcp(addr) => Some(tokio::spawn(ready::poll_tcp(addr.clone(), timeout))),
             Probe::Http(url) => Some(tokio::spawn(ready::poll_http(url.clone(), timeout))),
             Probe::Uptime(d) if !d.is_zero() => Some(tokio::spawn(tokio::time::sleep(*d))),
@@ -288,6 +345,9 @@ impl Job {
             probing,
             extra,
             ready_json: None,
+            port,
+            token,
+            ready_port: probe_for_run.port(),
             child,
             reaped: None,
             pid,
@@ -312,6 +372,7 @@ impl Job {
         self.status_line = None;
         self.last_stderr = None;
         self.last_args = Some(args);
+        self.last_port = port;
         self.phase = if at_once {
             Phase::Running(run)
         } else {

@@ -145,6 +145,13 @@ pub struct Run {
     pub extra: Vec<String>,
     /// The stdout JSON object that made it ready (`stdout_json` probe).
     pub ready_json: Option<JsonLine>,
+    /// The port berth chose for this run (`port: auto`, v3).
+    pub port: Option<u16>,
+    /// This run's secret (`token: true`, v3).
+    pub token: Option<super::super::given::Token>,
+    /// The port of its `tcp`/`http` ready probe, `${port}` expanded:
+    /// `${ready.port}`.
+    pub ready_port: Option<u16>,
     /// The TCP/HTTP readiness probe while starting.
     pub probe: Option<JoinHandle<()>>,
     pub ready_deadline: Option<Instant>,
@@ -256,8 +263,8 @@ impl Phase {
 }
 
 /// What the variables of `open` actions (and health probes) expand to in
-/// this phase: the pid while a process exists; the ready line and a tcp/http
-/// probe's port while it runs.
+/// this phase: the pid, port and token while a process exists; the ready
+/// line and a tcp/http probe's port while it runs.
 pub fn values<'a>(id: &'a str, phase: &'a Phase) -> Values<'a> {
     let run = phase.run();
     let ready = match phase {
@@ -268,7 +275,9 @@ pub fn values<'a>(id: &'a str, phase: &'a Phase) -> Values<'a> {
         id,
         pid: run.map(|r| r.pid),
         ready_json: ready.and_then(|r| r.ready_json.as_ref()),
-        ready_port: ready.and_then(|r| r.def.ready.probe.port()),
+        ready_port: ready.and_then(|r| r.ready_port),
+        port: run.and_then(|r| r.port),
+        token: run.and_then(|r| r.token.as_ref()).map(|t| t.as_str()),
     }
 }
 
@@ -324,6 +333,8 @@ pub fn status(f: &Facts<'_>) -> BackendStatus {
     }
     if let Some(run) = f.phase.run() {
         s.pid = Some(run.pid);
+        s.port = run.port;
+        s.token = run.token.as_ref().map(|t| t.as_str().to_owned());
         s.path = Some(run.path.clone());
         s.pending_restart = *run.def != *def;
         s.detail.started_at = Some(run.started.into_std());

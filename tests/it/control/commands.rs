@@ -73,6 +73,8 @@ fn status_prints_a_table_and_the_documented_json() {
         "sandbox",
         "actions",
         "ready_json",
+        "port",
+        "token",
     ];
     want.sort();
     assert_eq!(keys, want);

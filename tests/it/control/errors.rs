@@ -141,3 +141,54 @@ fn a_writer_pausing_mid_file_shows_no_error_and_a_valid_read_applies_at_once() {
     assert!(!seen_error, "a half-written file showed an error");
     assert_eq!(count(&launcher.stderr(), "manifest invalid"), 0);
 }
+
+// Issue #23, point 12: `berth start` of a script without its exec bit or its
+// `#!` line printed a bare errno ("Permission denied (os error 13)", "Exec
+// format error"), and a checksum mismatch had no hint; each now says what
+// to do, naming the file once.
+#[test]
+fn first_use_errors_at_start_say_what_to_do() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    home.backend("noexec", "exec sleep 600", "");
+    let noexec = home.backends().join("noexec.sh");
+    std::fs::set_permissions(&noexec, std::fs::Permissions::from_mode(0o644)).unwrap();
+    home.backend("noshebang", "exec sleep 600", "");
+    let noshebang = home.backends().join("noshebang.sh");
+    std::fs::write(&noshebang, "exec sleep 600\n").unwrap();
+    home.run(&[
+        "pin",
+        "noshebang",
+        "--backends",
+        home.backends().to_str().unwrap(),
+    ]);
+    home.backend("tampered", "exec sleep 600", "");
+    let tampered = home.backends().join("tampered.sh");
+    std::fs::write(&tampered, "#!/bin/sh\nexec sleep 601\n").unwrap();
+    let _l = home.launch();
+    for (id, path, want) in [
+        (
+            "noexec",
+            &noexec,
+            format!("not executable: chmod +x {}", noexec.display()),
+        ),
+        (
+            "noshebang",
+            &noshebang,
+            "has no #! line: add one or name the interpreter as the executable".to_owned(),
+        ),
+        (
+            "tampered",
+            &tampered,
+            "run `berth pin tampered` if this file is trusted".to_owned(),
+        ),
+    ] {
+        let out = home.run(&["start", id]);
+        assert_eq!(out.code(), 1, "{out:?}");
+        let err = out.stderr();
+        assert!(one_line(&err) && err.contains(&want), "{id}: {out:?}");
+        assert!(!err.contains("os error"), "{id}: {out:?}");
+        let named = err.matches(path.to_str().unwrap()).count();
+        assert!(named <= 1, "{id}: the path {named} times: {out:?}");
+    }
+}

@@ -102,6 +102,31 @@ fn the_package_passes_lintian_and_desktop_file_validate() {
     }
 }
 
+// Issue #23, point 11: on a machine with berth installed, cargo-deb followed
+// the absolute links of the stage (/usr/lib/berth/berth exists there) and
+// shipped copies of the installed binaries, mode 0777, as /usr/bin/berth*.
+#[test]
+fn the_commands_are_relative_links_never_copies_of_an_installed_berth() {
+    let Some(deb) = deb() else { return };
+    let root = unpacked(&deb);
+    for name in ["berth", "berth-tray"] {
+        let link = root.path().join("usr/bin").join(name);
+        let meta = fs::symlink_metadata(&link).unwrap();
+        assert!(
+            meta.file_type().is_symlink(),
+            "{} is not a link",
+            link.display()
+        );
+        assert_eq!(
+            fs::read_link(&link).unwrap(),
+            Path::new("../lib/berth").join(name),
+            "{}",
+            link.display()
+        );
+        assert!(root.path().join("usr/lib/berth").join(name).is_file());
+    }
+}
+
 #[test]
 fn the_unpacked_package_verifies_and_runs_its_python_backend() {
     let Some(deb) = deb() else { return };

@@ -31,6 +31,18 @@ const EXCEPTIONS: &[(&str, &str)] = &[
         "unknown-variable.yaml",
         "${...} variables are expanded by berth",
     ),
+    (
+        "port-variable-without-auto.yaml",
+        "a rule between two fields: ${port} needs port: auto",
+    ),
+    (
+        "tcp-auto-without-port.yaml",
+        "a rule between two fields: tcp: auto needs port: auto",
+    ),
+    (
+        "token-without-true.yaml",
+        "a rule between two fields: ${token} needs token: true",
+    ),
 ];
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {

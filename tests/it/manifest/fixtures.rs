@@ -17,7 +17,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "action-unknown-variable.yaml",
-        "line 10 column 11: actions[0].open: unknown variable `${port}`: use ${id}, ${pid} or ${ready.KEY} (KEY of letters, digits, '_' and '-')",
+        "line 10 column 11: actions[0].open: unknown variable `${host}`: use ${id}, ${pid}, ${port}, ${token} or ${ready.KEY} (KEY of letters, digits, '_' and '-')",
     ),
     (
         "health-two-checks.yaml",
@@ -33,7 +33,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "health-unknown-variable.yaml",
-        "line 9 column 9: health.http: unknown variable `${port}`: use ${id}, ${pid} or ${ready.KEY} (KEY of letters, digits, '_' and '-')",
+        "line 9 column 9: health.http: unknown variable `${host}`: use ${id}, ${pid}, ${port}, ${token} or ${ready.KEY} (KEY of letters, digits, '_' and '-')",
     ),
     (
         "health-watchdog-interval.yaml",
@@ -206,7 +206,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "unknown-field.yaml",
-        "line 8 column 1: unknown field `color`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `actions`",
+        "line 8 column 1: unknown field `color`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `port`, `token`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `actions`",
     ),
     (
         "unknown-variable.yaml",
@@ -259,6 +259,35 @@ const INVALID: &[(&str, &str)] = &[
     (
         "tcp-port-too-big.yaml",
         "line 8 column 15: ready.tcp: invalid address \"127.0.0.1:65536\": expected host:port, like 127.0.0.1:5000",
+    ),
+    // v3: `port: auto` and `token: true`.
+    (
+        "port-variable-without-auto.yaml",
+        "line 8 column 18: args[1]: `${port}` needs `port: auto` in the manifest",
+    ),
+    (
+        "tcp-auto-without-port.yaml",
+        "line 8 column 15: ready.tcp: `tcp: auto` needs `port: auto` in the manifest",
+    ),
+    (
+        "port-not-auto.yaml",
+        "line 8 column 7: port: unknown variant `8080`, expected `auto`",
+    ),
+    (
+        "token-in-args.yaml",
+        "line 9 column 19: args[1]: `${token}` is allowed only in `open` actions and `health.http` headers (never in arguments, visible in ps, nor in a URL berth may log); the backend reads it from BERTH_TOKEN",
+    ),
+    (
+        "token-in-health-url.yaml",
+        "line 10 column 9: health.http: `${token}` is allowed only in `open` actions and `health.http` headers (never in arguments, visible in ps, nor in a URL berth may log); the backend reads it from BERTH_TOKEN",
+    ),
+    (
+        "token-without-true.yaml",
+        "line 11 column 11: actions[0].open: `${token}` needs `token: true` in the manifest",
+    ),
+    (
+        "health-headers-on-tcp.yaml",
+        "line 10 column 3: health: headers apply to http checks only",
     ),
 ];
 
@@ -455,6 +484,24 @@ fn the_valid_fixtures_check_clean() {
             vec![
                 "null-probe-beside.yaml",
                 "null-probe",
+                "1.0.0",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
+            ],
+            vec![
+                "port-auto-http.yaml",
+                "port-auto-http",
+                "1.0.0",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
+            ],
+            vec![
+                "port-auto.yaml",
+                "port-auto",
                 "1.0.0",
                 "ok",
                 t,

@@ -143,6 +143,35 @@ fn control_socket_refuses_a_sandboxed_backend_and_its_children() {
     assert_eq!(home.run(&["status"]).code(), 0);
 }
 
+/// `token: true` (v3): the socket's own user reads a backend's token from
+/// `status --json`; a sandboxed backend asking the socket for it is
+/// refused, while an unsandboxed one of the same user gets it (the check
+/// can fail).
+#[test]
+fn a_sandboxed_backend_cannot_read_its_token_from_the_control_socket() {
+    let home = Home::new();
+    let checks = [format!("control={}", home.socket().display())];
+    probe_backend(
+        &home,
+        "boxed",
+        &checks,
+        &format!("token: true\n{NET_SANDBOX}"),
+    );
+    probe_backend(&home, "plain", &checks, "token: true\n");
+    let _l = home.launch();
+    assert_eq!(home.run(&["start", "boxed"]).code(), 0);
+    assert_eq!(home.run(&["start", "plain"]).code(), 0);
+    let token_of = |id: &str| home.status_of(id)["token"].as_str().unwrap().to_owned();
+    let (boxed_token, plain_token) = (token_of("boxed"), token_of("plain"));
+    let boxed = report(&home, "boxed");
+    let reply = boxed.iter().find(|l| l.starts_with("reply ")).unwrap();
+    assert!(reply.contains(r#""ok":false"#), "{reply}");
+    assert!(!reply.contains(&boxed_token), "{reply}");
+    let plain = report(&home, "plain");
+    let reply = plain.iter().find(|l| l.starts_with("reply ")).unwrap();
+    assert!(reply.contains(&plain_token), "{reply}");
+}
+
 /// The shipped profile (backends/python.yaml: no extra paths, an ephemeral
 /// bind) on the real PyInstaller onefile build.
 #[test]

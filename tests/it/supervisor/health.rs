@@ -26,6 +26,7 @@ fn watchdog(period: Duration) -> Option<HealthSpec> {
         interval: Duration::from_secs(10),
         timeout: Duration::from_secs(2),
         failures: 3,
+        headers: Vec::new(),
     })
 }
 
@@ -186,6 +187,7 @@ http.server.HTTPServer(("127.0.0.1", {port}), H).serve_forever()
         interval: Duration::from_millis(200),
         timeout: Duration::from_secs(2),
         failures: 2,
+        headers: Vec::new(),
     });
     b.restart.policy = RestartPolicy::OnFailure;
     b.restart.max_retries = 1;
@@ -447,6 +449,7 @@ async fn a_check_on_the_port_of_the_ready_line_passes_as_the_shipped_manifest_as
         interval: Duration::from_millis(200),
         timeout: Duration::from_secs(2),
         failures: 3,
+        headers: Vec::new(),
     });
     apply_and_start(&e, b).await.unwrap();
     let s = wait_for(&e.sup, "py", T * 3, |s| s.healthy == Some(true)).await;
