@@ -5,7 +5,7 @@
 
 use tokio::time::Instant;
 
-use super::state::{Phase, Rest, Run};
+use super::state::{Failure, Phase, Rest, Run};
 use super::stop::{After, Check, Stop};
 use super::{DRAIN, Flow, Job};
 use crate::status::Outcome;
@@ -141,18 +141,15 @@ impl Job {
                     error: unhealthy.clone(),
                 }
             }
-            Decision::GiveUp => {
-                let gave_up = format!("gave up after {} retries", spec.max_retries);
-                Phase::Idle {
-                    rest: Rest::Failed(match &unhealthy {
-                        Some(error) => format!("{error}; {gave_up}"),
-                        None => gave_up,
-                    }),
-                    last_exit: Some(exit.clone()),
-                }
-            }
+            Decision::GiveUp => Phase::Idle {
+                rest: Rest::Failed(Failure::GaveUp {
+                    retries: spec.max_retries,
+                    unhealthy: unhealthy.clone(),
+                }),
+                last_exit: Some(exit.clone()),
+            },
             Decision::Fail => Phase::Idle {
-                rest: Rest::Failed(unhealthy.clone().unwrap_or_default()),
+                rest: Rest::Failed(Failure::Unhealthy(unhealthy.clone().unwrap_or_default())),
                 last_exit: Some(exit.clone()),
             },
             Decision::Settle => Phase::Idle {
