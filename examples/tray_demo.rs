@@ -118,6 +118,7 @@ fn main() {
         exit: exit_rx,
         backends_dir: PathBuf::from("/tmp/backends"),
         icon_dir: icon_dir.path().to_path_buf(),
+        login_dirs: Vec::new(),
         runtime: runtime.handle().clone(),
         shown: tokio::sync::watch::channel(false).0,
     });

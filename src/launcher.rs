@@ -174,6 +174,12 @@ pub fn run(
         trust,
         args.notify,
     ))?;
+    // The tray's "Start at login" writes an entry that keeps the folders
+    // the user named, as `berth autostart enable --backends DIR` does.
+    let mut launcher = launcher;
+    if matches!(args.folders.source, crate::folders::Source::Given) {
+        launcher.login_dirs.clone_from(&args.folders.dirs);
+    }
     let code = match frontend {
         Some(f) => (f.run)(&runtime, launcher, open_dir),
         None => runtime.block_on(launcher.run_until_quit()),
@@ -271,6 +277,9 @@ pub struct Launcher {
     notifier: Option<JoinHandle<()>>,
     sigterm: Signal,
     sigint: Signal,
+    /// The folders an autostart entry written by the front end names: those
+    /// of `--backends`, else none (login then uses the default folders).
+    pub login_dirs: Vec<PathBuf>,
 }
 
 impl Launcher {
@@ -334,6 +343,7 @@ impl Launcher {
             notifier,
             sigterm,
             sigint,
+            login_dirs: Vec::new(),
         })
     }
 
