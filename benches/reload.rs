@@ -89,7 +89,11 @@ fn work_per_reload() {
         (0..30)
             .map(|_| {
                 let t = Instant::now();
-                berth::manifest::load(&large.path().join("b0001.yaml"), large.path()).unwrap();
+                berth::manifest::load(
+                    &large.path().join("b0001.yaml"),
+                    &large.path().to_path_buf().into(),
+                )
+                .unwrap();
                 t.elapsed()
             })
             .collect(),

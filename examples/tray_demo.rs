@@ -116,7 +116,10 @@ fn main() {
         actions: action_tx,
         quitting: quitting_rx,
         exit: exit_rx,
-        backends_dir: PathBuf::from("/tmp/backends"),
+        face: berth::tray::Face {
+            backends_dir: PathBuf::from("/tmp/backends"),
+            app: berth::paths::AppName::default(),
+        },
         icon_dir: icon_dir.path().to_path_buf(),
         login_dirs: Vec::new(),
         runtime: runtime.handle().clone(),

@@ -1,6 +1,7 @@
 //! Start at login: the XDG autostart entry
-//! `$XDG_CONFIG_HOME/autostart/berth.desktop`, written per the Desktop Entry
-//! spec, for `berth autostart` and the tray's "Start at login" item.
+//! `$XDG_CONFIG_HOME/autostart/NAME.desktop` (NAME the instance's `--app`,
+//! `berth` by default), written per the Desktop Entry spec, for `berth
+//! autostart` and the tray's "Start at login" item.
 //!
 //! Written by hand, not with the `auto-launch` crate: that crate writes an
 //! unquoted `Exec` (a path with a space breaks, node-auto-launch #99) under
@@ -12,6 +13,8 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use crate::paths::AppName;
 
 /// Why the entry could not be written or removed, in one line.
 #[derive(Debug, thiserror::Error)]
@@ -89,9 +92,14 @@ fn utf8(path: &Path) -> Result<&str, AutostartError> {
     Ok(text)
 }
 
-/// The entry's text for `exe run [--backends DIR]...`.
-pub fn entry(exe: &Path, dirs: &[PathBuf]) -> Result<String, AutostartError> {
+/// The entry's text for `exe run [--app NAME] [--backends DIR]...`
+/// (`--app` for an instance other than berth's own).
+pub fn entry(exe: &Path, app: &AppName, dirs: &[PathBuf]) -> Result<String, AutostartError> {
     let mut exec = vec![exec_arg(utf8(exe)?), "run".to_owned()];
+    if !app.is_default() {
+        exec.push("--app".to_owned());
+        exec.push(exec_arg(app.as_str()));
+    }
     for dir in dirs {
         exec.push("--backends".to_owned());
         exec.push(exec_arg(utf8(dir)?));
@@ -99,22 +107,24 @@ pub fn entry(exe: &Path, dirs: &[PathBuf]) -> Result<String, AutostartError> {
     Ok(format!(
         "[Desktop Entry]\n\
          Type=Application\n\
-         Name=berth\n\
+         Name={}\n\
          Comment=Desktop launcher for backends, in the system tray\n\
          Exec={}\n\
          TryExec={}\n\
          Icon=berth\n\
          Terminal=false\n\
          X-GNOME-Autostart-enabled=true\n",
+        string_value(app.as_str()),
         exec.join(" "),
         string_value(utf8(exe)?),
     ))
 }
 
-/// Writes the entry (atomically: a temp file renamed over) for this berth
-/// and `dirs` (made absolute; each must exist). Returns the file.
-pub fn enable(dirs: &[PathBuf]) -> Result<PathBuf, AutostartError> {
-    let file = crate::paths::autostart_file();
+/// Writes the entry of the instance `app` (atomically: a temp file renamed
+/// over) for this berth and `dirs` (made absolute; each must exist).
+/// Returns the file.
+pub fn enable(app: &AppName, dirs: &[PathBuf]) -> Result<PathBuf, AutostartError> {
+    let file = crate::paths::autostart_file(app);
     let mut absolute = Vec::new();
     for dir in dirs {
         let dir = crate::paths::absolute(dir);
@@ -123,7 +133,7 @@ pub fn enable(dirs: &[PathBuf]) -> Result<PathBuf, AutostartError> {
         }
         absolute.push(dir);
     }
-    let text = entry(&berth_exe()?, &absolute)?;
+    let text = entry(&berth_exe()?, app, &absolute)?;
     let write_err = |source| AutostartError::Write {
         file: file.clone(),
         source,
@@ -131,7 +141,7 @@ pub fn enable(dirs: &[PathBuf]) -> Result<PathBuf, AutostartError> {
     let folder = file.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(folder).map_err(write_err)?;
     // A dot name: desktops ignore it if berth dies before the rename.
-    let tmp = folder.join(format!(".berth.desktop.{}", std::process::id()));
+    let tmp = folder.join(format!(".{app}.desktop.{}", std::process::id()));
     let written = (|| {
         use std::os::unix::fs::OpenOptionsExt;
         let mut out = fs::OpenOptions::new()
@@ -152,8 +162,8 @@ pub fn enable(dirs: &[PathBuf]) -> Result<PathBuf, AutostartError> {
 }
 
 /// Removes the entry; `Ok(false)` when there was none.
-pub fn disable() -> Result<bool, AutostartError> {
-    let file = crate::paths::autostart_file();
+pub fn disable(app: &AppName) -> Result<bool, AutostartError> {
+    let file = crate::paths::autostart_file(app);
     match fs::remove_file(&file) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -163,8 +173,8 @@ pub fn disable() -> Result<bool, AutostartError> {
 
 /// Is start at login on? The entry exists and neither `Hidden=true` nor
 /// `X-GNOME-Autostart-enabled=false` turns it off.
-pub fn is_enabled() -> bool {
-    fs::read_to_string(crate::paths::autostart_file()).is_ok_and(|text| entry_enabled(&text))
+pub fn is_enabled(app: &AppName) -> bool {
+    fs::read_to_string(crate::paths::autostart_file(app)).is_ok_and(|text| entry_enabled(&text))
 }
 
 /// Whether an entry's text says it runs (only its `[Desktop Entry]` group).
@@ -209,6 +219,7 @@ mod tests {
     fn the_entry_names_this_binary_its_folders_and_the_keys_desktops_read() {
         let text = entry(
             Path::new("/home/me/my apps/berth"),
+            &AppName::default(),
             &[PathBuf::from("/home/me/back ends")],
         )
         .unwrap();
@@ -224,8 +235,16 @@ mod tests {
         );
         assert!(text.contains("\nX-GNOME-Autostart-enabled=true\n"));
         assert!(entry_enabled(&text));
-        let bare = entry(Path::new("/usr/bin/berth"), &[]).unwrap();
+        let bare = entry(Path::new("/usr/bin/berth"), &AppName::default(), &[]).unwrap();
         assert!(bare.contains("\nExec=/usr/bin/berth run\n"), "{bare}");
+        assert!(bare.contains("\nName=berth\n"), "{bare}");
+        let app = AppName::new("acme").unwrap();
+        let acme = entry(Path::new("/usr/bin/berth"), &app, &[]).unwrap();
+        assert!(
+            acme.contains("\nExec=/usr/bin/berth run --app acme\n"),
+            "{acme}"
+        );
+        assert!(acme.contains("\nName=acme\n"), "{acme}");
     }
 
     #[test]
@@ -241,7 +260,7 @@ mod tests {
 
     #[test]
     fn a_path_with_a_line_break_is_refused() {
-        let err = entry(Path::new("/a\nb/berth"), &[]).unwrap_err();
+        let err = entry(Path::new("/a\nb/berth"), &AppName::default(), &[]).unwrap_err();
         assert!(err.to_string().contains("line break"), "{err}");
     }
 }

@@ -56,6 +56,7 @@ Files:
 Environment:
   BERTH_BACKENDS   backends folders, colon separated
   BERTH_SOCKET     the control socket
+  BERTH_APP        the instance (--app): its files are under NAME, not berth
   BERTH_RESOURCES  what ${resources} means in manifests
   RUST_LOG         filters berth's own log (e.g. debug)
 
@@ -81,6 +82,17 @@ pub struct Cli {
     #[arg(long, global = true, env = "BERTH_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
+    /// The instance: an app's own launcher, with its own socket, logs, data,
+    /// backends folder, trusted keys and autostart entry under NAME.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_APP",
+        value_name = "NAME",
+        default_value = crate::paths::DEFAULT_APP
+    )]
+    pub app: crate::paths::AppName,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -96,8 +108,8 @@ pub struct BackendsArg {
 }
 
 impl BackendsArg {
-    pub fn folders(&self) -> crate::folders::Folders {
-        crate::folders::Folders::choose(&self.dirs)
+    pub fn folders(&self, app: &crate::paths::AppName) -> crate::folders::Folders {
+        crate::folders::Folders::choose(&self.dirs, app)
     }
 }
 
@@ -246,20 +258,32 @@ pub struct RunArgs {
     /// No desktop notifications when a backend crashes or fails its checks.
     #[arg(long)]
     pub no_notify: bool,
+    /// Quit (stopping every backend) when the process that started berth
+    /// ends, however it ends; exit 2 if it is already gone.
+    #[arg(long)]
+    pub with_parent: bool,
+    /// The parent's pid as observed by `berth` before it exec'd `berth-tray`.
+    #[arg(long, hide = true, requires = "with_parent", value_name = "PID")]
+    pub parent_pid: Option<i32>,
     #[command(flatten)]
     pub signatures: SignaturesArg,
 }
 
 impl RunArgs {
-    /// What the launcher is asked to do.
-    pub fn options(&self) -> crate::launcher::Options {
+    /// What the launcher of the instance `app` is asked to do.
+    pub fn options(&self, app: &crate::paths::AppName) -> crate::launcher::Options {
         crate::launcher::Options {
-            folders: self.backends.folders(),
+            app: app.clone(),
+            folders: self.backends.folders(app),
             headless: self.headless,
             log_max_size: self.log_max_size,
             log_backups: self.log_backups,
             notify: !self.no_notify,
             require_signatures: self.signatures.require,
+            parent: self.with_parent.then(|| {
+                self.parent_pid
+                    .unwrap_or_else(crate::launcher::parent::observe)
+            }),
         }
     }
 }
@@ -395,16 +419,21 @@ fn one_line(text: &str) -> String {
 }
 
 fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Result<ExitCode> {
-    let socket = cli.socket.unwrap_or_else(crate::paths::default_socket);
+    let app = cli.app;
+    let socket = cli
+        .socket
+        .unwrap_or_else(|| crate::paths::default_socket(&app));
     match cli.command {
-        Command::Run(args) => run::run(args, socket, frontend),
-        Command::Check { dirs, signatures } => {
-            check::run(&crate::folders::Folders::choose(&dirs), signatures.require)
-        }
+        Command::Run(args) => run::run(args, &app, socket, frontend),
+        Command::Check { dirs, signatures } => check::run(
+            &crate::folders::Folders::choose(&dirs, &app),
+            signatures.require,
+            &app,
+        ),
         Command::Hash { path } => hash::run(&path),
-        Command::Keygen { name, dir, force } => keygen::run(&name, &dir, force),
+        Command::Keygen { name, dir, force } => keygen::run(&name, &dir, force, &app),
         Command::Sign { manifest, key } => sign::run(&manifest, &key),
-        Command::Pin { id, backends } => pin::run(&id, &backends.folders()),
+        Command::Pin { id, backends } => pin::run(&id, &backends.folders(&app), &app),
         Command::Schema => schema::run(),
         Command::Status { json } => client::status(&socket, json),
         Command::Start { id, args } => client::command(&socket, &id, Verb::Start { args }),
@@ -417,9 +446,9 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
             timeout,
         } => talk::send(&socket, &id, &json, wait.as_deref(), &timeout),
         Command::Action { id, label } => talk::action(&socket, &id, &label),
-        Command::Logs { id, follow, lines } => logs::run(&id, follow, lines),
-        Command::Autostart { action } => autostart::run(action),
-        Command::New { id, exe, dir, name } => new::run(new::NewArgs { id, exe, dir, name }),
+        Command::Logs { id, follow, lines } => logs::run(&id, follow, lines, &app),
+        Command::Autostart { action } => autostart::run(action, &app),
+        Command::New { id, exe, dir, name } => new::run(new::NewArgs { id, exe, dir, name }, &app),
         Command::Completions { shell } => completions::run(shell),
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Every `--backends DIR` given, else `BERTH_BACKENDS` (colon separated),
 //! else `./backends` when it exists, else the user folder
-//! (`$XDG_CONFIG_HOME/berth/backends`) plus the installed folder
+//! (`$XDG_CONFIG_HOME/NAME/backends`, NAME the instance's `--app`) plus the installed folder
 //! (`backends/` beside the real berth binary) when it exists.
 //!
 //! A folder named twice, also through a symlink or another spelling, is read
@@ -15,6 +15,8 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+use crate::paths::AppName;
 
 /// Where the folder list came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,9 @@ pub struct Folders {
     pub source: Source,
     /// The folders left out as given twice: one line each.
     pub duplicates: Vec<Duplicate>,
+    /// The instance's user folder (`$XDG_CONFIG_HOME/NAME/backends`),
+    /// whether it is in the list or not.
+    pub user: PathBuf,
 }
 
 /// `BERTH_BACKENDS`: colon-separated folders (empty parts ignored).
@@ -60,13 +65,15 @@ pub const ENV: &str = "BERTH_BACKENDS";
 
 impl Folders {
     /// The folders for `given` (`--backends` values), reading
-    /// `BERTH_BACKENDS` and the file system for the defaults.
-    pub fn choose(given: &[PathBuf]) -> Self {
-        Self::choose_from(given, std::env::var_os(ENV))
+    /// `BERTH_BACKENDS` and the file system for the defaults; the user
+    /// folder is the instance `app`'s.
+    pub fn choose(given: &[PathBuf], app: &AppName) -> Self {
+        Self::choose_from(given, std::env::var_os(ENV), app)
     }
 
     /// [`Folders::choose`] with the variable's value passed in.
-    pub fn choose_from(given: &[PathBuf], env: Option<OsString>) -> Self {
+    pub fn choose_from(given: &[PathBuf], env: Option<OsString>, app: &AppName) -> Self {
+        let user = crate::paths::config_backends_dir(app);
         let from_env: Vec<PathBuf> = env
             .map(|v| {
                 std::env::split_paths(&v)
@@ -82,23 +89,19 @@ impl Folders {
         } else if local.is_dir() {
             (Source::Local, vec![local])
         } else {
-            let mut dirs = vec![crate::paths::config_backends_dir()];
+            let mut dirs = vec![user.clone()];
             dirs.extend(crate::paths::installed_backends_dir());
             (Source::Default, dirs)
         };
-        Self::dedup(source, &dirs)
+        Self::dedup(source, &dirs, user)
     }
 
-    /// Exactly these folders (tests, and callers that already chose).
-    pub fn of(source: Source, dirs: &[PathBuf]) -> Self {
-        Self::dedup(source, dirs)
-    }
-
-    fn dedup(source: Source, dirs: &[PathBuf]) -> Self {
+    fn dedup(source: Source, dirs: &[PathBuf], user: PathBuf) -> Self {
         let mut out = Self {
             dirs: Vec::new(),
             source,
             duplicates: Vec::new(),
+            user,
         };
         let mut seen: Vec<(PathBuf, PathBuf)> = Vec::new();
         for dir in dirs {
@@ -119,7 +122,7 @@ impl Folders {
 
     /// The user folder, when it is one of these folders (the default list).
     pub fn user_dir(&self) -> Option<&Path> {
-        let user = identity(&crate::paths::absolute(&crate::paths::config_backends_dir()));
+        let user = identity(&crate::paths::absolute(&self.user));
         self.dirs
             .iter()
             .find(|d| identity(d) == user)
@@ -177,6 +180,7 @@ mod tests {
                 tmp.path().join("x/../gone"),
             ],
             Some("/elsewhere".into()),
+            &AppName::default(),
         );
         assert_eq!(f.source, Source::Given);
         assert_eq!(f.dirs, [a.clone(), b, missing.clone()]);
@@ -197,7 +201,7 @@ mod tests {
 
     #[test]
     fn the_variable_is_colon_separated() {
-        let f = Folders::choose_from(&[], Some("/one::/two".into()));
+        let f = Folders::choose_from(&[], Some("/one::/two".into()), &AppName::default());
         assert_eq!(f.source, Source::Env);
         assert_eq!(f.dirs, [PathBuf::from("/one"), PathBuf::from("/two")]);
         assert!(f.source.is_explicit());

@@ -22,8 +22,9 @@
 //!   rescan requests (SIGHUP and the socket's `rescan`).
 //! - The launcher takes its own [`Options`]; the CLI builds them from its
 //!   arguments, so the launcher knows nothing of clap.
-//! - Quitting (SIGTERM, SIGINT, the tray's Quit) stops every backend in
-//!   parallel and exits 0; a second SIGINT meanwhile SIGKILLs every group
+//! - Quitting (SIGTERM, SIGINT, the tray's Quit, and with `--with-parent`
+//!   the end of the parent process) stops every backend in parallel and
+//!   exits 0; a second SIGINT meanwhile SIGKILLs every group
 //!   and exits 130.
 
 use std::path::{Path, PathBuf};
@@ -37,10 +38,12 @@ use tokio::task::JoinHandle;
 
 use crate::control::{self, socket};
 use crate::folders::Folders;
+use crate::paths::AppName;
 use crate::supervisor::{self, SupervisorHandle};
 use crate::watch;
 
 mod logging;
+pub mod parent;
 mod tray;
 
 /// Why the launcher could not start, in one line.
@@ -61,6 +64,9 @@ pub enum LauncherError {
     Socket(#[from] socket::SocketError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// A usage error: `berth run` exits 2 for it.
+    #[error(transparent)]
+    Parent(#[from] parent::ParentError),
     #[error("cannot install the {name} handler: {source}")]
     Signal {
         name: &'static str,
@@ -79,9 +85,8 @@ pub struct Frontend {
     /// Checks, on the main thread and before any other thread exists, that
     /// the front end can be shown; the error is one line.
     pub probe: fn() -> Result<(), String>,
-    /// Runs the front end on the main thread until the launcher has quit;
-    /// the path is the folder its "Open backends folder" opens.
-    pub run: fn(&tokio::runtime::Runtime, Launcher, PathBuf) -> ExitCode,
+    /// Runs the front end on the main thread until the launcher has quit.
+    pub run: fn(&tokio::runtime::Runtime, Launcher, crate::tray::Face) -> ExitCode,
     /// The environment variables the front end set for itself before any
     /// thread started (GTK's): backends do not inherit them.
     pub env_overrides: fn() -> Vec<String>,
@@ -102,6 +107,8 @@ pub const TRAY: Frontend = Frontend {
 /// How to run the launcher: what `berth run` was asked for.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The instance: every per-user path is under its name.
+    pub app: AppName,
     /// The backends folders (see [`crate::folders`]).
     pub folders: Folders,
     /// No front end even when one is available.
@@ -114,6 +121,8 @@ pub struct Options {
     pub notify: bool,
     /// Run only manifests signed by a trusted key.
     pub require_signatures: bool,
+    /// `--with-parent`: the pid of the process whose end ends the launcher.
+    pub parent: Option<i32>,
 }
 
 /// Runs the launcher until it is told to quit; returns the exit code.
@@ -125,7 +134,9 @@ pub fn run(
     frontend: Option<Frontend>,
 ) -> Result<ExitCode, LauncherError> {
     let open_dir = usable_folders(&args.folders)?;
-    logging::init(args.log_max_size, args.log_backups);
+    // Before the socket is bound: a parent already gone is an error at once.
+    let parent = args.parent.map(parent::Parent::open).transpose()?;
+    logging::init(&args.app, args.log_max_size, args.log_backups);
     // Before any backend exists: its /proc reads of berth are refused.
     #[cfg(target_os = "linux")]
     if let Err(e) = crate::sandbox::hidden::hide_self() {
@@ -158,7 +169,7 @@ pub fn run(
         .build()
         .map_err(LauncherError::Runtime)?;
     let config = crate::status::Config {
-        log_dir: crate::paths::log_dir(),
+        log_dir: crate::paths::log_dir(&args.app),
         log_max_size: args.log_max_size,
         log_backups: args.log_backups,
         notify_dir: socket_path
@@ -166,22 +177,30 @@ pub fn run(
             .map_or_else(|| PathBuf::from("notify"), |d| d.join("notify")),
         env_remove,
     };
-    let trust = Arc::new(load_trust(args.require_signatures));
-    let launcher = runtime.block_on(Launcher::start(
+    let trust = Arc::new(load_trust(args.require_signatures, &args.app));
+    let mut launcher = runtime.block_on(Launcher::start(
         args.folders.dirs.clone(),
         &socket_path,
         config,
         trust,
+        &args.app,
         args.notify,
     ))?;
     // The tray's "Start at login" writes an entry that keeps the folders
     // the user named, as `berth autostart enable --backends DIR` does.
-    let mut launcher = launcher;
     if matches!(args.folders.source, crate::folders::Source::Given) {
         launcher.login_dirs.clone_from(&args.folders.dirs);
     }
+    if let Some(parent) = parent {
+        tracing::info!(pid = parent.pid(), "following the parent process");
+        launcher.parent = Some(parent);
+    }
+    let face = crate::tray::Face {
+        backends_dir: open_dir,
+        app: args.app,
+    };
     let code = match frontend {
-        Some(f) => (f.run)(&runtime, launcher, open_dir),
+        Some(f) => (f.run)(&runtime, launcher, face),
         None => runtime.block_on(launcher.run_until_quit()),
     };
     // Stopped backends are gone by now; don't wait for stray blocking tasks.
@@ -191,8 +210,8 @@ pub fn run(
 
 /// Loads the trusted keys; each unusable key file or folder is one WARN line
 /// (the other keys still count).
-fn load_trust(require: bool) -> crate::trust::Trust {
-    let trust = crate::trust::Trust::load(crate::trust::Policy::new(require));
+fn load_trust(require: bool, app: &AppName) -> crate::trust::Trust {
+    let trust = crate::trust::Trust::load(crate::trust::Policy::new(require, app));
     for problem in trust.problems() {
         tracing::warn!("{problem}");
     }
@@ -215,9 +234,7 @@ fn usable_folders(folders: &Folders) -> Result<PathBuf, LauncherError> {
     folders
         .create_user_dir()
         .map_err(|source| LauncherError::CreateBackendsDir {
-            dir: folders
-                .user_dir()
-                .map_or_else(crate::paths::config_backends_dir, Path::to_path_buf),
+            dir: folders.user_dir().unwrap_or(&folders.user).to_path_buf(),
             source,
         })?;
     let reason = |dir: &Path| match std::fs::metadata(dir) {
@@ -275,6 +292,8 @@ pub struct Launcher {
     reloader: JoinHandle<()>,
     /// Desktop notifications (none with `--no-notify`).
     notifier: Option<JoinHandle<()>>,
+    /// `--with-parent`: its end quits the launcher.
+    parent: Option<parent::Parent>,
     sigterm: Signal,
     sigint: Signal,
     /// The folders an autostart entry written by the front end names: those
@@ -285,12 +304,14 @@ pub struct Launcher {
 impl Launcher {
     /// Binds the socket (refusing if another launcher answers on it) before
     /// anything touches a backend, then starts the supervisor, applies the
-    /// folder once and starts serving.
+    /// folder once and starts serving. `app` is the instance (its sandbox
+    /// folders, its notifications' name).
     pub async fn start(
         dirs: Vec<PathBuf>,
         socket_path: &Path,
         config: crate::status::Config,
         trust: Arc<crate::trust::Trust>,
+        app: &AppName,
         notify: bool,
     ) -> Result<Self, LauncherError> {
         let bound = socket::bind(socket_path)?;
@@ -305,8 +326,8 @@ impl Launcher {
 
         let handle = supervisor::spawn(config);
         // Before the first scan, so an untrusted file at startup is heard.
-        let notifier = notify.then(|| crate::notify::spawn(handle.clone()));
-        let resources = crate::paths::resources_dir();
+        let notifier = notify.then(|| crate::notify::spawn(handle.clone(), app.clone()));
+        let resources = crate::manifest::Places::new(crate::paths::resources_dir(), app.clone());
         let (rescan_tx, rescan_rx) = mpsc::channel::<RescanRequest>(8);
         // Arms the folder watcher, reads the folder once and applies it.
         let reloader = spawn_reloader(
@@ -341,6 +362,7 @@ impl Launcher {
             server: Some(server),
             reloader,
             notifier,
+            parent: None,
             sigterm,
             sigint,
             login_dirs: Vec::new(),
@@ -379,6 +401,7 @@ impl Launcher {
             _ = self.sigterm.recv() => tracing::info!("SIGTERM: quitting"),
             _ = self.sigint.recv() => tracing::info!("SIGINT: quitting (interrupt again to kill every backend now)"),
             () = self.quitter.0.notified() => tracing::info!("quit requested"),
+            () = parent_exit(self.parent.take()) => tracing::info!("the parent process ended: quitting"),
         }
         self.quitting.send_replace(true);
         self.reloader.abort();
@@ -409,11 +432,19 @@ impl Launcher {
     }
 }
 
+/// Resolves when the followed parent has ended; never without one.
+async fn parent_exit(parent: Option<parent::Parent>) {
+    match parent {
+        Some(parent) => parent.exited().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The backends folders and how their files are read.
 #[derive(Clone)]
 struct Folder {
     dirs: Vec<PathBuf>,
-    resources: PathBuf,
+    resources: crate::manifest::Places,
     trust: Arc<crate::trust::Trust>,
 }
 
@@ -422,7 +453,7 @@ struct Folder {
 /// edit keeps its last good definition here too, and applies the catalog.
 /// `Err` names the folders that could not be read (the others are applied).
 async fn rescan(state: &mut watch::FolderState, handle: &SupervisorHandle) -> Result<(), String> {
-    let blank = watch::FolderState::new(state.dirs().to_vec(), state.resources().to_path_buf())
+    let blank = watch::FolderState::new(state.dirs().to_vec(), state.resources().clone())
         .with_trust(state.trust().clone());
     let mut owned = std::mem::replace(state, blank);
     let owned = tokio::task::spawn_blocking(move || {

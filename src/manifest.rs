@@ -33,14 +33,7 @@ pub struct BackendId(String);
 impl BackendId {
     /// Checks the id's syntax.
     pub fn new(id: &str) -> Result<Self, String> {
-        let bytes = id.as_bytes();
-        let ok_first = bytes
-            .first()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        let ok_rest = bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
-        if ok_first && ok_rest && bytes.len() <= 63 {
+        if crate::paths::is_id(id) {
             Ok(Self(id.to_owned()))
         } else {
             Err(format!(
@@ -392,15 +385,39 @@ impl fmt::Display for ManifestError {
     }
 }
 
-/// Reads and validates one manifest file. `resources` is the folder
-/// `${resources}` expands to.
-pub fn load(file: &Path, resources: &Path) -> Result<Backend, ManifestError> {
-    validate::load(file, resources)
+/// What a manifest's paths are resolved against: the folder `${resources}`
+/// expands to, and the instance (`--app`) whose folders a sandbox's
+/// `${tmp}` and `${data}` are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Places {
+    pub resources: PathBuf,
+    pub app: crate::paths::AppName,
+}
+
+impl Places {
+    pub fn new(resources: impl Into<PathBuf>, app: crate::paths::AppName) -> Self {
+        Self {
+            resources: resources.into(),
+            app,
+        }
+    }
+}
+
+/// `resources` for the default instance, berth's own.
+impl From<PathBuf> for Places {
+    fn from(resources: PathBuf) -> Self {
+        Self::new(resources, crate::paths::AppName::default())
+    }
+}
+
+/// Reads and validates one manifest file.
+pub fn load(file: &Path, places: &Places) -> Result<Backend, ManifestError> {
+    validate::load(file, places)
 }
 
 /// Validates the text of a manifest without touching the disk: `load` after
 /// its size check, and the fuzz target. `file` names the file in errors and
 /// anchors relative paths.
-pub fn parse(file: &Path, bytes: &[u8], resources: &Path) -> Result<Backend, ManifestError> {
-    validate::parse(file, bytes, resources)
+pub fn parse(file: &Path, bytes: &[u8], places: &Places) -> Result<Backend, ManifestError> {
+    validate::parse(file, bytes, places)
 }

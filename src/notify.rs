@@ -28,11 +28,12 @@ use crate::supervisor::SupervisorHandle;
 /// dropped rather than queued without end.
 const QUEUE: usize = 16;
 
-/// Starts the notifier for `handle`'s events. Aborting the task stops it.
-pub fn spawn(handle: SupervisorHandle) -> JoinHandle<()> {
+/// Starts the notifier for `handle`'s events, shown under the application
+/// name `app` (the instance's `--app`). Aborting the task stops it.
+pub fn spawn(handle: SupervisorHandle, app: crate::paths::AppName) -> JoinHandle<()> {
     let events = handle.events();
     let (tx, rx) = mpsc::channel(QUEUE);
-    let server = tokio::spawn(server::run(rx, handle));
+    let server = tokio::spawn(server::run(rx, handle, app));
     tokio::spawn(async move {
         limit_and_forward(events, tx).await;
         server.abort();

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::manifest::{Backend, BackendId, ManifestError};
+use crate::manifest::{Backend, BackendId, ManifestError, Places};
 use crate::trust::{Trust, Verdict};
 
 /// Where one manifest file stands after resolution.
@@ -120,9 +120,9 @@ impl FileRead {
     /// Reads `shown` (the manifest at `file`, by the path errors should name)
     /// once, judges its signature against those bytes, and parses them. The
     /// last good definition is the current one when it can be used.
-    pub fn load(file: PathBuf, shown: &Path, resources: &Path, trust: &Trust) -> Self {
+    pub fn load(file: PathBuf, shown: &Path, places: &Places, trust: &Trust) -> Self {
         let read = crate::manifest::validate::read_bounded(shown).and_then(|bytes| {
-            let backend = crate::manifest::parse(shown, &bytes, resources)?;
+            let backend = crate::manifest::parse(shown, &bytes, places)?;
             Ok((backend, trust.verdict(shown, &bytes)))
         });
         let (current, untrusted) = match read {
@@ -337,7 +337,14 @@ mod tests {
             "id: {id}\nname: N\nversion: {version}\n{requires}executable: {{ linux: {{ path: x, sha256: {} }} }}\n",
             "0".repeat(64)
         );
-        Arc::new(crate::manifest::parse(Path::new(file), text.as_bytes(), Path::new("/r")).unwrap())
+        Arc::new(
+            crate::manifest::parse(
+                Path::new(file),
+                text.as_bytes(),
+                &PathBuf::from("/r").into(),
+            )
+            .unwrap(),
+        )
     }
 
     fn read(file: &str, id: &str, version: &str, requires: Option<&str>) -> FileRead {

@@ -58,6 +58,15 @@ pub use probe::{TrayUnavailable, probe};
 
 use crate::status::Snapshot;
 
+/// What the tray shows and acts on besides the backends.
+#[derive(Debug, Clone)]
+pub struct Face {
+    /// The folder "Open backends folder" opens.
+    pub backends_dir: PathBuf,
+    /// The instance ("Start at login" writes its entry).
+    pub app: crate::paths::AppName,
+}
+
 /// Everything the tray needs from the rest of berth; deliberately not the
 /// `SupervisorHandle`, so the tray can be driven by any snapshot source
 /// (the `tray_demo` example feeds it synthetic states).
@@ -75,8 +84,8 @@ pub struct TrayInputs {
     /// Becomes `true` when the event loop must end (after Quit has stopped
     /// every backend, or on SIGTERM/SIGINT); `run` then returns `Ok`.
     pub exit: tokio::sync::watch::Receiver<bool>,
-    /// The backends folder, for "Open backends folder".
-    pub backends_dir: PathBuf,
+    /// The instance and what it shows besides the backends.
+    pub face: Face,
     /// Where tray-icon writes the icon files the panel reads: a folder in
     /// berth's private runtime folder. tray-icon's own default falls back
     /// to a shared `$TMPDIR/tray-icon` without `XDG_RUNTIME_DIR`, and
@@ -122,7 +131,7 @@ pub fn run(inputs: TrayInputs) -> Result<(), TrayError> {
 impl fmt::Debug for TrayInputs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrayInputs")
-            .field("backends_dir", &self.backends_dir)
+            .field("face", &self.face)
             .finish_non_exhaustive()
     }
 }

@@ -42,25 +42,26 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The trusted folders of [`trusted_dirs`], signatures required or not.
-    pub fn new(require: bool) -> Self {
+    /// The trusted folders of [`trusted_dirs`] for the instance `app`,
+    /// signatures required or not.
+    pub fn new(require: bool, app: &crate::paths::AppName) -> Self {
         Self {
             require,
-            dirs: trusted_dirs(),
+            dirs: trusted_dirs(app),
         }
     }
 }
 
 /// `BERTH_TRUSTED` (colon separated) when set, else
-/// `$XDG_CONFIG_HOME/berth/trusted` and `trusted/` beside the berth binary
+/// `$XDG_CONFIG_HOME/NAME/trusted` and `trusted/` beside the berth binary
 /// when that exists.
-pub fn trusted_dirs() -> Vec<PathBuf> {
+pub fn trusted_dirs(app: &crate::paths::AppName) -> Vec<PathBuf> {
     if let Some(list) = std::env::var_os("BERTH_TRUSTED").filter(|v| !v.is_empty()) {
         return std::env::split_paths(&list)
             .filter(|p| !p.as_os_str().is_empty())
             .collect();
     }
-    let mut dirs = vec![crate::paths::config_dir().join("trusted")];
+    let mut dirs = vec![crate::paths::trusted_dir(app)];
     if let Some(installed) =
         Some(crate::paths::install_dir().join("trusted")).filter(|d| d.is_dir())
     {

@@ -62,8 +62,9 @@ pub struct WatchConfig {
     /// The backends folders, each once (see [`crate::folders`]). Made
     /// absolute (without resolving symlinks).
     pub dirs: Vec<PathBuf>,
-    /// What `${resources}` expands to in manifests.
-    pub resources: PathBuf,
+    /// What `${resources}` expands to in manifests, and the instance whose
+    /// folders a sandbox gets.
+    pub resources: crate::manifest::Places,
     /// How long the folder must stay quiet before a reload (a folder written
     /// without pause still reloads ten of these after its first change).
     pub debounce: Duration,
@@ -73,10 +74,10 @@ pub struct WatchConfig {
 
 impl WatchConfig {
     /// `dirs` and `resources` with the default debounce.
-    pub fn new(dirs: Vec<PathBuf>, resources: PathBuf) -> Self {
+    pub fn new(dirs: Vec<PathBuf>, resources: impl Into<crate::manifest::Places>) -> Self {
         Self {
             dirs,
-            resources,
+            resources: resources.into(),
             debounce: DEFAULT_DEBOUNCE,
             trust: Arc::new(crate::trust::Trust::none()),
         }

@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let file = Path::new("backends/fuzz.yaml");
-    let resources = Path::new("/opt/berth/resources");
+    let resources = &berth::manifest::Places::from(std::path::PathBuf::from("/opt/berth/resources"));
     if let Err(e) = berth::manifest::parse(file, data, resources) {
         let line = e.to_string();
         assert!(!line.contains('\n') && !line.contains('\r'), "{line:?}");

@@ -36,9 +36,13 @@ struct Row {
     problem: Option<String>,
 }
 
-pub fn run(folders: &Folders, require_signatures: bool) -> anyhow::Result<ExitCode> {
-    let resources = crate::paths::resources_dir();
-    let trust = Trust::load(Policy::new(require_signatures));
+pub fn run(
+    folders: &Folders,
+    require_signatures: bool,
+    app: &crate::paths::AppName,
+) -> anyhow::Result<ExitCode> {
+    let resources = crate::manifest::Places::new(crate::paths::resources_dir(), app.clone());
+    let trust = Trust::load(Policy::new(require_signatures, app));
     for problem in trust.problems() {
         eprintln!("berth: warning: {problem}");
     }

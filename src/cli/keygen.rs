@@ -16,7 +16,12 @@ use anyhow::{Context as _, bail};
 
 use super::Exit;
 
-pub fn run(name: &str, dir: &Path, force: bool) -> anyhow::Result<ExitCode> {
+pub fn run(
+    name: &str,
+    dir: &Path,
+    force: bool,
+    app: &crate::paths::AppName,
+) -> anyhow::Result<ExitCode> {
     if name.is_empty() || name.starts_with('.') || name.contains(['/', '\0']) {
         return Err(Exit::usage(format!(
             "invalid key name {name:?}: a file name without '/', not starting with '.'"
@@ -55,7 +60,7 @@ pub fn run(name: &str, dir: &Path, force: bool) -> anyhow::Result<ExitCode> {
     println!(
         "{}: public key (copy it into a trusted folder, e.g. {})",
         public.display(),
-        crate::paths::config_dir().join("trusted").display()
+        crate::paths::trusted_dir(app).display()
     );
     Ok(ExitCode::SUCCESS)
 }

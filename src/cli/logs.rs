@@ -21,9 +21,14 @@ use super::Exit;
 const POLL: Duration = Duration::from_millis(200);
 const CHUNK: usize = 64 * 1024;
 
-pub fn run(id: &str, follow: bool, lines: Option<usize>) -> anyhow::Result<ExitCode> {
+pub fn run(
+    id: &str,
+    follow: bool,
+    lines: Option<usize>,
+    app: &crate::paths::AppName,
+) -> anyhow::Result<ExitCode> {
     let id = crate::manifest::BackendId::new(id).map_err(Exit::usage)?;
-    let path = crate::paths::backend_log(&crate::paths::log_dir(), id.as_str());
+    let path = crate::paths::backend_log(&crate::paths::log_dir(app), id.as_str());
     let mut file = match File::open(&path) {
         Ok(f) => f,
         // Following a backend that has not written yet waits for its log,

@@ -29,7 +29,8 @@ pub struct NewArgs {
     pub name: Option<String>,
 }
 
-pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: NewArgs, app: &paths::AppName) -> anyhow::Result<ExitCode> {
+    let places = crate::manifest::Places::new(paths::resources_dir(), app.clone());
     let id = BackendId::new(&args.id).map_err(|e| Exit::usage(format!("ID: {e}")))?;
     let exe = paths::absolute(&args.exe);
     match fs::metadata(&exe) {
@@ -49,15 +50,15 @@ pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
     }
     let dir = match args.dir {
         Some(dir) => paths::absolute(&dir),
-        None => paths::absolute(&paths::config_backends_dir()),
+        None => paths::absolute(&paths::config_backends_dir(app)),
     };
     fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
-    if let Some(other) = defined_in(&dir, &id) {
+    if let Some(other) = defined_in(&dir, &id, &places) {
         bail!("{id} is already defined in {}", other.display());
     }
     let digest = crate::integrity::hash_file(&exe)
         .with_context(|| format!("{}: cannot read (--exe)", exe.display()))?;
-    let schema = schema_file()?;
+    let schema = schema_file(app)?;
     let file = dir.join(format!("{id}.yaml"));
     let text = manifest_text(
         &id,
@@ -68,7 +69,7 @@ pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
     );
     // Prove the text before it lands: an odd path or name must not produce a
     // file that berth then rejects.
-    crate::manifest::validate::parse(&file, text.as_bytes(), &paths::resources_dir())
+    crate::manifest::validate::parse(&file, text.as_bytes(), &places)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     write_new(&file, &text)?;
     // Written all the same (the file may be fixed later), but said now
@@ -81,12 +82,11 @@ pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A manifest file in `dir` that already declares `id`, if any.
-fn defined_in(dir: &Path, id: &BackendId) -> Option<PathBuf> {
-    let resources = paths::resources_dir();
+fn defined_in(dir: &Path, id: &BackendId, places: &crate::manifest::Places) -> Option<PathBuf> {
     crate::registry::list(dir)
         .ok()?
         .into_iter()
-        .find(|file| crate::manifest::validate::load(file, &resources).is_ok_and(|b| b.id == *id))
+        .find(|file| crate::manifest::validate::load(file, places).is_ok_and(|b| b.id == *id))
 }
 
 fn manifest_text(id: &BackendId, name: &str, exe: &Path, digest: &str, schema: &str) -> String {
@@ -114,11 +114,11 @@ fn yaml_string(text: &str) -> String {
 /// The schema the modeline names: the installed one when berth is
 /// installed, else a copy in berth's config folder, (re)written from this
 /// binary so it matches the berth that will read the manifest.
-fn schema_file() -> anyhow::Result<PathBuf> {
+fn schema_file(app: &paths::AppName) -> anyhow::Result<PathBuf> {
     if let Some(installed) = paths::installed_schema() {
         return Ok(installed);
     }
-    let path = paths::config_dir().join("backend.schema.json");
+    let path = paths::config_dir(app).join("backend.schema.json");
     let text = serde_json::to_string_pretty(&crate::manifest::raw::json_schema())? + "\n";
     if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
         write_atomic(&path, text.as_bytes())

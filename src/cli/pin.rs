@@ -31,7 +31,7 @@ use crate::trust::Trust;
 use crate::watch::{FolderState, Scope};
 
 /// pin's read of one manifest: a digest that does not parse is accepted.
-fn load_pinnable(path: &Path, resources: &Path, _: &Trust) -> FileRead {
+fn load_pinnable(path: &Path, resources: &crate::manifest::Places, _: &Trust) -> FileRead {
     let current = validate::read_bounded(path)
         .and_then(|bytes| locate::parse_pinnable(path, &bytes, resources, Platform::current()))
         .map(|p| Arc::new(p.backend));
@@ -43,11 +43,11 @@ fn load_pinnable(path: &Path, resources: &Path, _: &Trust) -> FileRead {
     }
 }
 
-pub fn run(id: &str, folders: &Folders) -> anyhow::Result<ExitCode> {
+pub fn run(id: &str, folders: &Folders, app: &crate::paths::AppName) -> anyhow::Result<ExitCode> {
     for duplicate in &folders.duplicates {
         eprintln!("berth: warning: {duplicate}");
     }
-    let resources = crate::paths::resources_dir();
+    let resources = crate::manifest::Places::new(crate::paths::resources_dir(), app.clone());
     let platform = Platform::current();
     let mut state =
         FolderState::new(folders.dirs.clone(), resources.clone()).with_loader(load_pinnable);

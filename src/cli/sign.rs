@@ -29,7 +29,9 @@ pub fn run(manifest: &Path, key: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     let bytes = crate::manifest::validate::read_bounded(manifest)?;
-    crate::manifest::parse(manifest, &bytes, &crate::paths::resources_dir())
+    // Only validity counts here: which instance's folders a sandbox would
+    // get changes nothing that is signed.
+    crate::manifest::parse(manifest, &bytes, &crate::paths::resources_dir().into())
         .map_err(|e| anyhow!("{e}; not signed"))?;
     let secret = read_secret_key(key)?;
     // Proves the key is whole (a key read without its checksum, below, too):

@@ -21,7 +21,8 @@ use tracing_subscriber::{EnvFilter, fmt};
 /// Installs the global subscriber. A log file that cannot be opened is
 /// reported on stderr and skipped: the launcher still runs. Installing twice
 /// (tests running the launcher in-process) keeps the first subscriber.
-pub fn init(max_size: u64, backups: u32) {
+/// `berth.log` is the instance `app`'s.
+pub fn init(app: &crate::paths::AppName, max_size: u64, backups: u32) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
@@ -30,7 +31,7 @@ pub fn init(max_size: u64, backups: u32) {
             std::env::var_os("NO_COLOR").as_deref(),
         ))
         .with_target(false);
-    let path = crate::paths::berth_log();
+    let path = crate::paths::berth_log(app);
     let file = path
         .parent()
         .map_or(Ok(()), crate::paths::create_private_dir)

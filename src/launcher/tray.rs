@@ -8,7 +8,6 @@
 //! loop and `berth run` exits 0. SIGTERM/SIGINT take the same path, and the
 //! launcher's `quitting` flag makes the tray say "stopping" for them too.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tokio::sync::{mpsc, watch};
@@ -16,12 +15,12 @@ use tokio::sync::{mpsc, watch};
 use super::{Launcher, Quitter};
 use crate::status::Outcome;
 use crate::supervisor::SupervisorHandle;
-use crate::tray::{self, Action, TrayInputs};
+use crate::tray::{self, Action, Face, TrayInputs};
 
 /// Runs the tray on this (the main) thread until the launcher has quit;
 /// [`tray::probe`] must have succeeded on this thread. If the tray fails
 /// later, berth carries on headless until a signal.
-pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, dir: PathBuf) -> ExitCode {
+pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, face: Face) -> ExitCode {
     let handle = launcher.handle();
     let quitter = launcher.quitter();
     let icon_dir = launcher.private_dir().join("tray-icon");
@@ -42,7 +41,7 @@ pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, dir: Pa
         actions: actions_tx,
         quitting,
         exit: exit_rx,
-        backends_dir: dir,
+        face,
         icon_dir,
         login_dirs,
         runtime: runtime.handle().clone(),

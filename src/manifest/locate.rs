@@ -193,7 +193,7 @@ pub struct Pinnable {
 pub fn parse_pinnable(
     file: &Path,
     bytes: &[u8],
-    resources: &Path,
+    places: &super::Places,
     platform: Platform,
 ) -> Result<Pinnable, ManifestError> {
     let strict = validate::parse_raw(file, bytes);
@@ -211,7 +211,7 @@ pub fn parse_pinnable(
         (Err(e), _, _) => return Err(e),
     };
     Ok(Pinnable {
-        backend: validate::to_backend(raw, file, resources, platform),
+        backend: validate::to_backend(raw, file, places, platform),
         span,
         files_span,
     })

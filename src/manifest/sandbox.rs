@@ -230,9 +230,13 @@ mod parse_tests {
 
     fn parse(sandbox: &str) -> Result<super::Sandbox, String> {
         let text = format!("{HEAD}sandbox:\n{sandbox}");
-        crate::manifest::parse(Path::new("/m/a.yaml"), text.as_bytes(), Path::new("/res"))
-            .map(|b| b.sandbox.expect("a sandbox"))
-            .map_err(|e| e.to_string())
+        crate::manifest::parse(
+            Path::new("/m/a.yaml"),
+            text.as_bytes(),
+            &std::path::PathBuf::from("/res").into(),
+        )
+        .map(|b| b.sandbox.expect("a sandbox"))
+        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -251,6 +255,21 @@ mod parse_tests {
         assert_eq!(s.limits.core_dumps, Some(false));
         assert!(s.best_effort);
         assert!(s.tmp.ends_with("tmp/a"), "{:?}", s.tmp);
+    }
+
+    #[test]
+    fn tmp_and_data_are_the_instances() {
+        let text = format!("{HEAD}sandbox:\n  limits: {{ open_files: 64 }}\n");
+        let app = crate::paths::AppName::new("acme").unwrap();
+        let places = crate::manifest::Places::new("/res", app);
+        let s = crate::manifest::parse(Path::new("/m/a.yaml"), text.as_bytes(), &places)
+            .unwrap()
+            .sandbox
+            .unwrap();
+        assert!(s.data.ends_with("acme/data/a"), "{:?}", s.data);
+        // `$XDG_RUNTIME_DIR/acme/tmp/a`, else `/tmp/acme-$UID/tmp/a`.
+        let tmp = s.tmp.to_string_lossy();
+        assert!(tmp.contains("/acme") && tmp.ends_with("/tmp/a"), "{tmp}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::Places;
 use super::error::{line_column, yaml_error};
 use super::platform::Platform;
 use super::raw::{RawManifest, RawPolicy};
@@ -38,9 +39,9 @@ impl ManifestError {
 }
 
 /// Reads `file` (at most [`MAX_MANIFEST_BYTES`]) and validates it.
-pub fn load(file: &Path, resources: &Path) -> Result<Backend, ManifestError> {
+pub fn load(file: &Path, places: &Places) -> Result<Backend, ManifestError> {
     let bytes = read_bounded(file)?;
-    parse(file, &bytes, resources)
+    parse(file, &bytes, places)
 }
 
 fn too_big(file: &Path, size: u64) -> ManifestError {
@@ -77,9 +78,9 @@ pub fn read_bounded(file: &Path) -> Result<Vec<u8>, ManifestError> {
 /// Validates the text of a manifest. `file` is used for messages and to
 /// resolve relative paths; nothing is read from disk. Pure: the fuzz target
 /// calls it with arbitrary bytes.
-pub fn parse(file: &Path, bytes: &[u8], resources: &Path) -> Result<Backend, ManifestError> {
+pub fn parse(file: &Path, bytes: &[u8], places: &Places) -> Result<Backend, ManifestError> {
     let raw = parse_raw(file, bytes)?;
-    Ok(to_backend(raw, file, resources, Platform::current()))
+    Ok(to_backend(raw, file, places, Platform::current()))
 }
 
 /// Decodes and deserializes the text, with every check the types carry.
@@ -173,7 +174,8 @@ fn decode<'a>(file: &Path, bytes: &'a [u8]) -> Result<&'a str, ManifestError> {
 }
 
 /// Applies defaults, chooses the platform entry and makes paths absolute.
-pub fn to_backend(raw: RawManifest, file: &Path, resources: &Path, platform: Platform) -> Backend {
+pub fn to_backend(raw: RawManifest, file: &Path, places: &Places, platform: Platform) -> Backend {
+    let resources = places.resources.as_path();
     let file_abs = crate::paths::absolute(file);
     let folder = file_abs
         .parent()
@@ -235,8 +237,8 @@ pub fn to_backend(raw: RawManifest, file: &Path, resources: &Path, platform: Pla
         s.validate(&super::sandbox::Vars {
             resources,
             folder: &folder,
-            tmp: &crate::paths::sandbox_tmp(id),
-            data: &crate::paths::sandbox_data(id),
+            tmp: &crate::paths::sandbox_tmp(&places.app, id),
+            data: &crate::paths::sandbox_data(&places.app, id),
             home: &crate::paths::home(),
         })
     });
@@ -329,7 +331,7 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
     fn parse_on(text: &str, platform: Platform) -> Result<Backend, ManifestError> {
         let file = Path::new("/m/backends/python.yaml");
         parse_raw(file, text.as_bytes())
-            .map(|raw| to_backend(raw, file, Path::new("/opt/res"), platform))
+            .map(|raw| to_backend(raw, file, &PathBuf::from("/opt/res").into(), platform))
     }
 
     const LINUX_X64: Platform = Platform {
@@ -439,7 +441,12 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
     #[test]
     fn errors_stay_on_one_line() {
         let text = "id: a\n\"x\\ny\": 1\n";
-        let e = parse(Path::new("x.yaml"), text.as_bytes(), Path::new("/r")).unwrap_err();
+        let e = parse(
+            Path::new("x.yaml"),
+            text.as_bytes(),
+            &PathBuf::from("/r").into(),
+        )
+        .unwrap_err();
         assert_eq!(
             e.message,
             "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `port`, `token`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `actions`"
@@ -448,10 +455,20 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
 
     #[test]
     fn positions_of_text_errors() {
-        let e = parse(Path::new("x.yaml"), b"id: a\n\xff\n", Path::new("/r")).unwrap_err();
+        let e = parse(
+            Path::new("x.yaml"),
+            b"id: a\n\xff\n",
+            &PathBuf::from("/r").into(),
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.column), (Some(2), Some(1)));
         assert!(e.message.starts_with("not UTF-8 text (byte 0xff"), "{e}");
-        let e = parse(Path::new("x.yaml"), b"id: a\nna\0", Path::new("/r")).unwrap_err();
+        let e = parse(
+            Path::new("x.yaml"),
+            b"id: a\nna\0",
+            &PathBuf::from("/r").into(),
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.column), (Some(2), Some(3)));
     }
 }

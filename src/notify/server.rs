@@ -22,7 +22,6 @@ use crate::verb::Verb;
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// How many shown notifications remember their actions.
 const REMEMBERED: usize = 64;
-const APP: &str = "berth";
 /// Action keys (the labels are what the server draws).
 const RESTART: &str = "restart";
 const OPEN_LOG: &str = "open-log";
@@ -105,13 +104,18 @@ impl Drop for Session {
     }
 }
 
-/// Sends each note it receives; ends when the sender is dropped.
-pub async fn run(mut notes: tokio::sync::mpsc::Receiver<Note>, handle: SupervisorHandle) {
+/// Sends each note it receives, as the application `app`; ends when the
+/// sender is dropped.
+pub async fn run(
+    mut notes: tokio::sync::mpsc::Receiver<Note>,
+    handle: SupervisorHandle,
+    app: crate::paths::AppName,
+) {
     let mut session: Option<Session> = None;
     // One debug line per outage: set after a failure, cleared by a success.
     let mut down = false;
     while let Some(note) = notes.recv().await {
-        let result = send(&mut session, &note, &handle).await;
+        let result = send(&mut session, &note, &handle, &app).await;
         match result {
             Ok(()) => down = false,
             Err(e) => {
@@ -177,6 +181,7 @@ async fn send(
     session: &mut Option<Session>,
     note: &Note,
     handle: &SupervisorHandle,
+    app: &crate::paths::AppName,
 ) -> Result<(), SendError> {
     if session.is_none() {
         *session = Some(connect().await?);
@@ -196,7 +201,7 @@ async fn send(
     // 2 = critical: a crash stays until the user has seen it.
     hints.insert("urgency", Value::U8(2));
     let id = timed(s.proxy.notify(
-        APP,
+        app.as_str(),
         0,
         "dialog-error",
         &note.summary,

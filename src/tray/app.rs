@@ -43,7 +43,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
         actions,
         quitting: quitting_rx,
         exit,
-        backends_dir,
+        face,
         icon_dir,
         login_dirs,
         runtime,
@@ -66,7 +66,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
 
     // Kept for the loop's life: the autostart entry changed outside the
     // tray (`berth autostart`, a desktop's settings) re-renders the item.
-    let _login_watch = watch_login(event_loop.create_proxy());
+    let _login_watch = watch_login(&face.app, event_loop.create_proxy());
     let mut latest = snapshots.borrow().clone();
     // What the "Start at login" item showed at the last render: a click
     // sets the opposite, what the user sees the item becoming.
@@ -111,14 +111,14 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                         super::open_with_desktop(path, super::env_overrides())
                     }
                     Action::OpenFolder => {
-                        super::open_with_desktop(&backends_dir, super::env_overrides())
+                        super::open_with_desktop(&face.backends_dir, super::env_overrides())
                     }
                     Action::ToggleStartAtLogin => {
                         // A small file written on this thread: no bus, no wait.
                         let result = if login_shown {
-                            crate::autostart::disable().map(|_| ())
+                            crate::autostart::disable(&face.app).map(|_| ())
                         } else {
-                            crate::autostart::enable(&login_dirs).map(|_| ())
+                            crate::autostart::enable(&face.app, &login_dirs).map(|_| ())
                         };
                         if let Err(e) = result {
                             tracing::warn!("start at login: {e}");
@@ -157,7 +157,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
             return;
         }
         if render && let Some(tray) = &mut tray {
-            login_shown = crate::autostart::is_enabled();
+            login_shown = crate::autostart::is_enabled(&face.app);
             let mut model = menu::model(&latest, Instant::now(), login_shown);
             if quitting {
                 model = model.stopping();
@@ -188,9 +188,12 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
 /// desktop's standard folder) with inotify, so the "Start at login" item
 /// follows every change, whoever made it, with no timer. `None` (logged)
 /// when it cannot: the item is then read at each render only.
-fn watch_login(proxy: EventLoopProxy<UserEvent>) -> Option<notify::RecommendedWatcher> {
+fn watch_login(
+    app: &crate::paths::AppName,
+    proxy: EventLoopProxy<UserEvent>,
+) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher as _;
-    let file = crate::paths::autostart_file();
+    let file = crate::paths::autostart_file(app);
     let dir = file.parent()?.to_path_buf();
     let watched = std::fs::create_dir_all(&dir)
         .map_err(notify::Error::io)

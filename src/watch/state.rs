@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::manifest::BackendId;
+use crate::manifest::{BackendId, Places};
 use crate::registry::{self, Catalog, Entry, FileRead, RegistryError};
 use crate::trust::{self, Trust};
 
@@ -201,11 +201,11 @@ struct Tracked {
 /// How one manifest file is read: [`FileRead::load`] for the launcher and
 /// `check`; `pin` passes one that accepts a file whose only fault is its
 /// digest. Everything else (listing, fingerprints, resolution) is shared.
-pub type Loader = fn(&Path, &Path, &Trust) -> FileRead;
+pub type Loader = fn(&Path, &Places, &Trust) -> FileRead;
 
 /// The launcher's read of a manifest: its bytes once, signature judged, parsed.
-fn load_file(path: &Path, resources: &Path, trust: &Trust) -> FileRead {
-    FileRead::load(path.to_path_buf(), path, resources, trust)
+fn load_file(path: &Path, places: &Places, trust: &Trust) -> FileRead {
+    FileRead::load(path.to_path_buf(), path, places, trust)
 }
 
 /// The backends folders as berth last read them, and the catalog resolved
@@ -216,7 +216,7 @@ pub struct FolderState {
     dirs: Vec<PathBuf>,
     /// The folders the last look at them could not read.
     problems: BTreeMap<PathBuf, FolderProblem>,
-    resources: PathBuf,
+    resources: Places,
     berth: semver::Version,
     files: BTreeMap<PathBuf, Tracked>,
     /// The files of each id (current definition, else last good one): the
@@ -230,12 +230,13 @@ pub struct FolderState {
 
 impl FolderState {
     /// An empty state for `dirs` (nothing read yet: the first reload should
-    /// be `Scope::Full`). `resources` is what `${resources}` expands to.
-    pub fn new(dirs: Vec<PathBuf>, resources: PathBuf) -> Self {
+    /// be `Scope::Full`). `resources` is what `${resources}` expands to, and
+    /// the instance whose folders a sandbox gets (a bare path: berth's own).
+    pub fn new(dirs: Vec<PathBuf>, resources: impl Into<Places>) -> Self {
         Self {
             dirs,
             problems: BTreeMap::new(),
-            resources,
+            resources: resources.into(),
             berth: crate::berth_version(),
             files: BTreeMap::new(),
             by_id: HashMap::new(),
@@ -277,8 +278,8 @@ impl FolderState {
             .collect()
     }
 
-    /// What `${resources}` expands to.
-    pub fn resources(&self) -> &Path {
+    /// What `${resources}` expands to, and the instance.
+    pub fn resources(&self) -> &Places {
         &self.resources
     }
 

@@ -61,7 +61,7 @@ pub(super) struct Task {
     /// `None` only while a reload runs on the blocking pool.
     state: Option<FolderState>,
     dirs: Vec<PathBuf>,
-    resources: PathBuf,
+    resources: crate::manifest::Places,
     watcher: RecommendedWatcher,
     /// What the watcher follows now: each folder and each parent, once.
     watched: BTreeSet<PathBuf>,
@@ -82,7 +82,7 @@ pub(super) struct Task {
 impl Task {
     pub(super) fn new(
         state: FolderState,
-        resources: PathBuf,
+        resources: crate::manifest::Places,
         watcher: RecommendedWatcher,
         debounce: Duration,
         supervisor: SupervisorHandle,

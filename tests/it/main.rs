@@ -1,5 +1,6 @@
 //! berth's integration tests: one binary, one module per area.
 
+mod apps;
 mod autostart;
 mod control;
 mod desktop;

@@ -165,8 +165,25 @@ impl Job {
         self.verified = Some(true);
         // The sandbox's ruleset is built here, in berth, before the fork;
         // the child only restricts itself (see crate::sandbox).
+        // Chosen for this run only (see `given`).
+        let port = match def.port_auto {
+            true => Some(given::free_port(self.last_port)?),
+            false => None,
+        };
+        let token = match def.token {
+            true => Some(Token::new()?),
+            false => None,
+        };
+        // A sandbox with network rules lets the backend bind the port
+        // chosen for it (`port: auto`), whatever else it lists.
         let sandbox = match def.sandbox.as_ref() {
-            Some(spec) => Some(crate::sandbox::prepare(spec, verified.path(), &[])?),
+            Some(spec) => {
+                let mut spec = spec.clone();
+                if let (Some(p), Some(net)) = (port, spec.network.as_mut()) {
+                    net.bind.push(p);
+                }
+                Some(crate::sandbox::prepare(&spec, verified.path(), &[])?)
+            }
             None => None,
         };
         let log_path = paths::backend_log(&self.shared.config.log_dir, &self.id);
@@ -184,15 +201,6 @@ impl Job {
         if let Some(problem) = def.workdir_problem() {
             return Err(LaunchError::Workdir(problem));
         }
-        // Chosen for this run only (see `given`).
-        let port = match def.port_auto {
-            true => Some(given::free_port(self.last_port)?),
-            false => None,
-        };
-        let token = match def.token {
-            true => Some(Token::new()?),
-            false => None,
-        };
         // Bound before the spawn, so it exists when the program looks.
         let notify = if def.uses_notify() {
             Some(NotifySocket::bind(

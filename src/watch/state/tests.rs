@@ -242,7 +242,10 @@ fn folders_compete_by_id_and_fail_alone() {
     std::fs::create_dir(&user).unwrap();
     std::fs::create_dir(&shipped).unwrap();
     write_settled(&shipped, &[("py.yaml", manifest("py", "1.0.0"))]);
-    let mut s = FolderState::new(vec![user.clone(), shipped.clone()], tmp.path().into());
+    let mut s = FolderState::new(
+        vec![user.clone(), shipped.clone()],
+        tmp.path().to_path_buf(),
+    );
     s.reload(&Scope::Full { force: false });
     assert_eq!(winner_version(&s, "py").as_deref(), Some("1.0.0"));
 

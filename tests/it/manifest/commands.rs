@@ -345,7 +345,8 @@ fn the_readme_cli_table_names_every_option() {
             } else {
                 words.next().unwrap_or(first)
             };
-            if ["--socket", "--help", "--version"].contains(&long) {
+            // Global flags, described once below the table.
+            if ["--socket", "--app", "--help", "--version"].contains(&long) {
                 continue;
             }
             let named = |flag: &str| {

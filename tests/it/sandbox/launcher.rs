@@ -172,6 +172,29 @@ fn a_sandboxed_backend_cannot_read_its_token_from_the_control_socket() {
     assert!(reply.contains(&plain_token), "{reply}");
 }
 
+/// `port: auto` under network rules that list no port at all: the port
+/// chosen for the run is the one the backend may bind, so it comes up.
+#[test]
+fn a_sandboxed_backend_may_bind_the_port_chosen_for_it() {
+    let home = Home::new();
+    home.backend(
+        "boxed",
+        "exec /usr/bin/python3 -I -c 'import os, socket, time\ns = socket.socket()\ns.bind((\"127.0.0.1\", int(os.environ[\"PORT\"])))\ns.listen()\ntime.sleep(60)'",
+        "port: auto\nready: { tcp: auto, timeout: 10s }\nsandbox:\n  filesystem: { read: [], write: [] }\n  network: { bind: [], connect: [] }\n",
+    );
+    let _l = home.launch();
+    let out = home.run(&["start", "boxed"]);
+    assert_eq!(
+        out.code(),
+        0,
+        "{out:?}\n{:?}",
+        std::fs::read_to_string(home.log("boxed"))
+    );
+    let status = home.status_of("boxed");
+    assert_eq!(status["sandbox"], "enforced", "{status}");
+    assert!(status["port"].as_u64().is_some(), "{status}");
+}
+
 /// The shipped profile (backends/python.yaml: no extra paths, an ephemeral
 /// bind) on the real PyInstaller onefile build.
 #[test]
