@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 /// The state of a backend, as in DESIGN.md's states table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
     Stopped,
@@ -92,7 +92,7 @@ impl std::fmt::Display for State {
 
 /// One manifest file as seen by users: the element of `berth status --json`.
 /// Field names and types are the contract of DESIGN.md.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BackendStatus {
     pub id: Option<String>,
     pub name: Option<String>,
@@ -178,7 +178,7 @@ impl BackendStatus {
 }
 
 /// One of a manifest's `actions` as `status --json` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActionStatus {
     pub label: String,
     /// Its variables are known and its kind can act in the current state.

@@ -8,10 +8,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 
 use super::Exit;
 use crate::control::client::{Client, ClientError, STATUS_TIMEOUT};
+use crate::control::protocol::{CommandReply, StatusReply};
 use crate::control::{Reply, Request};
 use crate::human;
 use crate::status::BackendStatus;
@@ -24,7 +25,7 @@ pub(super) fn connect(socket: &Path) -> anyhow::Result<Client> {
     })
 }
 
-pub(super) fn refused(reply: &Reply) -> anyhow::Error {
+pub(super) fn refused<T>(reply: &Reply<T>) -> anyhow::Error {
     anyhow!(
         "{}",
         reply
@@ -36,19 +37,19 @@ pub(super) fn refused(reply: &Reply) -> anyhow::Error {
 
 pub fn status(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let mut client = connect(socket)?;
-    let reply = client.request(&Request::Status, STATUS_TIMEOUT)?;
+    let reply: StatusReply = client.request(&Request::Status, STATUS_TIMEOUT)?;
     if !reply.ok {
         return Err(refused(&reply));
     }
-    let data = reply.data.unwrap_or(serde_json::Value::Array(Vec::new()));
+    let list = reply.data.unwrap_or_default();
     let mut out = std::io::stdout().lock();
     if json {
-        // Re-encode what the launcher sent: it is exactly the documented array.
+        // The documented array, through a JSON value as before, so the
+        // keys keep the order they always had.
+        let data = serde_json::to_value(&list)?;
         writeln!(out, "{}", serde_json::to_string_pretty(&data)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let list: Vec<BackendStatus> =
-        serde_json::from_value(data).context("the launcher sent a status berth cannot read")?;
     write!(out, "{}", table(&list))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -64,15 +65,15 @@ pub fn command(socket: &Path, id: &str, verb: Verb) -> anyhow::Result<ExitCode> 
     let mut client = connect(socket)?;
     // The launcher answers once the backend settles, which can take as long
     // as its readiness or stop timeout: wait while it is alive.
-    let reply = client.request_while_alive(&request)?;
+    let reply: CommandReply = client.request_while_alive(&request)?;
     if !reply.ok {
         return Err(refused(&reply));
     }
     if let Some(note) = &reply.note {
         eprintln!("berth: {note}");
     }
-    let status: Option<BackendStatus> = reply.data.and_then(|d| serde_json::from_value(d).ok());
-    match status {
+    // `null`: the backend left the catalog meanwhile.
+    match reply.data.flatten() {
         Some(s) => match s.pid {
             Some(pid) => println!("{id}: {} (pid {pid})", s.state.as_str()),
             None => println!("{id}: {}", s.state.as_str()),
@@ -129,6 +130,31 @@ fn state_text(b: &BackendStatus) -> String {
 mod tests {
     use super::*;
     use crate::status::State;
+
+    // The CLI printed "python: done" for a reply it could not read.
+    #[test]
+    fn an_unreadable_reply_is_an_error_quoting_it_not_done() {
+        use std::io::{BufRead, BufReader};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let sent = r#"{"ok":true,"data":{"state":42}}"#;
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line).unwrap();
+            (&stream).write_all(format!("{sent}\n").as_bytes()).unwrap();
+            line
+        });
+        let err = command(&path, "python", Verb::Stop)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            server.join().unwrap(),
+            "{\"cmd\":\"stop\",\"id\":\"python\"}\n"
+        );
+        assert!(err.contains("cannot read") && err.contains(sent), "{err}");
+    }
 
     #[test]
     fn table_has_one_aligned_row_per_file() {

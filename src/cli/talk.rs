@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::Exit;
 use super::client::{connect, refused};
 use crate::control::Request;
-use crate::control::protocol::{SendLine, Wait};
+use crate::control::protocol::{Acted, ActionReply, SendLine, SendReply, Wait};
 
 /// Slack beyond `--timeout` before the client gives up on the launcher itself.
 const CLIENT_SLACK: Duration = Duration::from_secs(10);
@@ -61,14 +61,14 @@ pub fn send(
         timeout_ms: Some(timeout.as_millis().try_into().unwrap_or(u64::MAX)),
     });
     // The launcher answers at once, or with `--wait` within the timeout.
-    let reply = client.request(&request, timeout + CLIENT_SLACK)?;
+    let reply: SendReply = client.request(&request, timeout + CLIENT_SLACK)?;
     if !reply.ok {
         return Err(refused(&reply));
     }
     if wait.is_some()
-        && let Some(obj) = reply.data
+        && let Some(obj) = reply.data.flatten()
     {
-        println!("{obj}");
+        println!("{}", serde_json::Value::Object(obj));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -77,20 +77,18 @@ pub fn action(socket: &Path, id: &str, label: &str) -> anyhow::Result<ExitCode> 
     crate::manifest::BackendId::new(id).map_err(Exit::usage)?;
     let mut client = connect(socket)?;
     // A restart action answers once the backend settles, like `berth restart`.
-    let reply = client.request_while_alive(&Request::Action {
+    let reply: ActionReply = client.request_while_alive(&Request::Action {
         id: id.to_owned(),
         label: label.to_owned(),
     })?;
     if !reply.ok {
         return Err(refused(&reply));
     }
-    let data = reply.data.unwrap_or_default();
-    if let Some(target) = data.get("opened").and_then(|t| t.as_str()) {
-        println!("{id}: opened {target}");
-    } else if data.get("sent").is_some() {
-        println!("{id}: sent");
-    } else if let Some(state) = data.get("state").and_then(|s| s.as_str()) {
-        println!("{id}: {state}");
+    match reply.data {
+        Some(Acted::Opened { opened }) => println!("{id}: opened {opened}"),
+        Some(Acted::Sent { .. }) => println!("{id}: sent"),
+        Some(Acted::Restarted(Some(status))) => println!("{id}: {}", status.state),
+        Some(Acted::Restarted(None)) | None => {}
     }
     Ok(ExitCode::SUCCESS)
 }

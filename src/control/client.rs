@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, UnixAddr, sockopt};
 use nix::sys::time::TimeVal;
+use serde::de::DeserializeOwned;
 
 use super::protocol::{Reply, Request};
 use super::socket;
@@ -141,10 +142,12 @@ impl Client {
             .map_err(|e| self.io(e, timeout))
     }
 
-    fn parse(&self, line: &str) -> Result<Reply, ClientError> {
+    /// A line that is not the request's reply type is an error that
+    /// quotes what came, never a success with nothing to show.
+    fn parse<T: DeserializeOwned>(&self, line: &str) -> Result<Reply<T>, ClientError> {
         serde_json::from_str(line).map_err(|e| ClientError::BadReply {
             path: self.path.clone(),
-            reason: e.to_string(),
+            reason: format!("{e}: {}", line.trim_end()),
         })
     }
 
@@ -155,7 +158,11 @@ impl Client {
     }
 
     /// Sends one request and reads its reply, waiting at most `timeout`.
-    pub fn request(&mut self, request: &Request, timeout: Duration) -> Result<Reply, ClientError> {
+    pub fn request<T: DeserializeOwned>(
+        &mut self,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Reply<T>, ClientError> {
         self.send(request)?;
         self.set_read_timeout(timeout)?;
         let mut line = String::new();
@@ -172,7 +179,10 @@ impl Client {
     /// Sends one request and waits for its reply as long as the launcher
     /// answers a `status` on another connection after each [`PROBE_EVERY`]
     /// of silence.
-    pub fn request_while_alive(&mut self, request: &Request) -> Result<Reply, ClientError> {
+    pub fn request_while_alive<T: DeserializeOwned>(
+        &mut self,
+        request: &Request,
+    ) -> Result<Reply<T>, ClientError> {
         self.send(request)?;
         self.set_read_timeout(PROBE_EVERY)?;
         // Bytes read before a timeout stay in `line`: the next read goes on.
@@ -182,8 +192,9 @@ impl Client {
                 Ok(0) => return Err(self.no_reply()),
                 Ok(_) => return self.parse(&line),
                 Err(e) if timed_out(&e) => {
-                    let answered = Client::connect(&self.path)
-                        .and_then(|mut probe| probe.request(&Request::Status, PROBE_EVERY));
+                    let answered = Client::connect(&self.path).and_then(|mut probe| {
+                        probe.request::<serde::de::IgnoredAny>(&Request::Status, PROBE_EVERY)
+                    });
                     if let Err(e) = answered {
                         self.withdraw();
                         return Err(e);

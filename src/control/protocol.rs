@@ -6,7 +6,10 @@
 //! cannot drift apart. Replies may carry a `note` (e.g. "python is already
 //! running") that the client prints on stderr; old clients ignore it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::status::BackendStatus;
 
 use crate::verb::Verb;
 
@@ -197,21 +200,48 @@ impl Request {
     }
 }
 
-/// One reply line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reply {
+/// One reply line: `{"ok": true, "data": ...}`, with a `note` worth telling
+/// the user even though the request succeeded, or `{"ok": false, "error":
+/// "..."}`. `T` is what the request's `data` is (see the aliases below);
+/// both sides use this type, and the protocol's schema is derived from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Reply<T> {
     pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<serde_json::Value>,
+    /// Absent when `ok` is false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<T>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Something worth telling the user even though the request succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
-impl Reply {
-    pub fn ok(data: serde_json::Value) -> Self {
+/// `status`: every manifest file.
+pub type StatusReply = Reply<Vec<BackendStatus>>;
+/// `start`, `stop`, `restart`: the backend's status once it reached the
+/// goal (`null` if it left the catalog meanwhile).
+pub type CommandReply = Reply<Option<BackendStatus>>;
+/// `send`: with `wait`, the stdout JSON object that answered; else `null`.
+pub type SendReply = Reply<Option<serde_json::Map<String, serde_json::Value>>>;
+/// `action`: see [`Acted`].
+pub type ActionReply = Reply<Acted>;
+/// `start-all`, `stop-all`, `rescan`, and every refusal: `data` is `null`.
+pub type NullReply = Reply<()>;
+
+/// What a manifest action did (`action`'s `data`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Acted {
+    /// An `open` action: the target handed to the desktop's opener.
+    Opened { opened: String },
+    /// A `send` action: its line was queued (`true`).
+    Sent { sent: bool },
+    /// A `restart` action: answered like `restart`.
+    Restarted(Option<Box<BackendStatus>>),
+}
+
+impl<T: Serialize> Reply<T> {
+    pub fn ok(data: T) -> Self {
         Self {
             ok: true,
             data: Some(data),
@@ -234,6 +264,16 @@ impl Reply {
         self
     }
 
+    /// The same `ok`, `error` and `note` for another kind of `data`, without it.
+    pub fn without_data<U>(self) -> Reply<U> {
+        Reply {
+            ok: self.ok,
+            data: None,
+            error: self.error,
+            note: self.note,
+        }
+    }
+
     /// The reply as one line, newline included.
     pub fn to_line(&self) -> String {
         let mut line = serde_json::to_string(self).unwrap_or_else(|_| {
@@ -243,6 +283,11 @@ impl Reply {
         line.push('\n');
         line
     }
+}
+
+/// A refusal's line (`data` is never there).
+pub fn error_line(message: impl Into<String>) -> String {
+    NullReply::error(message).to_line()
 }
 
 #[cfg(test)]
@@ -333,11 +378,11 @@ mod tests {
     #[test]
     fn replies_omit_empty_fields() {
         assert_eq!(
-            Reply::error("no backend with id \"x\"").to_line(),
+            error_line("no backend with id \"x\""),
             "{\"ok\":false,\"error\":\"no backend with id \\\"x\\\"\"}\n"
         );
         assert_eq!(
-            Reply::ok(serde_json::json!([])).to_line(),
+            StatusReply::ok(vec![]).to_line(),
             "{\"ok\":true,\"data\":[]}\n"
         );
     }

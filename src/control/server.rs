@@ -18,7 +18,9 @@ use tokio::sync::{Semaphore, watch};
 
 pub use super::backends::Backends;
 use super::idle::IdleClients;
-use super::protocol::{MAX_LINE, Reply, Request};
+use super::protocol::{
+    Acted, ActionReply, CommandReply, MAX_LINE, NullReply, Request, StatusReply, error_line,
+};
 use crate::status::{ActionError, BackendStatus, Outcome, Snapshot, State};
 use crate::supervisor::Ran;
 use crate::verb::Verb;
@@ -109,8 +111,9 @@ pub async fn serve<B: Backends>(
                         (true, Ok(Ok(permit))) => permit,
                         _ => {
                             let mut stream = stream;
-                            let reply = Reply::error("too many clients; try again");
-                            let _ = stream.write_all(reply.to_line().as_bytes()).await;
+                            let _ = stream
+                                .write_all(error_line("too many clients; try again").as_bytes())
+                                .await;
                             return;
                         }
                     }
@@ -149,8 +152,7 @@ async fn connection<B: Backends>(
             read = tokio::time::timeout(idle, taken.read_until(b'\n', &mut line)) => read,
             _ = &mut ticket.evicted => {
                 tracing::debug!("control socket: closing the longest-idle client for a new one");
-                let reply = Reply::error("too many clients; closing this idle connection");
-                let _ = write.write_all(reply.to_line().as_bytes()).await;
+                let _ = write.write_all(error_line("too many clients; closing this idle connection").as_bytes()).await;
                 return;
             }
         };
@@ -158,8 +160,12 @@ async fn connection<B: Backends>(
         let n = match read {
             Err(_) => {
                 tracing::debug!("control socket: client silent, closing");
-                let reply = Reply::error(format!("no request for {}s; closing", idle.as_secs()));
-                let _ = write.write_all(reply.to_line().as_bytes()).await;
+                let _ = write
+                    .write_all(
+                        error_line(format!("no request for {}s; closing", idle.as_secs()))
+                            .as_bytes(),
+                    )
+                    .await;
                 return;
             }
             Ok(Err(e)) => {
@@ -179,8 +185,9 @@ async fn connection<B: Backends>(
             }
         }
         if line.len() > MAX_LINE {
-            let reply = Reply::error("request line over 68 KiB");
-            let _ = write.write_all(reply.to_line().as_bytes()).await;
+            let _ = write
+                .write_all(error_line("request line over 68 KiB").as_bytes())
+                .await;
             let _ = write.shutdown().await;
             return;
         }
@@ -198,8 +205,9 @@ async fn connection<B: Backends>(
             return;
         }
         if let Err(refusal) = &admitted {
-            let reply = Reply::error(refusal.clone());
-            let _ = write.write_all(reply.to_line().as_bytes()).await;
+            let _ = write
+                .write_all(error_line(refusal.clone()).as_bytes())
+                .await;
             let _ = write.shutdown().await;
             return;
         }
@@ -208,9 +216,9 @@ async fn connection<B: Backends>(
                 tracing::debug!(?request, "control socket: request");
                 handle(&control, request).await
             }
-            Err(reason) => Reply::error(reason),
+            Err(reason) => error_line(reason),
         };
-        if write.write_all(reply.to_line().as_bytes()).await.is_err() {
+        if write.write_all(reply.as_bytes()).await.is_err() {
             return;
         }
         if !complete {
@@ -235,17 +243,13 @@ fn client_gone(reader: &BufReader<tokio::net::unix::OwnedReadHalf>) -> bool {
     }
 }
 
-/// Carries out one request and builds its reply.
-async fn handle<B: Backends>(served: &Served<B>, request: Request) -> Reply {
+/// Carries out one request and builds its reply line.
+async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
     let control = &served.backends;
     match request {
         Request::Status => {
             control.look().await;
-            let snapshot = control.snapshot();
-            match serde_json::to_value(&snapshot.backends) {
-                Ok(data) => Reply::ok(data),
-                Err(e) => Reply::error(format!("status could not be encoded: {e}")),
-            }
+            StatusReply::ok(control.snapshot().backends.clone()).to_line()
         }
         Request::Command { id, verb } => {
             let goal = match verb {
@@ -254,32 +258,41 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> Reply {
             };
             let rx = control.subscribe();
             let outcome = control.command(&id, verb).await;
-            settle(control, &id, outcome, rx, goal).await
+            settle(control, &id, outcome, rx, goal).await.to_line()
         }
-        Request::Send(send) => super::talk::send(control, send).await,
+        Request::Send(send) => super::talk::send(control, send).await.to_line(),
         Request::Action { id, label } => {
             let rx = control.subscribe();
-            match control.action(&id, &label).await {
-                Ok(Ran::Opened(target)) => Reply::ok(serde_json::json!({ "opened": target })),
-                Ok(Ran::Sent) => Reply::ok(serde_json::json!({ "sent": true })),
+            let reply = match control.action(&id, &label).await {
+                Ok(Ran::Opened(opened)) => ActionReply::ok(Acted::Opened { opened }),
+                Ok(Ran::Sent) => ActionReply::ok(Acted::Sent { sent: true }),
                 // Answered like `berth restart`: once it runs or settles.
                 Ok(Ran::Restarted(outcome)) => {
-                    settle(control, &id, Ok(outcome), rx, Goal::Running).await
+                    let mut settled = settle(control, &id, Ok(outcome), rx, Goal::Running).await;
+                    let data = settled
+                        .data
+                        .take()
+                        .map(|s| Acted::Restarted(s.map(Box::new)));
+                    ActionReply {
+                        data,
+                        ..settled.without_data()
+                    }
                 }
-                Err(e) => Reply::error(e.to_string()),
-            }
+                Err(e) => ActionReply::error(e.to_string()),
+            };
+            reply.to_line()
         }
         Request::StartAll => {
             control.start_all().await;
-            Reply::ok(serde_json::Value::Null)
+            NullReply::ok(()).to_line()
         }
         Request::StopAll => {
             control.stop_all().await;
-            Reply::ok(serde_json::Value::Null)
+            NullReply::ok(()).to_line()
         }
         Request::Rescan => match served.rescan().await {
-            Ok(()) => Reply::ok(serde_json::Value::Null),
-            Err(e) => Reply::error(e),
+            Ok(()) => NullReply::ok(()).to_line(),
+            Err(e) => error_line(e),
         },
     }
 }
@@ -298,9 +311,9 @@ async fn settle<B: Backends>(
     outcome: Result<Outcome, ActionError>,
     mut rx: watch::Receiver<Arc<Snapshot>>,
     goal: Goal,
-) -> Reply {
+) -> CommandReply {
     let note = match outcome {
-        Err(e) => return Reply::error(e.to_string()),
+        Err(e) => return CommandReply::error(e.to_string()),
         Ok(Outcome::Noop(reason)) => Some(reason),
         Ok(Outcome::Done) => None,
     };
@@ -310,7 +323,7 @@ async fn settle<B: Backends>(
         let snapshot = control.snapshot();
         return match snapshot.get(id) {
             Some(status) => status_reply(status).with_note(note),
-            None => Reply::ok(serde_json::Value::Null).with_note(note),
+            None => CommandReply::ok(None).with_note(note),
         };
     }
     // A freshly accepted start may not be published yet; give the supervisor
@@ -321,7 +334,7 @@ async fn settle<B: Backends>(
         let verdict = {
             let snapshot = rx.borrow_and_update();
             match snapshot.get(id) {
-                None => return Reply::error(format!("{id}: removed while starting")),
+                None => return CommandReply::error(format!("{id}: removed while starting")),
                 Some(status) => judge(status),
             }
         };
@@ -330,14 +343,14 @@ async fn settle<B: Backends>(
             Verdict::Failed(_) if !seen_change => {
                 match tokio::time::timeout(Duration::from_secs(1), rx.changed()).await {
                     Ok(Ok(())) => seen_change = true,
-                    Ok(Err(_)) => return Reply::error(ActionError::ShutDown.to_string()),
+                    Ok(Err(_)) => return CommandReply::error(ActionError::ShutDown.to_string()),
                     Err(_) => seen_change = true,
                 }
             }
-            Verdict::Failed(reason) => return Reply::error(reason),
+            Verdict::Failed(reason) => return CommandReply::error(reason),
             Verdict::Pending => {
                 if rx.changed().await.is_err() {
-                    return Reply::error(ActionError::ShutDown.to_string());
+                    return CommandReply::error(ActionError::ShutDown.to_string());
                 }
                 seen_change = true;
             }
@@ -361,11 +374,8 @@ fn judge(status: &BackendStatus) -> Verdict {
     }
 }
 
-fn status_reply(status: &BackendStatus) -> Reply {
-    match serde_json::to_value(status) {
-        Ok(data) => Reply::ok(data),
-        Err(e) => Reply::error(format!("status could not be encoded: {e}")),
-    }
+fn status_reply(status: &BackendStatus) -> CommandReply {
+    CommandReply::ok(Some(status.clone()))
 }
 
 /// "python: exited (code 1)", "python: integrity-failed: checksum mismatch ...".

@@ -2,6 +2,8 @@
 //! (the real supervisor is exercised by the integration tests in `tests/`).
 
 use super::*;
+/// Replies read as plain JSON, to check what goes on the wire.
+type Reply = crate::control::protocol::Reply<serde_json::Value>;
 use std::time::Instant;
 use tokio::io::AsyncReadExt;
 

@@ -12,14 +12,14 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::backends::Backends;
-use super::protocol::{Reply, SendLine};
+use super::protocol::{SendLine, SendReply};
 use crate::supervisor::talk;
 
 /// How long `--wait` waits when the request names no timeout.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
 /// Carries out one `send` request.
-pub async fn send<B: Backends>(control: &B, request: SendLine) -> Reply {
+pub async fn send<B: Backends>(control: &B, request: SendLine) -> SendReply {
     let SendLine {
         id,
         line,
@@ -29,17 +29,17 @@ pub async fn send<B: Backends>(control: &B, request: SendLine) -> Reply {
     let id = id.as_str();
     let replies = match control.send(id, line.to_string(), wait.is_some()).await {
         Ok(replies) => replies,
-        Err(e) => return Reply::error(e.to_string()),
+        Err(e) => return SendReply::error(e.to_string()),
     };
     let (Some(wait), Some(mut rx)) = (wait, replies) else {
-        return Reply::ok(serde_json::Value::Null);
+        return SendReply::ok(None);
     };
     let timeout = timeout_ms.map_or(DEFAULT_WAIT, Duration::from_millis);
     let found = tokio::time::timeout(timeout, async {
         loop {
             match rx.recv().await {
                 Ok(obj) if talk::matches(&obj, &wait.key, &wait.value) => {
-                    return Some(serde_json::Value::Object((*obj).clone()));
+                    return Some((*obj).clone());
                 }
                 // A lagging listener lost some lines; the reply may follow.
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
@@ -49,12 +49,12 @@ pub async fn send<B: Backends>(control: &B, request: SendLine) -> Reply {
     })
     .await;
     match found {
-        Ok(Some(obj)) => Reply::ok(obj),
-        Ok(None) => Reply::error(format!(
+        Ok(Some(obj)) => SendReply::ok(Some(obj)),
+        Ok(None) => SendReply::error(format!(
             "{id} ended before a reply with {}={}",
             wait.key, wait.value
         )),
-        Err(_) => Reply::error(format!(
+        Err(_) => SendReply::error(format!(
             "no stdout JSON object with {}={} from {id} within {}",
             wait.key,
             wait.value,

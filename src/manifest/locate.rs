@@ -8,6 +8,7 @@
 //! scanning the quoted or plain scalar. Whatever this returns is checked again
 //! by the caller, which re-parses the rewritten text.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -62,12 +63,19 @@ pub fn files_digest_span(text: &str, key: &str) -> Result<DigestSpan, String> {
 /// The byte range of the scalar at the mapping keys `path`.
 fn span_at(text: &str, path: &[&str]) -> Result<Range<usize>, String> {
     let field = path.join(".");
-    let err = match Walk(path).deserialize(serde_yaml::Deserializer::from_str(text)) {
+    let reached = Cell::new(false);
+    let walk = Walk {
+        path,
+        reached: &reached,
+    };
+    let err = match walk.deserialize(serde_yaml::Deserializer::from_str(text)) {
         Ok(()) => return Err(format!("{field}: missing")),
         Err(e) => e,
     };
     let start = match err.location() {
-        Some(loc) if err.to_string().contains(MARKER) => loc.index(),
+        // The error is the marker's when the walk reached the scalar: the
+        // walk stops at the first error.
+        Some(loc) if reached.get() => loc.index(),
         _ => return Err(format!("{field}: {err}")),
     };
     scalar_range(text, start).ok_or_else(|| {
@@ -121,10 +129,14 @@ fn scalar_range(text: &str, start: usize) -> Option<Range<usize>> {
     }
 }
 
-/// Walks down the mapping keys it holds (`executable`, `<key>`, `sha256`)
-/// and fails at the last one's value with [`MARKER`]: one seed per level.
+/// Walks down the mapping keys of `path` (`executable`, `<key>`, `sha256`)
+/// and fails at the last one's value with [`MARKER`], setting `reached`: one
+/// seed per level.
 #[derive(Clone, Copy)]
-struct Walk<'a>(&'a [&'a str]);
+struct Walk<'a> {
+    path: &'a [&'a str],
+    reached: &'a Cell<bool>,
+}
 
 impl<'de> DeserializeSeed<'de> for Walk<'_> {
     type Value = ();
@@ -139,7 +151,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
         f.write_str("a mapping")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Some((want, rest)) = self.0.split_first() else {
+        let Some((want, rest)) = self.path.split_first() else {
             return Ok(());
         };
         while let Some(k) = map.next_key::<String>()? {
@@ -148,9 +160,9 @@ impl<'de> Visitor<'de> for Walk<'_> {
                 continue;
             }
             if rest.is_empty() {
-                map.next_value_seed(Mark)?;
+                map.next_value_seed(Mark(self.reached))?;
             } else {
-                map.next_value_seed(Walk(rest))?;
+                map.next_value_seed(Walk { path: rest, ..self })?;
             }
         }
         Ok(())
@@ -158,21 +170,22 @@ impl<'de> Visitor<'de> for Walk<'_> {
 }
 
 #[derive(Clone, Copy)]
-struct Mark;
+struct Mark<'a>(&'a Cell<bool>);
 
-impl<'de> DeserializeSeed<'de> for Mark {
+impl<'de> DeserializeSeed<'de> for Mark<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl Visitor<'_> for Mark {
+impl Visitor<'_> for Mark<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a string")
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.0.set(true);
         Err(E::custom(MARKER))
     }
 }

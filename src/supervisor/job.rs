@@ -477,12 +477,11 @@ impl Job {
         };
         let found = exe.resolve().is_some();
         *rest = match rest {
-            Rest::Stopped if !found => Rest::NotFound(
+            Rest::Stopped if !found => Rest::NotFound(Arc::new(LaunchError::Verify(
                 crate::integrity::VerifyError::NotFound {
                     tried: exe.candidates.clone(),
-                }
-                .to_string(),
-            ),
+                },
+            ))),
             Rest::NotFound(_) if found => Rest::Stopped,
             _ => return false,
         };

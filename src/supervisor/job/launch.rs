@@ -19,7 +19,7 @@ use super::super::logs::{self, JsonLine, LogFile};
 use super::super::ready;
 use super::super::sd_notify::{NotifyError, NotifySocket};
 use super::super::talk::Link;
-use super::state::{Phase, Rest, Run};
+use super::state::{Failure, Phase, Rest, Run};
 use super::{Job, RESET_AFTER};
 use crate::integrity::{self, Verified, VerifyError};
 use crate::manifest::health::HealthCheck;
@@ -65,32 +65,25 @@ pub enum LaunchError {
     Given(#[from] GivenError),
 }
 
-/// Compared by what users read: an `io::Error` has no equality of its own.
-impl PartialEq for LaunchError {
-    fn eq(&self, other: &Self) -> bool {
-        self.to_string() == other.to_string()
-    }
-}
-
 impl Job {
     /// Verifies and spawns the current definition, with `extra` appended to
     /// its `args`. The phase becomes starting or running, or says why not
     /// (not-found, integrity-failed, failed); either way one status is
     /// published.
     pub(super) async fn launch(&mut self, extra: Vec<String>) -> Result<(), Arc<LaunchError>> {
-        let result = self.try_launch(extra).await;
+        let result = self.try_launch(extra).await.map_err(Arc::new);
         if let Err(e) = &result {
             tracing::warn!(backend = %self.id, reason = %e, "not launched");
-            let reason = e.to_string();
-            let mut told = reason.clone();
-            let rest = match e {
+            // What the desktop is told, when not the error itself.
+            let mut told = None;
+            let rest = match &**e {
                 LaunchError::NoExecutable => Rest::Unsupported,
                 LaunchError::Verify(
                     VerifyError::NotFound { .. } | VerifyError::IsFolder { .. },
-                ) => Rest::NotFound(reason),
+                ) => Rest::NotFound(e.clone()),
                 LaunchError::Tree(_) => {
                     self.verified = Some(false);
-                    Rest::IntegrityFailed(None, reason)
+                    Rest::IntegrityFailed(None, e.clone())
                 }
                 LaunchError::Unpinned {
                     source: VerifyError::Mismatch { path, .. },
@@ -98,13 +91,13 @@ impl Job {
                 } => {
                     // The desktop is told which file, in words, not two
                     // 64-digit hashes.
-                    told = format!(
+                    told = Some(format!(
                         "{} changed since it was pinned; run `berth pin {}` if this file is trusted",
                         paths::shown(path),
                         self.id
-                    );
+                    ));
                     self.verified = Some(false);
-                    Rest::IntegrityFailed(Some(paths::shown(path)), reason)
+                    Rest::IntegrityFailed(Some(paths::shown(path)), e.clone())
                 }
                 LaunchError::Verify(
                     VerifyError::Mismatch { path, .. }
@@ -112,9 +105,9 @@ impl Job {
                     | VerifyError::Changed { path },
                 ) => {
                     self.verified = Some(false);
-                    Rest::IntegrityFailed(Some(paths::shown(path)), reason)
+                    Rest::IntegrityFailed(Some(paths::shown(path)), e.clone())
                 }
-                _ => Rest::Failed(reason),
+                _ => Rest::Failed(Failure::Launch(e.clone())),
             };
             if matches!(rest, Rest::NotFound(_)) {
                 self.verified = None;
@@ -132,11 +125,11 @@ impl Job {
             if let Some(state) = notify {
                 self.emit(EventKind::LaunchFailed {
                     state,
-                    reason: told,
+                    reason: told.unwrap_or_else(|| e.to_string()),
                 });
             }
         }
-        result.map_err(Arc::new)
+        result
     }
 
     async fn try_launch(&mut self, extra: Vec<String>) -> Result<(), LaunchError> {

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::launch::LaunchError;
 use super::stop::Stop;
 use crate::manifest::Backend;
 use crate::status::{BackendStatus, State};
@@ -35,18 +36,63 @@ use crate::supervisor::talk::Link;
 use crate::supervisor::{actions, board};
 use crate::vars::Values;
 
-/// Why a job without a process is at rest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a job without a process is at rest. Failures are kept as they
+/// happened (a launch's typed error); the status renders them.
+#[derive(Debug, Clone)]
 pub enum Rest {
     Stopped,
     Exited,
-    /// With the reason: retries used up, or the spawn failed.
-    Failed(String),
-    NotFound(String),
-    /// The path that failed and the reason.
-    IntegrityFailed(Option<String>, String),
+    Failed(Failure),
+    /// The executable is missing (or is a folder).
+    NotFound(Arc<LaunchError>),
+    /// The path shown for the file that failed, and the failure.
+    IntegrityFailed(Option<String>, Arc<LaunchError>),
     /// No executable entry for this platform.
     Unsupported,
+}
+
+/// Why a job is `failed`.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// The launch failed (spawn, log file, workdir, sandbox, ...).
+    Launch(Arc<LaunchError>),
+    /// The restart policy gave up after `retries` automatic restarts; the
+    /// last run was found unhealthy (why), or it exited.
+    GaveUp {
+        retries: u32,
+        unhealthy: Option<String>,
+    },
+    /// A run found unhealthy under a policy that does not restart it.
+    Unhealthy(String),
+}
+
+/// One thing wrong with a job, as the job keeps it, shown once: in the
+/// status built from the phase (and the event that reports it).
+pub enum Problem<'a> {
+    Launch(&'a LaunchError),
+    GaveUp(u32),
+    Said(std::borrow::Cow<'a, str>),
+}
+
+impl std::fmt::Display for Problem<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Launch(e) => e.fmt(f),
+            Self::GaveUp(retries) => write!(f, "gave up after {retries} retries"),
+            Self::Said(text) => f.write_str(text),
+        }
+    }
+}
+
+/// A problem the job was told in words.
+fn said(text: &str) -> Problem<'_> {
+    Problem::Said(text.into())
+}
+
+/// The problems as one line, `; ` between them; `None` when there are none.
+pub fn render<'a>(problems: impl IntoIterator<Item = Problem<'a>>) -> Option<String> {
+    let parts: Vec<String> = problems.into_iter().map(|p| p.to_string()).collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// The job's state.
@@ -181,24 +227,38 @@ impl Phase {
         }
     }
 
-    /// The error this state carries.
-    pub fn error(&self) -> Option<String> {
+    /// What is wrong in this state, in the order it is shown.
+    pub fn problems(&self) -> Vec<Problem<'_>> {
         match self {
             Self::Idle { rest, .. } => match rest {
-                Rest::Failed(e) | Rest::NotFound(e) | Rest::IntegrityFailed(_, e) => {
-                    Some(e.clone())
-                }
-                _ => None,
+                Rest::Failed(Failure::Launch(e))
+                | Rest::NotFound(e)
+                | Rest::IntegrityFailed(_, e) => vec![Problem::Launch(e)],
+                Rest::Failed(Failure::GaveUp { retries, unhealthy }) => unhealthy
+                    .iter()
+                    .map(|e| said(e))
+                    .chain([Problem::GaveUp(*retries)])
+                    .collect(),
+                Rest::Failed(Failure::Unhealthy(e)) => vec![said(e)],
+                Rest::Stopped | Rest::Exited | Rest::Unsupported => Vec::new(),
             },
-            Self::Backoff { error, .. } => error.clone(),
-            other => other.run().and_then(|r| {
+            Self::Backoff { error, .. } => error.iter().map(|e| said(e)).collect(),
+            other => other.run().map_or_else(Vec::new, |r| {
+                // The pump's latest word on the log file, copied out of
+                // its channel.
                 let log = r.log_error.borrow().clone();
-                match (r.error.clone(), log) {
-                    (Some(e), Some(l)) => Some(format!("{e}; {l}")),
-                    (e, l) => e.or(l),
-                }
+                r.error
+                    .iter()
+                    .map(|e| said(e))
+                    .chain(log.map(|l| Problem::Said(l.into())))
+                    .collect()
             }),
         }
+    }
+
+    /// The problems of this state as one line.
+    pub fn error(&self) -> Option<String> {
+        render(self.problems())
     }
 }
 
@@ -261,10 +321,8 @@ pub fn status(f: &Facts<'_>) -> BackendStatus {
     let values = values(def.id.as_str(), f.phase);
     s.ready_json = values.ready_json.cloned();
     s.actions = actions::statuses(&def.actions, f.phase.state(), &values);
-    s.error = match (f.phase.error(), f.manifest_error) {
-        (Some(r), Some(m)) => Some(format!("{r}; {m}")),
-        (r, m) => r.or_else(|| m.map(str::to_owned)),
-    };
+    let manifest = f.manifest_error.map(|m| Problem::Said(m.into()));
+    s.error = render(f.phase.problems().into_iter().chain(manifest));
     s.ready = s.state == State::Running;
     if let Phase::Running(Run {
         health: Some(h), ..

@@ -13,7 +13,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio::time::Instant;
 
-use super::state::{Phase, Rest, Run};
+use super::state::{Failure, Phase, Rest, Run};
 use super::{DRAIN, Flow, Job, Reply};
 use crate::status::Outcome;
 use crate::supervisor::group;
@@ -235,18 +235,15 @@ impl Job {
                     error: unhealthy.clone(),
                 }
             }
-            Decision::GiveUp => {
-                let gave_up = format!("gave up after {} retries", spec.max_retries);
-                Phase::Idle {
-                    rest: Rest::Failed(match &unhealthy {
-                        Some(error) => format!("{error}; {gave_up}"),
-                        None => gave_up,
-                    }),
-                    last_exit: Some(exit.clone()),
-                }
-            }
+            Decision::GiveUp => Phase::Idle {
+                rest: Rest::Failed(Failure::GaveUp {
+                    retries: spec.max_retries,
+                    unhealthy: unhealthy.clone(),
+                }),
+                last_exit: Some(exit.clone()),
+            },
             Decision::Fail => Phase::Idle {
-                rest: Rest::Failed(unhealthy.clone().unwrap_or_default()),
+                rest: Rest::Failed(Failure::Unhealthy(unhealthy.clone().unwrap_or_default())),
                 last_exit: Some(exit.clone()),
             },
             Decision::Settle => Phase::Idle {
