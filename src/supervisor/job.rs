@@ -23,9 +23,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 mod ending;
 mod health;
@@ -39,10 +37,10 @@ use stop::{After, Check};
 
 use super::actions::{self, Ran};
 use super::events::{EventKind, JobEvent};
-use super::health::{Monitor, Verdict};
+use super::health::Verdict;
 use super::logs::JsonLine;
 use super::restart::Exit;
-use super::sd_notify::{Listener, Notice};
+use super::sd_notify::Notice;
 use super::shared::{Shared, lock};
 use super::talk::{Replies, Talker};
 use crate::manifest::Backend;
@@ -291,16 +289,26 @@ impl Job {
             };
         tokio::select! {
             c = rx.recv(), if listening => Event::Cmd(c),
-            s = wait_child(child) => Event::Exit(s),
-            j = next_json(json) => Event::Json(j),
-            _ = join_probe(probe) => Event::Probe,
+            s = or_never(child.map(|c| async move { Exit::from_wait(c.wait().await) })) => Event::Exit(s),
+            j = or_never(json.map(|rx| rx.recv())) => Event::Json(j),
+            _ = or_never(probe.map(|p| async move {
+                // A probe task that panicked or was aborted proves nothing.
+                if p.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            })) => Event::Probe,
             _ = crate::timer::sleep_until(ready_at) => Event::ReadyTimeout,
             _ = crate::timer::sleep_until(reset_at) => Event::ResetRetries,
             _ = crate::timer::sleep_until(backoff) => Event::Backoff,
             _ = crate::timer::sleep_until(stop_check) => Event::StopCheck,
-            _ = log_changed(log_error) => Event::LogHealth,
-            n = next_notice(notify) => Event::Notice(n),
-            v = next_verdict(health) => Event::Health(v),
+            _ = or_never(log_error.map(|rx| async move {
+                // Never fires once the pump has ended.
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            })) => Event::LogHealth,
+            n = or_never(notify.map(|rx| rx.recv())) => Event::Notice(n),
+            v = or_never(health.map(|m| m.next())) => Event::Health(v),
         }
     }
 
@@ -596,51 +604,11 @@ impl Job {
     }
 }
 
-async fn wait_child(child: Option<&mut Child>) -> Exit {
-    match child {
-        Some(c) => Exit::from_wait(c.wait().await),
+/// An optional `select!` branch: the future's output if there is one, else
+/// never ready (the branch waits forever instead of firing).
+async fn or_never<F: std::future::Future>(future: Option<F>) -> F::Output {
+    match future {
+        Some(f) => f.await,
         None => std::future::pending().await,
-    }
-}
-
-async fn next_json(rx: Option<&mut mpsc::Receiver<JsonLine>>) -> Option<JsonLine> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn join_probe(probe: Option<&mut JoinHandle<()>>) {
-    match probe {
-        Some(p) => {
-            if p.await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_notice(rx: Option<&mut Listener>) -> Option<Notice> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_verdict(monitor: Option<&mut Monitor>) -> Verdict {
-    match monitor {
-        Some(m) => m.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The log's error changed; never fires once the pump has ended.
-async fn log_changed(rx: Option<&mut tokio::sync::watch::Receiver<Option<String>>>) {
-    let Some(rx) = rx else {
-        return std::future::pending().await;
-    };
-    if rx.changed().await.is_err() {
-        std::future::pending::<()>().await;
     }
 }
