@@ -32,7 +32,7 @@ mod state;
 mod stop;
 
 pub use launch::LaunchError;
-use state::{Facts, Phase, Rest};
+use state::{Facts, Phase, Rest, Run};
 use stop::{After, Check};
 
 use super::actions::{self, Ran};
@@ -273,42 +273,12 @@ impl Job {
         };
         let starting = matches!(self.phase, Phase::Starting(_));
         let running = matches!(self.phase, Phase::Running(_));
-        let (child, json, probe, ready_at, reset_at, log_error, notify, health) =
-            match self.phase.run_mut() {
-                Some(r) => (
-                    r.reaped.is_none().then_some(&mut r.child),
-                    r.json.as_mut(),
-                    r.probe.as_mut().filter(|_| starting),
-                    r.ready_deadline.filter(|_| starting),
-                    r.reset_at,
-                    Some(&mut r.log_error),
-                    r.notify.as_mut(),
-                    r.health.as_mut().filter(|_| running),
-                ),
-                None => (None, None, None, None, None, None, None, None),
-            };
+        let run = self.phase.run_mut();
         tokio::select! {
             c = rx.recv(), if listening => Event::Cmd(c),
-            s = or_never(child.map(|c| async move { Exit::from_wait(c.wait().await) })) => Event::Exit(s),
-            j = or_never(json.map(|rx| rx.recv())) => Event::Json(j),
-            _ = or_never(probe.map(|p| async move {
-                // A probe task that panicked or was aborted proves nothing.
-                if p.await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            })) => Event::Probe,
-            _ = crate::timer::sleep_until(ready_at) => Event::ReadyTimeout,
-            _ = crate::timer::sleep_until(reset_at) => Event::ResetRetries,
+            e = or_never(run.map(|r| run_event(r, starting, running))) => e,
             _ = crate::timer::sleep_until(backoff) => Event::Backoff,
             _ = crate::timer::sleep_until(stop_check) => Event::StopCheck,
-            _ = or_never(log_error.map(|rx| async move {
-                // Never fires once the pump has ended.
-                if rx.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            })) => Event::LogHealth,
-            n = or_never(notify.map(|rx| rx.recv())) => Event::Notice(n),
-            v = or_never(health.map(|m| m.next())) => Event::Health(v),
         }
     }
 
@@ -601,6 +571,33 @@ impl Job {
             }
             ActionKind::Restart(args) => Ok(Acted::Restart(args.clone())),
         }
+    }
+}
+
+/// The next event of the current run: its child, its stdout JSON, its
+/// readiness (while starting), its health (while running), its timers.
+async fn run_event(r: &mut Run, starting: bool, running: bool) -> Event {
+    let child = r.reaped.is_none().then_some(&mut r.child);
+    let ready_at = r.ready_deadline.filter(|_| starting);
+    tokio::select! {
+        s = or_never(child.map(|c| async move { Exit::from_wait(c.wait().await) })) => Event::Exit(s),
+        j = or_never(r.json.as_mut().map(|rx| rx.recv())) => Event::Json(j),
+        _ = or_never(r.probe.as_mut().filter(|_| starting).map(|p| async move {
+            // A probe task that panicked or was aborted proves nothing.
+            if p.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })) => Event::Probe,
+        _ = crate::timer::sleep_until(ready_at) => Event::ReadyTimeout,
+        _ = crate::timer::sleep_until(r.reset_at) => Event::ResetRetries,
+        _ = async {
+            // Never fires once the pump has ended.
+            if r.log_error.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        } => Event::LogHealth,
+        n = or_never(r.notify.as_mut().map(|rx| rx.recv())) => Event::Notice(n),
+        v = or_never(r.health.as_mut().filter(|_| running).map(|m| m.next())) => Event::Health(v),
     }
 }
 
