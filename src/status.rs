@@ -236,9 +236,14 @@ pub struct Config {
 }
 
 /// What an accepted command did, for a note on stderr.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Done,
+    /// A start that was already `running` when the job answered (`ready:
+    /// { uptime: 0s }`), with its status at that moment. The snapshot a
+    /// waiting client reads later may already show the run's end: this
+    /// run did reach its goal, and the reply must say so.
+    Reached(Box<BackendStatus>),
     /// Nothing to do, with the reason (`python is already running`).
     Noop(String),
 }

@@ -314,6 +314,7 @@ async fn settle<B: Backends>(
 ) -> CommandReply {
     let note = match outcome {
         Err(e) => return CommandReply::error(e.to_string()),
+        Ok(Outcome::Reached(status)) => return status_reply(&status),
         Ok(Outcome::Noop(reason)) => Some(reason),
         Ok(Outcome::Done) => None,
     };

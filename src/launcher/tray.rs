@@ -71,7 +71,9 @@ async fn dispatch(
                 tokio::spawn(async move {
                     let action = verb.word();
                     match handle.command(id.as_str(), verb).await {
-                        Ok(Outcome::Done) => tracing::debug!(backend = %id, action, "done"),
+                        Ok(Outcome::Done | Outcome::Reached(_)) => {
+                            tracing::debug!(backend = %id, action, "done")
+                        }
                         Ok(Outcome::Noop(note)) => tracing::info!(backend = %id, action, "{note}"),
                         Err(e) => tracing::warn!(backend = %id, action, "{e}"),
                     }

@@ -11,7 +11,7 @@ use crate::status::{ActionStatus, Outcome, State};
 use crate::vars::Values;
 
 /// What running an action did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Ran {
     /// The desktop's opener (`xdg-open`) was started with this URL or path.
     Opened(String),

@@ -47,7 +47,7 @@ use super::shared::{Shared, lock};
 use super::talk::{Replies, Talker};
 use crate::manifest::Backend;
 use crate::manifest::actions::ActionKind;
-use crate::status::{ActionError, LaunchFailure, Outcome, State};
+use crate::status::{ActionError, BackendStatus, LaunchFailure, Outcome, State};
 use crate::verb::Verb;
 
 /// Up this long, a backend's retry count starts again from zero.
@@ -232,7 +232,15 @@ impl Job {
             .map(|run| run.talk.talker())
             .unwrap_or_default();
         *lock(&self.talker) = talker;
-        let status = state::status(&Facts {
+        let status = self.status();
+        let mut board = self.shared.lock_board();
+        board.set(&self.id, self.generation, status);
+        self.shared.publish(&board);
+    }
+
+    /// The status of the phase as it is now.
+    fn status(&self) -> BackendStatus {
+        state::status(&Facts {
             def: &self.def,
             phase: &self.phase,
             manifest_error: self.manifest_error.as_deref(),
@@ -243,10 +251,7 @@ impl Job {
             log: &self.log,
             last_stderr: self.last_stderr.as_deref(),
             args: self.last_args.as_deref(),
-        });
-        let mut board = self.shared.lock_board();
-        board.set(&self.id, self.generation, status);
-        self.shared.publish(&board);
+        })
     }
 
     /// Where this job puts the talker of a run that accepts lines.
@@ -487,6 +492,9 @@ impl Job {
         self.retries = 0;
         self.restarts = 0;
         match self.launch(verb.args().to_vec()).await {
+            Ok(()) if matches!(self.phase, Phase::Running(_)) => {
+                Ok(Outcome::Reached(Box::new(self.status())))
+            }
             Ok(()) => Ok(Outcome::Done),
             Err(source) => Err(ActionError::Launch {
                 id: self.id.clone(),

@@ -32,6 +32,24 @@ fn start_of_a_program_that_dies_at_once_exits_1_unless_it_asks_for_v1() {
     assert_eq!(home.status_of("steady")["healthy"], serde_json::Value::Null);
 }
 
+/// A run that is `running` at spawn (`uptime: 0s`) and ends at once still
+/// reached its goal: `berth start` exits 0 even when the end is published
+/// before the server reads the outcome (it once read the exit instead, and
+/// failed this under load).
+#[test]
+fn a_start_running_at_spawn_succeeds_though_the_run_ends_before_the_reply_is_read() {
+    let home = Home::new();
+    home.backend("v1", "exit 3", "ready: { uptime: 0s }\n");
+    let _l = home.launch();
+    for round in 0..20 {
+        let out = home.run(&["start", "v1"]);
+        assert_eq!(out.code(), 0, "round {round}: {out:?}");
+        assert!(wait_until(Duration::from_secs(10), || {
+            home.status_of("v1")["state"] == "exited"
+        }));
+    }
+}
+
 #[test]
 fn status_json_says_healthy_then_failing_then_failed_with_the_reason() {
     let home = Home::new();
