@@ -38,7 +38,7 @@ use stop::{After, Check};
 
 use super::actions::{self, Ran};
 use super::events::{EventKind, JobEvent};
-use super::health::{Monitor, Verdict};
+use super::health::{Finding, Monitor};
 use super::logs::JsonLine;
 use super::restart::Exit;
 use super::sd_notify::{Listener, Notice};
@@ -158,7 +158,7 @@ enum Event {
     /// socket's reader ended.
     Notice(Option<Notice>),
     /// What the health checks or the watchdog found.
-    Health(Verdict),
+    Health(Finding),
 }
 
 enum Flow {
@@ -627,7 +627,7 @@ async fn next_notice(rx: Option<&mut Listener>) -> Option<Notice> {
     }
 }
 
-async fn next_verdict(monitor: Option<&mut Monitor>) -> Verdict {
+async fn next_verdict(monitor: Option<&mut Monitor>) -> Finding {
     match monitor {
         Some(m) => m.next().await,
         None => std::future::pending().await,
