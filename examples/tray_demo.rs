@@ -121,6 +121,7 @@ fn main() {
             app: berth::paths::AppName::default(),
         },
         icon_dir: icon_dir.path().to_path_buf(),
+        login_dirs: Vec::new(),
         runtime: runtime.handle().clone(),
         shown: tokio::sync::watch::channel(false).0,
     });

@@ -19,7 +19,10 @@ onefile executable:
   and closed the pipe.
 
 Standard library only, so that the frozen executable stays small and the
-script runs on any Python 3.8+.
+script runs on any Python 3.8+. The supervision chores (JSON lines, sd_notify
+and the watchdog, signals handled once, stdin commands) are the
+``berth_backend`` helper's, beside this file; what is left here is the
+server itself.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import socketserver
 import sys
@@ -37,109 +39,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+import berth_backend as berth
+
 __version__ = "1.0.0"
 
-#: Longest stdin command accepted, in bytes; a longer line is discarded with an
-#: error reply instead of growing memory without bound.
-MAX_COMMAND_BYTES = 64 * 1024
-
-#: How often the main loop re-checks the stop flag, and the HTTP server's
-#: poll interval: together they bound the stop latency to about 0.15 s.
-#: The flag is a plain attribute rather than a threading.Event on purpose:
-#: Event.set takes a non-reentrant lock that the main thread may already hold
-#: inside Event.wait when the signal handler runs there, a deadlock.
+#: The HTTP server's poll interval, and how often the main thread looks at
+#: the stop request: together they bound the stop latency to about 0.1 s.
 LOOP_PERIOD_S = 0.05
-
-#: Signals that request a graceful stop. SIGBREAK is what CTRL_BREAK_EVENT
-#: raises on Windows (the only console event a process group can be sent).
-STOP_SIGNALS = tuple(
-    getattr(signal, name)
-    for name in ("SIGTERM", "SIGINT", "SIGBREAK")
-    if hasattr(signal, name)
-)
-
-
-class Output:
-    """Serialises JSON lines on stdout from several threads, flushed at once.
-
-    A supervisor that died leaves a closed pipe behind: the first write that
-    fails with EPIPE turns stdout off (pointed at the null device) instead of
-    killing the backend with a traceback in the middle of its shutdown.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._broken = False
-
-    def emit(self, obj: dict) -> None:
-        line = json.dumps(obj, separators=(", ", ": ")) + "\n"
-        with self._lock:
-            if self._broken:
-                return
-            try:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-            except (BrokenPipeError, ValueError, OSError):
-                self._broken = True
-                _silence_stdout()
-
-
-def _silence_stdout() -> None:
-    # Python flushes sys.stdout again at exit; on a broken pipe that prints
-    # "Exception ignored ... BrokenPipeError". Pointing fd 1 at the null
-    # device is the documented way to avoid it.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
-
-
-class Notifier:
-    """sd_notify, systemd's readiness protocol, with the standard library.
-
-    When the supervisor sets ``NOTIFY_SOCKET`` (berth does for
-    ``ready: { notify: true }`` and ``health: { watchdog: D }``), READY=1 goes
-    there with the port in STATUS, and WATCHDOG=1 every half of
-    ``WATCHDOG_USEC``. ``WATCHDOG_PID`` is honoured as systemd defines it.
-    Without the variable every call does nothing. A send that fails is
-    ignored: notifying must never take the backend down.
-    """
-
-    def __init__(self, environ: Optional[dict] = None) -> None:
-        env = os.environ if environ is None else environ
-        path = env.get("NOTIFY_SOCKET") or ""
-        if path.startswith("@"):
-            path = "\0" + path[1:]
-        self.path = path
-        usec = env.get("WATCHDOG_USEC", "")
-        pid = env.get("WATCHDOG_PID", "")
-        self.watchdog_s: Optional[float] = None
-        if path and usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid())):
-            self.watchdog_s = int(usec) / 1e6
-
-    def send(self, message: str) -> None:
-        if not self.path or not hasattr(socket, "AF_UNIX"):
-            return
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-                sock.sendto(message.encode("utf-8"), self.path)
-        except OSError:
-            pass
-
-    def start_watchdog(self, stopping: Any) -> None:
-        """Heartbeats at half the period until ``stopping()`` is true."""
-        if self.watchdog_s is None:
-            return
-        period = self.watchdog_s / 2
-
-        def beat() -> None:
-            while not stopping():
-                self.send("WATCHDOG=1")
-                time.sleep(period)
-
-        threading.Thread(target=beat, name="watchdog", daemon=True).start()
 
 
 def log(debug: bool, message: str) -> None:
@@ -152,46 +58,16 @@ def log(debug: bool, message: str) -> None:
 
 
 class Backend:
-    """Owns the stop flag, the HTTP server and the stdin reader."""
+    """Owns the HTTP server; berth_backend owns the stop request and stdin."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.out = Output()
-        # None while running; the first stop reason once a stop is requested.
-        # Written by the signal handler and other threads; a single attribute
-        # store is atomic under the GIL, and no lock is taken.
-        self.stop_reason: Optional[str] = None
         self.started_at = time.monotonic()
         self.server: Optional[ThreadingHTTPServer] = None
 
-    # -- stopping -----------------------------------------------------------
-
-    def request_stop(self, reason: str) -> None:
-        """Idempotent: the first reason wins, later requests change nothing.
-
-        Called from the signal handler (main thread) and the stdin thread; a
-        signal arriving twice (group signal plus the bootloader's forward)
-        lands here twice and the second call is a no-op.
-        """
-        if self.stop_reason is None:
-            self.stop_reason = reason
-
     @property
     def stopping(self) -> bool:
-        return self.stop_reason is not None
-
-    def handle_signal(self, signum: int, _frame: Any) -> None:
-        # Only sets a flag: no I/O in a signal handler, since the signal may
-        # interrupt a write holding the stdout lock.
-        try:
-            name = signal.Signals(signum).name
-        except ValueError:
-            name = str(signum)
-        self.request_stop(name)
-
-    def install_signal_handlers(self) -> None:
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, self.handle_signal)
+        return berth.stopping() is not None
 
     # -- HTTP ---------------------------------------------------------------
 
@@ -211,103 +87,24 @@ class Backend:
 
     # -- stdin --------------------------------------------------------------
 
-    def stdin_loop(self, fd: int, is_tty: bool) -> None:
-        """Reads commands from the raw descriptor until end of file.
-
-        os.read on the descriptor, not sys.stdin: a daemon thread blocked
-        inside the buffered sys.stdin holds its lock, and the interpreter
-        aborts at exit ("could not acquire lock for <stdin>") when it tries
-        to take it.
-        """
-        pending = b""
-        discarding = False
-        while not self.stopping:
-            try:
-                chunk = os.read(fd, 65536)
-            except InterruptedError:
-                continue
-            except OSError as err:
-                log(self.args.debug, f"stdin: {err}")
-                chunk = b""
-            if not chunk:
-                if is_tty:
-                    # Ctrl-D at a terminal: an interactive user, not a dead
-                    # launcher. Keep serving; later reads block again.
-                    pending, discarding = b"", False
-                    time.sleep(LOOP_PERIOD_S)
-                    continue
-                if pending and not discarding:
-                    self.handle_command(pending)
-                self.request_stop("stdin closed")
-                return
-            pending += chunk
-            while True:
-                newline = pending.find(b"\n")
-                if newline < 0:
-                    break
-                line, pending = pending[:newline], pending[newline + 1 :]
-                if discarding:
-                    discarding = False
-                    continue
-                self.handle_command(line)
-            if len(pending) > MAX_COMMAND_BYTES:
-                if not discarding:
-                    self.out.emit(
-                        {"error": f"command longer than {MAX_COMMAND_BYTES} bytes"}
-                    )
-                pending, discarding = b"", True
-
-    def handle_command(self, raw: bytes) -> None:
-        """One command line: never raises, answers exactly one line."""
-        text = raw.strip()
-        if not text:
-            return
-        if len(text) > MAX_COMMAND_BYTES:
-            self.out.emit({"error": f"command longer than {MAX_COMMAND_BYTES} bytes"})
-            return
-        try:
-            command = json.loads(text.decode("utf-8"))
-        except UnicodeDecodeError:
-            self.out.emit({"error": "command is not valid UTF-8"})
-            return
-        except ValueError as err:
-            self.out.emit({"error": f"invalid JSON: {err}"})
-            return
-        if not isinstance(command, dict) or "action" not in command:
-            self.out.emit({"error": 'expected a JSON object with an "action" field'})
-            return
-        action = command["action"]
-        # A command's "id" is echoed in its reply, so a caller that sent
-        # several (berth send --wait id=7) can tell which reply is its own.
-        echo = {"id": command["id"]} if "id" in command else {}
-        if action == "ping":
-            self.out.emit({"reply": "pong", **echo})
-        elif action == "shutdown":
-            self.out.emit({"reply": "shutting down", **echo})
-            self.request_stop("shutdown command")
-        else:
-            self.out.emit({"error": f"unknown action: {json.dumps(action)}", **echo})
-
-    def start_stdin_reader(self) -> None:
-        stream = sys.stdin
-        if stream is None:  # pythonw / a GUI launch without a console
-            return
-        try:
-            fd = stream.fileno()
-            os.fstat(fd)
-        except (OSError, ValueError, AttributeError):
-            return  # no usable stdin at all: nothing to read, nothing to watch
-        is_tty = os.isatty(fd)
-        thread = threading.Thread(
-            target=self.stdin_loop, args=(fd, is_tty), name="stdin", daemon=True
-        )
-        thread.start()
+    def serve_commands(self) -> None:
+        """One reply line per command, until end of stdin or a stop."""
+        for command in berth.commands(required="action"):
+            action = command["action"]
+            if action == "ping":
+                berth.reply(command, reply="pong")
+            elif action == "shutdown":
+                berth.reply(command, reply="shutting down")
+                berth.shutdown("shutdown command")
+            else:
+                berth.reply(command, error=f"unknown action: {json.dumps(action)}")
 
     # -- main ---------------------------------------------------------------
 
     def run(self) -> int:
-        self.install_signal_handlers()
-        self.out.emit({"status": "starting"})
+        # First: a signal during start-up is a stop request, not a traceback.
+        berth.on_shutdown()
+        berth.emit({"status": "starting"})
         try:
             self.server = self.bind()
         except OSError as err:
@@ -327,29 +124,23 @@ class Backend:
             daemon=True,
         )
         server_thread.start()
-        self.out.emit({"status": "ready", "port": port, "pid": os.getpid()})
-        notifier = Notifier()
-        notifier.send(f"READY=1\nSTATUS=listening on port {port}")
-        notifier.start_watchdog(lambda: self.stopping)
+        # The JSON line, READY=1 with "listening on port N", the watchdog.
+        berth.ready(port=port, pid=os.getpid())
         # Commands are read only once ready, so a reply never precedes the
         # ready line.
         if not self.args.no_stdin:
-            self.start_stdin_reader()
+            threading.Thread(target=self.serve_commands, name="stdin", daemon=True).start()
         log(self.args.debug, f"serving on {_format_address(self.args.host, port)}")
 
-        while not self.stopping:
-            # A signal interrupts the sleep and runs the handler at once;
-            # other threads are noticed within one period.
-            time.sleep(LOOP_PERIOD_S)
+        reason = berth.wait_for_shutdown(LOOP_PERIOD_S)
 
-        self.out.emit({"status": "stopping", "reason": self.stop_reason})
-        notifier.send("STOPPING=1")
+        berth.emit({"status": "stopping", "reason": reason})
         self.server.shutdown()  # returns once serve_forever has left its loop
         self.server.server_close()
         server_thread.join(timeout=1.0)
-        log(self.args.debug, f"stopped ({self.stop_reason})")
+        log(self.args.debug, f"stopped ({reason})")
         # The last thing printed on the graceful path: berth's tests look for it.
-        self.out.emit({"status": "stopped"})
+        berth.emit({"status": "stopped"})
         return 0
 
 

@@ -186,6 +186,11 @@ pub fn run(
         &args.app,
         args.notify,
     ))?;
+    // The tray's "Start at login" writes an entry that keeps the folders
+    // the user named, as `berth autostart enable --backends DIR` does.
+    if matches!(args.folders.source, crate::folders::Source::Given) {
+        launcher.login_dirs.clone_from(&args.folders.dirs);
+    }
     if let Some(parent) = parent {
         tracing::info!(pid = parent.pid(), "following the parent process");
         launcher.parent = Some(parent);
@@ -291,6 +296,9 @@ pub struct Launcher {
     parent: Option<parent::Parent>,
     sigterm: Signal,
     sigint: Signal,
+    /// The folders an autostart entry written by the front end names: those
+    /// of `--backends`, else none (login then uses the default folders).
+    pub login_dirs: Vec<PathBuf>,
 }
 
 impl Launcher {
@@ -357,6 +365,7 @@ impl Launcher {
             parent: None,
             sigterm,
             sigint,
+            login_dirs: Vec::new(),
         })
     }
 

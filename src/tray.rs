@@ -91,6 +91,9 @@ pub struct TrayInputs {
     /// to a shared `$TMPDIR/tray-icon` without `XDG_RUNTIME_DIR`, and
     /// follows links another user planted there.
     pub icon_dir: PathBuf,
+    /// The folders "Start at login" writes into the autostart entry (those
+    /// of `--backends`; none: login uses the default folders).
+    pub login_dirs: Vec<PathBuf>,
     /// The runtime on which the tray spawns its forwarding tasks.
     pub runtime: tokio::runtime::Handle,
     /// Set `true` while the panel shows a backend submenu (its process line

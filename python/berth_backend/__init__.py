@@ -356,7 +356,7 @@ def reply(command: Dict[str, Any], **fields: Any) -> None:
     emit(out)
 
 
-def commands(stop_at_eof: bool = True) -> Iterator[Dict[str, Any]]:
+def commands(stop_at_eof: bool = True, required: Optional[str] = None) -> Iterator[Dict[str, Any]]:
     """The JSON objects written to stdin, one per line, as they arrive.
 
     A line that is not a JSON object (bad JSON, not UTF-8, over
@@ -365,7 +365,8 @@ def commands(stop_at_eof: bool = True) -> Iterator[Dict[str, Any]]:
     unless stdin is a terminal (an interactive user's Ctrl-D), a graceful
     stop is requested (``stopping() == "stdin closed"``), so a backend never
     outlives a supervisor that died and closed the pipe; ``stop_at_eof=False``
-    turns that off. Without a usable stdin it ends at once.
+    turns that off. Without a usable stdin it ends at once. With
+    ``required="action"``, an object without that key is refused too.
 
     Reads the raw descriptor, not ``sys.stdin``: a thread blocked inside the
     buffered ``sys.stdin`` holds its lock, and the interpreter aborts at exit
@@ -397,7 +398,7 @@ def commands(stop_at_eof: bool = True) -> Iterator[Dict[str, Any]]:
                 time.sleep(0.05)
                 continue
             if pending and not discarding:
-                command = _parse(pending)
+                command = _parse(pending, required)
                 if command is not None:
                     yield command
             if stop_at_eof:
@@ -412,7 +413,7 @@ def commands(stop_at_eof: bool = True) -> Iterator[Dict[str, Any]]:
             if discarding:
                 discarding = False
                 continue
-            command = _parse(line)
+            command = _parse(line, required)
             if command is not None:
                 yield command
                 if _stop_reason is not None:
@@ -439,7 +440,7 @@ def _readable(fd: int) -> bool:
     return bool(ready_fds)
 
 
-def _parse(raw: bytes) -> Optional[Dict[str, Any]]:
+def _parse(raw: bytes, required: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """One line: the command, or None after printing why it is not one."""
     text = raw.strip()
     if not text:
@@ -454,6 +455,9 @@ def _parse(raw: bytes) -> Optional[Dict[str, Any]]:
         return None
     except ValueError as err:
         emit({"error": f"invalid JSON: {err}"})
+        return None
+    if required is not None and (not isinstance(command, dict) or required not in command):
+        emit({"error": f'expected a JSON object with an "{required}" field'})
         return None
     if not isinstance(command, dict):
         emit({"error": "expected a JSON object"})

@@ -24,6 +24,7 @@ pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, face: F
     let handle = launcher.handle();
     let quitter = launcher.quitter();
     let icon_dir = launcher.private_dir().join("tray-icon");
+    let login_dirs = launcher.login_dirs.clone();
     let quitting = launcher.quitting();
     let (exit_tx, exit_rx) = watch::channel(false);
     let (actions_tx, actions_rx) = mpsc::unbounded_channel();
@@ -42,6 +43,7 @@ pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, face: F
         exit: exit_rx,
         face,
         icon_dir,
+        login_dirs,
         runtime: runtime.handle().clone(),
         shown: shown_tx,
     };

@@ -27,6 +27,7 @@ use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+mod ending;
 mod health;
 mod launch;
 mod state;

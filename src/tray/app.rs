@@ -30,6 +30,8 @@ use crate::status::Snapshot;
 enum UserEvent {
     Snapshot(Arc<Snapshot>),
     Menu(MenuId),
+    /// The autostart entry's folder changed: the item is read again.
+    LoginChanged,
     /// The launcher has begun quitting (a signal, or this tray's Quit).
     Quitting,
     Exit,
@@ -43,6 +45,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
         exit,
         face,
         icon_dir,
+        login_dirs,
         runtime,
         shown,
     } = inputs;
@@ -61,7 +64,13 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
         &runtime,
     );
 
+    // Kept for the loop's life: the autostart entry changed outside the
+    // tray (`berth autostart`, a desktop's settings) re-renders the item.
+    let _login_watch = watch_login(&face.app, event_loop.create_proxy());
     let mut latest = snapshots.borrow().clone();
+    // What the "Start at login" item showed at the last render: a click
+    // sets the opposite, what the user sees the item becoming.
+    let mut login_shown = false;
     let mut tray: Option<Tray> = None;
     let mut quitting = false;
     let mut failure: Option<TrayError> = None;
@@ -106,10 +115,10 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                     }
                     Action::ToggleStartAtLogin => {
                         // A small file written on this thread: no bus, no wait.
-                        let result = if crate::autostart::is_enabled(&face.app) {
+                        let result = if login_shown {
                             crate::autostart::disable(&face.app).map(|_| ())
                         } else {
-                            crate::autostart::enable(&face.app, &[]).map(|_| ())
+                            crate::autostart::enable(&face.app, &login_dirs).map(|_| ())
                         };
                         if let Err(e) = result {
                             tracing::warn!("start at login: {e}");
@@ -135,6 +144,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                     *control_flow = ControlFlow::Exit;
                 }
             }
+            Event::UserEvent(UserEvent::LoginChanged) => render = true,
             Event::UserEvent(UserEvent::Quitting) => {
                 quitting = true;
                 render = true;
@@ -147,11 +157,8 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
             return;
         }
         if render && let Some(tray) = &mut tray {
-            let mut model = menu::model(
-                &latest,
-                Instant::now(),
-                crate::autostart::is_enabled(&face.app),
-            );
+            login_shown = crate::autostart::is_enabled(&face.app);
+            let mut model = menu::model(&latest, Instant::now(), login_shown);
             if quitting {
                 model = model.stopping();
             }
@@ -175,6 +182,34 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Watches the autostart entry's folder (created if missing: it is the
+/// desktop's standard folder) with inotify, so the "Start at login" item
+/// follows every change, whoever made it, with no timer. `None` (logged)
+/// when it cannot: the item is then read at each render only.
+fn watch_login(
+    app: &crate::paths::AppName,
+    proxy: EventLoopProxy<UserEvent>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    let file = crate::paths::autostart_file(app);
+    let dir = file.parent()?.to_path_buf();
+    let watched = std::fs::create_dir_all(&dir)
+        .map_err(notify::Error::io)
+        .and_then(|()| {
+            let mut watcher =
+                notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                    if event.is_ok_and(|e| e.paths.iter().any(|p| p == &file)) {
+                        let _ = proxy.send_event(UserEvent::LoginChanged);
+                    }
+                })?;
+            watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
+            Ok(watcher)
+        });
+    watched
+        .map_err(|e| tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the autostart folder"))
+        .ok()
 }
 
 /// Tokio tasks that turn snapshot changes, clicks and the exit request into

@@ -500,9 +500,10 @@ fn start_at_login_toggles_the_autostart_entry_and_a_crash_shows_its_last_error()
         .unwrap_or_else(|last| panic!("the check item did not turn on:\n{last}"));
     let text = std::fs::read_to_string(&entry).expect("the click wrote the entry");
     assert!(text.contains("X-GNOME-Autostart-enabled=true"), "{text}");
+    // The folders of `--backends` are kept (issue #23, point 8).
     assert!(
-        text.contains(" run\n"),
-        "the tray's entry names no folder: {text}"
+        text.contains(" run --backends "),
+        "the tray's entry lost --backends: {text}"
     );
     click(&panel, &item, &root, &["Start at login"]);
     let root = panel
@@ -519,6 +520,55 @@ fn start_at_login_toggles_the_autostart_entry_and_a_crash_shows_its_last_error()
         .unwrap_or_else(|last| panic!("no last error line:\n{last}"));
     let line = root.child("Crasher").unwrap().child("last error").unwrap();
     assert!(!line.enabled, "informational");
+}
+
+/// Issue #23, point 8: the "Start at login" item went stale after `berth
+/// autostart enable` (a click then inverted what the user saw), and the
+/// tray's entry dropped `--backends`. The item follows the file (watched),
+/// a click sets what the item shows becoming, and the entry keeps the
+/// folders.
+#[test]
+fn start_at_login_follows_the_entry_and_keeps_the_backends_folders() {
+    let Some(desktop) = Desktop::start("start_at_login_follows_the_entry") else {
+        return;
+    };
+    let dir = shell_backend("calm", "Calm", "exec sleep 300");
+    let entry = dir.path().join("config/autostart/berth.desktop");
+    let config = dir.path().join("config");
+    let backends = dir.path().join("backends");
+    let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
+    let berth = spawn_berth(desktop.command(BERTH), dir);
+    let item = registered(&panel, &berth);
+    let login = |root: &MenuNode| root.child("Start at login").and_then(|n| n.checked);
+    panel
+        .wait_layout(&item, WAIT, |r| login(r) == Some(false))
+        .unwrap_or_else(|last| panic!("no Start at login check item:\n{last}"));
+    // Turned on from outside, then the menu opens.
+    let out = Command::new(BERTH)
+        .args(["autostart", "enable"])
+        .env("XDG_CONFIG_HOME", &config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let root = panel
+        .wait_layout(&item, WAIT, |r| login(r) == Some(true))
+        .unwrap_or_else(|last| panic!("the item did not follow the entry:\n{last}"));
+    // Shown on: a click turns it off.
+    click(&panel, &item, &root, &["Start at login"]);
+    let root = panel
+        .wait_layout(&item, WAIT, |r| login(r) == Some(false))
+        .unwrap_or_else(|last| panic!("the click did not turn it off:\n{last}"));
+    assert!(!entry.exists(), "the click did not remove the entry");
+    click(&panel, &item, &root, &["Start at login"]);
+    panel
+        .wait_layout(&item, WAIT, |r| login(r) == Some(true))
+        .unwrap_or_else(|last| panic!("the click did not turn it on:\n{last}"));
+    let text = std::fs::read_to_string(&entry).expect("the click wrote the entry");
+    assert!(
+        text.contains(&format!("--backends \"{}\"", backends.display()))
+            || text.contains(&format!("--backends {}", backends.display())),
+        "the entry dropped --backends: {text}"
+    );
 }
 
 /// Issue #23, point 9: without `XDG_RUNTIME_DIR` (su, runuser, startx

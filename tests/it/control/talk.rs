@@ -46,7 +46,12 @@ fn send_wait_gets_the_pong_of_the_pyinstaller_build_and_ready_json_holds_its_por
     let port = status["ready_json"]["port"].as_u64().unwrap();
     assert!(port > 0, "{status}");
     assert_eq!(status["ready_json"]["status"], "ready");
-    assert_eq!(status["args"], serde_json::json!(["--port", "0"]));
+    // port: auto (issue #25): the port berth chose, passed as --port.
+    assert_eq!(status["port"], port, "{status}");
+    assert_eq!(
+        status["args"],
+        serde_json::json!(["--port", port.to_string()])
+    );
     assert_eq!(
         status["actions"],
         serde_json::json!([
@@ -101,8 +106,12 @@ fn send_wait_gets_the_pong_of_the_pyinstaller_build_and_ready_json_holds_its_por
     home.run(&["stop", "python"]);
     let status = home.status_of("python");
     assert_eq!(status["ready_json"], serde_json::Value::Null);
-    // The last run's arguments stay visible.
-    assert_eq!(status["args"], serde_json::json!(["--port", "0"]));
+    // The last run's arguments stay visible; its port went with it.
+    assert_eq!(status["port"], serde_json::Value::Null, "{status}");
+    assert_eq!(
+        status["args"],
+        serde_json::json!(["--port", port.to_string()])
+    );
 }
 
 /// `berth send ID JSON --wait KEY=VALUE`, which must succeed.
