@@ -23,9 +23,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 mod ending;
 mod health;
@@ -34,15 +32,15 @@ mod state;
 mod stop;
 
 pub use launch::LaunchError;
-use state::{Facts, Phase, Rest};
+use state::{Facts, Phase, Rest, Run};
 use stop::{After, Check};
 
 use super::actions::{self, Ran};
 use super::events::{EventKind, JobEvent};
-use super::health::{Finding, Monitor};
+use super::health::Finding;
 use super::logs::JsonLine;
 use super::restart::Exit;
-use super::sd_notify::{Listener, Notice};
+use super::sd_notify::Notice;
 use super::shared::{Shared, lock};
 use super::talk::{Replies, Talker};
 use crate::manifest::Backend;
@@ -275,32 +273,12 @@ impl Job {
         };
         let starting = matches!(self.phase, Phase::Starting(_));
         let running = matches!(self.phase, Phase::Running(_));
-        let (child, json, probe, ready_at, reset_at, log_error, notify, health) =
-            match self.phase.run_mut() {
-                Some(r) => (
-                    r.reaped.is_none().then_some(&mut r.child),
-                    r.json.as_mut(),
-                    r.probe.as_mut().filter(|_| starting),
-                    r.ready_deadline.filter(|_| starting),
-                    r.reset_at,
-                    Some(&mut r.log_error),
-                    r.notify.as_mut(),
-                    r.health.as_mut().filter(|_| running),
-                ),
-                None => (None, None, None, None, None, None, None, None),
-            };
+        let run = self.phase.run_mut();
         tokio::select! {
             c = rx.recv(), if listening => Event::Cmd(c),
-            s = wait_child(child) => Event::Exit(s),
-            j = next_json(json) => Event::Json(j),
-            _ = join_probe(probe) => Event::Probe,
-            _ = crate::timer::sleep_until(ready_at) => Event::ReadyTimeout,
-            _ = crate::timer::sleep_until(reset_at) => Event::ResetRetries,
+            e = or_never(run.map(|r| run_event(r, starting, running))) => e,
             _ = crate::timer::sleep_until(backoff) => Event::Backoff,
             _ = crate::timer::sleep_until(stop_check) => Event::StopCheck,
-            _ = log_changed(log_error) => Event::LogHealth,
-            n = next_notice(notify) => Event::Notice(n),
-            v = next_verdict(health) => Event::Health(v),
         }
     }
 
@@ -596,51 +574,38 @@ impl Job {
     }
 }
 
-async fn wait_child(child: Option<&mut Child>) -> Exit {
-    match child {
-        Some(c) => Exit::from_wait(c.wait().await),
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_json(rx: Option<&mut mpsc::Receiver<JsonLine>>) -> Option<JsonLine> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn join_probe(probe: Option<&mut JoinHandle<()>>) {
-    match probe {
-        Some(p) => {
+/// The next event of the current run: its child, its stdout JSON, its
+/// readiness (while starting), its health (while running), its timers.
+async fn run_event(r: &mut Run, starting: bool, running: bool) -> Event {
+    let child = r.reaped.is_none().then_some(&mut r.child);
+    let ready_at = r.ready_deadline.filter(|_| starting);
+    tokio::select! {
+        s = or_never(child.map(|c| async move { Exit::from_wait(c.wait().await) })) => Event::Exit(s),
+        j = or_never(r.json.as_mut().map(|rx| rx.recv())) => Event::Json(j),
+        _ = or_never(r.probe.as_mut().filter(|_| starting).map(|p| async move {
+            // A probe task that panicked or was aborted proves nothing.
             if p.await.is_err() {
                 std::future::pending::<()>().await;
             }
-        }
-        None => std::future::pending().await,
+        })) => Event::Probe,
+        _ = crate::timer::sleep_until(ready_at) => Event::ReadyTimeout,
+        _ = crate::timer::sleep_until(r.reset_at) => Event::ResetRetries,
+        _ = async {
+            // Never fires once the pump has ended.
+            if r.log_error.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        } => Event::LogHealth,
+        n = or_never(r.notify.as_mut().map(|rx| rx.recv())) => Event::Notice(n),
+        v = or_never(r.health.as_mut().filter(|_| running).map(|m| m.next())) => Event::Health(v),
     }
 }
 
-async fn next_notice(rx: Option<&mut Listener>) -> Option<Notice> {
-    match rx {
-        Some(rx) => rx.recv().await,
+/// An optional `select!` branch: the future's output if there is one, else
+/// never ready (the branch waits forever instead of firing).
+async fn or_never<F: std::future::Future>(future: Option<F>) -> F::Output {
+    match future {
+        Some(f) => f.await,
         None => std::future::pending().await,
-    }
-}
-
-async fn next_verdict(monitor: Option<&mut Monitor>) -> Finding {
-    match monitor {
-        Some(m) => m.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The log's error changed; never fires once the pump has ended.
-async fn log_changed(rx: Option<&mut tokio::sync::watch::Receiver<Option<String>>>) {
-    let Some(rx) = rx else {
-        return std::future::pending().await;
-    };
-    if rx.changed().await.is_err() {
-        std::future::pending::<()>().await;
     }
 }
