@@ -8,14 +8,16 @@
 //!
 //! A stop is a phase, not a blocking loop: while a group takes its stop
 //! timeout, updates, further Stops, sends and manifest actions are answered
-//! at once, and other commands queue behind the stop (`deferred`), so
-//! commands still never interleave. A send only queues its line in the run's
+//! at once, and the commands that need the process gone (Start, Restart,
+//! Remove, Shutdown) queue behind the stop (`deferred`, see
+//! `Job::when_stopped`), so commands still never interleave. A send only queues its line in the run's
 //! `talk::Link`; the pipe is written by the link's own task, so a backend
 //! that does not read its stdin never holds up the job.
 //!
 //! To add an event: a field in `state::Run` (per run) or [`Job`] (per backend),
-//! one branch in `next_event`'s `select!` producing an [`Event`], one arm in
-//! `handle`. Health (sd_notify notices, checks, the watchdog) is such a set
+//! one branch in `run_event`'s (per run) or `next_event`'s `select!`
+//! producing an [`Event`] (an optional source through `or_never`), one arm
+//! in `handle`. To add a verb: a `Verb` variant and its arm in `command`. Health (sd_notify notices, checks, the watchdog) is such a set
 //! of fields and branches; its handlers live in `health`.
 
 use std::collections::VecDeque;
