@@ -30,10 +30,11 @@ use tokio::sync::{mpsc, oneshot};
 mod ending;
 mod health;
 mod launch;
+mod launch_error;
 mod state;
 mod stop;
 
-pub use launch::LaunchError;
+pub use launch_error::LaunchError;
 use state::{Facts, Phase, Rest, Run};
 use stop::{After, Check};
 
