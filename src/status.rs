@@ -272,7 +272,7 @@ pub enum ActionError {
     ShutDown,
     /// A line could not be queued for a backend's stdin (v2).
     #[error(transparent)]
-    Stdin(#[from] SendError),
+    Stdin(#[from] StdinError),
     #[error("{id}: the JSON line is {len} bytes, over the limit of {max} (64 KiB)", max = crate::manifest::actions::MAX_SEND_LINE)]
     LineTooLong { id: String, len: usize },
     #[error("{id} has no action {label:?}")]
@@ -291,7 +291,7 @@ pub enum ActionError {
 
 /// Why a line was not queued for a backend's stdin (v2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
+pub enum StdinError {
     #[error("stdin of {0} is full (not reading)")]
     Full(String),
     #[error("stdin of {0} is closed")]

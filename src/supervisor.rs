@@ -454,7 +454,7 @@ pub fn spawn(config: Config) -> SupervisorHandle {
 /// [`guardian::main`] for the argument `__guardian`); `None` runs without a
 /// guardian (backends may then outlive a killed berth).
 pub fn spawn_with_guardian(config: Config, guardian_exe: Option<PathBuf>) -> SupervisorHandle {
-    let guardian = guardian_exe.and_then(|exe| match guardian::Link::start(&exe) {
+    let guardian = guardian_exe.and_then(|exe| match guardian::Guardians::start(&exe) {
         Ok(link) => Some(link),
         Err(e) => {
             tracing::warn!(exe = %exe.display(), error = %e, "cannot start the guardian: backends may outlive a killed berth");

@@ -42,7 +42,7 @@ mod linux {
     use super::*;
     use crate::sandbox::peer::Peer;
 
-    enum Verdict {
+    enum Admission {
         Allowed,
         Sandboxed(String),
         /// In the session of a backend the board does not show.
@@ -61,14 +61,14 @@ mod linux {
         loop {
             let verdict = judge(&peer, &board.borrow_and_update());
             match verdict {
-                Verdict::Allowed => return Ok(()),
-                Verdict::Sandboxed(id) => {
+                Admission::Allowed => return Ok(()),
+                Admission::Sandboxed(id) => {
                     tracing::warn!(backend = %id, "control socket: refused a sandboxed backend");
                     return Err(format!(
                         "refused: the caller belongs to the sandboxed backend {id}, which may not control berth"
                     ));
                 }
-                Verdict::Unknown(session) => {
+                Admission::Unknown(session) => {
                     let changed = tokio::time::timeout_at(deadline, board.changed()).await;
                     if !matches!(changed, Ok(Ok(()))) {
                         tracing::warn!(
@@ -84,7 +84,7 @@ mod linux {
         }
     }
 
-    fn judge(peer: &Peer, snapshot: &Snapshot) -> Verdict {
+    fn judge(peer: &Peer, snapshot: &Snapshot) -> Admission {
         let running: Vec<(i32, &str, bool)> = snapshot
             .backends
             .iter()
@@ -97,11 +97,11 @@ mod linux {
             .map(|&(pid, id, _)| (pid, id))
             .collect();
         if let Some(id) = peer.owner(&sandboxed) {
-            return Verdict::Sandboxed(id.to_owned());
+            return Admission::Sandboxed(id.to_owned());
         }
         match peer.backend_session() {
-            Some(s) if !running.iter().any(|(pid, _, _)| *pid == s) => Verdict::Unknown(s),
-            _ => Verdict::Allowed,
+            Some(s) if !running.iter().any(|(pid, _, _)| *pid == s) => Admission::Unknown(s),
+            _ => Admission::Allowed,
         }
     }
 }

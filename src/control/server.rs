@@ -340,16 +340,16 @@ async fn settle<B: Backends>(
             }
         };
         match verdict {
-            Verdict::Reached(status) => return status_reply(&status),
-            Verdict::Failed(_) if !seen_change => {
+            Progress::Reached(status) => return status_reply(&status),
+            Progress::Failed(_) if !seen_change => {
                 match tokio::time::timeout(Duration::from_secs(1), rx.changed()).await {
                     Ok(Ok(())) => seen_change = true,
                     Ok(Err(_)) => return CommandReply::error(ActionError::ShutDown.to_string()),
                     Err(_) => seen_change = true,
                 }
             }
-            Verdict::Failed(reason) => return CommandReply::error(reason),
-            Verdict::Pending => {
+            Progress::Failed(reason) => return CommandReply::error(reason),
+            Progress::Pending => {
                 if rx.changed().await.is_err() {
                     return CommandReply::error(ActionError::ShutDown.to_string());
                 }
@@ -359,19 +359,19 @@ async fn settle<B: Backends>(
     }
 }
 
-enum Verdict {
+enum Progress {
     Reached(Box<BackendStatus>),
     Pending,
     Failed(String),
 }
 
-fn judge(status: &BackendStatus) -> Verdict {
+fn judge(status: &BackendStatus) -> Progress {
     match status.state {
-        State::Running => Verdict::Reached(Box::new(status.clone())),
+        State::Running => Progress::Reached(Box::new(status.clone())),
         // Past its readiness timeout a backend stays starting with an error.
-        State::Starting if status.error.is_some() => Verdict::Failed(describe(status)),
-        State::Starting => Verdict::Pending,
-        _ => Verdict::Failed(describe(status)),
+        State::Starting if status.error.is_some() => Progress::Failed(describe(status)),
+        State::Starting => Progress::Pending,
+        _ => Progress::Failed(describe(status)),
     }
 }
 

@@ -46,7 +46,7 @@ use super::group;
 
 mod link;
 
-pub use link::{Link, Registration};
+pub use link::{Guardians, Registration};
 
 /// The descriptor a guardian finds the shared lock on.
 const LOCK_FD: libc::c_int = 3;

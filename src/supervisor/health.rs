@@ -3,7 +3,7 @@
 //!
 //! Readiness says a backend came up; these say it still works. A
 //! [`Checker`] task runs one check every `interval` (each within `timeout`)
-//! and reports a [`Verdict`]; `failures` consecutive failures make the
+//! and reports a [`Finding`]; `failures` consecutive failures make the
 //! backend unhealthy. A [`Watchdog`] is only a deadline the job sleeps on,
 //! moved by each sd_notify `WATCHDOG=1`. A monitor exists only in a running
 //! run whose definition has `health`: without one nothing here runs, and
@@ -21,7 +21,7 @@ use crate::vars::{NotKnown, Values};
 
 /// What one check found, as the job acts on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Finding {
     /// The check passed (and the failure count is back to 0).
     Healthy,
     /// The check failed `count` times in a row, fewer than `of`.
@@ -46,20 +46,20 @@ impl Tally {
     }
 
     /// Counts one check's result.
-    pub fn record(&mut self, result: Result<(), String>) -> Verdict {
+    pub fn record(&mut self, result: Result<(), String>) -> Finding {
         match result {
             Ok(()) => {
                 self.failures = 0;
-                Verdict::Healthy
+                Finding::Healthy
             }
             Err(reason) => {
                 self.failures += 1;
                 if self.failures >= self.limit {
-                    Verdict::Unhealthy {
+                    Finding::Unhealthy {
                         error: format!("health check failed {} times: {reason}", self.failures),
                     }
                 } else {
-                    Verdict::Failing {
+                    Finding::Failing {
                         count: self.failures,
                         of: self.limit,
                         reason,
@@ -110,7 +110,7 @@ impl Target {
 /// The running check task of one run; dropping it stops the checks.
 #[derive(Debug)]
 pub struct Checker {
-    rx: mpsc::Receiver<Verdict>,
+    rx: mpsc::Receiver<Finding>,
     task: JoinHandle<()>,
 }
 
@@ -125,7 +125,7 @@ impl Checker {
             loop {
                 tokio::time::sleep_until(next).await;
                 let verdict = tally.record(target.check(timeout).await);
-                let last = matches!(verdict, Verdict::Unhealthy { .. });
+                let last = matches!(verdict, Finding::Unhealthy { .. });
                 if tx.send(verdict).await.is_err() || last {
                     return;
                 }
@@ -138,7 +138,7 @@ impl Checker {
     }
 
     /// The next verdict; `None` after `Unhealthy`.
-    pub async fn next(&mut self) -> Option<Verdict> {
+    pub async fn next(&mut self) -> Option<Finding> {
         self.rx.recv().await
     }
 }
@@ -234,8 +234,8 @@ impl Monitor {
     }
 
     /// The next finding: a check's verdict, or a missed heartbeat (as
-    /// [`Verdict::Unhealthy`]). Never returns once the checks have ended.
-    pub async fn next(&mut self) -> Verdict {
+    /// [`Finding::Unhealthy`]). Never returns once the checks have ended.
+    pub async fn next(&mut self) -> Finding {
         match &mut self.watch {
             Watch::Checks(c) => match c.next().await {
                 Some(v) => v,
@@ -243,17 +243,17 @@ impl Monitor {
             },
             Watch::Watchdog(w) => {
                 tokio::time::sleep_until(w.due()).await;
-                Verdict::Unhealthy { error: w.error() }
+                Finding::Unhealthy { error: w.error() }
             }
         }
     }
 
     /// Keeps what a verdict says for the status; true when that changed.
-    pub fn record(&mut self, verdict: &Verdict) -> bool {
+    pub fn record(&mut self, verdict: &Finding) -> bool {
         let (healthy, failing) = match verdict {
-            Verdict::Healthy => (Some(true), None),
-            Verdict::Failing { count, of, .. } => (Some(false), Some((*count, *of))),
-            Verdict::Unhealthy { .. } => (Some(false), None),
+            Finding::Healthy => (Some(true), None),
+            Finding::Failing { count, of, .. } => (Some(false), Some((*count, *of))),
+            Finding::Unhealthy { .. } => (Some(false), None),
         };
         let changed = (healthy, failing) != (self.healthy, self.failing);
         (self.healthy, self.failing) = (healthy, failing);
@@ -267,7 +267,7 @@ impl Monitor {
             return false;
         };
         w.beat(now);
-        self.record(&Verdict::Healthy)
+        self.record(&Finding::Healthy)
     }
 
     /// Does this monitor run the sd_notify watchdog?
@@ -293,10 +293,10 @@ mod tests {
     #[test]
     fn failures_in_a_row_make_it_unhealthy() {
         let mut t = Tally::new(3);
-        assert_eq!(t.record(Ok(())), Verdict::Healthy);
+        assert_eq!(t.record(Ok(())), Finding::Healthy);
         assert_eq!(
             t.record(Err("a".into())),
-            Verdict::Failing {
+            Finding::Failing {
                 count: 1,
                 of: 3,
                 reason: "a".into()
@@ -304,22 +304,22 @@ mod tests {
         );
         assert!(matches!(
             t.record(Err("b".into())),
-            Verdict::Failing { count: 2, .. }
+            Finding::Failing { count: 2, .. }
         ));
         // A pass in between starts the count again.
-        assert_eq!(t.record(Ok(())), Verdict::Healthy);
+        assert_eq!(t.record(Ok(())), Finding::Healthy);
         t.record(Err("x".into()));
         t.record(Err("y".into()));
         assert_eq!(
             t.record(Err("GET http://x/: HTTP 503".into())),
-            Verdict::Unhealthy {
+            Finding::Unhealthy {
                 error: "health check failed 3 times: GET http://x/: HTTP 503".into()
             }
         );
         let mut once = Tally::new(1);
         assert!(matches!(
             once.record(Err("z".into())),
-            Verdict::Unhealthy { .. }
+            Finding::Unhealthy { .. }
         ));
     }
 
@@ -343,7 +343,7 @@ mod tests {
         assert_eq!(describe(None, None), None);
     }
 
-    async fn next(c: &mut Checker) -> Option<Verdict> {
+    async fn next(c: &mut Checker) -> Option<Finding> {
         tokio::time::timeout(Duration::from_secs(5), c.next())
             .await
             .unwrap()
@@ -359,17 +359,17 @@ mod tests {
             Duration::from_secs(1),
             2,
         );
-        assert_eq!(next(&mut c).await, Some(Verdict::Healthy));
+        assert_eq!(next(&mut c).await, Some(Finding::Healthy));
         drop(listener);
         assert!(matches!(
             next(&mut c).await,
-            Some(Verdict::Failing {
+            Some(Finding::Failing {
                 count: 1,
                 of: 2,
                 ..
             })
         ));
-        let Some(Verdict::Unhealthy { error }) = next(&mut c).await else {
+        let Some(Finding::Unhealthy { error }) = next(&mut c).await else {
             panic!("expected unhealthy");
         };
         assert!(

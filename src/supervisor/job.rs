@@ -30,16 +30,17 @@ use tokio::sync::{mpsc, oneshot};
 mod ending;
 mod health;
 mod launch;
+mod launch_error;
 mod state;
 mod stop;
 
-pub use launch::LaunchError;
+pub use launch_error::LaunchError;
 use state::{Facts, Phase, Rest, Run};
 use stop::{After, Check};
 
 use super::actions::{self, Ran};
 use super::events::{EventKind, JobEvent};
-use super::health::Verdict;
+use super::health::Finding;
 use super::logs::JsonLine;
 use super::restart::Exit;
 use super::sd_notify::Notice;
@@ -159,7 +160,7 @@ enum Event {
     /// socket's reader ended.
     Notice(Option<Notice>),
     /// What the health checks or the watchdog found.
-    Health(Verdict),
+    Health(Finding),
 }
 
 enum Flow {

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 mod file;
 
-pub use file::{Health, LogFile, format_utc, open_append, shift_backups};
+pub use file::{LogFile, Writing, format_utc, open_append, shift_backups};
 
 /// Rotates a plain log file berth writes itself (`berth.log`) the way the
 /// backend logs rotate, and opens a fresh one.
@@ -157,11 +157,11 @@ impl Sink<'_> {
     /// Says once when writing starts failing and once when it resumes.
     fn health(&mut self) {
         match self.log.take_change() {
-            Some(Health::Failing(msg)) => {
+            Some(Writing::Failing(msg)) => {
                 tracing::warn!(backend = %self.id, "{msg}; its lines are dropped until it can be written");
                 (self.report)(Some(msg));
             }
-            Some(Health::Resumed { lost }) => {
+            Some(Writing::Resumed { lost }) => {
                 tracing::info!(backend = %self.id, lost, "backend log writable again");
                 (self.report)(None);
             }

@@ -19,7 +19,7 @@ pub struct Shared {
     board: Mutex<Board>,
     tx: watch::Sender<Arc<Snapshot>>,
     pub groups: group::LiveGroups,
-    pub guardian: Option<guardian::Link>,
+    pub guardian: Option<guardian::Guardians>,
     pub events: events::Events,
 }
 
@@ -35,7 +35,7 @@ impl Shared {
     /// snapshots.
     pub fn new(
         config: Config,
-        guardian: Option<guardian::Link>,
+        guardian: Option<guardian::Guardians>,
     ) -> (Self, watch::Receiver<Arc<Snapshot>>) {
         let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
         let shared = Self {

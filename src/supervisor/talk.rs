@@ -28,7 +28,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use super::logs::JsonLine;
-use crate::status::SendError;
+use crate::status::StdinError;
 
 /// Bytes a backend's outgoing queue may hold before sends are refused.
 pub const STDIN_QUEUE_BYTES: usize = 1024 * 1024;
@@ -73,7 +73,7 @@ pub struct Talker(Weak<Pipe>);
 impl Talker {
     /// Writes or queues `line` like [`Link::send`], subscribing first when
     /// `wait`. `None`: the run is over (ask the job why).
-    pub fn send(&self, line: &str, wait: bool) -> Option<Result<Option<Replies>, SendError>> {
+    pub fn send(&self, line: &str, wait: bool) -> Option<Result<Option<Replies>, StdinError>> {
         let pipe = self.0.upgrade()?;
         let replies = wait.then(|| pipe.replies.subscribe());
         Some(pipe.send(line).map(|()| replies))
@@ -107,7 +107,7 @@ impl Link {
 
     /// Writes or queues `line` (a newline is appended) without ever
     /// waiting.
-    pub fn send(&self, line: &str) -> Result<(), SendError> {
+    pub fn send(&self, line: &str) -> Result<(), StdinError> {
         self.pipe.send(line)
     }
 
@@ -128,7 +128,7 @@ impl Link {
 }
 
 impl Pipe {
-    fn send(&self, line: &str) -> Result<(), SendError> {
+    fn send(&self, line: &str) -> Result<(), StdinError> {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
@@ -146,7 +146,7 @@ impl Pipe {
                 Ok(n) if n == bytes.len() => return Ok(()),
                 Ok(n) => drop(bytes.drain(..n)),
                 Err(Errno::EAGAIN | Errno::EINTR) => {}
-                Err(_) => return Err(SendError::Closed(self.id.clone())),
+                Err(_) => return Err(StdinError::Closed(self.id.clone())),
             }
         }
         let len = bytes.len();
@@ -156,11 +156,11 @@ impl Pipe {
                 (q + len <= STDIN_QUEUE_BYTES).then_some(q + len)
             });
         if reserved.is_err() {
-            return Err(SendError::Full(self.id.clone()));
+            return Err(StdinError::Full(self.id.clone()));
         }
         self.queue.send(bytes).map_err(|_| {
             self.queued.fetch_sub(len, Ordering::AcqRel);
-            SendError::Closed(self.id.clone())
+            StdinError::Closed(self.id.clone())
         })
     }
 }
@@ -323,6 +323,6 @@ mod tests {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        assert_eq!(last, Err(SendError::Closed("gone".into())));
+        assert_eq!(last, Err(StdinError::Closed("gone".into())));
     }
 }

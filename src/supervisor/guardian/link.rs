@@ -13,7 +13,7 @@
 //! number, so a child forking at that moment writes to one guardian or the
 //! other, and berth then registers every live group with the new one. A
 //! child that wrote to the dead pipe is registered again by berth once its
-//! spawn returned ([`Link::add`]).
+//! spawn returned ([`Guardians::add`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -47,7 +47,7 @@ const RETRY: Duration = Duration::from_secs(1);
 const RETRY_FLUSH: Duration = Duration::from_millis(10);
 
 /// berth's end of the guardians.
-pub struct Link {
+pub struct Guardians {
     inner: Arc<Inner>,
     keeper: Mutex<Option<JoinHandle<()>>>,
 }
@@ -88,7 +88,7 @@ struct Proc {
     pidfd: Arc<OwnedFd>,
 }
 
-impl Link {
+impl Guardians {
     /// Starts two `exe __guardian` processes and their keeper.
     pub fn start(exe: &Path) -> io::Result<Self> {
         let lock = memfd_create(c"berth-guardian-lock", MFdFlags::MFD_CLOEXEC)?;
@@ -205,7 +205,7 @@ impl Link {
     }
 }
 
-impl Drop for Link {
+impl Drop for Guardians {
     fn drop(&mut self) {
         self.close();
     }

@@ -9,7 +9,7 @@
 
 use tokio::time::Instant;
 
-use super::super::health::{Monitor, Verdict};
+use super::super::health::{Finding, Monitor};
 use super::super::logs::JsonLine;
 use super::super::restart::Ending;
 use super::super::sd_notify::Notice;
@@ -85,7 +85,7 @@ impl Job {
                     _ => false,
                 };
                 if watched {
-                    self.on_health(Verdict::Unhealthy {
+                    self.on_health(Finding::Unhealthy {
                         error: "watchdog: the backend reported a failure (WATCHDOG=trigger)".into(),
                     });
                 }
@@ -112,19 +112,19 @@ impl Job {
         }
     }
 
-    pub(super) fn on_health(&mut self, verdict: Verdict) {
+    pub(super) fn on_health(&mut self, verdict: Finding) {
         let Phase::Running(run) = &mut self.phase else {
             return;
         };
         match verdict {
-            Verdict::Unhealthy { error } => {
+            Finding::Unhealthy { error } => {
                 tracing::warn!(backend = %self.id, %error, "unhealthy: stopping");
                 run.health = None;
                 run.error = Some(error.clone());
                 self.begin_stop(After::Ended(Ending::Unhealthy(error)));
             }
             other => {
-                if let Verdict::Failing { count, of, reason } = &other {
+                if let Finding::Failing { count, of, reason } = &other {
                     tracing::info!(backend = %self.id, count, of, %reason, "health check failed");
                 }
                 let changed = run.health.as_mut().is_some_and(|h| h.record(&other));

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::launch::LaunchError;
+use super::launch_error::LaunchError;
 use super::stop::Stop;
 use crate::manifest::Backend;
 use crate::status::{BackendStatus, State};

@@ -10,7 +10,7 @@
 //!   written is dropped and counted, the rest of a line already begun is
 //!   kept and written first when writing works again, so no line is left
 //!   without its end; the pump retries every second and reports the
-//!   failure and the recovery once each ([`Health`]).
+//!   failure and the recovery once each ([`Writing`]).
 //!
 //! berth buffers whole lines itself (not through `BufWriter`) to know
 //! exactly which bytes reached the file when a write fails half-way.
@@ -26,7 +26,7 @@ const BUF: usize = 64 * 1024;
 
 /// A change in whether the log can be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Health {
+pub enum Writing {
     /// Writing fails; the one-line reason.
     Failing(String),
     /// Writing works again; how many lines were lost meanwhile.
@@ -49,7 +49,7 @@ pub struct LogFile {
     stamp: Stamp,
     failing: Option<String>,
     lost: u64,
-    change: Option<Health>,
+    change: Option<Writing>,
 }
 
 /// Opens `path` for appending, never through a symlink; the file is
@@ -157,8 +157,8 @@ impl LogFile {
         self.failing.is_some()
     }
 
-    /// The last change of [`Health`], once.
-    pub fn take_change(&mut self) -> Option<Health> {
+    /// The last change of [`Writing`], once.
+    pub fn take_change(&mut self) -> Option<Writing> {
         self.change.take()
     }
 
@@ -204,7 +204,7 @@ impl LogFile {
             None => {
                 self.buf.clear();
                 if self.failing.take().is_some() {
-                    self.change = Some(Health::Resumed {
+                    self.change = Some(Writing::Resumed {
                         lost: std::mem::take(&mut self.lost),
                     });
                 }
@@ -215,7 +215,7 @@ impl LogFile {
     fn fail(&mut self, e: &io::Error) {
         if self.failing.is_none() {
             let msg = format!("cannot write log {}: {e}", self.path.display());
-            self.change = Some(Health::Failing(msg.clone()));
+            self.change = Some(Writing::Failing(msg.clone()));
             self.failing = Some(msg);
         }
     }
@@ -386,7 +386,7 @@ mod tests {
         log.write_line("stdout", b"three");
         log.flush();
         assert!(!victim.exists());
-        let Some(Health::Failing(msg)) = log.take_change() else {
+        let Some(Writing::Failing(msg)) = log.take_change() else {
             panic!("no failure reported");
         };
         assert!(msg.contains("symbolic link"), "{msg}");
