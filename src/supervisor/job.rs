@@ -42,7 +42,7 @@ use super::actions::{self, Ran};
 use super::events::{EventKind, JobEvent};
 use super::health::Finding;
 use super::logs::JsonLine;
-use super::restart::Exit;
+use super::restart::LeaderExit;
 use super::sd_notify::Notice;
 use super::shared::{Shared, lock};
 use super::talk::{Replies, Talker};
@@ -56,7 +56,7 @@ pub const RESET_AFTER: Duration = Duration::from_secs(10);
 /// How long the log pump may take to drain once the group is gone.
 const DRAIN: Duration = Duration::from_secs(2);
 
-pub type Reply = oneshot::Sender<Result<Outcome, ActionError>>;
+pub type ReplyTo = oneshot::Sender<Result<Outcome, ActionError>>;
 
 /// What a manifest action asked of the job led to.
 pub enum Acted {
@@ -69,7 +69,7 @@ pub enum Acted {
 /// A message to a job.
 pub enum Control {
     /// A user's verb (see [`Job::command`] for when each is carried out).
-    Command { verb: Verb, reply: Reply },
+    Command { verb: Verb, reply: ReplyTo },
     /// One line (JSON text, no newline) for the backend's stdin; with
     /// `wait`, the reply carries the stdout JSON objects from then on (v2).
     /// Answered at once in every phase: queueing never waits.
@@ -138,7 +138,7 @@ pub struct Job {
 /// is none, else queued behind the stop (see [`Job::when_stopped`]).
 enum Then {
     /// A user's Start or Restart (its ARGS are the new run's).
-    Start(Verb, Reply),
+    Start(Verb, ReplyTo),
     /// The id left the catalog: leave the board.
     Remove,
     /// End the task.
@@ -147,7 +147,7 @@ enum Then {
 
 enum Event {
     Cmd(Option<Control>),
-    Exit(Exit),
+    Exit(LeaderExit),
     Json(Option<JsonLine>),
     Probe,
     ReadyTimeout,
@@ -392,7 +392,7 @@ impl Job {
 
     /// A user's Stop: answered once the group is gone (also when a stop was
     /// already under way); in backoff the restart is cancelled.
-    fn stop(&mut self, reply: Reply) {
+    fn stop(&mut self, reply: ReplyTo) {
         let in_backoff = matches!(self.phase, Phase::Backoff { .. });
         self.begin_stop(After::Stopped);
         if let Phase::Stopping(_, stop) = &mut self.phase {
@@ -591,7 +591,7 @@ async fn run_event(r: &mut Run, starting: bool, running: bool) -> Event {
     let child = r.reaped.is_none().then_some(&mut r.child);
     let ready_at = r.ready_deadline.filter(|_| starting);
     tokio::select! {
-        s = or_never(child.map(|c| async move { Exit::from_wait(c.wait().await) })) => Event::Exit(s),
+        s = or_never(child.map(|c| async move { LeaderExit::from_wait(c.wait().await) })) => Event::Exit(s),
         j = or_never(r.json.as_mut().map(|rx| rx.recv())) => Event::Json(j),
         _ = or_never(r.probe.as_mut().filter(|_| starting).map(|p| async move {
             // A probe task that panicked or was aborted proves nothing.

@@ -24,16 +24,16 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// How a backend's leader ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
+pub enum LeaderExit {
     /// It exited with this code.
     Code(i32),
-    /// A signal ended it (the raw number, named by [`Exit::signal_name`]).
+    /// A signal ended it (the raw number, named by [`LeaderExit::signal_name`]).
     Signal(i32),
     /// `wait()` failed: the outcome is unknown, which counts as a failure.
     Unknown(String),
 }
 
-impl Exit {
+impl LeaderExit {
     /// From an `ExitStatus` (or the error `wait()` returned).
     pub fn from_wait(status: std::io::Result<std::process::ExitStatus>) -> Self {
         use std::os::unix::process::ExitStatusExt;
@@ -77,10 +77,10 @@ impl Exit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
     /// The leader ended by itself (not by a stop berth sent).
-    Exited(Exit),
+    Exited(LeaderExit),
     /// The leader ended after announcing it (sd_notify `STOPPING=1`): the
     /// backend's own decision, whatever its code.
-    Announced(Exit),
+    Announced(LeaderExit),
     /// Its health checks failed (or a heartbeat was missed) and berth
     /// stopped its group; the error says why.
     Unhealthy(String),
@@ -147,12 +147,12 @@ mod tests {
         }
     }
 
-    fn exits() -> [Exit; 4] {
+    fn exits() -> [LeaderExit; 4] {
         [
-            Exit::Code(0),
-            Exit::Code(3),
-            Exit::Signal(libc::SIGSEGV),
-            Exit::Unknown("ECHILD".into()),
+            LeaderExit::Code(0),
+            LeaderExit::Code(3),
+            LeaderExit::Signal(libc::SIGSEGV),
+            LeaderExit::Unknown("ECHILD".into()),
         ]
     }
 
@@ -176,7 +176,7 @@ mod tests {
                         let s = spec(policy, max);
                         let got = decide(&s, &ending, retries);
                         let failure = match &ending {
-                            Ending::Exited(exit) => *exit != Exit::Code(0),
+                            Ending::Exited(exit) => *exit != LeaderExit::Code(0),
                             Ending::Announced(_) => false,
                             Ending::Unhealthy(_) => true,
                         };
@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn an_unhealthy_run_is_restarted_like_a_crash_and_never_settles() {
         let sick = Ending::Unhealthy("watchdog: no heartbeat for 2s".into());
-        let crash = Ending::Exited(Exit::Signal(libc::SIGSEGV));
+        let crash = Ending::Exited(LeaderExit::Signal(libc::SIGSEGV));
         for policy in [RestartPolicy::OnFailure, RestartPolicy::Always] {
             for retries in 0..=4 {
                 let s = spec(policy, 3);
@@ -225,7 +225,7 @@ mod tests {
         // Announced: `on-failure` lets even a non-zero code rest.
         let on_failure = spec(RestartPolicy::OnFailure, 3);
         assert_eq!(
-            decide(&on_failure, &Ending::Announced(Exit::Code(1)), 0),
+            decide(&on_failure, &Ending::Announced(LeaderExit::Code(1)), 0),
             Decision::Settle
         );
     }
@@ -234,15 +234,17 @@ mod tests {
     fn backoff_doubles_up_to_thirty_seconds() {
         let s = spec(RestartPolicy::Always, 100);
         let delays: Vec<u64> = (0..8)
-            .map(|r| match decide(&s, &Ending::Exited(Exit::Code(1)), r) {
-                Decision::Restart { delay, .. } => delay.as_secs(),
-                other => panic!("{other:?}"),
-            })
+            .map(
+                |r| match decide(&s, &Ending::Exited(LeaderExit::Code(1)), r) {
+                    Decision::Restart { delay, .. } => delay.as_secs(),
+                    other => panic!("{other:?}"),
+                },
+            )
             .collect();
         assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
         // A huge retry count neither overflows nor panics.
         assert!(matches!(
-            decide(&s, &Ending::Exited(Exit::Code(1)), 99),
+            decide(&s, &Ending::Exited(LeaderExit::Code(1)), 99),
             Decision::Restart {
                 delay: MAX_BACKOFF,
                 ..
@@ -252,7 +254,7 @@ mod tests {
 
     #[test]
     fn failed_wait_is_a_failure_not_exit_zero() {
-        let e = Exit::from_wait(Err(std::io::Error::from_raw_os_error(libc::ECHILD)));
+        let e = LeaderExit::from_wait(Err(std::io::Error::from_raw_os_error(libc::ECHILD)));
         assert!(e.is_failure());
         assert_eq!(e.code(), None);
         let s = spec(RestartPolicy::OnFailure, 3);
@@ -264,7 +266,10 @@ mod tests {
 
     #[test]
     fn signal_names() {
-        assert_eq!(Exit::Signal(9).signal_name().as_deref(), Some("SIGKILL"));
-        assert_eq!(Exit::Code(0).signal_name(), None);
+        assert_eq!(
+            LeaderExit::Signal(9).signal_name().as_deref(),
+            Some("SIGKILL")
+        );
+        assert_eq!(LeaderExit::Code(0).signal_name(), None);
     }
 }

@@ -10,7 +10,7 @@ use super::stop::{After, Check, Stop};
 use super::{DRAIN, Flow, Job};
 use crate::status::Outcome;
 use crate::supervisor::group;
-use crate::supervisor::restart::{self, Decision, Ending, Exit};
+use crate::supervisor::restart::{self, Decision, Ending, LeaderExit};
 
 impl Job {
     /// Starts stopping the process (if any; the phase becomes stopping) or
@@ -41,7 +41,7 @@ impl Job {
 
     /// The leader exited: by itself (the rest of its group is stopped the
     /// same way before the restart policy applies), or during a stop.
-    pub(super) async fn on_exit(&mut self, exit: Exit) -> Flow {
+    pub(super) async fn on_exit(&mut self, exit: LeaderExit) -> Flow {
         tracing::info!(backend = %self.id, code = ?exit.code(), signal = ?exit.signal_name(), "exited");
         if let Phase::Stopping(run, stop) = &mut self.phase {
             run.reaped = Some(exit);
@@ -111,7 +111,7 @@ impl Job {
     fn settle(
         &mut self,
         ending: Ending,
-        last_exit: Option<Exit>,
+        last_exit: Option<LeaderExit>,
         earned: bool,
         extra: Vec<String>,
     ) {
@@ -121,7 +121,7 @@ impl Job {
         let exit = match &ending {
             Ending::Exited(e) | Ending::Announced(e) => e.clone(),
             Ending::Unhealthy(_) => {
-                last_exit.unwrap_or_else(|| Exit::Unknown("the leader was not reaped".into()))
+                last_exit.unwrap_or_else(|| LeaderExit::Unknown("the leader was not reaped".into()))
             }
         };
         let unhealthy = match &ending {

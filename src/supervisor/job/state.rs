@@ -30,7 +30,7 @@ use crate::manifest::Backend;
 use crate::status::{BackendStatus, State};
 use crate::supervisor::health::Monitor;
 use crate::supervisor::logs::JsonLine;
-use crate::supervisor::restart::Exit;
+use crate::supervisor::restart::LeaderExit;
 use crate::supervisor::sd_notify::Listener;
 use crate::supervisor::talk::Link;
 use crate::supervisor::{actions, board};
@@ -99,7 +99,7 @@ pub fn render<'a>(problems: impl IntoIterator<Item = Problem<'a>>) -> Option<Str
 pub enum Phase {
     Idle {
         rest: Rest,
-        last_exit: Option<Exit>,
+        last_exit: Option<LeaderExit>,
     },
     Starting(Run),
     Running(Run),
@@ -107,7 +107,7 @@ pub enum Phase {
     Backoff {
         until: Instant,
         attempt: u32,
-        last_exit: Exit,
+        last_exit: LeaderExit,
         /// The extra ARGS of the run that ended, repeated by the restart.
         extra: Vec<String>,
         /// Why the run it restarts was stopped, when berth stopped it
@@ -121,7 +121,7 @@ pub enum Phase {
 pub struct Run {
     pub child: Child,
     /// Set once the leader has been reaped.
-    pub reaped: Option<Exit>,
+    pub reaped: Option<LeaderExit>,
     pub pid: u32,
     pub pgid: i32,
     /// The definition this run was started with.
@@ -219,7 +219,7 @@ impl Phase {
     }
 
     /// The exit kept while no process exists.
-    pub fn last_exit(&self) -> Option<&Exit> {
+    pub fn last_exit(&self) -> Option<&LeaderExit> {
         match self {
             Self::Idle { last_exit, .. } => last_exit.as_ref(),
             Self::Backoff { last_exit, .. } => Some(last_exit),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio::time::Instant;
 
-use super::Reply;
+use super::ReplyTo;
 use crate::supervisor::group;
 use crate::supervisor::restart::Ending;
 
@@ -41,7 +41,7 @@ pub enum After {
 pub struct Stop {
     pub after: After,
     /// Stop requests answered once the group is gone.
-    pub replies: Vec<Reply>,
+    pub replies: Vec<ReplyTo>,
     deadline: Instant,
     killed_at: Option<Instant>,
     poll: Duration,
