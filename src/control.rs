@@ -17,4 +17,4 @@ mod talk;
 mod unique_keys;
 
 pub use protocol::{Reply, Request};
-pub use server::{Backends, Limits, Rescans, serve};
+pub use server::{Backends, ClientLimits, Rescans, serve};

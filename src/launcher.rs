@@ -349,7 +349,7 @@ impl Launcher {
                 &listener,
                 served,
                 Some(rescan_tx),
-                control::Limits::default(),
+                control::ClientLimits::default(),
             )
             .await;
         });

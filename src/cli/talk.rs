@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::Exit;
 use super::client::{connect, refused};
 use crate::control::Request;
-use crate::control::protocol::{Acted, ActionReply, SendLine, SendReply, Wait};
+use crate::control::protocol::{Acted, ActionReply, SendReply, SendRequest, Wait};
 
 /// Slack beyond `--timeout` before the client gives up on the launcher itself.
 const CLIENT_SLACK: Duration = Duration::from_secs(10);
@@ -54,7 +54,7 @@ pub fn send(
     let timeout = crate::manifest::scalar::parse_duration(timeout)
         .map_err(|e| Exit::usage(format!("invalid --timeout: {e}")))?;
     let mut client = connect(socket)?;
-    let request = Request::Send(SendLine {
+    let request = Request::Send(SendRequest {
         id: id.to_owned(),
         line,
         wait: wait.clone(),

@@ -36,7 +36,7 @@ pub enum Request {
     /// its process group is gone (stop), or it has settled otherwise.
     Command { id: String, verb: Verb },
     /// One line for a backend's stdin (v2).
-    Send(SendLine),
+    Send(SendRequest),
     /// Run `id`'s manifest action `label`, as the tray does (v2).
     Action { id: String, label: String },
     /// Start every backend that can start; replies at once.
@@ -66,7 +66,7 @@ enum Wire {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         args: Vec<String>,
     },
-    Send(SendLine),
+    Send(SendRequest),
     Action {
         id: String,
         label: String,
@@ -116,7 +116,7 @@ impl From<Request> for Wire {
 /// as `value`, or an error after `timeout_ms` (default 5 s).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SendLine {
+pub struct SendRequest {
     pub id: String,
     pub line: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,7 +171,7 @@ impl Request {
     pub fn id(&self) -> Option<&str> {
         match self {
             Self::Command { id, .. }
-            | Self::Send(SendLine { id, .. })
+            | Self::Send(SendRequest { id, .. })
             | Self::Action { id, .. } => Some(id),
             Self::Status | Self::StartAll | Self::StopAll | Self::Rescan => None,
         }
@@ -335,7 +335,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             send,
-            Request::Send(SendLine {
+            Request::Send(SendRequest {
                 id: "python".into(),
                 line: serde_json::json!({"action": "ping", "id": 7}),
                 wait: Some(Wait {

@@ -48,16 +48,16 @@ impl<B> Served<B> {
     }
 }
 
-/// Limits of one server.
+/// Limits on one server's clients.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub struct ClientLimits {
     /// A client that sends no complete request for this long is closed.
     pub idle: Duration,
     /// Connections served at once; more are told so and closed.
     pub max_clients: usize,
 }
 
-impl Default for Limits {
+impl Default for ClientLimits {
     fn default() -> Self {
         Self {
             idle: Duration::from_secs(10),
@@ -77,7 +77,7 @@ pub async fn serve<B: Backends>(
     listener: &UnixListener,
     backends: B,
     rescans: Option<Rescans>,
-    limits: Limits,
+    limits: ClientLimits,
 ) {
     let control = Served { backends, rescans };
     let slots = Arc::new(Semaphore::new(limits.max_clients));

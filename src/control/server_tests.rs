@@ -121,7 +121,7 @@ impl Drop for Server {
     }
 }
 
-fn server(limits: Limits) -> Server {
+fn server(limits: ClientLimits) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sock");
     let listener = UnixListener::bind(&path).unwrap();
@@ -144,7 +144,7 @@ async fn ask(path: &std::path::Path, line: &str) -> Reply {
 
 #[tokio::test]
 async fn status_lists_every_backend() {
-    let s = server(Limits::default());
+    let s = server(ClientLimits::default());
     let reply = ask(&s.path, "{\"cmd\":\"status\"}\n").await;
     assert!(reply.ok);
     let list: Vec<BackendStatus> = serde_json::from_value(reply.data.unwrap()).unwrap();
@@ -154,7 +154,7 @@ async fn status_lists_every_backend() {
 
 #[tokio::test]
 async fn start_waits_until_running() {
-    let s = server(Limits::default());
+    let s = server(ClientLimits::default());
     let reply = ask(&s.path, "{\"cmd\":\"start\",\"id\":\"good\"}\n").await;
     assert!(reply.ok, "{reply:?}");
     assert_eq!(reply.data.unwrap()["state"], "running");
@@ -162,7 +162,7 @@ async fn start_waits_until_running() {
 
 #[tokio::test]
 async fn start_of_a_crashing_backend_fails_with_the_reason() {
-    let s = server(Limits::default());
+    let s = server(ClientLimits::default());
     let reply = ask(&s.path, "{\"cmd\":\"start\",\"id\":\"crash\"}\n").await;
     assert!(!reply.ok);
     assert_eq!(reply.error.as_deref(), Some("crash: exited (code 1)"));
@@ -170,7 +170,7 @@ async fn start_of_a_crashing_backend_fails_with_the_reason() {
 
 #[tokio::test]
 async fn readiness_timeout_fails_the_start() {
-    let s = server(Limits::default());
+    let s = server(ClientLimits::default());
     let reply = ask(&s.path, "{\"cmd\":\"restart\",\"id\":\"slow\"}\n").await;
     assert_eq!(
         reply.error.as_deref(),
@@ -181,14 +181,14 @@ async fn readiness_timeout_fails_the_start() {
 #[tokio::test]
 async fn a_start_published_late_is_still_waited_for() {
     // "late" stays stopped in the snapshot for 100 ms after start returns.
-    let s = server(Limits::default());
+    let s = server(ClientLimits::default());
     let reply = ask(&s.path, "{\"cmd\":\"start\",\"id\":\"late\"}\n").await;
     assert!(reply.ok, "{reply:?}");
 }
 
 #[tokio::test]
 async fn noops_succeed_with_a_note() {
-    let s = server(Limits::default());
+    let s = server(ClientLimits::default());
     let reply = ask(&s.path, "{\"cmd\":\"start\",\"id\":\"up\"}\n").await;
     assert!(reply.ok);
     assert_eq!(reply.note.as_deref(), Some("up is already running"));
@@ -199,14 +199,14 @@ async fn noops_succeed_with_a_note() {
 
 #[tokio::test]
 async fn unknown_id_is_an_error_reply() {
-    let s = server(Limits::default());
+    let s = server(ClientLimits::default());
     let reply = ask(&s.path, "{\"cmd\":\"stop\",\"id\":\"nope\"}\n").await;
     assert_eq!(reply.error.as_deref(), Some("no backend with id \"nope\""));
 }
 
 #[tokio::test]
 async fn garbage_gets_error_replies_on_the_same_connection() {
-    let s = server(Limits::default());
+    let s = server(ClientLimits::default());
     let stream = UnixStream::connect(&s.path).await.unwrap();
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
@@ -239,7 +239,7 @@ async fn garbage_gets_error_replies_on_the_same_connection() {
 
 #[tokio::test]
 async fn an_over_long_line_is_refused_and_closed() {
-    let s = server(Limits::default());
+    let s = server(ClientLimits::default());
     let stream = UnixStream::connect(&s.path).await.unwrap();
     let (mut r, mut w) = stream.into_split();
     let writer = tokio::spawn(async move {
@@ -266,7 +266,7 @@ async fn an_over_long_line_is_refused_and_closed() {
 
 #[tokio::test]
 async fn a_line_of_exactly_64_kib_is_read() {
-    let s = server(Limits::default());
+    let s = server(ClientLimits::default());
     let mut line = String::from("{\"cmd\":\"status\"}");
     line.push_str(&" ".repeat(MAX_LINE - line.len()));
     line.push('\n');
@@ -275,9 +275,9 @@ async fn a_line_of_exactly_64_kib_is_read() {
 
 #[tokio::test]
 async fn a_silent_client_is_closed() {
-    let s = server(Limits {
+    let s = server(ClientLimits {
         idle: Duration::from_millis(300),
-        ..Limits::default()
+        ..ClientLimits::default()
     });
     let t0 = Instant::now();
     let mut stream = UnixStream::connect(&s.path).await.unwrap();
@@ -289,7 +289,7 @@ async fn a_silent_client_is_closed() {
 
 #[tokio::test]
 async fn many_concurrent_clients_are_all_served() {
-    let s = server(Limits::default());
+    let s = server(ClientLimits::default());
     let mut tasks = Vec::new();
     for i in 0..200 {
         let path = s.path.clone();
@@ -310,9 +310,9 @@ async fn many_concurrent_clients_are_all_served() {
 // 513 idle sockets used to lock every client out for the 10 s idle timeout.
 #[tokio::test]
 async fn a_full_server_closes_its_longest_idle_client_for_a_new_one() {
-    let s = server(Limits {
+    let s = server(ClientLimits {
         max_clients: 2,
-        ..Limits::default()
+        ..ClientLimits::default()
     });
     let mut oldest = UnixStream::connect(&s.path).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -327,9 +327,9 @@ async fn a_full_server_closes_its_longest_idle_client_for_a_new_one() {
 
 #[tokio::test]
 async fn clients_beyond_the_limit_are_told_so_when_none_is_idle() {
-    let s = server(Limits {
+    let s = server(ClientLimits {
         max_clients: 1,
-        ..Limits::default()
+        ..ClientLimits::default()
     });
     // A request that never settles keeps its connection busy, not idle.
     let mut busy = UnixStream::connect(&s.path).await.unwrap();

@@ -12,15 +12,15 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::backends::Backends;
-use super::protocol::{SendLine, SendReply};
+use super::protocol::{SendReply, SendRequest};
 use crate::supervisor::talk;
 
 /// How long `--wait` waits when the request names no timeout.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
 /// Carries out one `send` request.
-pub async fn send<B: Backends>(control: &B, request: SendLine) -> SendReply {
-    let SendLine {
+pub async fn send<B: Backends>(control: &B, request: SendRequest) -> SendReply {
+    let SendRequest {
         id,
         line,
         wait,
