@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use berth::manifest::Digest;
 use berth::status::{BackendStatus, Detail, Snapshot, State};
-use berth::tray::{self, Action, TrayInputs};
+use berth::tray::{self, Click, TrayInputs};
 use berth::verb::Verb;
 
 fn backend(id: &str, name: &str, state: State) -> BackendStatus {
@@ -95,9 +95,9 @@ fn main() {
             tokio::select! {
                 _ = tick.tick(), if animate => step += 1,
                 action = action_rx.recv() => match action {
-                    Some(Action::Command(_, Verb::Stop) | Action::StopAll) => running = false,
-                    Some(Action::Command(..) | Action::StartAll) => running = true,
-                    Some(Action::Quit) | None => {
+                    Some(Click::Command(_, Verb::Stop) | Click::StopAll) => running = false,
+                    Some(Click::Command(..) | Click::StartAll) => running = true,
+                    Some(Click::Quit) | None => {
                         let _ = quitting_tx.send(true);
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         let _ = exit_tx.send(true);

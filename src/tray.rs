@@ -4,7 +4,7 @@
 //!
 //! - [`menu`] is a pure function `Snapshot -> MenuModel`: every label, every
 //!   enabled flag and the icon's colour are decided there.
-//! - [`action`] names what a click means ([`Action`]) and how it is encoded in
+//! - [`action`] names what a click means ([`Click`]) and how it is encoded in
 //!   a muda menu id (`python:restart`), with a `FromStr`/`Display` round trip.
 //! - [`icon`] draws the three icons (idle, running, failing) in code.
 //! - `env` sets (and remembers) the environment berth's own GTK reads at
@@ -13,7 +13,7 @@
 //!   a display GTK can open, a session bus, and the appindicator library.
 //! - `app` is the thin adapter: a tao event loop on the main thread that
 //!   applies each new model to tray-icon/muda in place (a tray menu, once set,
-//!   cannot be replaced) and turns clicks into [`Action`]s.
+//!   cannot be replaced) and turns clicks into [`Click`]s.
 //! - `shown` tells when the panel opens a backend submenu, so usage is
 //!   sampled only while someone can see it.
 //! - `theme` keeps GTK's theme empty while a panel draws the menu (the
@@ -52,7 +52,7 @@ mod shown;
 mod theme;
 
 pub use crate::opener::open_with_desktop;
-pub use action::{Action, ItemId, ParseActionError};
+pub use action::{Click, ItemId, ParseActionError};
 pub use env::{env_overrides, prepare_env};
 pub use probe::{TrayUnavailable, probe};
 
@@ -76,7 +76,7 @@ pub struct TrayInputs {
     /// Clicks, as actions. Open log / file / folder are handled by the tray
     /// itself (it spawns `xdg-open`) and are *also* sent here, so the receiver
     /// only has to act on Start/Stop/Restart/StartAll/StopAll/Quit.
-    pub actions: tokio::sync::mpsc::UnboundedSender<Action>,
+    pub actions: tokio::sync::mpsc::UnboundedSender<Click>,
     /// Becomes `true` when the launcher starts stopping every backend to quit,
     /// whoever asked (SIGTERM, SIGINT, this tray's Quit): the menu then
     /// says so and disables every entry.

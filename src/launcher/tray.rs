@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::{Launcher, Quitter};
 use crate::status::Outcome;
 use crate::supervisor::SupervisorHandle;
-use crate::tray::{self, Action, Face, TrayInputs};
+use crate::tray::{self, Click, Face, TrayInputs};
 
 /// Runs the tray on this (the main) thread until the launcher has quit;
 /// [`tray::probe`] must have succeeded on this thread. If the tray fails
@@ -60,14 +60,14 @@ pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, face: F
 /// task so a slow stop never delays the next click. Open log / file / folder
 /// were already handled by the tray itself.
 async fn dispatch(
-    mut actions: mpsc::UnboundedReceiver<Action>,
+    mut actions: mpsc::UnboundedReceiver<Click>,
     handle: SupervisorHandle,
     quitter: Quitter,
 ) {
     while let Some(action) = actions.recv().await {
         let handle = handle.clone();
         match action {
-            Action::Command(id, verb) => {
+            Click::Command(id, verb) => {
                 tokio::spawn(async move {
                     let action = verb.word();
                     match handle.command(id.as_str(), verb).await {
@@ -79,7 +79,7 @@ async fn dispatch(
                     }
                 });
             }
-            Action::Run(id, n) => {
+            Click::Run(id, n) => {
                 // The label the user saw: the manifest's action at that place.
                 let label = handle
                     .snapshot()
@@ -96,17 +96,17 @@ async fn dispatch(
                     });
                 }
             }
-            Action::StartAll => {
+            Click::StartAll => {
                 tokio::spawn(async move { handle.start_all().await });
             }
-            Action::StopAll => {
+            Click::StopAll => {
                 tokio::spawn(async move { handle.stop_all().await });
             }
-            Action::Quit => quitter.quit(),
-            Action::OpenLog(_)
-            | Action::OpenFile(_)
-            | Action::OpenFolder
-            | Action::ToggleStartAtLogin => {}
+            Click::Quit => quitter.quit(),
+            Click::OpenLog(_)
+            | Click::OpenFile(_)
+            | Click::OpenFolder
+            | Click::ToggleStartAtLogin => {}
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! muda reports a click as the clicked item's id string. Instead of matching
 //! strings at call sites, every clickable item's id is the `Display` form of
-//! an [`Action`], and clicks are parsed back with `FromStr`:
+//! a [`Click`], and clicks are parsed back with `FromStr`:
 //!
 //! | action | id |
 //! |---|---|
@@ -25,7 +25,7 @@ use crate::verb::Verb;
 
 /// A user request from the tray.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Action {
+pub enum Click {
     /// Start, Stop or Restart, as the socket's; the tray's carry no ARGS.
     Command(BackendId, Verb),
     OpenLog(BackendId),
@@ -46,7 +46,7 @@ pub enum Action {
 #[error("menu id {0:?} is not an action")]
 pub struct ParseActionError(pub String);
 
-impl fmt::Display for Action {
+impl fmt::Display for Click {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Command(id, verb) => write!(f, "{id}:{}", verb.word()),
@@ -62,7 +62,7 @@ impl fmt::Display for Action {
     }
 }
 
-impl FromStr for Action {
+impl FromStr for Click {
     type Err = ParseActionError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -95,7 +95,7 @@ impl FromStr for Action {
     }
 }
 
-impl Action {
+impl Click {
     /// The backend this action concerns, if it is about one.
     pub fn backend(&self) -> Option<&BackendId> {
         match self {
@@ -105,14 +105,14 @@ impl Action {
     }
 }
 
-/// A muda menu id: either an encoded [`Action`] or an informational item's
+/// A muda menu id: either an encoded [`Click`] or an informational item's
 /// unique, non-parsing id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ItemId(String);
 
 impl ItemId {
     /// The id of an item that does something.
-    pub fn action(action: &Action) -> Self {
+    pub fn action(action: &Click) -> Self {
         Self(action.to_string())
     }
 
@@ -126,7 +126,7 @@ impl ItemId {
     }
 
     /// The action this id encodes, if any.
-    pub fn to_action(&self) -> Option<Action> {
+    pub fn to_action(&self) -> Option<Click> {
         self.0.parse().ok()
     }
 }
@@ -148,21 +148,21 @@ mod tests {
     #[test]
     fn every_action_round_trips_through_its_menu_id() {
         let actions = [
-            Action::Command(id("python"), Verb::start()),
-            Action::Command(id("python"), Verb::Stop),
-            Action::Command(id("go-2"), Verb::restart()),
-            Action::OpenLog(id("python")),
-            Action::Run(id("python"), 3),
-            Action::OpenFile(PathBuf::from("/home/me/backends/broken: yes.yaml")),
-            Action::OpenFolder,
-            Action::StartAll,
-            Action::StopAll,
-            Action::ToggleStartAtLogin,
-            Action::Quit,
+            Click::Command(id("python"), Verb::start()),
+            Click::Command(id("python"), Verb::Stop),
+            Click::Command(id("go-2"), Verb::restart()),
+            Click::OpenLog(id("python")),
+            Click::Run(id("python"), 3),
+            Click::OpenFile(PathBuf::from("/home/me/backends/broken: yes.yaml")),
+            Click::OpenFolder,
+            Click::StartAll,
+            Click::StopAll,
+            Click::ToggleStartAtLogin,
+            Click::Quit,
         ];
         for action in actions {
             let text = action.to_string();
-            assert_eq!(text.parse::<Action>(), Ok(action.clone()), "{text}");
+            assert_eq!(text.parse::<Click>(), Ok(action.clone()), "{text}");
             assert_eq!(ItemId::action(&action).to_action(), Some(action));
         }
     }
@@ -170,21 +170,21 @@ mod tests {
     #[test]
     fn ids_use_the_documented_format() {
         assert_eq!(
-            Action::Command(id("python"), Verb::restart()).to_string(),
+            Click::Command(id("python"), Verb::restart()).to_string(),
             "python:restart"
         );
-        assert_eq!(Action::Quit.to_string(), "@quit");
+        assert_eq!(Click::Quit.to_string(), "@quit");
     }
 
     #[test]
     fn a_backend_called_like_a_global_action_does_not_collide() {
         assert_eq!(
-            "quit:stop".parse::<Action>(),
-            Ok(Action::Command(id("quit"), Verb::Stop))
+            "quit:stop".parse::<Click>(),
+            Ok(Click::Command(id("quit"), Verb::Stop))
         );
         assert_eq!(
-            "file:start".parse::<Action>(),
-            Ok(Action::Command(id("file"), Verb::start()))
+            "file:start".parse::<Click>(),
+            Ok(Click::Command(id("file"), Verb::start()))
         );
     }
 
@@ -202,7 +202,7 @@ mod tests {
             "@reboot",
             "#python/status",
         ] {
-            assert!(bad.parse::<Action>().is_err(), "{bad:?} parsed");
+            assert!(bad.parse::<Click>().is_err(), "{bad:?} parsed");
         }
         assert_eq!(ItemId::info("python/status").to_action(), None);
     }

@@ -22,7 +22,7 @@ use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
 use super::icon::{IconState, SIZE};
 use super::menu::{self, Item, MenuModel, Node};
-use super::{Action, TrayError, TrayInputs};
+use super::{Click, TrayError, TrayInputs};
 use crate::status::Snapshot;
 
 /// What reaches the event loop from other threads.
@@ -100,20 +100,18 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                 };
                 tracing::info!(%action, "tray click");
                 match &action {
-                    Action::OpenLog(id) => match latest.get(id.as_str()) {
+                    Click::OpenLog(id) => match latest.get(id.as_str()) {
                         Some(status) => match &status.detail.log {
                             Some(log) => super::open_with_desktop(log, super::env_overrides()),
                             None => tracing::warn!(backend = %id, "no log file yet"),
                         },
                         None => tracing::warn!(backend = %id, "no such backend"),
                     },
-                    Action::OpenFile(path) => {
-                        super::open_with_desktop(path, super::env_overrides())
-                    }
-                    Action::OpenFolder => {
+                    Click::OpenFile(path) => super::open_with_desktop(path, super::env_overrides()),
+                    Click::OpenFolder => {
                         super::open_with_desktop(&face.backends_dir, super::env_overrides())
                     }
-                    Action::ToggleStartAtLogin => {
+                    Click::ToggleStartAtLogin => {
                         // A small file written on this thread: no bus, no wait.
                         let result = if login_shown {
                             crate::autostart::disable(&face.app).map(|_| ())
@@ -125,20 +123,20 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
                         }
                         render = true;
                     }
-                    Action::Quit => {
+                    Click::Quit => {
                         quitting = true;
                         render = true;
                     }
                     _ => {}
                 }
-                if action == Action::ToggleStartAtLogin
+                if action == Click::ToggleStartAtLogin
                     && let Some(tray) = tray.as_mut()
                 {
                     // The toolkit flipped the check on the click; if the file
                     // could not change, the next render must flip it back.
                     tray.model = None;
                 }
-                if actions.send(action.clone()).is_err() && action == Action::Quit {
+                if actions.send(action.clone()).is_err() && action == Click::Quit {
                     // Nobody is left to stop the backends and signal `exit`.
                     tracing::warn!("the launcher is gone; closing the tray");
                     *control_flow = ControlFlow::Exit;
@@ -320,7 +318,7 @@ impl Tray {
 
     /// The action of a clicked id, if the item is currently enabled:
     /// dbusmenu delivers clicks on disabled items too.
-    fn clickable(&self, id: &MenuId) -> Option<Action> {
+    fn clickable(&self, id: &MenuId) -> Option<Click> {
         fn enabled(nodes: &[Node], id: &str) -> bool {
             nodes.iter().any(|node| match node {
                 Node::Item(item) => item.id.as_str() == id && item.enabled,

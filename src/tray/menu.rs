@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::action::{Action, ItemId};
+use super::action::{Click, ItemId};
 use super::icon::IconState;
 use crate::human;
 use crate::manifest::BackendId;
@@ -164,30 +164,30 @@ pub fn model(snapshot: &Snapshot, now: Instant, start_at_login: bool) -> MenuMod
     items.push(separator("@sep-bottom"));
     items.push(action_item(
         "@open-folder",
-        Action::OpenFolder,
+        Click::OpenFolder,
         "Open backends folder",
         true,
     ));
     items.push(action_item(
         "@start-all",
-        Action::StartAll,
+        Click::StartAll,
         "Start all",
         backends.iter().any(|b| b.state.can_start()),
     ));
     items.push(action_item(
         "@stop-all",
-        Action::StopAll,
+        Click::StopAll,
         "Stop all",
         backends.iter().any(|b| b.state.can_stop()),
     ));
     items.push(Node::Item(Item {
         key: "@start-at-login".to_owned(),
-        id: ItemId::action(&Action::ToggleStartAtLogin),
+        id: ItemId::action(&Click::ToggleStartAtLogin),
         label: "Start at login".to_owned(),
         enabled: true,
         checked: Some(start_at_login),
     }));
-    items.push(action_item("@quit", Action::Quit, "Quit", true));
+    items.push(action_item("@quit", Click::Quit, "Quit", true));
 
     MenuModel {
         icon: icon_state(&backends, !broken.is_empty()),
@@ -234,19 +234,19 @@ fn backend_submenu(b: &BackendStatus, now: Instant) -> Option<Node> {
     children.push(separator("sep-actions"));
     children.push(action_item(
         "start",
-        Action::Command(id.clone(), Verb::start()),
+        Click::Command(id.clone(), Verb::start()),
         "Start",
         b.state.can_start(),
     ));
     children.push(action_item(
         "stop",
-        Action::Command(id.clone(), Verb::Stop),
+        Click::Command(id.clone(), Verb::Stop),
         "Stop",
         b.state.can_stop(),
     ));
     children.push(action_item(
         "restart",
-        Action::Command(id.clone(), Verb::restart()),
+        Click::Command(id.clone(), Verb::restart()),
         "Restart",
         b.state.can_restart(),
     ));
@@ -256,7 +256,7 @@ fn backend_submenu(b: &BackendStatus, now: Instant) -> Option<Node> {
     for (n, a) in b.actions.iter().enumerate() {
         children.push(action_item(
             &format!("action:{n}"),
-            Action::Run(id.clone(), n),
+            Click::Run(id.clone(), n),
             &a.label,
             a.available,
         ));
@@ -264,7 +264,7 @@ fn backend_submenu(b: &BackendStatus, now: Instant) -> Option<Node> {
     children.push(separator("sep-info"));
     children.push(action_item(
         "log",
-        Action::OpenLog(id),
+        Click::OpenLog(id),
         "Open log",
         b.detail.log.is_some(),
     ));
@@ -415,7 +415,7 @@ fn warning(b: &BackendStatus, by_name: bool) -> Node {
     let label = format!("⚠ {name}: {error}");
     Node::Item(Item {
         key: format!("warning:{}", b.file),
-        id: ItemId::action(&Action::OpenFile(b.file.clone().into())),
+        id: ItemId::action(&Click::OpenFile(b.file.clone().into())),
         label: muda_text(&label),
         enabled: true,
         checked: None,
@@ -432,7 +432,7 @@ fn info(scope: &str, key: &str, label: &str) -> Node {
     })
 }
 
-fn action_item(key: &str, action: Action, label: &str, enabled: bool) -> Node {
+fn action_item(key: &str, action: Click, label: &str, enabled: bool) -> Node {
     Node::Item(Item {
         key: key.to_owned(),
         id: ItemId::action(&action),

@@ -299,7 +299,7 @@ fn warnings_name_the_file_once_and_open_it() {
     assert!(warning.enabled);
     assert_eq!(
         warning.id.to_action(),
-        Some(Action::OpenFile("/b/broken.yaml".into()))
+        Some(Click::OpenFile("/b/broken.yaml".into()))
     );
     assert_eq!(item(&m, &["@header"]).label, "berth: no backends");
 }
@@ -451,7 +451,7 @@ fn start_at_login_is_a_check_item_showing_the_entry() {
         let login = item(&m, &["@start-at-login"]);
         assert_eq!(login.checked, Some(on));
         assert!(login.enabled);
-        assert_eq!(login.id.to_action(), Some(Action::ToggleStartAtLogin));
+        assert_eq!(login.id.to_action(), Some(Click::ToggleStartAtLogin));
     }
 }
 
@@ -488,7 +488,7 @@ fn manifest_actions_follow_restart_in_order_and_enabled_when_available() {
     assert!(item(&m, &["web", "action:1"]).enabled);
     assert_eq!(
         item(&m, &["web", "action:1"]).id.to_action(),
-        Some(Action::Run(BackendId::new("web").unwrap(), 1))
+        Some(Click::Run(BackendId::new("web").unwrap(), 1))
     );
     // No actions: no second separator.
     let plain = model(
