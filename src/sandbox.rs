@@ -69,7 +69,7 @@ pub enum SandboxError {
 #[derive(Debug)]
 pub struct Prepared {
     ruleset: Option<OwnedFd>,
-    plan: child::Plan,
+    plan: child::ChildSetup,
     tmpdir: Option<PathBuf>,
     status: String,
 }
@@ -89,7 +89,7 @@ impl Prepared {
         }
         let mut plan = self.plan;
         plan.ruleset = self.ruleset.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-        // SAFETY: `Plan::enter` makes only async-signal-safe system calls
+        // SAFETY: `ChildSetup::enter` makes only async-signal-safe system calls
         // (setrlimit, prctl, landlock_restrict_self) on plain copied values.
         unsafe {
             cmd.pre_exec(move || plan.enter());
@@ -164,7 +164,7 @@ pub fn prepare(
     } else {
         return Err(SandboxError::NotEnforceable(describe_gaps(&gaps, &kernel)));
     };
-    let plan = child::Plan::from_limits(&spec.limits)?;
+    let plan = child::ChildSetup::from_limits(&spec.limits)?;
     let mut tmpdir = None;
     if spec.filesystem.is_some() {
         private_folder(&spec.tmp)?;

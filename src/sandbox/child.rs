@@ -12,7 +12,7 @@ use nix::sys::resource::Resource;
 
 /// Up to four rlimits, `no_new_privs` and the ruleset descriptor.
 #[derive(Debug, Clone, Copy)]
-pub struct Plan {
+pub struct ChildSetup {
     limits: [(Resource, libc::rlimit); 4],
     count: usize,
     /// The Landlock ruleset's descriptor, -1 for none. Filled in by
@@ -20,7 +20,7 @@ pub struct Plan {
     pub ruleset: libc::c_int,
 }
 
-impl Plan {
+impl ChildSetup {
     /// Checks each limit against the current hard limit (an unprivileged
     /// process cannot raise it: better a clear error here than EPERM from the
     /// child).
@@ -29,7 +29,7 @@ impl Plan {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        let mut plan = Plan {
+        let mut plan = ChildSetup {
             limits: [(Resource::RLIMIT_AS, zero); 4],
             count: 0,
             ruleset: -1,

@@ -59,10 +59,10 @@ struct Inner {
     lock: OwnedFd,
     /// Wakes the keeper (a queue grew, or the link closed).
     wake: EventFd,
-    state: Mutex<State>,
+    state: Mutex<Roster>,
 }
 
-struct State {
+struct Roster {
     guards: Vec<Guard>,
     /// What every guardian must know: `pgid -> "add ..." line`.
     groups: HashMap<i32, Vec<u8>>,
@@ -108,7 +108,7 @@ impl Guardians {
             exe: exe.to_path_buf(),
             lock,
             wake,
-            state: Mutex::new(State {
+            state: Mutex::new(Roster {
                 guards,
                 groups: HashMap::new(),
                 closed: false,
@@ -162,7 +162,7 @@ impl Guardians {
         }
     }
 
-    fn send(&self, state: &mut State, line: &[u8]) {
+    fn send(&self, state: &mut Roster, line: &[u8]) {
         let mut wake = false;
         for g in &mut state.guards {
             wake |= g.send(line);
@@ -212,7 +212,7 @@ impl Drop for Guardians {
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, Roster> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -319,7 +319,7 @@ fn keep(inner: &Inner) {
 }
 
 /// What the keeper polls, and when it must wake up anyway.
-fn watch_list(state: &State) -> (Vec<(Arc<OwnedFd>, PollFlags)>, Option<Instant>) {
+fn watch_list(state: &Roster) -> (Vec<(Arc<OwnedFd>, PollFlags)>, Option<Instant>) {
     let mut fds = Vec::new();
     let mut deadline: Option<Instant> = None;
     let mut sooner = |at: Instant| deadline = Some(deadline.map_or(at, |d| d.min(at)));
@@ -347,7 +347,7 @@ fn watch_list(state: &State) -> (Vec<(Arc<OwnedFd>, PollFlags)>, Option<Instant>
 }
 
 /// One round of the keeper's work, under the state lock.
-fn tend(inner: &Inner, state: &mut State) {
+fn tend(inner: &Inner, state: &mut Roster) {
     let now = Instant::now();
     for i in 0..state.guards.len() {
         let g = &mut state.guards[i];
@@ -392,7 +392,7 @@ fn tend(inner: &Inner, state: &mut State) {
 }
 
 /// Starts a guardian in place of guard `i` and tells it every live group.
-fn replace(inner: &Inner, state: &mut State, i: usize) {
+fn replace(inner: &Inner, state: &mut Roster, i: usize) {
     let g = &mut state.guards[i];
     match spawn_guardian(&inner.exe, &inner.lock) {
         Ok((proc, pipe)) => {
