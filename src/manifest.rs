@@ -20,6 +20,7 @@ pub mod platform;
 pub mod raw;
 pub mod sandbox;
 pub mod scalar;
+pub mod unique_map;
 pub mod validate;
 
 /// Largest manifest berth reads; a bigger file is rejected unread.

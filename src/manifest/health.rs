@@ -14,8 +14,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use super::raw::{KeyName, UniqueMap};
 use super::scalar::{Count, HttpTemplate, PositiveDuration, Scalar, TcpTemplate, scalar};
+use super::unique_map::{KeyName, UniqueMap};
 use crate::vars::{Template, TokenUse};
 
 /// Defaults of DESIGN.md's "Health (v2)".
