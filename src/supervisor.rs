@@ -349,8 +349,8 @@ impl SupervisorHandle {
             })
             .await?
         {
-            job::Acted::Done(ran) => Ok(ran),
-            job::Acted::Restart(args) => self
+            job::Effect::Done(ran) => Ok(ran),
+            job::Effect::Restart(args) => self
                 .command(id, Verb::Restart { args })
                 .await
                 .map(Ran::Restarted),

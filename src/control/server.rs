@@ -340,16 +340,16 @@ async fn settle<B: Backends>(
             }
         };
         match verdict {
-            Progress::Reached(status) => return status_reply(&status),
-            Progress::Failed(_) if !seen_change => {
+            StartProgress::Reached(status) => return status_reply(&status),
+            StartProgress::Failed(_) if !seen_change => {
                 match tokio::time::timeout(Duration::from_secs(1), rx.changed()).await {
                     Ok(Ok(())) => seen_change = true,
                     Ok(Err(_)) => return CommandReply::error(ActionError::ShutDown.to_string()),
                     Err(_) => seen_change = true,
                 }
             }
-            Progress::Failed(reason) => return CommandReply::error(reason),
-            Progress::Pending => {
+            StartProgress::Failed(reason) => return CommandReply::error(reason),
+            StartProgress::Pending => {
                 if rx.changed().await.is_err() {
                     return CommandReply::error(ActionError::ShutDown.to_string());
                 }
@@ -359,19 +359,19 @@ async fn settle<B: Backends>(
     }
 }
 
-enum Progress {
+enum StartProgress {
     Reached(Box<BackendStatus>),
     Pending,
     Failed(String),
 }
 
-fn judge(status: &BackendStatus) -> Progress {
+fn judge(status: &BackendStatus) -> StartProgress {
     match status.state {
-        State::Running => Progress::Reached(Box::new(status.clone())),
+        State::Running => StartProgress::Reached(Box::new(status.clone())),
         // Past its readiness timeout a backend stays starting with an error.
-        State::Starting if status.error.is_some() => Progress::Failed(describe(status)),
-        State::Starting => Progress::Pending,
-        _ => Progress::Failed(describe(status)),
+        State::Starting if status.error.is_some() => StartProgress::Failed(describe(status)),
+        State::Starting => StartProgress::Pending,
+        _ => StartProgress::Failed(describe(status)),
     }
 }
 

@@ -87,12 +87,12 @@ pub fn body_text(body: &str, caps: &Capabilities) -> String {
 }
 
 /// Shown notifications that carry actions: server id -> (backend, log).
-type Shown = std::sync::Arc<std::sync::Mutex<VecDeque<(u32, String, Option<PathBuf>)>>>;
+type Clickable = std::sync::Arc<std::sync::Mutex<VecDeque<(u32, String, Option<PathBuf>)>>>;
 
 struct Session {
     proxy: NotificationsProxy<'static>,
     caps: Option<Capabilities>,
-    shown: Shown,
+    shown: Clickable,
     listener: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -169,7 +169,7 @@ async fn connect() -> Result<Session, SendError> {
         Ok(Ok(proxy)) => Ok(Session {
             proxy,
             caps: None,
-            shown: Shown::default(),
+            shown: Clickable::default(),
             listener: None,
         }),
         Ok(Err(e)) => Err(SendError::Connect(e.to_string())),
@@ -228,7 +228,7 @@ async fn send(
 /// Follows ActionInvoked and does what the tray's items of the same name do.
 async fn listen(
     proxy: &NotificationsProxy<'static>,
-    shown: Shown,
+    shown: Clickable,
     handle: SupervisorHandle,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let mut stream = match timed(proxy.receive_action_invoked()).await {

@@ -72,7 +72,7 @@ impl Tally {
 
 /// What to check, variables already expanded for this run.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Check {
+pub enum Endpoint {
     /// A GET of the URL with these headers (a header may hold the token).
     Http {
         url: String,
@@ -82,7 +82,7 @@ pub enum Check {
 }
 
 /// Without the headers' values: one may be the run's token.
-impl std::fmt::Debug for Check {
+impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Http { url, headers } => f
@@ -98,7 +98,7 @@ impl std::fmt::Debug for Check {
     }
 }
 
-impl Check {
+impl Endpoint {
     async fn check(&self, timeout: Duration) -> Result<(), String> {
         match self {
             Self::Http { url, headers } => ready::http_ok(url, headers, timeout).await,
@@ -117,7 +117,7 @@ pub struct Checker {
 impl Checker {
     /// Checks `target` every `interval` (the first one `interval` after now).
     /// Needs a tokio runtime.
-    pub fn start(target: Check, interval: Duration, timeout: Duration, failures: u32) -> Self {
+    pub fn start(target: Endpoint, interval: Duration, timeout: Duration, failures: u32) -> Self {
         let (tx, rx) = mpsc::channel(4);
         let task = tokio::spawn(async move {
             let mut tally = Tally::new(failures);
@@ -207,7 +207,7 @@ impl Monitor {
         let watch = match &spec.check {
             HealthCheck::Watchdog(period) => Watch::Watchdog(Watchdog::new(*period, now)),
             HealthCheck::Http(t) => Watch::Checks(Checker::start(
-                Check::Http {
+                Endpoint::Http {
                     url: t.expand(values)?,
                     headers: spec
                         .headers
@@ -220,7 +220,7 @@ impl Monitor {
                 spec.failures,
             )),
             HealthCheck::Tcp(t) => Watch::Checks(Checker::start(
-                Check::Tcp(t.expand(values)?),
+                Endpoint::Tcp(t.expand(values)?),
                 spec.interval,
                 spec.timeout,
                 spec.failures,
@@ -354,7 +354,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let mut c = Checker::start(
-            Check::Tcp(addr.clone()),
+            Endpoint::Tcp(addr.clone()),
             Duration::from_millis(20),
             Duration::from_secs(1),
             2,

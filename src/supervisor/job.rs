@@ -58,8 +58,8 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 pub type ReplyTo = oneshot::Sender<Result<Outcome, ActionError>>;
 
-/// What a manifest action asked of the job led to.
-pub enum Acted {
+/// What a manifest action asked of the job led to (the socket's reply is `protocol::Acted`).
+pub enum Effect {
     Done(Ran),
     /// A `restart` action: the handle restarts with these ARGS, the way a
     /// user's Restart does (its reply waits for the stop).
@@ -81,7 +81,7 @@ pub enum Control {
     /// Run the manifest action with this label (v2); answered at once.
     Action {
         label: String,
-        reply: oneshot::Sender<Result<Acted, ActionError>>,
+        reply: oneshot::Sender<Result<Effect, ActionError>>,
     },
     /// A new definition from the catalog, with the file's own error; the
     /// job acknowledges once its status shows it.
@@ -546,7 +546,7 @@ impl Job {
 
     /// Runs the manifest action `label` of the latest definition, with the
     /// values the current phase knows.
-    fn act(&self, label: &str) -> Result<Acted, ActionError> {
+    fn act(&self, label: &str) -> Result<Effect, ActionError> {
         let def = self.def.clone();
         let Some(action) = def.actions.iter().find(|a| a.label == label) else {
             return Err(ActionError::NoAction {
@@ -574,13 +574,13 @@ impl Job {
                 .map_err(|e| refuse(format!("cannot run the desktop's opener: {e}")))?;
                 // As written: the expanded URL may hold the run's token.
                 tracing::info!(backend = %self.id, action = label, target = %open.template(), "opened");
-                Ok(Acted::Done(Ran::Opened(target)))
+                Ok(Effect::Done(Ran::Opened(target)))
             }
             ActionKind::Send(line) => {
                 self.send(line, false)?;
-                Ok(Acted::Done(Ran::Sent))
+                Ok(Effect::Done(Ran::Sent))
             }
-            ActionKind::Restart(args) => Ok(Acted::Restart(args.clone())),
+            ActionKind::Restart(args) => Ok(Effect::Restart(args.clone())),
         }
     }
 }

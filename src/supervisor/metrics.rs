@@ -49,14 +49,14 @@ pub const LINGER: Duration = Duration::from_secs(10);
 /// Looks within this of the last sample are answered from it.
 pub const MIN_GAP: Duration = Duration::from_millis(250);
 
-enum Request {
+enum Ask {
     Look(oneshot::Sender<()>),
     Watch(bool),
 }
 
 /// The way to the metrics task; cheap to clone.
 #[derive(Clone)]
-pub struct Metrics(mpsc::UnboundedSender<Request>);
+pub struct Metrics(mpsc::UnboundedSender<Ask>);
 
 impl Metrics {
     /// Starts the task; it ends when the supervisor is dropped.
@@ -69,7 +69,7 @@ impl Metrics {
     /// once the board shows it; figures stay live for [`LINGER`].
     pub async fn look(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.0.send(Request::Look(tx)).is_ok() {
+        if self.0.send(Ask::Look(tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -77,11 +77,11 @@ impl Metrics {
     /// `true` while a face shows the figures (the tray's open submenu):
     /// sampled once a second until the matching `false`. Calls nest.
     pub fn watch(&self, on: bool) {
-        let _ = self.0.send(Request::Watch(on));
+        let _ = self.0.send(Ask::Watch(on));
     }
 }
 
-async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Request>) {
+async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Ask>) {
     let mut sampler = Some(Sampler::default());
     let mut watchers: u32 = 0;
     let mut linger_until: Option<Instant> = None;
@@ -105,15 +105,15 @@ async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Request>) {
         let mut next = first;
         while let Some(request) = next.take().or_else(|| rx.try_recv().ok()) {
             match request {
-                Request::Look(ack) => {
+                Ask::Look(ack) => {
                     acks.push(ack);
                     linger_until = Some(Instant::now() + LINGER);
                 }
-                Request::Watch(true) => {
+                Ask::Watch(true) => {
                     watchers += 1;
                     wanted = true;
                 }
-                Request::Watch(false) => watchers = watchers.saturating_sub(1),
+                Ask::Watch(false) => watchers = watchers.saturating_sub(1),
             }
         }
         let fresh = last.is_some_and(|at| at.elapsed() < MIN_GAP);
