@@ -13,7 +13,7 @@
 //!
 //! `${port}` and `${token}` exist only when the manifest asks for them
 //! (`port: auto`, `token: true`), fields that may come after the one being
-//! read: the manifest's parser reads those two first and sets the [`Scope`]
+//! read: the manifest's parser reads those two first and sets the [`VarScope`]
 //! for the whole document, so a misplaced variable is still reported at its
 //! own line and column. `${token}` is accepted only where it cannot reach a
 //! log or `ps` (an `open` action, a `health.http` header): see [`TokenUse`].
@@ -86,7 +86,7 @@ pub struct Values<'a> {
 /// What the manifest being read declares: whether `${port}` and `${token}`
 /// have a value to take.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Scope {
+pub struct VarScope {
     /// `port: auto`.
     pub port: bool,
     /// `token: true`.
@@ -94,13 +94,13 @@ pub struct Scope {
 }
 
 thread_local! {
-    static SCOPE: Cell<Scope> = const { Cell::new(Scope { port: false, token: false }) };
+    static SCOPE: Cell<VarScope> = const { Cell::new(VarScope { port: false, token: false }) };
 }
 
 /// Runs `f` (a manifest's deserialisation) with `scope` in force; the
 /// previous scope comes back afterwards, even if `f` panics.
-pub fn with_scope<T>(scope: Scope, f: impl FnOnce() -> T) -> T {
-    struct Restore(Scope);
+pub fn with_scope<T>(scope: VarScope, f: impl FnOnce() -> T) -> T {
+    struct Restore(VarScope);
     impl Drop for Restore {
         fn drop(&mut self) {
             SCOPE.with(|s| s.set(self.0));
@@ -111,7 +111,7 @@ pub fn with_scope<T>(scope: Scope, f: impl FnOnce() -> T) -> T {
 }
 
 /// The scope of the manifest being read (none outside a manifest).
-pub fn scope() -> Scope {
+pub fn scope() -> VarScope {
     SCOPE.with(Cell::get)
 }
 
@@ -398,7 +398,7 @@ mod tests {
             Template::parse_for("${token}", TokenUse::Allowed).unwrap_err(),
             TOKEN_NEEDS_TRUE
         );
-        let both = Scope {
+        let both = VarScope {
             port: true,
             token: true,
         };
@@ -419,7 +419,7 @@ mod tests {
             assert_eq!(Template::parse("${token}").unwrap_err(), TOKEN_NOT_HERE);
         });
         // The scope ends with the manifest.
-        assert_eq!(scope(), Scope::default());
+        assert_eq!(scope(), VarScope::default());
     }
 
     #[test]

@@ -17,11 +17,11 @@ use tokio::sync::oneshot;
 /// The idle connections of one server, keyed by when they became idle.
 #[derive(Debug, Clone, Default)]
 pub struct IdleClients {
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Mutex<Waiters>>,
 }
 
 #[derive(Debug, Default)]
-struct Inner {
+struct Waiters {
     next: u64,
     waiting: BTreeMap<u64, oneshot::Sender<()>>,
 }

@@ -15,7 +15,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 /// `Err` names the first key found twice (or why the text is not JSON).
 pub fn check(text: &str) -> Result<(), String> {
     let mut de = serde_json::Deserializer::from_str(text);
-    Walk.deserialize(&mut de).map_err(|e| {
+    UniqueKeys.deserialize(&mut de).map_err(|e| {
         let msg = e.to_string();
         match msg.strip_prefix(DUPLICATE) {
             Some(rest) => format!(
@@ -30,16 +30,16 @@ pub fn check(text: &str) -> Result<(), String> {
 const DUPLICATE: &str = "duplicate key ";
 
 /// Visits any JSON value, failing on a duplicated key in any object.
-struct Walk;
+struct UniqueKeys;
 
-impl<'de> DeserializeSeed<'de> for Walk {
+impl<'de> DeserializeSeed<'de> for UniqueKeys {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Walk {
+impl<'de> Visitor<'de> for UniqueKeys {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -66,7 +66,7 @@ impl<'de> Visitor<'de> for Walk {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Walk)?.is_some() {}
+        while seq.next_element_seed(UniqueKeys)?.is_some() {}
         Ok(())
     }
 
@@ -76,7 +76,7 @@ impl<'de> Visitor<'de> for Walk {
             if !seen.insert(key.clone()) {
                 return Err(de::Error::custom(format_args!("{DUPLICATE}{key:?}")));
             }
-            map.next_value_seed(Walk)?;
+            map.next_value_seed(UniqueKeys)?;
         }
         Ok(())
     }

@@ -95,18 +95,18 @@ pub fn parse_raw(file: &Path, bytes: &[u8]) -> Result<RawManifest, ManifestError
 /// a field that uses `${port}` may come before `port` in the file, and is
 /// still checked while serde visits it (its own line and column). A
 /// document this pass cannot read is reported by the full pass.
-fn scope_of(text: &str) -> crate::vars::Scope {
+fn scope_of(text: &str) -> crate::vars::VarScope {
     #[derive(serde::Deserialize)]
     struct Switches {
         port: Option<serde_yaml::Value>,
         token: Option<serde_yaml::Value>,
     }
     match serde_yaml::from_str::<Switches>(text) {
-        Ok(s) => crate::vars::Scope {
+        Ok(s) => crate::vars::VarScope {
             port: s.port.as_ref().and_then(serde_yaml::Value::as_str) == Some("auto"),
             token: s.token.as_ref().and_then(serde_yaml::Value::as_bool) == Some(true),
         },
-        Err(_) => crate::vars::Scope::default(),
+        Err(_) => crate::vars::VarScope::default(),
     }
 }
 

@@ -31,7 +31,7 @@ const MAX_DEPTH: usize = 64;
 
 /// One process of the peer's chain, as `/proc/<pid>/stat` showed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Proc {
+struct ProcStat {
     pid: i32,
     ppid: i32,
     pgrp: i32,
@@ -43,7 +43,7 @@ struct Proc {
 pub struct Peer {
     /// The peer first, then its parent, and so on up to (not including)
     /// berth or init. Never empty.
-    chain: Vec<Proc>,
+    chain: Vec<ProcStat>,
     /// A session led by a child of berth, that is a backend's, found in the
     /// chain: a backend spawned so recently that the board may not show it
     /// yet.
@@ -163,7 +163,7 @@ fn alive(pidfd: &OwnedFd) -> io::Result<bool> {
 
 /// One process's line of `/proc/<pid>/stat` (the fields after the command
 /// name, which may itself hold spaces and parentheses).
-fn stat(pid: i32) -> Option<Proc> {
+fn stat(pid: i32) -> Option<ProcStat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
@@ -171,7 +171,7 @@ fn stat(pid: i32) -> Option<Proc> {
     let ppid = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
     let session = fields.next()?.parse().ok()?;
-    Some(Proc {
+    Some(ProcStat {
         pid,
         ppid,
         pgrp,

@@ -281,7 +281,7 @@ enum Applied {
 
 /// Where entries are inserted: the root menu or a backend's submenu.
 #[derive(Clone, Copy)]
-enum Parent<'a> {
+enum MenuParent<'a> {
     Root(&'a Menu),
     Sub(&'a MudaSubmenu),
 }
@@ -342,14 +342,19 @@ impl Tray {
                 .map_err(|e| TrayError::Icon(e.to_string()))?;
             self.icon_state = model.icon;
         }
-        reconcile(Parent::Root(&self.menu), &mut self.applied, &model.items).map_err(menu_error)?;
+        reconcile(
+            MenuParent::Root(&self.menu),
+            &mut self.applied,
+            &model.items,
+        )
+        .map_err(menu_error)?;
         self.ticking = model.ticking;
         self.model = Some(model);
         Ok(())
     }
 }
 
-impl Parent<'_> {
+impl MenuParent<'_> {
     fn insert(self, item: &dyn IsMenuItem, position: usize) -> tray_icon::menu::Result<()> {
         match self {
             Self::Root(menu) => menu.insert(item, position),
@@ -415,7 +420,7 @@ impl Applied {
             Node::Submenu(sub) => {
                 let submenu = MudaSubmenu::with_id(format!("#{}", sub.key), &sub.label, true);
                 let mut children = Vec::new();
-                reconcile(Parent::Sub(&submenu), &mut children, &sub.children)?;
+                reconcile(MenuParent::Sub(&submenu), &mut children, &sub.children)?;
                 Self::Submenu {
                     submenu,
                     label: sub.label.clone(),
@@ -474,7 +479,7 @@ impl Applied {
                     submenu.set_text(&want.label);
                     label.clone_from(&want.label);
                 }
-                reconcile(Parent::Sub(submenu), children, &want.children)?;
+                reconcile(MenuParent::Sub(submenu), children, &want.children)?;
             }
             _ => {}
         }
@@ -484,7 +489,7 @@ impl Applied {
 
 /// Makes `applied` (the entries under `parent`) match `want`, by key.
 fn reconcile(
-    parent: Parent<'_>,
+    parent: MenuParent<'_>,
     applied: &mut Vec<(String, Applied)>,
     want: &[Node],
 ) -> tray_icon::menu::Result<()> {
