@@ -86,6 +86,11 @@ pub(super) fn yaml_error(file: &Path, text: &str, err: &serde_yaml::Error) -> Ma
 
 /// Makes serde_yaml's wording actionable: a suggestion for a misspelled
 /// field, a word about tabs, plain words for the structural errors.
+///
+/// This reads the message's text because serde_yaml's `Error` has no public
+/// kind (only its text and location): this is where the parser's error is
+/// shown, and nothing is decided on it but its wording. berth's own errors
+/// are typed enums and are never classified by their text.
 fn explain(message: &str, text: &str, location: Option<&serde_yaml::Location>) -> String {
     if let Some(rest) = message.strip_prefix("unknown field `")
         && let Some((unknown, expected)) = rest.split_once('`')
