@@ -46,6 +46,12 @@ async fn apply_and_start(e: &Env, b: Backend) -> Result<Outcome, ActionError> {
     e.sup.command(&id, Verb::start()).await
 }
 
+/// A start or restart was accepted: `Done`, or `Reached` when the run was
+/// already `running` when the job answered (a probe that matches at spawn).
+fn accepted(outcome: Result<Outcome, ActionError>) -> bool {
+    matches!(outcome, Ok(Outcome::Done | Outcome::Reached(_)))
+}
+
 /// Waits for `id` to be in `state` and returns its status.
 async fn wait_state(e: &Env, id: &str, state: State) -> BackendStatus {
     wait_for(&e.sup, id, T, |s| s.state == state).await
