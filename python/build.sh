@@ -30,18 +30,8 @@ for arg in "$@"; do
     esac
 done
 
-# Runs a command with its output captured; shows it only if the command fails.
-quiet() {
-    local log
-    log="$(mktemp)"
-    if ! "$@" >"$log" 2>&1; then
-        cat "$log" >&2
-        rm -f "$log"
-        echo "build.sh: failed: $*" >&2
-        return 1
-    fi
-    rm -f "$log"
-}
+# shellcheck source=quiet.sh
+source "$(dirname "${BASH_SOURCE[0]}")/quiet.sh"
 
 if [[ ! -x "$venv/bin/python" && ! -x "$venv/Scripts/python.exe" ]]; then
     quiet "$python" -m venv "$venv"

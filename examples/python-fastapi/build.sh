@@ -12,17 +12,8 @@ python_dir="$here/../../python"
 "$python_dir/build.sh"
 vpy="$python_dir/.venv/bin/python"
 
-quiet() {
-    local log
-    log="$(mktemp)"
-    if ! "$@" >"$log" 2>&1; then
-        cat "$log" >&2
-        rm -f "$log"
-        echo "build.sh: failed: $*" >&2
-        return 1
-    fi
-    rm -f "$log"
-}
+# shellcheck source=../../python/quiet.sh
+source "$python_dir/quiet.sh"
 
 stamp="$python_dir/.venv/.fastapi-requirements.txt.stamp"
 if [[ ! -f "$stamp" || "$here/requirements.txt" -nt "$stamp" ]]; then
