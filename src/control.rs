@@ -13,7 +13,7 @@ pub mod idle;
 pub mod protocol;
 pub mod server;
 pub mod socket;
-mod talk;
+pub mod talk;
 mod unique_keys;
 
 pub use protocol::{Reply, Request};

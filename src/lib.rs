@@ -40,6 +40,7 @@
 pub mod autostart;
 pub mod cli;
 pub mod control;
+pub mod embed;
 pub mod folders;
 pub mod human;
 pub mod integrity;

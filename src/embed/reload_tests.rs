@@ -2,6 +2,8 @@
 //! `rescan` go through the same incremental folder state as the watcher.
 
 use super::*;
+use crate::supervisor;
+use std::path::Path;
 use crate::status::State;
 use crate::verb::Verb;
 
