@@ -302,4 +302,3 @@ async fn parent_exit(parent: Option<parent::Parent>) {
         None => std::future::pending().await,
     }
 }
-

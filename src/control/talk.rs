@@ -91,8 +91,18 @@ pub type JsonObject = serde_json::Map<String, serde_json::Value>;
 
 /// Carries out one `send` request of the socket.
 pub(super) async fn reply<B: Backends>(control: &B, request: SendRequest) -> SendReply {
-    let timeout = request.timeout_ms.map_or(DEFAULT_WAIT, Duration::from_millis);
-    match send(control, &request.id, &request.line, request.wait.as_ref(), timeout).await {
+    let timeout = request
+        .timeout_ms
+        .map_or(DEFAULT_WAIT, Duration::from_millis);
+    match send(
+        control,
+        &request.id,
+        &request.line,
+        request.wait.as_ref(),
+        timeout,
+    )
+    .await
+    {
         Ok(found) => SendReply::ok(found),
         Err(e) => SendReply::error(e.to_string()),
     }

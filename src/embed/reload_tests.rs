@@ -2,10 +2,10 @@
 //! `rescan` go through the same incremental folder state as the watcher.
 
 use super::*;
-use crate::supervisor;
-use std::path::Path;
 use crate::status::State;
+use crate::supervisor;
 use crate::verb::Verb;
+use std::path::Path;
 
 fn manifest(exe: &Path, extra: &str) -> String {
     let digest = crate::integrity::hash_file(exe).unwrap();
