@@ -469,7 +469,7 @@ mod tests {
     #[test]
     fn a_quoted_cause_is_printed_once() {
         let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
-        let err = crate::control::client::ClientError::Io {
+        let err = crate::client::ClientError::Io {
             path: "/run/berth.sock".into(),
             source: io,
         };

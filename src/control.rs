@@ -1,14 +1,13 @@
 //! The control socket: one JSON request per line, one JSON reply per line.
 //!
 //! The launcher serves it ([`server`]); `berth status/start/stop/restart`
-//! are its clients ([`client`]). [`socket`] owns the file itself: folder
+//! and programs are its clients ([`crate::client`]). [`socket`] owns the file itself: folder
 //! permissions, stale sockets, path length. [`protocol`] is the wire format,
 //! shared by both sides. [`backends`] is what the server asks of the
 //! supervisor.
 
 mod admit;
 pub mod backends;
-pub mod client;
 pub mod idle;
 pub mod protocol;
 pub mod server;

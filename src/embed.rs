@@ -69,7 +69,7 @@ use crate::verb::Verb;
 
 mod reload;
 
-pub use crate::control::protocol::Wait;
+use crate::control::protocol::Wait;
 
 /// Smallest log size ([`Builder::log_max_size`], `--log-max-size`): below
 /// it a chatty backend rotates on every few lines, and rotation (renames, a
