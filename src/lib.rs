@@ -34,6 +34,8 @@
 //!   fields that name things known only once a backend runs.
 //! - [`verb`] is what a user asks of one backend (start, stop, restart),
 //!   carried unchanged from the CLI, the tray and the socket to its job.
+//! - [`update`] is a backend's signed releases: the feed's format, `berth
+//!   release`, and the download and install of an update.
 //! - [`embed`] wires all of the above together into a launcher: the API an
 //!   app uses to host its backends in-process, and what `berth run` runs.
 //! - [`launcher`] is `berth run`: the embedded launcher plus signals, the
@@ -64,6 +66,7 @@ mod timer;
 pub mod tray;
 pub mod tree;
 pub mod trust;
+pub mod update;
 pub mod vars;
 pub mod verb;
 pub mod watch;
