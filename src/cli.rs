@@ -25,6 +25,7 @@ pub(crate) mod run;
 mod schema;
 mod sign;
 mod talk;
+mod watch;
 
 /// A failure with a specific exit code (2 for usage errors and "no launcher").
 /// Any other error exits 1.
@@ -167,9 +168,14 @@ pub enum Command {
     Schema,
     /// Show every backend of the running launcher.
     Status {
-        /// One JSON array instead of a table.
+        /// One JSON array instead of a table (with --watch: the array as
+        /// one line, then each event's JSON line).
         #[arg(long)]
         json: bool,
+        /// Keep going: a row (or a JSON line) per change, from the
+        /// launcher's event stream, until it quits.
+        #[arg(long)]
+        watch: bool,
     },
     /// Start a backend and wait until it is running.
     Start {
@@ -460,7 +466,8 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
         Command::Release { manifest, key, out } => release::run(&manifest, &key, &out),
         Command::Pin { id, backends } => pin::run(&id, &backends.folders(&app), &app),
         Command::Schema => schema::run(),
-        Command::Status { json } => client::status(&socket, json),
+        Command::Status { json, watch: true } => watch::run(&socket, json),
+        Command::Status { json, watch: false } => client::status(&socket, json),
         Command::Start { id, args } => client::command(&socket, &id, Verb::Start { args }),
         Command::Stop { id } => client::command(&socket, &id, Verb::Stop),
         Command::Restart { id, args } => client::command(&socket, &id, Verb::Restart { args }),

@@ -44,7 +44,7 @@ use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, UnixAddr
 use nix::sys::time::TimeVal;
 use serde::de::DeserializeOwned;
 
-use crate::control::protocol::{Acted, Reply, Request, SendRequest, Wait};
+use crate::control::protocol::{Acted, Event, Reply, Request, SendRequest, Wait};
 use crate::control::socket;
 use crate::control::talk::JsonObject;
 use crate::paths::AppName;
@@ -242,6 +242,18 @@ impl Connection {
         self.parse(&line)
     }
 
+    /// Sends a streaming request (`watch`, `logs` with follow) and hands
+    /// back the connection's lines: [`Lines::next_line`] blocks until the
+    /// launcher sends one, as long as it takes (a stream is quiet while
+    /// nothing happens).
+    pub fn stream(mut self, request: &Request) -> Result<Lines, ClientError> {
+        self.send(request)?;
+        self.writer
+            .set_read_timeout(None)
+            .map_err(|e| self.io(e, SEND_TIMEOUT))?;
+        Ok(Lines { connection: self })
+    }
+
     /// Sends one request and waits for its reply as long as the launcher
     /// answers a `status` on another connection after each [`PROBE_EVERY`]
     /// of silence.
@@ -269,6 +281,39 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(self.io(e, PROBE_EVERY)),
             }
+        }
+    }
+}
+
+/// The lines of a streaming request, as they come.
+pub(crate) struct Lines {
+    connection: Connection,
+}
+
+impl Lines {
+    /// The next line without its newline, or `None` once the launcher has
+    /// closed the connection.
+    pub fn next_line(&mut self) -> Result<Option<String>, ClientError> {
+        let mut line = String::new();
+        loop {
+            match self.connection.reader.read_line(&mut line) {
+                Ok(0) if line.is_empty() => return Ok(None),
+                Ok(_) => {
+                    let end = line.trim_end_matches(['\n', '\r']).len();
+                    line.truncate(end);
+                    return Ok(Some(line));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.connection.io(e, SEND_TIMEOUT)),
+            }
+        }
+    }
+
+    /// Reads the next line as a reply of `T` (the stream's first line).
+    pub fn reply<T: DeserializeOwned>(&mut self) -> Result<Reply<T>, ClientError> {
+        match self.next_line()? {
+            Some(line) => self.connection.parse(&line),
+            None => Err(self.connection.no_reply()),
         }
     }
 }
@@ -338,9 +383,7 @@ impl Client {
             Patience::WhileAlive => connection.request_while_alive(request)?,
         };
         if !reply.ok {
-            return Err(ClientError::Refused(reply.error.unwrap_or_else(|| {
-                "the launcher refused without a reason".to_owned()
-            })));
+            return Err(refusal(reply.error));
         }
         Ok(Answer {
             data: reply.data,
@@ -451,5 +494,73 @@ impl Client {
     pub fn rescan(&self) -> Result<(), ClientError> {
         self.ask::<()>(&Request::Rescan, Patience::WhileAlive)
             .map(drop)
+    }
+}
+
+impl Client {
+    /// Follows the launcher's events (`{"cmd": "watch"}`): every manifest
+    /// file's status at once ([`Watch::backends`]), then, iterating, one
+    /// [`Event`] per change: a file's complete new status, or its removal.
+    /// The iterator blocks while nothing changes and ends when the launcher
+    /// quits; a launcher that closes a reader fallen behind by over 1 MiB
+    /// ends it with [`ClientError::Refused`] saying so.
+    pub fn watch(&self) -> Result<Watch, ClientError> {
+        let mut lines = Connection::connect(&self.path)?.stream(&Request::Watch)?;
+        let first: Reply<Vec<BackendStatus>> = lines.reply()?;
+        if !first.ok {
+            return Err(refusal(first.error));
+        }
+        Ok(Watch {
+            backends: first.data.unwrap_or_default(),
+            lines: Some(lines),
+        })
+    }
+}
+
+/// The launcher's refusal, in its words.
+fn refusal(error: Option<String>) -> ClientError {
+    ClientError::Refused(
+        error.unwrap_or_else(|| "the launcher refused without a reason".to_owned()),
+    )
+}
+
+/// A `watch` stream ([`Client::watch`]): the statuses when it began, and
+/// an iterator of the changes since.
+pub struct Watch {
+    backends: Vec<BackendStatus>,
+    /// `None` once the stream has ended.
+    lines: Option<Lines>,
+}
+
+impl Watch {
+    /// Every manifest file's status when the stream began, as
+    /// [`Client::status`] answers.
+    pub fn backends(&self) -> &[BackendStatus] {
+        &self.backends
+    }
+}
+
+impl Iterator for Watch {
+    type Item = Result<Event, ClientError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let lines = self.lines.as_mut()?;
+        let item = match lines.next_line() {
+            Ok(None) => None,
+            Ok(Some(line)) => Some(match serde_json::from_str::<Event>(&line) {
+                Ok(event) => return Some(Ok(event)),
+                // An error line ends the stream (the launcher closes it next).
+                Err(e) => match serde_json::from_str::<Reply<()>>(&line) {
+                    Ok(reply) if !reply.ok => Err(refusal(reply.error)),
+                    _ => Err(ClientError::BadReply {
+                        path: lines.connection.path.clone(),
+                        reason: format!("{e}: {line}"),
+                    }),
+                },
+            }),
+            Err(e) => Some(Err(e)),
+        };
+        self.lines = None;
+        item
     }
 }

@@ -49,6 +49,7 @@ pub mod client;
 pub mod control;
 pub mod embed;
 pub mod folders;
+pub mod graph;
 pub mod human;
 pub mod integrity;
 pub mod launcher;
