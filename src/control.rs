@@ -3,14 +3,15 @@
 //! The launcher serves it ([`server`]); `berth status/start/stop/restart`
 //! are its clients ([`client`]). [`socket`] owns the file itself: folder
 //! permissions, stale sockets, path length. [`protocol`] is the wire format,
-//! shared by both sides. [`backends`] is what the server asks of the
-//! supervisor.
+//! shared by both sides; [`schema`] publishes it as JSON Schemas.
+//! [`backends`] is what the server asks of the supervisor.
 
 mod admit;
 pub mod backends;
 pub mod client;
 pub mod idle;
 pub mod protocol;
+pub mod schema;
 pub mod server;
 pub mod socket;
 mod talk;
