@@ -20,6 +20,7 @@ mod keygen;
 mod logs;
 mod new;
 mod pin;
+mod release;
 pub(crate) mod run;
 mod schema;
 mod sign;
@@ -145,6 +146,16 @@ pub enum Command {
         /// The secret key (`berth keygen` or `minisign -G`).
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
+    },
+    /// Publish a release of a manifest's version into a folder any web server can serve.
+    Release {
+        manifest: PathBuf,
+        /// The secret key that signs the manifest and the index.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The release folder: ID/VERSION/PLATFORM/ and the signed index.json.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Write the current digests of ID's executable (and `files` tree) into its manifest.
     Pin {
@@ -440,6 +451,7 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
         Command::Hash { path } => hash::run(&path),
         Command::Keygen { name, dir, force } => keygen::run(&name, &dir, force, &app),
         Command::Sign { manifest, key } => sign::run(&manifest, &key),
+        Command::Release { manifest, key, out } => release::run(&manifest, &key, &out),
         Command::Pin { id, backends } => pin::run(&id, &backends.folders(&app), &app),
         Command::Schema { protocol, status } => schema::run(match (protocol, status) {
             (true, _) => schema::Which::Protocol,

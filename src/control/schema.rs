@@ -14,7 +14,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_json::{Map, Value};
 
 use super::protocol::{
-    ActionReply, CommandReply, NullReply, PROTOCOL_VERSION, Request, SendReply, StatusReply,
+    ActionReply, CommandReply, Event, NullReply, PROTOCOL_VERSION, Request, SendReply, StatusReply,
     VersionReply,
 };
 use crate::status::BackendStatus;
@@ -30,11 +30,11 @@ macro_rules! reply_kinds {
 }
 
 reply_kinds! {
-    StatusReply: "The reply to `status`: `data` is every manifest file's status.",
+    StatusReply: "The reply to `status`, and the first line of `watch`: `data` is every manifest file's status.",
     CommandReply: "The reply to `start`, `stop` and `restart`, once the backend reached the goal or settled: `data` is its status (`null` if its file left meanwhile); a no-op carries a `note`.",
     SendReply: "The reply to `send`: with `wait`, `data` is the backend's stdout JSON object that answered; else `null`.",
     ActionReply: "The reply to `action`: what the manifest action did.",
-    NullReply: "The reply to `start-all`, `stop-all` and `rescan` (`data` is `null`), and the shape of every refusal (`ok` false, `error`).",
+    NullReply: "The reply to `start-all`, `stop-all` and `rescan`, and the line that ends the history of `logs` (`data` is `null`); also the shape of every refusal (`ok` false, `error`).",
     VersionReply: "The reply to `version`.",
 }
 
@@ -49,9 +49,15 @@ pub fn protocol() -> Schema {
     let request = Request::json_schema(&mut requests);
     let mut writes = generator(SchemaSettings::draft2020_12().for_serialize());
     let replies = replies(&mut writes);
+    let mut event = Event::json_schema(&mut writes);
+    event.insert(
+        "description".into(),
+        "A line of a stream that is not a reply: after the first reply line of `watch` (`status`, `removed`), and the lines of `logs` (`log`).".into(),
+    );
 
     let mut defs = Map::new();
     defs.insert("Request".into(), request.to_value());
+    defs.insert("Event".into(), event.to_value());
     let mut any_reply = Vec::new();
     for (name, description, mut schema) in replies {
         schema.insert("description".into(), description.into());
@@ -79,10 +85,11 @@ pub fn protocol() -> Schema {
     let mut root = json_schema!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": format!("berth control protocol {PROTOCOL_VERSION}"),
-        "description": "One JSON object per line on berth's control socket: a client writes Request lines, berth answers each with one Reply line. See docs/PROTOCOL.md.",
+        "description": "One JSON object per line on berth's control socket: a client writes Request lines, berth answers each with one Reply line; `watch` and `logs` also send Event lines. See docs/PROTOCOL.md.",
         "anyOf": [
             { "$ref": "#/$defs/Request" },
             { "$ref": "#/$defs/Reply" },
+            { "$ref": "#/$defs/Event" },
         ],
     });
     root.insert("$defs".into(), Value::Object(defs));
@@ -97,7 +104,7 @@ pub fn status() -> Schema {
     schema.insert("title".into(), "berth status --json".into());
     schema.insert(
         "description".into(),
-        "One object per manifest file (superseded and invalid ones included), sorted like the tray. The same object is in the control socket's `status` reply.".into(),
+        "One object per manifest file (superseded and invalid ones included), sorted like the tray. The same object is in the control socket's `status` reply and in `watch`'s `status` events.".into(),
     );
     schema
 }
@@ -127,6 +134,7 @@ mod tests {
         for name in [
             "Request",
             "Reply",
+            "Event",
             "StatusReply",
             "VersionReply",
             "BackendStatus",

@@ -296,6 +296,9 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
             Err(e) => error_line(e),
         },
         Request::Version => VersionReply::ok(Version::current()).to_line(),
+        // Answered as before they existed until their streams are served.
+        Request::Watch => error_line(r#"unknown command "watch""#),
+        Request::Logs(_) => error_line(r#"unknown command "logs""#),
     }
 }
 

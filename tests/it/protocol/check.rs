@@ -9,7 +9,9 @@
 //!
 //! A reply is checked against the reply kind of the request it answers
 //! (`status` -> `StatusReply`, ...); a line that is not a request it knows
-//! is answered by a refusal, checked against `Reply`.
+//! is answered by a refusal, checked against `Reply`. The lines of a
+//! `watch` or `logs` stream are events (`$defs/Event`) or replies
+//! ([`stream`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -52,6 +54,9 @@ const REPLIES: &[(&str, &str)] = &[
     ("stop-all", "NullReply"),
     ("rescan", "NullReply"),
     ("version", "VersionReply"),
+    // The first line of `watch`; the line that ends the history of `logs`.
+    ("watch", "StatusReply"),
+    ("logs", "NullReply"),
 ];
 
 struct Schemas {
@@ -125,6 +130,27 @@ pub fn reply(request: &[u8], line: &str) -> Value {
     let value = parse("reply", line);
     assert_valid(protocol_def(kind), &format!("{kind} line"), line, &value);
     value
+}
+
+/// Checks one event line (`{"event": ...}`) against `$defs/Event`.
+#[track_caller]
+pub fn event(line: &str) -> Value {
+    let value = parse("event", line);
+    assert_valid(protocol_def("Event"), "event", line, &value);
+    value
+}
+
+/// Checks one line of a `watch` or `logs` stream opened by `request`: an
+/// event, or a reply (its first line, the end of a history, a closing
+/// refusal).
+#[track_caller]
+pub fn stream(request: &[u8], line: &str) -> Value {
+    let value = parse("stream line", line);
+    if value.get("event").is_some() {
+        event(line)
+    } else {
+        reply(request, line)
+    }
 }
 
 /// Checks every line of `text`, all read after sending `request` (`b""`

@@ -114,11 +114,40 @@ fn the_schemas_reject_what_berth_never_sends() {
         &json!({"ok": true, "data": [status("running")]})
     ));
 
+    let event =
+        |value: Value| std::panic::catch_unwind(|| super::check::event(&value.to_string())).is_ok();
+    assert!(event(
+        json!({"event": "status", "backend": status("running")})
+    ));
+    assert!(event(json!({"event": "removed", "file": "/b/web.yaml"})));
+    assert!(event(
+        json!({"event": "log", "id": "web", "stream": "stderr", "line": "x", "run": null})
+    ));
+    assert!(!event(json!({"event": "status", "backend": {"id": "web"}})));
+    assert!(!event(json!({"event": "removed"})));
+    assert!(!event(
+        json!({"event": "log", "id": "web", "stream": "stdin", "line": "x", "run": 1})
+    ));
+    assert!(!event(json!({"event": "moved", "file": "/b/web.yaml"})));
+    let logs = |line: &str| {
+        let request = br#"{"cmd":"logs","id":"web"}"#;
+        std::panic::catch_unwind(|| super::check::stream(request, line)).is_ok()
+    };
+    assert!(logs(
+        r#"{"event":"log","id":"web","stream":"stdout","line":"x","run":7}"#
+    ));
+    assert!(logs(r#"{"ok":true,"data":null}"#), "the end of the history");
+    assert!(!logs(r#"{"ok":true,"data":[]}"#));
+
     let request = |line: &str| std::panic::catch_unwind(|| super::check::request(line)).is_ok();
     assert!(request(
         r#"{"cmd":"send","id":"p","line":{"a":1},"wait":{"key":"id","value":"7"}}"#
     ));
     assert!(request(r#"{"cmd":"version"}"#));
+    assert!(request(
+        r#"{"cmd":"logs","id":"web","follow":true,"lines":5}"#
+    ));
+    assert!(!request(r#"{"cmd":"watch","id":"web"}"#));
     assert!(!request(r#"{"cmd":"version","id":"p"}"#));
     assert!(!request(r#"{"cmd":"start"}"#));
     assert!(!request(r#"{"cmd":"fly"}"#));
