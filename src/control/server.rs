@@ -213,6 +213,11 @@ async fn connection<B: Backends>(
             return;
         }
         let reply = match Request::parse(&line) {
+            // The connection is the stream from now on.
+            Ok(Request::Watch) => {
+                super::watch_stream::watch(&control.backends, reader, write).await;
+                return;
+            }
             Ok(request) => {
                 tracing::debug!(?request, "control socket: request");
                 handle(&control, request).await
@@ -296,8 +301,9 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
             Err(e) => error_line(e),
         },
         Request::Version => VersionReply::ok(Version::current()).to_line(),
-        // Answered as before they existed until their streams are served.
-        Request::Watch => error_line(r#"unknown command "watch""#),
+        // Served by the connection itself (it becomes the stream).
+        Request::Watch => error_line("watch is served on its own connection"),
+        // Answered as before it existed until its stream is served.
         Request::Logs(_) => error_line(r#"unknown command "logs""#),
     }
 }

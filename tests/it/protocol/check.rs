@@ -178,12 +178,32 @@ pub fn status_json(text: &str) -> Vec<Value> {
     serde_json::from_value(value).unwrap()
 }
 
+/// Checks one line of `berth status --watch --json`: the status array
+/// first, then one event per line.
+#[track_caller]
+pub fn watch_json(line: &str, first: bool) -> Value {
+    if first {
+        Value::Array(status_json(line))
+    } else {
+        event(line)
+    }
+}
+
 /// Checks what a finished `berth ARGS` printed, when it is one of the
-/// outputs the schemas describe (`status --json` that succeeded).
+/// outputs the schemas describe (`status --json` that succeeded, with or
+/// without `--watch`).
 #[track_caller]
 pub fn cli(args: &[&str], output: &std::process::Output) {
     let json_status = args.first() == Some(&"status") && args.contains(&"--json");
-    if json_status && output.status.success() {
-        status_json(&String::from_utf8_lossy(&output.stdout));
+    if !json_status || !output.status.success() {
+        return;
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    if args.contains(&"--watch") {
+        for (n, line) in text.lines().enumerate() {
+            watch_json(line, n == 0);
+        }
+    } else {
+        status_json(&text);
     }
 }
