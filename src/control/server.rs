@@ -294,6 +294,9 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
             Ok(()) => NullReply::ok(()).to_line(),
             Err(e) => error_line(e),
         },
+        // Answered as before they existed until their streams are served.
+        Request::Watch => error_line(r#"unknown command "watch""#),
+        Request::Logs(_) => error_line(r#"unknown command "logs""#),
     }
 }
 
