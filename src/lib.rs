@@ -35,12 +35,15 @@
 //!   fields that name things known only once a backend runs.
 //! - [`verb`] is what a user asks of one backend (start, stop, restart),
 //!   carried unchanged from the CLI, the tray and the socket to its job.
+//! - [`update`] is a backend's signed releases: the feed's format, `berth
+//!   release`, and the download and install of an update.
 //! - [`launcher`] wires all of the above together for `berth run`.
 
 pub mod autostart;
 pub mod cli;
 pub mod control;
 pub mod folders;
+pub mod graph;
 pub mod human;
 pub mod integrity;
 pub mod launcher;
@@ -58,6 +61,7 @@ mod timer;
 pub mod tray;
 pub mod tree;
 pub mod trust;
+pub mod update;
 pub mod vars;
 pub mod verb;
 pub mod watch;
