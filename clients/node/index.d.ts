@@ -247,6 +247,16 @@ export interface LaunchOptions {
   backends?: string | string[]
   /** The berth executable (default: `berth` on PATH). */
   berth?: string
+  /**
+   * Show berth's tray instead of running headless (default false: the app
+   * shows what it wants itself). Without a display berth says so on its
+   * log and runs headless.
+   */
+  tray?: boolean
+  /** With `tray`: the tray item's title (tooltip, the menu's first line); default: `app`. */
+  title?: string
+  /** With `tray`: a PNG shown as the tray icon, the state as a small badge on it. */
+  icon?: string
   /** More arguments for `berth run` (e.g. `['--no-notify']`). */
   args?: string[]
   /** Variables added to this process's environment for berth (e.g. BERTH_RESOURCES). */
@@ -267,8 +277,9 @@ export interface ConnectOptions {
 }
 
 /**
- * Start `berth run --headless --app APP --with-parent --backends DIR...` and
- * resolve once its socket answers. Rejects with BERTH_EXITED (berth's stderr
+ * Start `berth run --headless --app APP --with-parent --backends DIR...` (or,
+ * with `tray`, `--title`/`--icon` and no `--headless`) and resolve once its
+ * socket answers. Rejects with BERTH_EXITED (berth's stderr
  * line) when berth exits first, BERTH_SPAWN when it cannot be run,
  * BERTH_REFUSED when a launcher already runs on the socket.
  */

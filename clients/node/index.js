@@ -28,13 +28,17 @@ function strings(value, what) {
 
 /**
  * Starts `berth run --headless --app APP --with-parent --backends DIR...`
- * and resolves with a client once its socket answers.
+ * and resolves with a client once its socket answers. With `tray`, berth
+ * shows its tray instead (`--title`, `--icon`: the app's face on it).
  */
 export async function launch(options = {}) {
   const {
     app,
     backends,
     berth = 'berth',
+    tray = false,
+    title,
+    icon,
     args = [],
     env,
     cwd,
@@ -47,6 +51,13 @@ export async function launch(options = {}) {
     throw usage('args must be an array of strings')
   }
   if (typeof berth !== 'string' || berth === '') throw usage('berth must be the path of the berth executable')
+  if (typeof tray !== 'boolean') throw usage('tray must be true or false')
+  for (const [name, value] of [['title', title], ['icon', icon]]) {
+    if (value === undefined) continue
+    if (typeof value !== 'string' || value === '') throw usage(`${name} must be a non-empty string`)
+    // Headless, nothing would show them: say so rather than drop them.
+    if (!tray) throw usage(`${name} is the tray's: pass tray: true to show berth's tray`)
+  }
   if (env !== undefined && (env === null || typeof env !== 'object')) throw usage('env must be an object')
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw usage('timeoutMs must be a positive whole number')
   const childEnv = env ? { ...process.env, ...env } : process.env
@@ -56,7 +67,9 @@ export async function launch(options = {}) {
   if (await answers(sock).catch(() => false)) {
     throw new BerthError(codes.REFUSED, `a launcher already runs on ${sock}; connect() to it, or quit it first`)
   }
-  const argv = ['run', '--headless', '--app', app, '--with-parent', '--socket', sock]
+  const argv = ['run', ...(tray ? [] : ['--headless']), '--app', app, '--with-parent', '--socket', sock]
+  if (title !== undefined) argv.push('--title', title)
+  if (icon !== undefined) argv.push('--icon', icon)
   for (const dir of dirs) argv.push('--backends', dir)
   argv.push(...args)
   const launcher = await Launcher.spawn(berth, argv, { env: childEnv, cwd })

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the Node client's tests against the real berth (built here, a no-op
-# when it is fresh) and the PyInstaller build of the Python backend
+# Runs the Node client's tests against the real berth and berth-tray (built
+# here, a no-op when fresh) and the PyInstaller build of the Python backend
 # (python/build.sh makes it). Extra arguments go to `node --test`.
 # Works from any directory.
 set -euo pipefail
@@ -15,7 +15,7 @@ if ((major < 18)); then
 fi
 
 if [[ -z "${BERTH_BIN:-}" ]]; then
-  cargo build --quiet --bin berth --manifest-path "$repo/Cargo.toml"
+  cargo build --quiet --bin berth --bin berth-tray --manifest-path "$repo/Cargo.toml"
 fi
 
 cd "$here"

@@ -118,7 +118,8 @@ export class Launcher {
   /** berth's last stderr line worth showing: its `berth: ...` error if any. */
   lastLine() {
     const lines = this.#partial.trim() ? [...this.#tail, this.#partial.trim()] : this.#tail
-    return lines.findLast((l) => l.startsWith('berth: ')) ?? lines.at(-1) ?? null
+    const said = (prefix) => lines.findLast((l) => l.startsWith(prefix))
+    return said('berth: ') ?? said('error: ') ?? lines.at(-1) ?? null
   }
 
   /** SIGTERM, then SIGKILL after `killAfterMs`; resolves once berth has exited. */

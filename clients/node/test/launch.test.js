@@ -99,7 +99,7 @@ describe('a launched berth with the shipped Python backend', () => {
   })
 })
 
-describe('launch failures', () => {
+describe('launch options and failures', () => {
   const home = new Home()
   after(() => home.remove())
 
@@ -119,5 +119,28 @@ describe('launch failures', () => {
       message: new RegExp(`cannot run ${home.root}/no-berth`),
     })
     await assert.rejects(launch(home.options({ app: 'Acme' })), { code: 'BERTH_USAGE', message: /invalid app name "Acme"/ })
+  })
+
+  test('tray: true drops --headless and passes the app\'s title and icon to berth', async () => {
+    const icon = `${home.root}/acme.png`
+    // No display: berth says so and serves the socket headless.
+    const env = { ...home.env, DISPLAY: undefined, WAYLAND_DISPLAY: undefined }
+    const berth = await launch(home.options({ tray: true, title: 'Acme Notes', icon, env }))
+    try {
+      const cmdline = readFileSync(`/proc/${berth.pid}/cmdline`, 'utf8').split('\0')
+      assert.ok(!cmdline.includes('--headless'), cmdline.join(' '))
+      assert.equal(cmdline[cmdline.indexOf('--title') + 1], 'Acme Notes')
+      assert.equal(cmdline[cmdline.indexOf('--icon') + 1], icon)
+      assert.deepEqual(await berth.status(), [])
+    } finally {
+      await berth.close()
+    }
+    // berth's own check of the title, in its own words.
+    await assert.rejects(launch(home.options({ tray: true, title: 'x'.repeat(65), env })), {
+      code: 'BERTH_EXITED',
+      message: /^berth: invalid value .* for '--title <TEXT>': .* is longer than 64 characters$/,
+    })
+    // Headless, a title would show nowhere.
+    await assert.rejects(launch(home.options({ title: 'Acme' })), { code: 'BERTH_USAGE', message: /pass tray: true/ })
   })
 })
