@@ -117,14 +117,6 @@ export interface BackendStatus {
   token: string | null
 }
 
-/** `version()`: the launcher's version and the protocol it speaks. */
-export interface VersionInfo {
-  /** berth's semver, e.g. `"0.3.0"`. */
-  berth: string
-  /** The protocol version: 1. */
-  protocol: number
-}
-
 /** What `action()` did: an `open` action's target, a `send` action's line queued, or a `restart` action's outcome (as restart()). */
 export type ActionResult = { opened: string } | { sent: boolean } | BackendStatus | null
 
@@ -159,28 +151,11 @@ export type WatchEvent = StatusEvent | RemovedEvent
 /** What `watch()` yields: the full status array first, then one event per change. */
 export type WatchItem = BackendStatus[] | WatchEvent
 
-/** One line of a backend's output. */
-export interface LogEvent {
-  event: 'log'
-  id: string
-  stream: 'stdout' | 'stderr'
-  line: string
-  /** The pid of the run that printed it; null for a line of the log's history written before this launcher started. */
-  run: number | null
-}
-
 export interface SendOptions {
   /** Resolve with the first stdout JSON object after the line whose `key` equals `value` (compared as text: 7 matches `7`). */
   wait?: { key: string; value: string | number | boolean }
   /** How long the launcher waits for it (default 5000). */
   timeoutMs?: number
-}
-
-export interface LogsOptions {
-  /** Keep streaming new lines after the last ones (default false: end after them). */
-  follow?: boolean
-  /** How many of the last lines come first. */
-  lines?: number
 }
 
 export interface CloseOptions {
@@ -223,12 +198,8 @@ export declare class Client {
   send(id: string, value: unknown, options?: SendOptions): Promise<Record<string, unknown> | null>
   /** Run one of `id`'s manifest actions by label, as the tray does. */
   action(id: string, label: string): Promise<ActionResult>
-  /** The launcher's version and protocol. */
-  version(): Promise<VersionInfo>
   /** The full status array first, then one event per change; leaving the loop closes the connection. */
   watch(): AsyncGenerator<WatchItem, void, undefined>
-  /** `id`'s output: the last lines, then (with `follow`) each new one; leaving the loop closes the connection. */
-  logs(id: string, options?: LogsOptions): AsyncGenerator<LogEvent, void, undefined>
   /** Send any request of the protocol; resolves with the whole reply. */
   request<T = unknown>(request: Request, options?: { patient?: boolean }): Promise<Reply<T>>
   /**

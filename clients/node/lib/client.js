@@ -11,7 +11,7 @@
 import { BerthError, codes } from './errors.js'
 import { Connection, checkReply, parseLine } from './connection.js'
 
-/** A reply the launcher gives at once (status, version). */
+/** A reply the launcher gives at once (status). */
 export const QUICK_TIMEOUT_MS = 10_000
 /**
  * Silence after which a call that may rightly take long (start waits for
@@ -76,7 +76,7 @@ function notAnswering(path, ms) {
 }
 
 /**
- * The lines of a stream request (watch, logs) as parsed objects, until the
+ * The lines of a stream request (watch) as parsed objects, until the
  * launcher ends the stream (the generator returns) or refuses (it throws).
  * Leaving the loop early closes the connection.
  * @param {() => boolean} quiet true when an end is expected (the client closed)
@@ -186,10 +186,6 @@ export class Client {
     return this.#data({ cmd: 'status' }, { patient: false })
   }
 
-  version() {
-    return this.#data({ cmd: 'version' }, { patient: false })
-  }
-
   async start(id, args) {
     return this.#data({ cmd: 'start', id: checkId(id), ...withArgs(checkArgs(args)) })
   }
@@ -227,20 +223,6 @@ export class Client {
   watch() {
     // The first line is the status reply: its array is the first item.
     return this.#stream(() => ({ cmd: 'watch' }), (reply) => ({ items: [reply.data], end: false }))
-  }
-
-  /** A backend's output: the last lines, then (follow) each new one. */
-  logs(id, { follow = false, lines } = {}) {
-    const request = () => {
-      const request = { cmd: 'logs', id: checkId(id), follow: Boolean(follow) }
-      if (lines !== undefined) {
-        if (!Number.isInteger(lines) || lines < 0) throw usage('lines must be a whole number')
-        request.lines = lines
-      }
-      return request
-    }
-    // The reply line ends the history; without follow it ends the request.
-    return this.#stream(request, () => ({ items: [], end: !follow }))
   }
 
   /**
