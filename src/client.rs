@@ -44,7 +44,7 @@ use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, UnixAddr
 use nix::sys::time::TimeVal;
 use serde::de::DeserializeOwned;
 
-use crate::control::protocol::{Acted, Event, Reply, Request, SendRequest, Wait};
+use crate::control::protocol::{Acted, Event, Reply, Request, SendRequest, Version, Wait};
 use crate::control::socket;
 use crate::control::talk::JsonObject;
 use crate::paths::AppName;
@@ -475,6 +475,15 @@ impl Client {
                 reason: "an action's reply has no data".to_owned(),
             }),
         }
+    }
+
+    /// The launcher's version and its protocol's (`{"cmd": "version"}`).
+    pub fn version(&self) -> Result<Version, ClientError> {
+        let answer = self.ask::<Version>(&Request::Version, Patience::Within(STATUS_TIMEOUT))?;
+        answer.data.ok_or_else(|| ClientError::BadReply {
+            path: self.path.clone(),
+            reason: "a version reply has no data".to_owned(),
+        })
     }
 
     /// Starts every backend that can start (refusals are not reported).

@@ -72,8 +72,8 @@ pub mod vars;
 pub mod verb;
 pub mod watch;
 
-pub use client::{Answer, Client, ClientError, Settled};
-pub use control::protocol::{Acted, Wait};
+pub use client::{Answer, Client, ClientError, Settled, Watch};
+pub use control::protocol::{Acted, Event, LogLine, Stream, Version, Wait};
 pub use control::talk::{JsonObject, SendError};
 pub use embed::{Builder, Guardian, Handle, Launcher, StartError};
 pub use paths::AppName;
