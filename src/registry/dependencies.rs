@@ -139,8 +139,10 @@ mod tests {
         })
     }
 
-    /// (file stem, standing, in force `depends_on` keys, error, dependency error).
-    fn rows(c: &Catalog) -> Vec<(String, bool, String, Option<String>, Option<String>)> {
+    /// File stem, winner?, the `depends_on` keys in force, error, dependency error.
+    type Row = (String, bool, String, Option<String>, Option<String>);
+
+    fn rows(c: &Catalog) -> Vec<Row> {
         c.entries
             .iter()
             .map(|e| {
