@@ -43,6 +43,7 @@ pub mod autostart;
 pub mod cli;
 pub mod control;
 pub mod folders;
+pub mod graph;
 pub mod human;
 pub mod integrity;
 pub mod launcher;
