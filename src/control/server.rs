@@ -20,7 +20,8 @@ pub use super::backends::Backends;
 use super::idle::IdleClients;
 use super::log_stream::After;
 use super::protocol::{
-    Acted, ActionReply, CommandReply, MAX_LINE, NullReply, Request, StatusReply, error_line,
+    Acted, ActionReply, CommandReply, MAX_LINE, NullReply, Request, StatusReply, Version,
+    VersionReply, error_line,
 };
 use crate::status::{ActionError, BackendStatus, Outcome, Snapshot, State};
 use crate::supervisor::Ran;
@@ -311,6 +312,7 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
             Ok(()) => NullReply::ok(()).to_line(),
             Err(e) => error_line(e),
         },
+        Request::Version => VersionReply::ok(Version::current()).to_line(),
         // Streams: served by the connection itself (`connection`).
         Request::Watch | Request::Logs(_) => error_line("a stream is served by its connection"),
     }

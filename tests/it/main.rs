@@ -11,6 +11,7 @@ mod layering;
 mod manifest;
 mod notify;
 mod panel;
+mod protocol;
 mod sandbox;
 mod supervisor;
 mod tray;
