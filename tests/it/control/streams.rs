@@ -131,10 +131,11 @@ fn closed_by_peer(s: &UnixStream) -> bool {
 #[test]
 fn a_watcher_that_does_not_read_is_closed_past_1_mib_and_status_still_answers() {
     let home = Home::new();
-    // Each line changes its status line (4 KB long): a snapshot per line.
+    // Each line changes its status line (4 KB long): a snapshot per line,
+    // about 100 a second, so 1 MiB piles up in seconds, not at once.
     home.backend(
         "chatty",
-        "pad=$(printf '%04000d' 0)\ni=0\nwhile :; do i=$((i+1)); echo \"{\\\"status\\\": \\\"$pad $i\\\"}\"; done",
+        "pad=$(printf '%04000d' 0)\ni=0\nwhile :; do i=$((i+1)); echo \"{\\\"status\\\": \\\"$pad $i\\\"}\"; sleep 0.01; done",
         "",
     );
     let _l = home.launch();
@@ -350,6 +351,7 @@ fn logs_give_the_last_lines_with_stream_and_run_and_follow_across_a_restart() {
         1,
         "{got:?}"
     );
+    once.request = r#"{"cmd": "status"}"#.to_owned();
     once.reader
         .get_mut()
         .write_all(b"{\"cmd\": \"status\"}\n")
