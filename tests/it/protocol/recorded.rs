@@ -32,8 +32,9 @@ fn recorded_replies_of_protocol_1_stay_valid() {
             if let Some(sent) = line.strip_prefix("> ") {
                 request = sent.as_bytes();
             } else if let Some(received) = line.strip_prefix("< ") {
-                let reply = std::panic::catch_unwind(|| check::reply(request, received))
-                    .unwrap_or_else(|_| panic!("{name}: a recorded reply is no longer valid"));
+                // A reply, or an event of a `watch` or `logs` stream.
+                let reply = std::panic::catch_unwind(|| check::stream(request, received))
+                    .unwrap_or_else(|_| panic!("{name}: a recorded line is no longer valid"));
                 // A request berth carried out is a valid request.
                 if reply["ok"] == true {
                     check::request(std::str::from_utf8(request).unwrap());
@@ -65,6 +66,7 @@ fn the_recordings_cover_every_request_and_the_status_states() {
         "stop-all",
         "rescan",
         "version",
+        "watch",
     ] {
         assert!(all.contains(&format!("> {{\"cmd\":\"{cmd}\"")), "{cmd}");
     }
@@ -78,7 +80,14 @@ fn the_recordings_cover_every_request_and_the_status_states() {
     ] {
         assert!(all.contains(&format!("\"state\":\"{state}\"")), "{state}");
     }
-    for shape in ["\"note\":", "\"ok\":false", "\"wait\":", "\"sent\":true"] {
+    for shape in [
+        "\"note\":",
+        "\"ok\":false",
+        "\"wait\":",
+        "\"sent\":true",
+        "{\"event\":\"status\"",
+        "{\"event\":\"removed\"",
+    ] {
         assert!(all.contains(shape), "{shape}");
     }
 }
