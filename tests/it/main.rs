@@ -6,6 +6,7 @@ mod control;
 mod desktop;
 mod faults;
 mod folders;
+mod graph;
 mod install;
 mod layering;
 mod manifest;

@@ -75,6 +75,8 @@ fn status_prints_a_table_and_the_documented_json() {
         "ready_json",
         "port",
         "token",
+        "depends_on",
+        "waiting_for",
     ];
     want.sort();
     assert_eq!(keys, want);
