@@ -39,14 +39,19 @@ struct Served<B> {
 
 impl<B> Served<B> {
     async fn rescan(&self) -> Result<(), String> {
-        let Some(rescans) = &self.rescans else {
-            return Err("rescan is not supported here".to_owned());
-        };
-        let quitting = || "the launcher is quitting".to_owned();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        rescans.send(tx).await.map_err(|_| quitting())?;
-        rx.await.unwrap_or_else(|_| Err(quitting()))
+        match &self.rescans {
+            Some(rescans) => ask_rescan(rescans).await,
+            None => Err("rescan is not supported here".to_owned()),
+        }
     }
+}
+
+/// Asks for a rescan and waits for its answer.
+pub(crate) async fn ask_rescan(rescans: &Rescans) -> Result<(), String> {
+    let quitting = || "the launcher is quitting".to_owned();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rescans.send(tx).await.map_err(|_| quitting())?;
+    rx.await.unwrap_or_else(|_| Err(quitting()))
 }
 
 /// Limits on one server's clients.
@@ -266,7 +271,7 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
             let outcome = control.command(&id, verb).await;
             settle(control, &id, outcome, rx, goal).await.to_line()
         }
-        Request::Send(send) => super::talk::send(control, send).await.to_line(),
+        Request::Send(send) => super::talk::reply(control, send).await.to_line(),
         Request::Action { id, label } => {
             let rx = control.subscribe();
             let reply = match control.action(&id, &label).await {
