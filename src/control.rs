@@ -5,12 +5,14 @@
 //! permissions, stale sockets, path length. [`protocol`] is the wire format,
 //! shared by both sides; [`schema`] publishes it as JSON Schemas.
 //! [`backends`] is what the server asks of the supervisor. `watch_stream`
-//! turns a connection into the stream of status changes (v3), each
-//! streaming client with its own `outbox`.
+//! turns a connection into the stream of status changes (v3), `log_stream`
+//! into a backend's output (v3), each streaming client with its own
+//! `outbox`.
 
 mod admit;
 pub mod backends;
 pub mod idle;
+mod log_stream;
 mod outbox;
 pub mod protocol;
 pub mod schema;

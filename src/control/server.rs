@@ -18,6 +18,7 @@ use tokio::sync::{Semaphore, watch};
 
 pub use super::backends::Backends;
 use super::idle::IdleClients;
+use super::log_stream::After;
 use super::protocol::{
     Acted, ActionReply, CommandReply, MAX_LINE, NullReply, Request, StatusReply, Version,
     VersionReply, error_line,
@@ -217,12 +218,23 @@ async fn connection<B: Backends>(
             let _ = write.shutdown().await;
             return;
         }
-        let reply = match Request::parse(&line) {
+        let request = match Request::parse(&line) {
             // The connection is the stream from now on.
             Ok(Request::Watch) => {
                 super::watch_stream::watch(&control.backends, reader, write).await;
                 return;
             }
+            Ok(Request::Logs(logs)) => {
+                let after =
+                    super::log_stream::logs(&control.backends, logs, &mut reader, &mut write).await;
+                match after {
+                    After::Next if complete => continue,
+                    _ => return,
+                }
+            }
+            other => other,
+        };
+        let reply = match request {
             Ok(request) => {
                 tracing::debug!(?request, "control socket: request");
                 handle(&control, request).await
@@ -306,10 +318,8 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
             Err(e) => error_line(e),
         },
         Request::Version => VersionReply::ok(Version::current()).to_line(),
-        // Served by the connection itself (it becomes the stream).
-        Request::Watch => error_line("watch is served on its own connection"),
-        // Answered as before it existed until its stream is served.
-        Request::Logs(_) => error_line(r#"unknown command "logs""#),
+        // Streams: served by the connection itself (`connection`).
+        Request::Watch | Request::Logs(_) => error_line("a stream is served by its connection"),
     }
 }
 
