@@ -2,24 +2,14 @@
 // launcher for the file.
 
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 
-import { launch } from '../index.js'
-import { Home } from './helpers.js'
+import { launchedPython } from './helpers.js'
 
 describe('the logs of a launched berth', () => {
-  const home = new Home()
+  const shared = launchedPython()
   let berth
-
-  before(async () => {
-    home.shippedPython()
-    berth = await launch(home.options())
-  })
-
-  after(async () => {
-    await berth?.close()
-    home.remove()
-  })
+  before(() => ({ berth } = shared))
 
   test('logs() gives the last lines, and with follow each new one with its run', { timeout: 60_000 }, async () => {
     const python = await berth.start('python')
