@@ -35,6 +35,7 @@
 //!   fields that name things known only once a backend runs.
 //! - [`verb`] is what a user asks of one backend (start, stop, restart),
 //!   carried unchanged from the CLI, the tray and the socket to its job.
+//! - [`update`] fetches a backend's signed releases from its feed.
 //! - [`launcher`] wires all of the above together for `berth run`.
 
 pub mod autostart;
@@ -58,6 +59,7 @@ mod timer;
 pub mod tray;
 pub mod tree;
 pub mod trust;
+pub mod update;
 pub mod vars;
 pub mod verb;
 pub mod watch;
