@@ -58,6 +58,7 @@ fn main() {
                 sandbox: None,
                 port_auto: false,
                 token: false,
+                depends_on: Default::default(),
             };
             Entry {
                 file: backend.file.clone(),

@@ -84,6 +84,7 @@ async fn run(args: Vec<String>) -> ExitCode {
             sandbox: None,
             port_auto: false,
             token: false,
+            depends_on: Default::default(),
         };
         entries.push(Entry {
             file: backend.file.clone(),

@@ -119,6 +119,8 @@ fn main() {
         face: berth::tray::Face {
             backends_dir: PathBuf::from("/tmp/backends"),
             app: berth::paths::AppName::default(),
+            title: "berth".to_owned(),
+            icon: None,
         },
         icon_dir: icon_dir.path().to_path_buf(),
         login_dirs: Vec::new(),

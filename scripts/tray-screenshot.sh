@@ -2,7 +2,11 @@
 # Saves a screenshot of berth's tray menu, opened in a real StatusNotifier
 # panel (gtk-sni-tray-standalone) under Xvfb, to docs/tray.png (or $1).
 #
-#   scripts/tray-screenshot.sh [OUT.png]
+#   scripts/tray-screenshot.sh [--title TEXT] [--icon FILE.png] [OUT.png]
+#
+# With --icon, the panel shows the app's icon with the state as a badge: the
+# script then checks the screenshot (the icon's place on the panel) for the
+# badge's colour (the scene's state is "failing") and exits 1 without it.
 #
 # Shows three backends: the Python backend running, one whose executable is
 # missing, one stopped; plus a broken manifest. Installs what it needs with
@@ -10,6 +14,15 @@
 # server, so it neither needs nor touches a desktop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+face=()
+icon=""
+while (($#)); do
+  case "$1" in
+    --title) face+=(--title "$2"); shift 2 ;;
+    --icon) icon="$(realpath "$2")"; face+=(--icon "$icon"); shift 2 ;;
+    *) break ;;
+  esac
+done
 out="$(realpath -m "${1:-docs/tray.png}")"
 
 if [ -z "${BERTH_SCREENSHOT_INNER:-}" ]; then
@@ -28,7 +41,7 @@ if [ -z "${BERTH_SCREENSHOT_INNER:-}" ]; then
   cargo build --quiet --bins
   python/build.sh
   export BERTH_SCREENSHOT_INNER=1 NO_AT_BRIDGE=1
-  exec dbus-run-session -- xvfb-run -a -s "-screen 0 640x400x24" "$0" "$out"
+  exec dbus-run-session -- xvfb-run -a -s "-screen 0 640x400x24" "$0" "${face[@]}" "$out"
 fi
 
 berth="$PWD/target/debug/berth"
@@ -83,7 +96,7 @@ printf 'id: broken\nname: Broken\nversion: 1.0.0\nargz: [1]\n' >"$tmp/backends/b
 gtk-sni-tray-standalone --watcher --top --beginning --size 32 >"$tmp/panel.log" 2>&1 &
 pids+=($!)
 sleep 2
-"$berth" --socket "$sock" run --backends "$tmp/backends" >"$tmp/berth.log" 2>&1 &
+"$berth" --socket "$sock" run --backends "$tmp/backends" "${face[@]}" >"$tmp/berth.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 "$berth" --socket "$sock" start python >/dev/null
@@ -98,3 +111,16 @@ sleep 1
 mkdir -p "$(dirname "$out")"
 import -window root "$out"
 echo "saved $out" >&2
+
+if [ -n "$icon" ]; then
+  # The icon's place on the panel (top left, 32 pixels): with a broken
+  # manifest and a missing executable in the scene, the badge is berth's
+  # "failing" red (#d73a49), within a small tolerance.
+  if convert "$out" -crop 32x32+0+0 +repage -fuzz 8% -fill black +opaque '#d73a49' \
+      -fill white -opaque '#d73a49' -format '%[fx:mean*w*h]' info: | awk '{ exit !($1 >= 12) }'; then
+    echo "the panel shows the app's icon with the failing badge" >&2
+  else
+    echo "no failing badge on the panel's icon in $out" >&2
+    exit 1
+  fi
+fi

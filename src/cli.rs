@@ -20,10 +20,12 @@ mod keygen;
 mod logs;
 mod new;
 mod pin;
+mod release;
 pub(crate) mod run;
 mod schema;
 mod sign;
 mod talk;
+mod watch;
 
 /// A failure with a specific exit code (2 for usage errors and "no launcher").
 /// Any other error exits 1.
@@ -146,6 +148,16 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
     },
+    /// Publish a release of a manifest's version into a folder any web server can serve.
+    Release {
+        manifest: PathBuf,
+        /// The secret key that signs the manifest and the index.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The release folder: ID/VERSION/PLATFORM/ and the signed index.json.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Write the current digests of ID's executable (and `files` tree) into its manifest.
     Pin {
         id: String,
@@ -156,9 +168,14 @@ pub enum Command {
     Schema,
     /// Show every backend of the running launcher.
     Status {
-        /// One JSON array instead of a table.
+        /// One JSON array instead of a table (with --watch: the array as
+        /// one line, then each event's JSON line).
         #[arg(long)]
         json: bool,
+        /// Keep going: a row (or a JSON line) per change, from the
+        /// launcher's event stream, until it quits.
+        #[arg(long)]
+        watch: bool,
     },
     /// Start a backend and wait until it is running.
     Start {
@@ -265,6 +282,12 @@ pub struct RunArgs {
     /// The parent's pid as observed by `berth` before it exec'd `berth-tray`.
     #[arg(long, hide = true, requires = "with_parent", value_name = "PID")]
     pub parent_pid: Option<i32>,
+    /// The tray item's name: tooltip, the menu's first line (default: the app's name).
+    #[arg(long, value_parser = parse_title, value_name = "TEXT")]
+    pub title: Option<String>,
+    /// A PNG the tray shows instead of berth's icon, with the state as a small badge.
+    #[arg(long, value_name = "FILE.png")]
+    pub icon: Option<PathBuf>,
     #[command(flatten)]
     pub signatures: SignaturesArg,
 }
@@ -280,6 +303,8 @@ impl RunArgs {
             log_backups: self.log_backups,
             notify: !self.no_notify,
             require_signatures: self.signatures.require,
+            title: self.title.clone(),
+            icon: self.icon.clone(),
             parent: self.with_parent.then(|| {
                 self.parent_pid
                     .unwrap_or_else(crate::launcher::parent::observe)
@@ -326,6 +351,25 @@ fn parse_backups(text: &str) -> Result<u32, String> {
         Err(_) => Err(format!(
             "{text:?} is not a whole number from 0 to {MAX_LOG_BACKUPS}"
         )),
+    }
+}
+
+/// Longest `--title`, in characters: a panel's tooltip and a menu line.
+const MAX_TITLE: usize = 64;
+
+/// `--title`: one line of text a panel can show.
+fn parse_title(text: &str) -> Result<String, String> {
+    let title = text.trim();
+    if title.is_empty() {
+        Err("the title is empty".to_owned())
+    } else if title.chars().any(char::is_control) {
+        Err(format!(
+            "{text:?} has a control character (a title is one line)"
+        ))
+    } else if title.chars().count() > MAX_TITLE {
+        Err(format!("{text:?} is longer than {MAX_TITLE} characters"))
+    } else {
+        Ok(title.to_owned())
     }
 }
 
@@ -433,9 +477,11 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
         Command::Hash { path } => hash::run(&path),
         Command::Keygen { name, dir, force } => keygen::run(&name, &dir, force, &app),
         Command::Sign { manifest, key } => sign::run(&manifest, &key),
+        Command::Release { manifest, key, out } => release::run(&manifest, &key, &out),
         Command::Pin { id, backends } => pin::run(&id, &backends.folders(&app), &app),
         Command::Schema => schema::run(),
-        Command::Status { json } => client::status(&socket, json),
+        Command::Status { json, watch: true } => watch::run(&socket, json),
+        Command::Status { json, watch: false } => client::status(&socket, json),
         Command::Start { id, args } => client::command(&socket, &id, Verb::Start { args }),
         Command::Stop { id } => client::command(&socket, &id, Verb::Stop),
         Command::Restart { id, args } => client::command(&socket, &id, Verb::Restart { args }),

@@ -4,17 +4,20 @@
 //! are its clients ([`client`]). [`socket`] owns the file itself: folder
 //! permissions, stale sockets, path length. [`protocol`] is the wire format,
 //! shared by both sides. [`backends`] is what the server asks of the
-//! supervisor.
+//! supervisor. `watch_stream` turns a connection into the stream of status
+//! changes (v3), each streaming client with its own `outbox`.
 
 mod admit;
 pub mod backends;
 pub mod client;
 pub mod idle;
+mod outbox;
 pub mod protocol;
 pub mod server;
 pub mod socket;
 mod talk;
 mod unique_keys;
+mod watch_stream;
 
 pub use protocol::{Reply, Request};
 pub use server::{Backends, ClientLimits, Rescans, serve};

@@ -123,6 +123,10 @@ pub struct Options {
     pub require_signatures: bool,
     /// `--with-parent`: the pid of the process whose end ends the launcher.
     pub parent: Option<i32>,
+    /// `--title`: the tray's name for the instance (default: its name).
+    pub title: Option<String>,
+    /// `--icon`: a PNG the tray shows, with the state as a badge.
+    pub icon: Option<PathBuf>,
 }
 
 /// Runs the launcher until it is told to quit; returns the exit code.
@@ -197,6 +201,8 @@ pub fn run(
     }
     let face = crate::tray::Face {
         backends_dir: open_dir,
+        title: args.title.unwrap_or_else(|| args.app.to_string()),
+        icon: args.icon,
         app: args.app,
     };
     let code = match frontend {

@@ -35,13 +35,15 @@
 //!   fields that name things known only once a backend runs.
 //! - [`verb`] is what a user asks of one backend (start, stop, restart),
 //!   carried unchanged from the CLI, the tray and the socket to its job.
-//! - [`update`] fetches a backend's signed releases from its feed.
+//! - [`update`] is a backend's signed releases: the feed's format, `berth
+//!   release`, and the download and install of an update.
 //! - [`launcher`] wires all of the above together for `berth run`.
 
 pub mod autostart;
 pub mod cli;
 pub mod control;
 pub mod folders;
+pub mod graph;
 pub mod human;
 pub mod integrity;
 pub mod launcher;

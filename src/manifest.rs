@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod actions;
+pub mod depends;
 mod error;
 pub mod health;
 pub mod locate;
@@ -44,6 +45,13 @@ impl BackendId {
     }
 
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Maps keyed by id are looked up with a `&str` (ordered as the `String`).
+impl std::borrow::Borrow<str> for BackendId {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }
@@ -331,6 +339,9 @@ pub struct Backend {
     pub port_auto: bool,
     /// `token: true` (v3): a fresh secret per run in `BERTH_TOKEN`.
     pub token: bool,
+    /// `depends_on` (v3): what must have got where before this backend is
+    /// spawned. Checked against the other manifests by [`crate::graph`].
+    pub depends_on: depends::DependsOn,
 }
 
 impl Backend {
@@ -346,6 +357,20 @@ impl Backend {
             }
             Err(e) => Some(format!("workdir {shown}: {e}")),
         }
+    }
+
+    /// Would a run of `other` be the same process as a run of this one? Only
+    /// `depends_on` may differ: it orders starts and stops but changes
+    /// nothing in the process, so an edit of it alone needs no restart.
+    pub fn runs_like(&self, other: &Backend) -> bool {
+        if self.depends_on == other.depends_on {
+            return self == other;
+        }
+        let same_deps = Backend {
+            depends_on: other.depends_on.clone(),
+            ..self.clone()
+        };
+        same_deps == *other
     }
 
     /// Does this backend get a `NOTIFY_SOCKET` (`ready.notify` or

@@ -39,6 +39,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub mod action;
+pub mod app_icon;
 pub mod icon;
 pub mod menu;
 
@@ -65,6 +66,12 @@ pub struct Face {
     pub backends_dir: PathBuf,
     /// The instance ("Start at login" writes its entry).
     pub app: crate::paths::AppName,
+    /// The item's name: its StatusNotifier Title (what panels show on
+    /// hover), its tooltip elsewhere, and the menu's first line.
+    pub title: String,
+    /// The app's PNG, shown with the state as a badge; `None`, or a file
+    /// that cannot be shown (said in one line), is berth's own disc.
+    pub icon: Option<PathBuf>,
 }
 
 /// Everything the tray needs from the rest of berth; deliberately not the

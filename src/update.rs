@@ -1,8 +1,15 @@
-//! Updates (v3, DESIGN.md "Updates"): a backend's signed releases, fetched
-//! from a feed and installed whole.
+//! Updates (v3, DESIGN.md "Updates"): a backend's signed releases, published
+//! as static files and installed whole.
 //!
+//! What lives where:
+//!
+//! - [`feed`]: the format of a release folder (`index.json`, its signature,
+//!   one folder per release) that `berth release` writes and `berth update`
+//!   reads; what a client checks in it before trusting a byte.
+//! - `cli/release.rs`: `berth release`, the publisher's side.
 //! - [`fetch`]: the HTTP(S) client: small signed files read whole up to a
 //!   bound, artifacts downloaded into a path with their size and digest
 //!   checked, 30 s without progress ends a transfer.
 
+pub mod feed;
 pub mod fetch;

@@ -42,6 +42,7 @@ pub fn backend(dir: &Path, id: &str, exe: &Path) -> Backend {
         signed_by: None,
         port_auto: false,
         token: false,
+        depends_on: Default::default(),
         notify: false,
     }
 }

@@ -34,43 +34,61 @@ pub fn run(manifest: &Path, key: &Path) -> anyhow::Result<ExitCode> {
     crate::manifest::parse(manifest, &bytes, &crate::paths::resources_dir().into())
         .map_err(|e| anyhow!("{e}; not signed"))?;
     let secret = read_secret_key(key)?;
-    // Proves the key is whole (a key read without its checksum, below, too):
-    // `sign` checks the signature against this public key.
-    let public = minisign::PublicKey::from_secret_key(&secret)
-        .map_err(|e| anyhow!("{}: not a usable secret key: {e}", key.display()))?;
     let name = manifest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let signature = signature(&bytes, &name, &secret, key)?;
+    let out = crate::trust::signature_path(manifest);
+    write_replacing(&out, signature.as_bytes())?;
+    println!("{}: signed ({})", out.display(), key.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A minisign signature of `bytes` (named `name` in its trusted comment)
+/// by `secret`, read from `key`.
+pub(crate) fn signature(
+    bytes: &[u8],
+    name: &str,
+    secret: &minisign::SecretKey,
+    key: &Path,
+) -> anyhow::Result<String> {
+    // Proves the key is whole (a key read without its checksum, below, too):
+    // `sign` checks the signature against this public key.
+    let public = minisign::PublicKey::from_secret_key(secret)
+        .map_err(|e| anyhow!("{}: not a usable secret key: {e}", key.display()))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let trusted = format!("timestamp:{now}\tfile:{name}\thashed");
     let signature = minisign::sign(
         Some(&public),
-        &secret,
-        &bytes[..],
+        secret,
+        bytes,
         Some(&trusted),
         Some("signature from minisign secret key"),
     )
-    .map_err(|e| anyhow!("{}: cannot sign: {e}", manifest.display()))?;
-    let out = crate::trust::signature_path(manifest);
-    let tmp = super::keygen::temp_beside(&out);
+    .map_err(|e| anyhow!("{name}: cannot sign: {e}"))?;
+    Ok(signature.to_string())
+}
+
+/// Writes `bytes` beside `out` and renames them over it: a watcher or a
+/// web server never sees half a file.
+pub(crate) fn write_replacing(out: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = super::keygen::temp_beside(out);
     let result = (|| -> std::io::Result<()> {
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)?;
-        file.write_all(signature.to_string().as_bytes())?;
+        file.write_all(bytes)?;
         file.sync_all()?;
-        fs::rename(&tmp, &out)
+        fs::rename(&tmp, out)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.with_context(|| format!("{}: cannot write", out.display()))?;
-    println!("{}: signed ({})", out.display(), key.display());
-    Ok(ExitCode::SUCCESS)
+    result.with_context(|| format!("{}: cannot write", out.display()))
 }
 
 /// Debian 12's minisign 0.11 writes `minisign -G -W` keys with an all-zero
@@ -102,7 +120,7 @@ fn has_password(text: &str) -> bool {
 
 /// A key without a password is used as is; one with a password asks for it
 /// on the terminal (the `minisign` crate's prompt).
-fn read_secret_key(key: &Path) -> anyhow::Result<minisign::SecretKey> {
+pub(crate) fn read_secret_key(key: &Path) -> anyhow::Result<minisign::SecretKey> {
     let text =
         fs::read_to_string(key).with_context(|| format!("{}: cannot read", key.display()))?;
     let not_a_key = |e: minisign::PError| {

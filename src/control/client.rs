@@ -176,6 +176,18 @@ impl Client {
         self.parse(&line)
     }
 
+    /// Sends a streaming request (`watch`, `logs` with follow) and hands
+    /// back the connection's lines: [`Lines::next_line`] blocks until the
+    /// launcher sends one, as long as it takes (a stream is quiet while
+    /// nothing happens).
+    pub fn stream(mut self, request: &Request) -> Result<Lines, ClientError> {
+        self.send(request)?;
+        self.writer
+            .set_read_timeout(None)
+            .map_err(|e| self.io(e, SEND_TIMEOUT))?;
+        Ok(Lines { client: self })
+    }
+
     /// Sends one request and waits for its reply as long as the launcher
     /// answers a `status` on another connection after each [`PROBE_EVERY`]
     /// of silence.
@@ -203,6 +215,39 @@ impl Client {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(self.io(e, PROBE_EVERY)),
             }
+        }
+    }
+}
+
+/// The lines of a streaming request, as they come.
+pub struct Lines {
+    client: Client,
+}
+
+impl Lines {
+    /// The next line without its newline, or `None` once the launcher has
+    /// closed the connection.
+    pub fn next_line(&mut self) -> Result<Option<String>, ClientError> {
+        let mut line = String::new();
+        loop {
+            match self.client.reader.read_line(&mut line) {
+                Ok(0) if line.is_empty() => return Ok(None),
+                Ok(_) => {
+                    let end = line.trim_end_matches(['\n', '\r']).len();
+                    line.truncate(end);
+                    return Ok(Some(line));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.client.io(e, SEND_TIMEOUT)),
+            }
+        }
+    }
+
+    /// Reads the next line as a reply of `T` (the stream's first line).
+    pub fn reply<T: DeserializeOwned>(&mut self) -> Result<Reply<T>, ClientError> {
+        match self.next_line()? {
+            Some(line) => self.client.parse(&line),
+            None => Err(self.client.no_reply()),
         }
     }
 }

@@ -45,6 +45,12 @@ pub enum Request {
     StopAll,
     /// Read the backends folder again (like SIGHUP).
     Rescan,
+    /// Keep the connection and hear every change (v3): the first line is
+    /// the `status` reply, then one [`Event::Status`] or [`Event::Removed`]
+    /// line per change. See [`Event`] for what counts as a change.
+    Watch,
+    /// A backend's output (v3): see [`LogsRequest`].
+    Logs(LogsRequest),
 }
 
 /// A request line as written: one `cmd` per verb, `args` left out when
@@ -74,6 +80,8 @@ enum Wire {
     StartAll,
     StopAll,
     Rescan,
+    Watch,
+    Logs(LogsRequest),
 }
 
 impl From<Wire> for Request {
@@ -89,6 +97,8 @@ impl From<Wire> for Request {
             Wire::StartAll => Self::StartAll,
             Wire::StopAll => Self::StopAll,
             Wire::Rescan => Self::Rescan,
+            Wire::Watch => Self::Watch,
+            Wire::Logs(logs) => Self::Logs(logs),
         }
     }
 }
@@ -107,6 +117,8 @@ impl From<Request> for Wire {
             Request::StartAll => Self::StartAll,
             Request::StopAll => Self::StopAll,
             Request::Rescan => Self::Rescan,
+            Request::Watch => Self::Watch,
+            Request::Logs(logs) => Self::Logs(logs),
         }
     }
 }
@@ -123,6 +135,33 @@ pub struct SendRequest {
     pub wait: Option<Wait>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+}
+
+/// `{"cmd": "logs", "id": ..., "follow": bool, "lines": N}` (v3): the last
+/// `lines` lines of `id`'s log (default [`LogsRequest::DEFAULT_LINES`]) as
+/// [`Event::Log`] lines, oldest first, then one `{"ok": true, "data": null}`
+/// reply line that ends the history. Without `follow` that reply ends the
+/// request (the connection takes the next one); with `follow` every new
+/// line of the backend follows it as an [`Event::Log`], across restarts
+/// and rotations, until the client hangs up. An unknown id gets the usual
+/// error reply instead of any of this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsRequest {
+    pub id: String,
+    #[serde(default)]
+    pub follow: bool,
+    #[serde(default = "LogsRequest::default_lines")]
+    pub lines: usize,
+}
+
+impl LogsRequest {
+    /// Lines of history when the request names none (as `tail`).
+    pub const DEFAULT_LINES: usize = 10;
+
+    fn default_lines() -> usize {
+        Self::DEFAULT_LINES
+    }
 }
 
 /// `--wait KEY=VALUE` of `berth send`.
@@ -172,8 +211,9 @@ impl Request {
         match self {
             Self::Command { id, .. }
             | Self::Send(SendRequest { id, .. })
-            | Self::Action { id, .. } => Some(id),
-            Self::Status | Self::StartAll | Self::StopAll | Self::Rescan => None,
+            | Self::Action { id, .. }
+            | Self::Logs(LogsRequest { id, .. }) => Some(id),
+            Self::Status | Self::StartAll | Self::StopAll | Self::Rescan | Self::Watch => None,
         }
     }
 
@@ -184,6 +224,7 @@ impl Request {
                 | Self::StartAll
                 | Self::StopAll
                 | Self::Rescan
+                | Self::Watch
                 | Self::Command {
                     verb: Verb::Stop,
                     ..
@@ -227,6 +268,84 @@ pub type SendReply = Reply<Option<serde_json::Map<String, serde_json::Value>>>;
 pub type ActionReply = Reply<Acted>;
 /// `start-all`, `stop-all`, `rescan`, and every refusal: `data` is `null`.
 pub type NullReply = Reply<()>;
+
+/// `logs`: the line that ends its history (`data` is `null`); see
+/// [`LogsRequest`].
+pub type LogsEnd = NullReply;
+
+/// One line of a stream that is not a reply (v3): what `watch` and
+/// `logs` send after their first reply line.
+///
+/// `watch` sends [`Event::Status`] when anything of a file's status changed
+/// except its sampled figures: `uptime_s`, `cpu_percent` and `rss_bytes`
+/// move while a backend merely runs, so a change of those alone sends
+/// nothing (a still backend is silent); a line that is sent carries their
+/// values of that moment. Changes closer together than the watcher reads
+/// them may arrive as one line with the latest status: the last line about
+/// a file is always its current status.
+///
+/// A client that falls behind by more than [`WATCH_BACKLOG`] bytes is sent
+/// the error reply `{"ok": false, "error": "<what> fell behind by over 1
+/// MiB; closing"}` (best effort) and closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// `{"event": "status", "backend": {...}}`: the complete status of the
+    /// file that changed, the same object as in `status`.
+    Status { backend: Box<BackendStatus> },
+    /// `{"event": "removed", "file": "..."}`: the manifest file is gone
+    /// from every backends folder.
+    Removed { file: String },
+    /// `{"event": "log", "id": ..., "stream": "stdout", "line": ..., "run":
+    /// <pid>}`: one line a backend wrote.
+    Log(LogLine),
+}
+
+/// How far a streaming client may fall behind before it is closed.
+pub const WATCH_BACKLOG: usize = 1024 * 1024;
+
+/// One line of a backend's output (the `log` event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LogLine {
+    pub id: String,
+    pub stream: Stream,
+    /// The line without its newline (invalid UTF-8 replaced by U+FFFD).
+    pub line: String,
+    /// The pid of the run that wrote it; `null` for a line of the log's
+    /// history written before this launcher started (its file does not
+    /// say which process wrote it).
+    pub run: Option<u32>,
+}
+
+/// Which pipe a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    /// The word in the log file and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+        }
+    }
+}
+
+impl Event {
+    /// The event as one line, newline included.
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(self).unwrap_or_else(|_| {
+            // Only a non-finite float could fail; say so instead of hanging up.
+            r#"{"ok":false,"error":"event could not be encoded"}"#.to_owned()
+        });
+        line.push('\n');
+        line
+    }
+}
 
 /// What a manifest action did (`action`'s `data`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -356,6 +475,67 @@ mod tests {
         assert!(err.unwrap_err().contains("unknown field"));
         let err = Request::parse(br#"{"cmd": "action", "id": "p"}"#);
         assert!(err.unwrap_err().contains("missing field `label`"));
+    }
+
+    #[test]
+    fn v3_streams_match_the_documented_lines() {
+        assert_eq!(Request::parse(br#"{"cmd": "watch"}"#), Ok(Request::Watch));
+        assert!(
+            Request::parse(br#"{"cmd": "watch", "id": "x"}"#)
+                .unwrap_err()
+                .contains("unknown field `id`")
+        );
+        assert_eq!(
+            Request::parse(br#"{"cmd": "logs", "id": "python", "follow": true, "lines": 50}"#),
+            Ok(Request::Logs(LogsRequest {
+                id: "python".into(),
+                follow: true,
+                lines: 50
+            }))
+        );
+        assert_eq!(
+            Request::parse(br#"{"cmd": "logs", "id": "python"}"#),
+            Ok(Request::Logs(LogsRequest {
+                id: "python".into(),
+                follow: false,
+                lines: LogsRequest::DEFAULT_LINES
+            }))
+        );
+        assert!(
+            Request::parse(br#"{"cmd": "logs", "id": "p", "folow": true}"#)
+                .unwrap_err()
+                .contains("unknown field")
+        );
+        assert_eq!(Request::Watch.to_line(), "{\"cmd\":\"watch\"}\n");
+        assert_eq!(
+            Event::Removed {
+                file: "/b/x.yaml".into()
+            }
+            .to_line(),
+            "{\"event\":\"removed\",\"file\":\"/b/x.yaml\"}\n"
+        );
+        assert_eq!(
+            Event::Log(LogLine {
+                id: "python".into(),
+                stream: Stream::Stderr,
+                line: "oops".into(),
+                run: Some(42)
+            })
+            .to_line(),
+            "{\"event\":\"log\",\"id\":\"python\",\"stream\":\"stderr\",\"line\":\"oops\",\"run\":42}\n"
+        );
+        let status = Event::Status {
+            backend: Box::new(BackendStatus::new(
+                "/b/x.yaml",
+                crate::status::State::Stopped,
+            )),
+        };
+        let value: serde_json::Value = serde_json::from_str(&status.to_line()).unwrap();
+        assert_eq!(value["event"], "status");
+        assert_eq!(value["backend"]["state"], "stopped");
+        assert_eq!(value["backend"]["file"], "/b/x.yaml");
+        let back: Event = serde_json::from_value(value).unwrap();
+        assert_eq!(back, status);
     }
 
     #[test]

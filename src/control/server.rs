@@ -212,6 +212,11 @@ async fn connection<B: Backends>(
             return;
         }
         let reply = match Request::parse(&line) {
+            // The connection is the stream from now on.
+            Ok(Request::Watch) => {
+                super::watch_stream::watch(&control.backends, reader, write).await;
+                return;
+            }
             Ok(request) => {
                 tracing::debug!(?request, "control socket: request");
                 handle(&control, request).await
@@ -294,6 +299,10 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
             Ok(()) => NullReply::ok(()).to_line(),
             Err(e) => error_line(e),
         },
+        // Served by the connection itself (it becomes the stream).
+        Request::Watch => error_line("watch is served on its own connection"),
+        // Answered as before it existed until its stream is served.
+        Request::Logs(_) => error_line(r#"unknown command "logs""#),
     }
 }
 

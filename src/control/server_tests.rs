@@ -340,3 +340,35 @@ async fn clients_beyond_the_limit_are_told_so_when_none_is_idle() {
     let reply = ask(&s.path, "{\"cmd\":\"status\"}\n").await;
     assert_eq!(reply.error.as_deref(), Some("too many clients; try again"));
 }
+
+// A watcher sends nothing after its request: the idle limit is for clients
+// that owe a request, never for one that listens.
+#[tokio::test]
+async fn a_silent_watcher_outlives_the_idle_limit_and_hears_the_next_change() {
+    let fake = Fake::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let limits = ClientLimits {
+        idle: Duration::from_millis(100),
+        ..ClientLimits::default()
+    };
+    let served = fake.clone();
+    let task = tokio::spawn(async move { serve(&listener, served, None, limits).await });
+    let mut s = UnixStream::connect(&path).await.unwrap();
+    s.write_all(b"{\"cmd\":\"watch\"}\n").await.unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).await.unwrap();
+    let first: Reply = serde_json::from_str(&line).unwrap();
+    assert!(first.ok && first.data.unwrap().as_array().unwrap().len() == 6);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fake.set("good", |b| b.state = State::Running);
+    line.clear();
+    r.read_line(&mut line).await.unwrap();
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["event"], "status", "{line}");
+    assert_eq!(event["backend"]["id"], "good");
+    assert_eq!(event["backend"]["state"], "running");
+    task.abort();
+}

@@ -66,6 +66,9 @@ pub struct RawManifest {
     /// Extra items of the backend's submenu (open a URL, send a JSON line, restart with arguments).
     #[serde(default)]
     pub actions: super::actions::RawActions,
+    /// Backends to start first, each with how far it must get: `db: healthy` or `db: { condition: running, restart: true }` (v3).
+    #[serde(default)]
+    pub depends_on: super::depends::RawDependsOn,
 }
 
 /// `port`: how the backend's port is chosen.

@@ -81,7 +81,7 @@ scalar!(Template, "Template", {
 });
 
 /// The backend id: `[a-z0-9][a-z0-9-]{0,62}`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Id(pub BackendId);
 
 impl Scalar for Id {

@@ -267,6 +267,7 @@ pub fn to_backend(raw: RawManifest, file: &Path, places: &Places, platform: Plat
         ready,
         health: raw.health.map(Into::into),
         actions: raw.actions.0.into_iter().map(Into::into).collect(),
+        depends_on: raw.depends_on.into(),
         signed_by: None,
         sandbox,
         file: file_abs,
@@ -449,7 +450,7 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
         .unwrap_err();
         assert_eq!(
             e.message,
-            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `port`, `token`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `actions`"
+            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `port`, `token`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `actions`, `depends_on`"
         );
     }
 

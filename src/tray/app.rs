@@ -20,6 +20,7 @@ use tray_icon::menu::{
 };
 use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
+use super::app_icon::AppIcon;
 use super::icon::{IconState, SIZE};
 use super::menu::{self, Item, MenuModel, Node};
 use super::{Click, TrayError, TrayInputs};
@@ -80,7 +81,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
         let mut render = false;
         match event {
             // tray-icon #90: create the tray once the loop runs.
-            Event::NewEvents(StartCause::Init) => match Tray::new(&icon_dir) {
+            Event::NewEvents(StartCause::Init) => match Tray::new(&icon_dir, &face) {
                 Ok(created) => {
                     tray = Some(created);
                     render = true;
@@ -160,6 +161,7 @@ pub(super) fn run(inputs: TrayInputs) -> Result<(), TrayError> {
             if quitting {
                 model = model.stopping();
             }
+            model = model.titled(&face.title);
             if let Err(e) = tray.apply(model) {
                 failure = Some(e);
                 *control_flow = ControlFlow::Exit;
@@ -253,6 +255,8 @@ struct Tray {
     menu: Menu,
     applied: Vec<(String, Applied)>,
     icon_state: IconState,
+    /// `--icon`, decoded once; the state is drawn over it as a badge.
+    app_icon: Option<AppIcon>,
     model: Option<MenuModel>,
     ticking: bool,
 }
@@ -290,23 +294,45 @@ fn menu_error(e: tray_icon::menu::Error) -> TrayError {
     TrayError::Menu(e.to_string())
 }
 
-fn icon(state: IconState) -> Result<Icon, TrayError> {
-    Icon::from_rgba(state.rgba(), SIZE, SIZE).map_err(|e| TrayError::Icon(e.to_string()))
+/// The icon of `state`: the app's with a badge, else berth's disc.
+fn icon(app_icon: Option<&AppIcon>, state: IconState) -> Result<Icon, TrayError> {
+    let rgba = match app_icon {
+        Some(app_icon) => app_icon.badged(state),
+        None => state.rgba(),
+    };
+    Icon::from_rgba(rgba, SIZE, SIZE).map_err(|e| TrayError::Icon(e.to_string()))
+}
+
+/// The app's icon, or `None` after saying in one line why it cannot be
+/// shown (berth's own icon is shown instead).
+fn load_app_icon(path: Option<&std::path::Path>) -> Option<AppIcon> {
+    match AppIcon::load(path?) {
+        Ok(icon) => Some(icon),
+        Err(e) => {
+            // On stderr and in berth.log, like every warning of the launcher.
+            tracing::warn!("{e}; showing berth's icon");
+            None
+        }
+    }
 }
 
 impl Tray {
-    fn new(icon_dir: &std::path::Path) -> Result<Self, TrayError> {
+    fn new(icon_dir: &std::path::Path, face: &super::Face) -> Result<Self, TrayError> {
         let menu = Menu::new();
         let icon_state = IconState::Idle;
+        let app_icon = load_app_icon(face.icon.as_deref());
         let icon = TrayIconBuilder::new()
             .with_temp_dir_path(icon_dir)
-            .with_id("berth")
-            .with_tooltip("berth")
+            .with_id(face.app.as_str())
+            .with_tooltip(&face.title)
             .with_menu(Box::new(menu.clone()))
-            .with_icon(icon(icon_state)?)
+            .with_icon(icon(app_icon.as_ref(), icon_state)?)
             .build()
             .map_err(|e| TrayError::Icon(e.to_string()))?;
+        #[cfg(target_os = "linux")]
+        set_sni_title(&icon, &face.title);
         Ok(Self {
+            app_icon,
             icon,
             menu,
             applied: Vec::new(),
@@ -338,7 +364,7 @@ impl Tray {
         }
         if model.icon != self.icon_state {
             self.icon
-                .set_icon(Some(icon(model.icon)?))
+                .set_icon(Some(icon(self.app_icon.as_ref(), model.icon)?))
                 .map_err(|e| TrayError::Icon(e.to_string()))?;
             self.icon_state = model.icon;
         }
@@ -541,4 +567,21 @@ fn sync(
         set_enabled(want.enabled);
         *enabled = want.enabled;
     }
+}
+
+/// Sets the item's StatusNotifier `Title`, the name panels show on hover
+/// (libayatana-appindicator has no tooltip; its `Title` stands in for one).
+/// tray-icon 0.26 on Linux ignores `with_tooltip` and turns `with_title`
+/// into a label beside the icon, so berth sets it on the AppIndicator under
+/// the item (tray-icon issue #283).
+#[cfg(target_os = "linux")]
+fn set_sni_title(icon: &TrayIcon, title: &str) {
+    // SAFETY: `app_indicator` points at the indicator `icon` owns, valid
+    // while `icon` is (borrowed here). `AppIndicator` is a plain struct
+    // holding the GObject's pointer, with no `Drop`: the bitwise copy is a
+    // second handle to the same object, used once on this (the GTK) thread
+    // and never dropped, so nothing is freed or aliased mutably.
+    let mut indicator =
+        std::mem::ManuallyDrop::new(unsafe { std::ptr::read(icon.app_indicator()) });
+    indicator.set_title(title);
 }

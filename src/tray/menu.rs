@@ -104,11 +104,25 @@ impl MenuModel {
         }
         disable(&mut self.items);
         if let Some(Node::Item(header)) = self.items.first_mut() {
-            header.label = "berth: stopping every backend…".to_owned();
+            header.label = format!("{DEFAULT_TITLE}: stopping every backend…");
+        }
+        self
+    }
+
+    /// The model with the instance's `title` (`--title`, else the app's
+    /// name) in place of "berth" on the first line.
+    pub fn titled(mut self, title: &str) -> Self {
+        if let Some(Node::Item(header)) = self.items.first_mut()
+            && let Some(rest) = header.label.strip_prefix(DEFAULT_TITLE)
+        {
+            header.label = format!("{title}{rest}");
         }
         self
     }
 }
+
+/// The first line's name in [`model`]; [`MenuModel::titled`] replaces it.
+const DEFAULT_TITLE: &str = "berth";
 
 /// The "last error: ..." line is cut to this many characters (the whole
 /// line is in `status --json` and the log).
@@ -145,9 +159,9 @@ pub fn model(snapshot: &Snapshot, now: Instant, start_at_login: bool) -> MenuMod
         .filter(|b| b.state == State::Running)
         .count();
     let header = if backends.is_empty() {
-        "berth: no backends".to_owned()
+        format!("{DEFAULT_TITLE}: no backends")
     } else {
-        format!("berth: {running} of {} running", backends.len())
+        format!("{DEFAULT_TITLE}: {running} of {} running", backends.len())
     };
 
     let mut items = vec![info("berth", "@header", &header)];

@@ -12,5 +12,6 @@ mod health;
 pub mod home;
 mod lifecycle;
 mod socket;
+mod streams;
 mod stress;
 mod talk;

@@ -16,5 +16,6 @@ mod sandbox;
 mod supervisor;
 mod tray;
 mod trust;
+mod update;
 mod util;
 mod watch;

@@ -112,6 +112,22 @@ impl Panel {
         layout(&self.conn, item)
     }
 
+    /// A property of the StatusNotifierItem `item` (`Title`, `IconName`, ...).
+    pub fn item_property<T>(&self, item: &str, name: &str) -> zbus::Result<T>
+    where
+        T: TryFrom<zbus::zvariant::OwnedValue>,
+        T::Error: Into<zbus::Error>,
+    {
+        let (service, path) = item.split_at(item.find('/').expect("item has a path"));
+        let sni = Proxy::new(
+            &self.conn,
+            service.to_owned(),
+            path.to_owned(),
+            "org.kde.StatusNotifierItem",
+        )?;
+        sni.get_property(name)
+    }
+
     /// Sends a click on the entry `id` (it must be enabled: a panel checks).
     pub fn click(&self, item: &str, id: i32) -> zbus::Result<()> {
         let proxy = self.menu_proxy(item)?;

@@ -70,7 +70,17 @@ fn spawn_berth(cmd: Command, dir: tempfile::TempDir) -> Berth {
 }
 
 /// [`spawn_berth`] with more arguments to `berth run` (more folders).
-fn spawn_berth_with(mut cmd: Command, dir: tempfile::TempDir, extra: &[&Path]) -> Berth {
+fn spawn_berth_with(cmd: Command, dir: tempfile::TempDir, extra: &[&Path]) -> Berth {
+    let mut args = Vec::new();
+    for folder in extra {
+        args.push(std::ffi::OsStr::new("--backends"));
+        args.push(folder.as_os_str());
+    }
+    spawn_berth_run(cmd, dir, &args)
+}
+
+/// [`spawn_berth`] with `args` after `run`'s own.
+fn spawn_berth_run(mut cmd: Command, dir: tempfile::TempDir, args: &[&std::ffi::OsStr]) -> Berth {
     let err = File::create(dir.path().join("berth.err")).unwrap();
     // The socket's folder must be ours and 0700.
     let run = dir.path().join("run");
@@ -81,9 +91,7 @@ fn spawn_berth_with(mut cmd: Command, dir: tempfile::TempDir, extra: &[&Path]) -
         .arg(dir.path().join("backends"))
         .arg("--socket")
         .arg(run.join("berth.sock"));
-    for folder in extra {
-        cmd.arg("--backends").arg(folder);
-    }
+    cmd.args(args);
     // A test that set (or removed) XDG_RUNTIME_DIR itself keeps its choice.
     if !cmd.get_envs().any(|(key, _)| key == "XDG_RUNTIME_DIR") {
         cmd.env("XDG_RUNTIME_DIR", &run);
@@ -880,4 +888,149 @@ fn manifest_actions_are_tray_items_that_run_when_clicked() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The PNG file the panel is told to show for `item` (`IconThemePath` +
+/// `IconName`), decoded to RGBA with its width.
+fn item_icon(panel: &Panel, item: &str) -> (Vec<u8>, u32) {
+    let dir: String = panel.item_property(item, "IconThemePath").unwrap();
+    let name: String = panel.item_property(item, "IconName").unwrap();
+    // libayatana names the file itself (an absolute path or a name in
+    // the theme path), with or without its extension.
+    let path = Path::new(&dir).join(&name);
+    let path = if path.extension().is_some() {
+        path
+    } else {
+        path.with_extension("png")
+    };
+    let file = File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap();
+    let mut rgba = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut rgba).unwrap();
+    assert_eq!(frame.color_type, png::ColorType::Rgba, "{}", path.display());
+    (rgba, frame.width)
+}
+
+fn rgba_at(rgba: &[u8], width: u32, x: u32, y: u32) -> [u8; 4] {
+    let i = ((y * width + x) * 4) as usize;
+    [rgba[i], rgba[i + 1], rgba[i + 2], rgba[i + 3]]
+}
+
+/// `--title` and `--icon` (issue #24, point 2): the panel reads the app's
+/// title as the item's `Title` (what it shows on hover) and on the menu's
+/// first line, and its icon is the app's PNG with the state as a badge that
+/// follows the backends; a file that is no PNG is one line and berth's icon.
+#[test]
+fn an_apps_title_and_icon_are_what_the_panel_shows() {
+    let Some(desktop) = Desktop::start("an_apps_title_and_icon_are_what_the_panel_shows") else {
+        return;
+    };
+    let dir = shell_backend("calm", "Calm", "exec sleep 300");
+    // A 64x64 blue square: the app's icon.
+    let icon = dir.path().join("acme.png");
+    let mut png_bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png_bytes, 64, 64);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().unwrap();
+    writer
+        .write_image_data(&[0, 0, 255].repeat(64 * 64))
+        .unwrap();
+    drop(writer);
+    std::fs::write(&icon, &png_bytes).unwrap();
+
+    let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
+    let mut cmd = desktop.command(BERTH);
+    cmd.args(["--app", "acme"]);
+    let berth = spawn_berth_run(
+        cmd,
+        dir,
+        &[
+            "--title".as_ref(),
+            "Acme Studio".as_ref(),
+            "--icon".as_ref(),
+            icon.as_os_str(),
+        ],
+    );
+    let item = registered(&panel, &berth);
+    let title: String = panel.item_property(&item, "Title").unwrap();
+    assert_eq!(title, "Acme Studio");
+    let root = panel
+        .wait_layout(&item, WAIT, |r| {
+            r.labels()[0] == "Acme Studio: 0 of 1 running"
+        })
+        .unwrap_or_else(|last| panic!("the first line is not the title:\n{last}"));
+    let (rgba, width) = item_icon(&panel, &item);
+    let corner = width - 7 * width / 32;
+    assert_eq!(
+        rgba_at(&rgba, width, 2, 2),
+        [0, 0, 255, 255],
+        "the app's icon"
+    );
+    let idle = rgba_at(&rgba, width, corner, corner);
+    assert_ne!(idle[..3], [0, 0, 255], "no badge over the icon");
+
+    click(&panel, &item, &root, &["Start all"]);
+    panel
+        .wait_layout(&item, WAIT, |r| {
+            r.labels()[0] == "Acme Studio: 1 of 1 running"
+        })
+        .unwrap_or_else(|last| panic!("start all did not start it:\n{last}"));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (rgba, width) = item_icon(&panel, &item);
+        let badge = rgba_at(&rgba, width, corner, corner);
+        if badge != idle {
+            assert_eq!(
+                rgba_at(&rgba, width, 2, 2),
+                [0, 0, 255, 255],
+                "the app's icon"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the badge did not follow the state"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(berth);
+
+    // Not a PNG: one line naming the file, and berth's own disc.
+    let dir = shell_backend("calm", "Calm", "exec sleep 300");
+    let bad = dir.path().join("bad.png");
+    std::fs::write(&bad, "not an image").unwrap();
+    let panel_items = panel.items().len();
+    let berth = spawn_berth_run(
+        desktop.command(BERTH),
+        dir,
+        &["--icon".as_ref(), bad.as_os_str()],
+    );
+    let deadline = Instant::now() + WAIT;
+    while panel.items().len() == panel_items {
+        assert!(
+            Instant::now() < deadline,
+            "no second item; stderr:\n{}",
+            berth.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let item = panel.items().pop().unwrap();
+    let (rgba, width) = item_icon(&panel, &item);
+    assert_eq!(
+        rgba_at(&rgba, width, width / 2, width / 2),
+        [255, 255, 255, 255],
+        "berth's disc has a white hub"
+    );
+    let stderr = berth.stderr();
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("--icon")).collect();
+    let prefix = format!("--icon {}: not a PNG image (", bad.display());
+    assert!(
+        lines.len() == 1
+            && lines[0].contains(&prefix)
+            && lines[0].ends_with("); showing berth's icon"),
+        "{stderr}"
+    );
 }

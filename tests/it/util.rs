@@ -52,6 +52,7 @@ pub fn backend(dir: &Path, id: &str, exe: &Path) -> Backend {
         sandbox: None,
         port_auto: false,
         token: false,
+        depends_on: Default::default(),
     }
 }
 

@@ -336,7 +336,7 @@ pub fn status(f: &Facts<'_>) -> BackendStatus {
         s.port = run.port;
         s.token = run.token.as_ref().map(|t| t.as_str().to_owned());
         s.path = Some(run.path.clone());
-        s.pending_restart = *run.def != *def;
+        s.pending_restart = !run.def.runs_like(def);
         s.detail.started_at = Some(run.started.into_std());
     } else {
         s.path = match f.phase {

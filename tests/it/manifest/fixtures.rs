@@ -206,7 +206,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "unknown-field.yaml",
-        "line 8 column 1: unknown field `color`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `port`, `token`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `actions`",
+        "line 8 column 1: unknown field `color`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `port`, `token`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `actions`, `depends_on`",
     ),
     (
         "unknown-variable.yaml",
@@ -288,6 +288,23 @@ const INVALID: &[(&str, &str)] = &[
     (
         "health-headers-on-tcp.yaml",
         "line 10 column 3: health: headers apply to http checks only",
+    ),
+    // v3: `depends_on`.
+    (
+        "depends-bad-condition.yaml",
+        "line 9 column 7: depends_on.db: unknown variant `ready`, expected one of `started`, `running`, `healthy`",
+    ),
+    (
+        "depends-bad-id.yaml",
+        "line 9 column 3: depends_on: invalid id \"DB\": expected 1 to 63 characters of a-z, 0-9 and '-', starting with a letter or digit",
+    ),
+    (
+        "depends-list.yaml",
+        "line 8 column 13: depends_on: invalid type: sequence, expected a mapping",
+    ),
+    (
+        "depends-long-form-typo.yaml",
+        "line 9 column 29: depends_on.db: unknown field `restat`, did you mean `restart`?",
     ),
 ];
 
@@ -405,6 +422,15 @@ fn the_valid_fixtures_check_clean() {
                 "CHECKSUM",
                 "SIGNATURE",
                 "NOTE"
+            ],
+            vec![
+                "depends.yaml",
+                "depends",
+                "1.0.0",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
             ],
             vec!["flow-style.yml", "flow", "0.0.1", "ok", t, "ok", "unsigned"],
             vec![
