@@ -6,6 +6,7 @@ mod control;
 mod desktop;
 mod embed;
 mod faults;
+mod fetch;
 mod folders;
 mod graph;
 mod install;
