@@ -174,8 +174,15 @@ pub enum Command {
         #[command(flatten)]
         backends: BackendsArg,
     },
-    /// Print the JSON Schema of the manifest.
-    Schema,
+    /// Print the JSON Schema of the manifest (or of the control protocol, or of `status --json`).
+    Schema {
+        /// The control socket's requests, replies and events instead.
+        #[arg(long, conflicts_with = "status")]
+        protocol: bool,
+        /// The array `berth status --json` prints instead.
+        #[arg(long)]
+        status: bool,
+    },
     /// Show every backend of the running launcher.
     Status {
         /// One JSON array instead of a table (with --watch: the array as
@@ -335,12 +342,7 @@ pub struct SignaturesArg {
     pub require: bool,
 }
 
-/// Smallest `--log-max-size`: below it a chatty backend rotates on every
-/// few lines, and rotation (renames, a new file) turns into a hot loop.
-pub const MIN_LOG_SIZE: u64 = 64 << 10;
-/// Largest `--log-backups`: each rotation renames every backup, so a huge
-/// count made every rotation a walk over a million names.
-pub const MAX_LOG_BACKUPS: u32 = 100;
+pub use crate::embed::{MAX_LOG_BACKUPS, MIN_LOG_SIZE};
 
 fn parse_log_size(text: &str) -> Result<u64, String> {
     let bytes = parse_size(text)?;
@@ -392,17 +394,8 @@ pub fn main() -> ExitCode {
 pub fn main_with(frontend: Option<crate::launcher::Frontend>) -> ExitCode {
     // The guardian is internal, not a subcommand: clap's completions would
     // offer even a hidden one.
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a == crate::supervisor::guardian::ARG)
-    {
-        return match crate::supervisor::guardian::main() {
-            Ok(code) => code,
-            Err(err) => {
-                eprintln!("berth: {}", one_line(&format!("{err:#}")));
-                ExitCode::FAILURE
-            }
-        };
+    if let Some(code) = crate::embed::run_guardian_if_asked() {
+        return code;
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -490,7 +483,11 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
         Command::Release { manifest, key, out } => release::run(&manifest, &key, &out),
         Command::Update { id, backends, .. } => update::check(&id, &backends.folders(&app), &app),
         Command::Pin { id, backends } => pin::run(&id, &backends.folders(&app), &app),
-        Command::Schema => schema::run(),
+        Command::Schema { protocol, status } => schema::run(match (protocol, status) {
+            (true, _) => schema::Which::Protocol,
+            (_, true) => schema::Which::Status,
+            _ => schema::Which::Manifest,
+        }),
         Command::Status { json, watch: true } => watch::run(&socket, json),
         Command::Status { json, watch: false } => client::status(&socket, json),
         Command::Start { id, args } => client::command(&socket, &id, Verb::Start { args }),
@@ -540,7 +537,7 @@ mod tests {
     #[test]
     fn a_quoted_cause_is_printed_once() {
         let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
-        let err = crate::control::client::ClientError::Io {
+        let err = crate::client::ClientError::Io {
             path: "/run/berth.sock".into(),
             source: io,
         };

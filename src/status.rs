@@ -7,11 +7,14 @@
 //! importing the supervisor, and the supervisor's own parts (board, events,
 //! actions) never import back up from the handle.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+
+use crate::manifest::depends::Condition;
 
 /// The state of a backend, as in DESIGN.md's states table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -93,6 +96,7 @@ impl std::fmt::Display for State {
 /// One manifest file as seen by users: the element of `berth status --json`.
 /// Field names and types are the contract of DESIGN.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = added_within_protocol_1)]
 pub struct BackendStatus {
     pub id: Option<String>,
     pub name: Option<String>,
@@ -137,6 +141,13 @@ pub struct BackendStatus {
     /// The current run's secret (`token: true`, v3). Only the socket's own
     /// user reads a status; never logged.
     pub token: Option<String>,
+    /// The manifest's `depends_on`: dependency id -> condition (v3).
+    #[serde(default)]
+    pub depends_on: BTreeMap<String, Condition>,
+    /// The dependencies a start of this backend is waiting for, in id
+    /// order; empty unless it is `starting` and waiting (v3).
+    #[serde(default)]
+    pub waiting_for: Vec<String>,
     /// In-process extras for the tray; not part of the JSON contract.
     #[serde(skip)]
     pub detail: Detail,
@@ -172,8 +183,27 @@ impl BackendStatus {
             ready_json: None,
             port: None,
             token: None,
+            depends_on: BTreeMap::new(),
+            waiting_for: Vec::new(),
             detail: Detail::default(),
         }
+    }
+}
+
+/// Fields added to the status after replies of protocol 1 were recorded:
+/// always written, but not required by the schema, so what a berth of the
+/// same protocol sent before them stays valid (fields are only ever added).
+const ADDED_WITHIN_PROTOCOL_1: &[&str] = &["depends_on", "waiting_for"];
+
+fn added_within_protocol_1(schema: &mut schemars::Schema) {
+    if let Some(required) = schema
+        .get_mut("required")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        required.retain(|f| {
+            !f.as_str()
+                .is_some_and(|f| ADDED_WITHIN_PROTOCOL_1.contains(&f))
+        });
     }
 }
 

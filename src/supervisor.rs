@@ -133,15 +133,17 @@ impl SupervisorHandle {
             for (entry, def) in catalog.winners() {
                 let id = def.id.to_string();
                 winners.insert(id.clone());
+                // Its own error and its dependency error: both shown.
+                let error = entry.shown_error();
                 if let Some(job) = jobs.map.get_mut(&id).filter(|j| !j.removing) {
                     let (ack, done) = oneshot::channel();
-                    if *job.def != **def || job.manifest_error != entry.error {
+                    if *job.def != **def || job.manifest_error != error {
                         acks.push(done);
                         job.def = def.clone();
-                        job.manifest_error = entry.error.clone();
+                        job.manifest_error = error.clone();
                         let _ = job.ctl.send(Control::Update {
                             def: def.clone(),
-                            manifest_error: entry.error.clone(),
+                            manifest_error: error.clone(),
                             ack,
                         });
                     } else {
@@ -154,8 +156,7 @@ impl SupervisorHandle {
                 let generation = jobs.next_generation;
                 jobs.next_generation += 1;
                 let (ctl, rx) = mpsc::unbounded_channel();
-                let job =
-                    job::Job::new(shared.clone(), def.clone(), entry.error.clone(), generation);
+                let job = job::Job::new(shared.clone(), def.clone(), error.clone(), generation);
                 job.publish();
                 let talker = job.talker();
                 tokio::spawn(run_job(
@@ -181,7 +182,7 @@ impl SupervisorHandle {
                         generation,
                         ctl,
                         def: def.clone(),
-                        manifest_error: entry.error.clone(),
+                        manifest_error: error.clone(),
                         removing: false,
                         talker,
                     },
@@ -240,6 +241,21 @@ impl SupervisorHandle {
     /// `metrics` for why usage is sampled only when looked at.
     pub async fn look(&self) {
         tokio::join!(self.recheck(), self.metrics.look());
+    }
+
+    /// Follows `id`'s log (`{"cmd": "logs"}`): its live lines from now on,
+    /// and its history in the files up to them.
+    pub fn follow_log(&self, id: &str) -> Result<logs::history::Source, ActionError> {
+        if self.snapshots.borrow().get(id).is_none() {
+            return Err(ActionError::UnknownId(id.to_owned()));
+        }
+        let config = &self.shared.config;
+        let log = crate::paths::backend_log(&config.log_dir, id);
+        Ok(logs::history::Source {
+            follow: self.shared.feeds.get(id).follow(&log),
+            log,
+            backups: config.log_backups,
+        })
     }
 
     /// What the launcher's front end set in berth's environment for itself

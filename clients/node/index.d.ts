@@ -115,6 +115,21 @@ export interface BackendStatus {
   port: number | null
   /** The current run's secret (`token: true`). */
   token: string | null
+  /** The manifest's `depends_on`: dependency id -> condition. */
+  depends_on: Record<string, DependencyCondition>
+  /** The dependencies a start is waiting for, in id order; empty unless `starting` and waiting. */
+  waiting_for: string[]
+}
+
+/** When a dependency counts as up: its process exists, it is ready, or its first health check passed. */
+export type DependencyCondition = 'started' | 'running' | 'healthy'
+
+/** `version()`: the launcher's version and the protocol it speaks. */
+export interface VersionInfo {
+  /** berth's semver, e.g. `"0.3.0"`. */
+  berth: string
+  /** The protocol version: 1. */
+  protocol: number
 }
 
 /** What `action()` did: an `open` action's target, a `send` action's line queued, or a `restart` action's outcome (as restart()). */
@@ -198,6 +213,8 @@ export declare class Client {
   send(id: string, value: unknown, options?: SendOptions): Promise<Record<string, unknown> | null>
   /** Run one of `id`'s manifest actions by label, as the tray does. */
   action(id: string, label: string): Promise<ActionResult>
+  /** The launcher's version and protocol (a launcher older than protocol's `version` refuses it: BERTH_REFUSED). */
+  version(): Promise<VersionInfo>
   /** The full status array first, then one event per change; leaving the loop closes the connection. */
   watch(): AsyncGenerator<WatchItem, void, undefined>
   /** Send any request of the protocol; resolves with the whole reply. */

@@ -21,6 +21,8 @@ pub struct Shared {
     pub groups: group::LiveGroups,
     pub guardian: Option<guardian::Guardians>,
     pub events: events::Events,
+    /// Each backend's live log lines, for followers.
+    pub feeds: super::logs::feed::Feeds,
 }
 
 /// The supervisor's locks guard data that stays consistent field by field
@@ -45,6 +47,7 @@ impl Shared {
             groups: group::LiveGroups::default(),
             guardian,
             events: events::Events::default(),
+            feeds: Default::default(),
         };
         (shared, rx)
     }
