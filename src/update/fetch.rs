@@ -20,8 +20,8 @@
 //!   honoured. Plain http only when the host is a loopback *address*
 //!   (`127.0.0.0/8`, `::1`) written as an IP literal: a name, `localhost`
 //!   included, resolves wherever /etc/hosts or DNS says, so it is refused
-//!   ([`plain_http_allowed`], which the manifest's `update.feed` check
-//!   shares).
+//!   ([`plain_http_allowed`], the rule of the manifest's `update.feed`
+//!   check, so both judge a URL alike).
 //! - Redirects are followed by hand (at most 5), each hop checked by the
 //!   same rule, and never from https to http.
 //! - Stalls: each phase (resolve, connect with TLS, request, response
