@@ -22,7 +22,7 @@ use super::{
     ReadySpec, RestartPolicy, RestartSpec, StopSpec,
 };
 
-/// Most `[` and `{` characters a manifest may hold (see [`decode`]).
+/// Most `[` and `{` characters a manifest may hold (see `decode`).
 pub const MAX_FLOW_OPENERS: usize = 1000;
 
 impl ManifestError {
