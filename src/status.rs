@@ -137,6 +137,10 @@ pub struct BackendStatus {
     /// The current run's secret (`token: true`, v3). Only the socket's own
     /// user reads a status; never logged.
     pub token: Option<String>,
+    /// The dependencies a start still waits for, while `starting` (v3);
+    /// empty when read from a launcher that predates it.
+    #[serde(default)]
+    pub waiting_for: Vec<String>,
     /// In-process extras for the tray; not part of the JSON contract.
     #[serde(skip)]
     pub detail: Detail,
@@ -172,6 +176,7 @@ impl BackendStatus {
             ready_json: None,
             port: None,
             token: None,
+            waiting_for: Vec::new(),
             detail: Detail::default(),
         }
     }
@@ -246,6 +251,9 @@ pub enum Outcome {
     Reached(Box<BackendStatus>),
     /// Nothing to do, with the reason (`python is already running`).
     Noop(String),
+    /// Done, with what else was done first, for a note (v3: `stopping api,
+    /// which depends on db`).
+    DoneWith(String),
 }
 
 /// A refused command, in one line.

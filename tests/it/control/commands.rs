@@ -75,6 +75,7 @@ fn status_prints_a_table_and_the_documented_json() {
         "ready_json",
         "port",
         "token",
+        "waiting_for",
     ];
     want.sort();
     assert_eq!(keys, want);
