@@ -40,6 +40,17 @@ if ((${#missing[@]})); then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The Node client's tests (clients/node) need any Node >= 18: a machine
+# that has one keeps it; else Debian's own nodejs (18 on Debian 12).
+if ! command -v node >/dev/null; then
+  echo "deps: installing nodejs" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends nodejs >/dev/null
+fi
+
 if ! command -v cargo >/dev/null; then
   echo "deps: cargo not found: install Rust with rustup (https://rustup.rs)" >&2
   exit 1

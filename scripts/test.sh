@@ -2,7 +2,8 @@
 # Runs every test of berth on a fresh Debian 12 machine: installs what is
 # missing, builds the PyInstaller backend, checks formatting and lints, then
 # runs the Rust tests (under a private D-Bus session and Xvfb, so the tray is
-# tested like a desktop panel sees it) and the Python backend's tests.
+# tested like a desktop panel sees it), the Python backend's tests and the
+# Node client's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,3 +41,6 @@ dbus-run-session -- xvfb-run -a -s "-screen 0 1024x768x24" cargo test
 df -h . | sed 's/^/disk after the Rust tests: /' >&2
 
 python/test.sh
+
+# The Node client against the berth just built and the PyInstaller backend.
+clients/node/test.sh

@@ -20,7 +20,7 @@ mod keygen;
 mod logs;
 mod new;
 mod pin;
-mod release;
+pub(crate) mod release;
 pub(crate) mod run;
 mod schema;
 mod sign;

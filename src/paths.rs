@@ -177,6 +177,15 @@ pub fn config_backends_dir(app: &AppName) -> PathBuf {
     config_dir(app).join("backends")
 }
 
+/// `$XDG_DATA_HOME/NAME/updates` (or `~/.local/share/NAME/updates`): the
+/// installed updates of backends (DESIGN.md, "Updates").
+pub fn updates_dir(app: &AppName) -> PathBuf {
+    env_path("XDG_DATA_HOME")
+        .unwrap_or_else(|| home().join(".local/share"))
+        .join(app.as_str())
+        .join("updates")
+}
+
 /// The folder of the berth binary: the real file (`/proc/self/exe`), so
 /// `/usr/bin/berth`, a symlink, finds `/usr/lib/berth`.
 pub fn install_dir() -> PathBuf {

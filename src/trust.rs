@@ -221,36 +221,45 @@ impl Trust {
             Ok(None) => return Verdict::Unsigned,
             Err(e) => return Verdict::Untrusted(format!("{}: {e}", sig_path.display())),
         };
-        let Ok(signature) = Signature::decode(&text) else {
-            return Verdict::Untrusted(format!(
-                "{}: not a minisign signature (garbage or truncated)",
-                sig_path.display()
-            ));
+        match self.check(manifest, bytes, &text) {
+            Ok(name) => Verdict::Signed(name),
+            Err(reason) => Verdict::Untrusted(format!("{}: {reason}", sig_path.display())),
+        }
+    }
+
+    /// Checks `signature` (the text of a minisign signature file) over
+    /// `bytes`, the content of `file` (named in messages): the name of the
+    /// trusted key that made it, or why not, in words that follow the
+    /// signature file's name. Used for manifests beside their signatures and
+    /// for a feed's files, which are always checked (DESIGN.md, "Updates").
+    pub fn check(&self, file: &Path, bytes: &[u8], signature: &str) -> Result<String, String> {
+        let Ok(decoded) = Signature::decode(signature) else {
+            return Err("not a minisign signature (garbage or truncated)".to_owned());
         };
         let mut mismatch = false;
         for key in &self.keys {
             // Legacy signatures are allowed: both kinds minisign makes verify.
-            match key.key.verify(bytes, &signature, true) {
-                Ok(()) => return Verdict::Signed(key.name.clone()),
+            match key.key.verify(bytes, &decoded, true) {
+                Ok(()) => return Ok(key.name.clone()),
                 Err(VerifyError::UnexpectedKeyId) => {}
                 Err(_) => mismatch = true,
             }
         }
         let reason = if mismatch {
-            let named = signed_file_name(&signature)
-                .filter(|n| Some(n.as_str()) != manifest.file_name().and_then(|m| m.to_str()));
+            let named = signed_file_name(&decoded)
+                .filter(|n| Some(n.as_str()) != file.file_name().and_then(|m| m.to_str()));
             match named {
                 Some(other) => format!(
                     "does not match {}: it was made for {other}",
-                    file_name(manifest)
+                    file_name(file)
                 ),
                 None => format!(
-                    "does not match {}: the manifest was changed after signing, or the signature is for another file",
-                    file_name(manifest)
+                    "does not match {}: the file was changed after signing, or the signature is for another file",
+                    file_name(file)
                 ),
             }
         } else {
-            let id = key_id(&text).map_or_else(String::new, |id| format!(" {id}"));
+            let id = key_id(signature).map_or_else(String::new, |id| format!(" {id}"));
             if self.keys.is_empty() {
                 format!(
                     "signed by key{id}, but no trusted key is installed (looked in {})",
@@ -263,7 +272,7 @@ impl Trust {
                 )
             }
         };
-        Verdict::Untrusted(format!("{}: {reason}", sig_path.display()))
+        Err(reason)
     }
 
     fn shown_dirs(&self) -> String {

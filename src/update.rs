@@ -6,10 +6,19 @@
 //! - [`feed`]: the format of a release folder (`index.json`, its signature,
 //!   one folder per release) that `berth release` writes and `berth update`
 //!   reads; what a client checks in it before trusting a byte.
+//! - [`check`]: what a backend's feed offers, read only through signatures
+//!   by trusted keys.
+//! - [`install`]: the updates folder: versions made visible whole by one
+//!   rename, the previous one kept, what a crash left cleaned up.
+//! - [`stage`]: one release downloaded into a staging folder and verified
+//!   (signatures, id, version, sizes, digests) before it may be published.
 //! - `cli/release.rs`: `berth release`, the publisher's side.
 //! - `fetch` (engineer `fetch`, issue #27 points 4, 7, 8): the HTTP(S)
 //!   client: small signed files read whole up to a bound, artifacts
 //!   downloaded into a path with their size and digest checked, 30 s
 //!   without progress ends a transfer.
 
+pub mod check;
 pub mod feed;
+pub mod install;
+pub mod stage;

@@ -1,0 +1,154 @@
+use super::*;
+
+fn id() -> BackendId {
+    BackendId::new("demo").unwrap()
+}
+
+fn v(text: &str) -> semver::Version {
+    text.parse().unwrap()
+}
+
+/// Stages a version whose manifest says which it is, and publishes it.
+fn install(updates: &Updates, version: &str) {
+    let staging = updates.stage(&id()).unwrap();
+    fs::write(
+        staging.path().join("demo.yaml"),
+        format!("version: {version}\n"),
+    )
+    .unwrap();
+    updates.publish(staging, &v(version)).unwrap();
+}
+
+/// What `updates/demo.yaml` reads as, through the link.
+fn read(updates: &Updates) -> Option<String> {
+    fs::read_to_string(updates.link(&id())).ok()
+}
+
+/// The names in `updates/demo/`, sorted.
+fn kept(updates: &Updates) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(updates.dir().join("demo"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn each_version_is_installed_whole_and_the_one_before_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let updates = Updates::at(tmp.path().join("updates"));
+    assert_eq!(updates.current(&id()), None);
+    install(&updates, "1.1.0");
+    assert_eq!(read(&updates).as_deref(), Some("version: 1.1.0\n"));
+    assert_eq!(updates.current(&id()), Some(v("1.1.0")));
+    assert_eq!(
+        updates.previous(&id()),
+        None,
+        "the shipped version is the previous one"
+    );
+    install(&updates, "1.2.0");
+    install(&updates, "1.3.0");
+    assert_eq!(read(&updates).as_deref(), Some("version: 1.3.0\n"));
+    assert_eq!(updates.previous(&id()), Some(v("1.2.0")));
+    assert_eq!(
+        kept(&updates),
+        ["1.2.0", "1.3.0", "previous"],
+        "1.1.0 is deleted"
+    );
+
+    // The same version again is refused, and its staging folder goes.
+    let staging = updates.stage(&id()).unwrap();
+    let err = updates
+        .publish(staging, &v("1.3.0"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("demo 1.3.0 is already installed"), "{err}");
+    assert_eq!(kept(&updates), ["1.2.0", "1.3.0", "previous"]);
+}
+
+#[test]
+fn rollback_returns_to_the_kept_version_then_to_the_shipped_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let updates = Updates::at(tmp.path().join("updates"));
+    install(&updates, "1.1.0");
+    install(&updates, "1.2.0");
+    assert_eq!(updates.rollback(&id()).unwrap(), Some(v("1.1.0")));
+    assert_eq!(read(&updates).as_deref(), Some("version: 1.1.0\n"));
+    assert_eq!(kept(&updates), ["1.1.0"], "the version left is not kept");
+    assert_eq!(updates.rollback(&id()).unwrap(), None);
+    assert_eq!(read(&updates), None, "no link: the shipped version counts");
+    assert!(fs::symlink_metadata(updates.link(&id())).is_err());
+}
+
+#[test]
+fn a_dropped_staging_folder_is_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let updates = Updates::at(tmp.path().join("updates"));
+    let staging = updates.stage(&id()).unwrap();
+    let path = staging.path().to_path_buf();
+    fs::write(path.join("half"), "x").unwrap();
+    drop(staging);
+    assert!(!path.exists());
+}
+
+/// A kill at each step of `publish` leaves one of these states on disk;
+/// after `recover`, the link reads a whole version (old or new) and no
+/// staging folder, stray link or unnamed version is left.
+#[test]
+fn recovery_after_a_kill_at_each_step_of_an_install() {
+    for step in ["staging", "renamed", "previous-kept", "temporary-link"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let updates = Updates::at(tmp.path().join("updates"));
+        install(&updates, "1.1.0");
+        let versions = updates.dir().join("demo");
+        // Killed while downloading: a staging folder with half a file.
+        let staging = versions.join(".staging.99999.0");
+        fs::create_dir(&staging).unwrap();
+        fs::write(staging.join("backend"), "half").unwrap();
+        if step != "staging" {
+            // Killed after the staging folder became a version.
+            fs::rename(&staging, versions.join("1.2.0")).unwrap();
+            fs::write(versions.join("1.2.0/demo.yaml"), "version: 1.2.0\n").unwrap();
+        }
+        if step == "previous-kept" || step == "temporary-link" {
+            std::os::unix::fs::symlink("1.1.0", versions.join("previous")).unwrap();
+        }
+        if step == "temporary-link" {
+            // Killed between making the new link and renaming it over.
+            std::os::unix::fs::symlink(
+                "demo/1.2.0/demo.yaml",
+                updates.dir().join(".demo.yaml.99999"),
+            )
+            .unwrap();
+        }
+        let done = updates.recover();
+        assert!(!done.is_empty(), "{step}: nothing recovered");
+        assert_eq!(
+            read(&updates).as_deref(),
+            Some("version: 1.1.0\n"),
+            "{step}: the old version, whole"
+        );
+        assert_eq!(kept(&updates), ["1.1.0"], "{step}: {done:?}");
+        let stray: Vec<_> = fs::read_dir(updates.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(stray.is_empty(), "{step}: {stray:?}");
+    }
+}
+
+#[test]
+fn a_link_to_a_missing_version_is_removed_at_recovery() {
+    let tmp = tempfile::tempdir().unwrap();
+    let updates = Updates::at(tmp.path().join("updates"));
+    install(&updates, "1.1.0");
+    fs::remove_dir_all(updates.dir().join("demo/1.1.0")).unwrap();
+    let done = updates.recover();
+    assert!(
+        done.iter().any(|l| l.contains("link to a missing version")),
+        "{done:?}"
+    );
+    assert!(fs::symlink_metadata(updates.link(&id())).is_err());
+}
