@@ -311,6 +311,8 @@ async fn start_tree(e: &Env, restart: bool) {
     }
     for id in ["db", "api", "web", "worker"] {
         wait_running(e, id).await;
+        // Running at spawn: its trap is set once it has stamped its start.
+        stamp(e, &format!("{id}.start"));
     }
 }
 
@@ -382,8 +384,9 @@ async fn a_user_restart_stops_restart_dependents_first_and_starts_them_after() {
     // worker's edge to db and web's to api have no `restart`: they kept
     // running through it.
     before(&e, "api", "db");
+    let db = e.sup.snapshot().get("db").unwrap().clone();
     assert!(
-        stamp(&e, "api.start") >= stamp(&e, "db.start"),
+        api.detail.started_at > db.detail.started_at,
         "api started before db was back"
     );
     assert_eq!(
@@ -413,6 +416,9 @@ async fn crashing_db(e: &Env, db: Backend) -> (Option<u32>, Option<u32>) {
     }
     let api = wait_running(e, "api").await.pid;
     let worker = wait_running(e, "worker").await.pid;
+    // Their traps are set once they have stamped their start.
+    stamp(e, "api.start");
+    stamp(e, "worker.start");
     (api, worker)
 }
 
