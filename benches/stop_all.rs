@@ -65,6 +65,7 @@ fn main() {
                 backend: Some(Arc::new(backend)),
                 error: None,
                 standing: Standing::Winner,
+                dependency_error: None,
             }
         })
         .collect();

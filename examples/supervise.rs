@@ -91,6 +91,7 @@ async fn run(args: Vec<String>) -> ExitCode {
             backend: Some(Arc::new(backend)),
             error: None,
             standing: Standing::Winner,
+            dependency_error: None,
         });
     }
     let sup = supervisor::spawn(Config {

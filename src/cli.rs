@@ -164,8 +164,15 @@ pub enum Command {
         #[command(flatten)]
         backends: BackendsArg,
     },
-    /// Print the JSON Schema of the manifest.
-    Schema,
+    /// Print the JSON Schema of the manifest (or of the control protocol, or of `status --json`).
+    Schema {
+        /// The control socket's requests, replies and events instead.
+        #[arg(long, conflicts_with = "status")]
+        protocol: bool,
+        /// The array `berth status --json` prints instead.
+        #[arg(long)]
+        status: bool,
+    },
     /// Show every backend of the running launcher.
     Status {
         /// One JSON array instead of a table (with --watch: the array as
@@ -479,7 +486,11 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
         Command::Sign { manifest, key } => sign::run(&manifest, &key),
         Command::Release { manifest, key, out } => release::run(&manifest, &key, &out),
         Command::Pin { id, backends } => pin::run(&id, &backends.folders(&app), &app),
-        Command::Schema => schema::run(),
+        Command::Schema { protocol, status } => schema::run(match (protocol, status) {
+            (true, _) => schema::Which::Protocol,
+            (_, true) => schema::Which::Status,
+            _ => schema::Which::Manifest,
+        }),
         Command::Status { json, watch: true } => watch::run(&socket, json),
         Command::Status { json, watch: false } => client::status(&socket, json),
         Command::Start { id, args } => client::command(&socket, &id, Verb::Start { args }),

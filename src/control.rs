@@ -3,9 +3,10 @@
 //! The launcher serves it ([`server`]); `berth status/start/stop/restart`
 //! are its clients ([`client`]). [`socket`] owns the file itself: folder
 //! permissions, stale sockets, path length. [`protocol`] is the wire format,
-//! shared by both sides. [`backends`] is what the server asks of the
-//! supervisor. `watch_stream` turns a connection into the stream of status
-//! changes (v3), each streaming client with its own `outbox`.
+//! shared by both sides; [`schema`] publishes it as JSON Schemas.
+//! [`backends`] is what the server asks of the supervisor. `watch_stream`
+//! turns a connection into the stream of status changes (v3), each
+//! streaming client with its own `outbox`.
 
 mod admit;
 pub mod backends;
@@ -13,6 +14,7 @@ pub mod client;
 pub mod idle;
 mod outbox;
 pub mod protocol;
+pub mod schema;
 pub mod server;
 pub mod socket;
 mod talk;

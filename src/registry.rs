@@ -23,6 +23,8 @@ use std::sync::Arc;
 use crate::manifest::{Backend, BackendId, ManifestError, Places};
 use crate::trust::{Trust, Verdict};
 
+pub mod dependencies;
+
 /// Where one manifest file stands after resolution.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Standing {
@@ -51,14 +53,28 @@ pub struct Entry {
     /// shown but never run.
     pub backend: Option<Arc<Backend>>,
     /// Why the file's current text is not used, in one line (parse or
-    /// validation error, duplicate id and version).
+    /// validation error, duplicate id and version, a dependency cycle).
     pub error: Option<String>,
     pub standing: Standing,
+    /// What is wrong with a winner's `depends_on` that only the other
+    /// manifests tell (an id none defines, `healthy` on a dependency
+    /// without `health`), in one line; set by [`dependencies::apply`]. The
+    /// definition stays in force, but it cannot start until this is gone.
+    pub dependency_error: Option<String>,
 }
 
 impl Entry {
     pub fn id(&self) -> Option<&BackendId> {
         self.backend.as_ref().map(|b| &b.id)
+    }
+
+    /// Every problem to show beside the file, in one line: its own error
+    /// and its dependency error.
+    pub fn shown_error(&self) -> Option<String> {
+        match (&self.error, &self.dependency_error) {
+            (Some(own), Some(deps)) => Some(format!("{own}; {deps}")),
+            (own, deps) => own.clone().or_else(|| deps.clone()),
+        }
     }
 }
 
@@ -279,6 +295,7 @@ fn entry(f: &FileRead) -> Entry {
         backend,
         error,
         standing,
+        dependency_error: None,
     }
 }
 

@@ -7,11 +7,14 @@
 //! importing the supervisor, and the supervisor's own parts (board, events,
 //! actions) never import back up from the handle.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+
+use crate::manifest::depends::Condition;
 
 /// The state of a backend, as in DESIGN.md's states table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -137,8 +140,11 @@ pub struct BackendStatus {
     /// The current run's secret (`token: true`, v3). Only the socket's own
     /// user reads a status; never logged.
     pub token: Option<String>,
-    /// The dependencies a start still waits for, while `starting` (v3);
-    /// empty when read from a launcher that predates it.
+    /// The manifest's `depends_on`: dependency id -> condition (v3).
+    #[serde(default)]
+    pub depends_on: BTreeMap<String, Condition>,
+    /// The dependencies a start of this backend is waiting for, in id
+    /// order; empty unless it is `starting` and waiting (v3).
     #[serde(default)]
     pub waiting_for: Vec<String>,
     /// In-process extras for the tray; not part of the JSON contract.
@@ -176,6 +182,7 @@ impl BackendStatus {
             ready_json: None,
             port: None,
             token: None,
+            depends_on: BTreeMap::new(),
             waiting_for: Vec::new(),
             detail: Detail::default(),
         }

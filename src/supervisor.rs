@@ -138,15 +138,17 @@ impl SupervisorHandle {
             for (entry, def) in catalog.winners() {
                 let id = def.id.to_string();
                 winners.insert(id.clone());
+                // Its own error and its dependency error: both shown.
+                let error = entry.shown_error();
                 if let Some(job) = jobs.map.get_mut(&id).filter(|j| !j.removing) {
                     let (ack, done) = oneshot::channel();
-                    if *job.def != **def || job.manifest_error != entry.error {
+                    if *job.def != **def || job.manifest_error != error {
                         acks.push(done);
                         job.def = def.clone();
-                        job.manifest_error = entry.error.clone();
+                        job.manifest_error = error.clone();
                         let _ = job.ctl.send(Control::Update {
                             def: def.clone(),
-                            manifest_error: entry.error.clone(),
+                            manifest_error: error.clone(),
                             ack,
                         });
                     } else {
@@ -159,8 +161,7 @@ impl SupervisorHandle {
                 let generation = jobs.next_generation;
                 jobs.next_generation += 1;
                 let (ctl, rx) = mpsc::unbounded_channel();
-                let mut job =
-                    job::Job::new(shared.clone(), def.clone(), entry.error.clone(), generation);
+                let mut job = job::Job::new(shared.clone(), def.clone(), error.clone(), generation);
                 job.publish();
                 let talker = job.talker();
                 tokio::spawn(run_job(
@@ -186,7 +187,7 @@ impl SupervisorHandle {
                         generation,
                         ctl,
                         def: def.clone(),
-                        manifest_error: entry.error.clone(),
+                        manifest_error: error.clone(),
                         removing: false,
                         talker,
                     },

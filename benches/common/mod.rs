@@ -68,6 +68,7 @@ pub async fn supervise(dir: &Path, backends: Vec<Backend>) -> SupervisorHandle {
             backend: Some(Arc::new(b)),
             error: None,
             standing: Standing::Winner,
+            dependency_error: None,
         })
         .collect();
     sup.apply(Catalog { entries }).await;

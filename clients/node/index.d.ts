@@ -117,6 +117,14 @@ export interface BackendStatus {
   token: string | null
 }
 
+/** `version()`: the launcher's version and the protocol it speaks. */
+export interface VersionInfo {
+  /** berth's semver, e.g. `"0.3.0"`. */
+  berth: string
+  /** The protocol version: 1. */
+  protocol: number
+}
+
 /** What `action()` did: an `open` action's target, a `send` action's line queued, or a `restart` action's outcome (as restart()). */
 export type ActionResult = { opened: string } | { sent: boolean } | BackendStatus | null
 
@@ -198,6 +206,8 @@ export declare class Client {
   send(id: string, value: unknown, options?: SendOptions): Promise<Record<string, unknown> | null>
   /** Run one of `id`'s manifest actions by label, as the tray does. */
   action(id: string, label: string): Promise<ActionResult>
+  /** The launcher's version and protocol (a launcher older than protocol's `version` refuses it: BERTH_REFUSED). */
+  version(): Promise<VersionInfo>
   /** The full status array first, then one event per change; leaving the loop closes the connection. */
   watch(): AsyncGenerator<WatchItem, void, undefined>
   /** Send any request of the protocol; resolves with the whole reply. */

@@ -6,9 +6,11 @@
 //!
 //! The table goes to stdout; every problem is also printed to stderr, one line
 //! each, naming the file. Exit 1 only for what would stop a backend from
-//! running: invalid or duplicated files, winners not found, mismatched or
-//! untrusted (an untrusted file beside a trusted winner is listed, exit 0),
-//! and folders that cannot be read (one line each; the others are checked).
+//! running: invalid or duplicated files (a dependency cycle makes each file
+//! in it invalid), winners not found, mismatched or untrusted (an untrusted
+//! file beside a trusted winner is listed, exit 0), winners that depend on
+//! an id no manifest defines or on `healthy` without `health`, and folders
+//! that cannot be read (one line each; the others are checked).
 //! Unusable trusted keys or key folders are one stderr line each.
 
 use std::path::Path;
@@ -157,6 +159,20 @@ fn row(entry: &Entry, catalog: &Catalog, by_name: bool) -> Row {
     }
     if entry.error.is_some() && !matches!(row.state, "invalid" | "duplicate" | "untrusted") {
         row.note = "duplicate".into();
+    }
+    // An id no manifest defines, or `healthy` on one without `health`: the
+    // file is valid, but the backend could not start.
+    if let Some(deps) = &entry.dependency_error {
+        let line = format!("{}: {deps}", shown.display());
+        row.problem = Some(match row.problem.take() {
+            Some(other) => format!("{other}; {deps}"),
+            None => line,
+        });
+        row.note = if row.note.is_empty() {
+            deps.clone()
+        } else {
+            format!("{}; {deps}", row.note)
+        };
     }
     row
 }

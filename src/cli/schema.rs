@@ -1,10 +1,25 @@
-//! `berth schema`: the manifest's JSON Schema, generated from the Rust types
-//! (the checked-in `schemas/backend.schema.json` is this output).
+//! `berth schema [--protocol | --status]`: a JSON Schema generated from the
+//! Rust types (the checked-in files under `schemas/` are this output;
+//! `scripts/schemas.sh` writes them).
 
 use std::process::ExitCode;
 
-pub fn run() -> anyhow::Result<ExitCode> {
-    let schema = crate::manifest::raw::json_schema();
+/// Which schema to print.
+pub enum Which {
+    /// `schemas/backend.schema.json`: a manifest file.
+    Manifest,
+    /// `schemas/protocol.schema.json`: the control socket's lines.
+    Protocol,
+    /// `schemas/status.schema.json`: `berth status --json`.
+    Status,
+}
+
+pub fn run(which: Which) -> anyhow::Result<ExitCode> {
+    let schema = match which {
+        Which::Manifest => crate::manifest::raw::json_schema(),
+        Which::Protocol => crate::control::schema::protocol(),
+        Which::Status => crate::control::schema::status(),
+    };
     println!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,11 @@
 //! Both sides of the socket use these types, so the client and the server
 //! cannot drift apart. Replies may carry a `note` (e.g. "python is already
 //! running") that the client prints on stderr; old clients ignore it.
+//!
+//! These types are also the protocol's published contract: the JSON Schemas
+//! of `berth schema --protocol` are generated from them ([`super::schema`])
+//! and docs/PROTOCOL.md describes them. Within [`PROTOCOL_VERSION`], fields
+//! and requests are only ever added.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -12,6 +17,10 @@ use serde::{Deserialize, Serialize};
 use crate::status::BackendStatus;
 
 use crate::verb::Verb;
+
+/// The protocol's version, `version`'s `protocol`: raised only when a
+/// field or request is renamed or removed (additions keep it).
+pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Longest request line the server reads, without its newline: a `send`
 /// may carry a line of the documented 64 KiB
@@ -27,8 +36,9 @@ const ENVELOPE: usize = 4 * 1024;
 /// On the wire each verb is its own `cmd` (`{"cmd": "start", "id": ...}`);
 /// in berth it is one [`Request::Command`] carrying the [`Verb`] as the user
 /// gave it. [`Wire`] is the line's exact shape, converted both ways.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(from = "Wire", into = "Wire")]
+#[schemars(description = "One request line: `cmd` names the request; no other field is accepted.")]
 pub enum Request {
     /// Every manifest file: `data` is the array of `BackendStatus`.
     Status,
@@ -45,6 +55,8 @@ pub enum Request {
     StopAll,
     /// Read the backends folder again (like SIGHUP).
     Rescan,
+    /// berth's version and the protocol's (v3): `data` is [`Version`].
+    Version,
     /// Keep the connection and hear every change (v3): the first line is
     /// the `status` reply, then one [`Event::Status`] or [`Event::Removed`]
     /// line per change. See [`Event`] for what counts as a change.
@@ -54,33 +66,47 @@ pub enum Request {
 }
 
 /// A request line as written: one `cmd` per verb, `args` left out when
-/// empty (no ARGS: the manifest's `args` alone).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// empty (no ARGS: the manifest's `args` alone). Its doc comments are the
+/// schema's descriptions (`berth schema --protocol`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
 enum Wire {
+    /// Every manifest file; `data` is the status array.
     Status,
+    /// Start `id` and answer once it is running or has settled otherwise.
     Start {
         id: String,
+        /// Appended to the manifest's `args` for this run only.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         args: Vec<String>,
     },
-    Stop {
-        id: String,
-    },
+    /// Stop `id` and answer once its processes are gone.
+    Stop { id: String },
+    /// Stop then start `id`; answered like `start`.
     Restart {
         id: String,
+        /// Appended to the manifest's `args` for this run only.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         args: Vec<String>,
     },
+    /// Write one JSON line to `id`'s stdin, optionally waiting for its answer.
     Send(SendRequest),
-    Action {
-        id: String,
-        label: String,
-    },
+    /// Run `id`'s manifest action `label`, as the tray does.
+    Action { id: String, label: String },
+    /// Start every backend that can start; answered at once.
     StartAll,
+    /// Stop every backend; answered once all are stopped.
     StopAll,
+    /// Read the backends folders again.
     Rescan,
+    /// berth's version and the protocol's.
+    Version,
+    /// Keep the connection: the `status` reply first, then one `status` or
+    /// `removed` event per change.
     Watch,
+    /// `id`'s output: its last `lines` log lines (default 10) as `log`
+    /// events, then a reply with `data` null; with `follow`, every new line
+    /// after it as a `log` event, until the client hangs up.
     Logs(LogsRequest),
 }
 
@@ -97,6 +123,7 @@ impl From<Wire> for Request {
             Wire::StartAll => Self::StartAll,
             Wire::StopAll => Self::StopAll,
             Wire::Rescan => Self::Rescan,
+            Wire::Version => Self::Version,
             Wire::Watch => Self::Watch,
             Wire::Logs(logs) => Self::Logs(logs),
         }
@@ -117,6 +144,7 @@ impl From<Request> for Wire {
             Request::StartAll => Self::StartAll,
             Request::StopAll => Self::StopAll,
             Request::Rescan => Self::Rescan,
+            Request::Version => Self::Version,
             Request::Watch => Self::Watch,
             Request::Logs(logs) => Self::Logs(logs),
         }
@@ -126,7 +154,7 @@ impl From<Request> for Wire {
 /// Write `line` as one compact JSON line to `id`'s stdin (v2); with `wait`,
 /// the reply carries the first later stdout JSON object whose `key` renders
 /// as `value`, or an error after `timeout_ms` (default 5 s).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     pub id: String,
@@ -145,7 +173,7 @@ pub struct SendRequest {
 /// line of the backend follows it as an [`Event::Log`], across restarts
 /// and rotations, until the client hangs up. An unknown id gets the usual
 /// error reply instead of any of this.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogsRequest {
     pub id: String,
@@ -165,7 +193,7 @@ impl LogsRequest {
 }
 
 /// `--wait KEY=VALUE` of `berth send`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Wait {
     pub key: String,
@@ -213,7 +241,12 @@ impl Request {
             | Self::Send(SendRequest { id, .. })
             | Self::Action { id, .. }
             | Self::Logs(LogsRequest { id, .. }) => Some(id),
-            Self::Status | Self::StartAll | Self::StopAll | Self::Rescan | Self::Watch => None,
+            Self::Status
+            | Self::StartAll
+            | Self::StopAll
+            | Self::Rescan
+            | Self::Version
+            | Self::Watch => None,
         }
     }
 
@@ -224,6 +257,7 @@ impl Request {
                 | Self::StartAll
                 | Self::StopAll
                 | Self::Rescan
+                | Self::Version
                 | Self::Watch
                 | Self::Command {
                     verb: Verb::Stop,
@@ -246,15 +280,34 @@ impl Request {
 /// "..."}`. `T` is what the request's `data` is (see the aliases below);
 /// both sides use this type, and the protocol's schema is derived from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = reply_shape)]
 pub struct Reply<T> {
+    /// Whether the request was carried out.
     pub ok: bool,
-    /// Absent when `ok` is false.
+    /// What the request answers; absent when `ok` is false.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<T>,
+    /// Why the request was refused or failed, in one line; only when `ok`
+    /// is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Worth telling the user although the request succeeded (e.g.
+    /// "python is already running").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// What [`Reply::ok`] and [`Reply::error`] guarantee, in the schema: a
+/// success always has `data` (`null` included), a refusal an `error` and
+/// never `data`.
+fn reply_shape(schema: &mut schemars::Schema) {
+    schema.insert(
+        "oneOf".into(),
+        serde_json::json!([
+            { "properties": { "ok": { "const": true } }, "required": ["data"] },
+            { "properties": { "ok": { "const": false }, "data": false }, "required": ["error"] }
+        ]),
+    );
 }
 
 /// `status`: every manifest file.
@@ -268,6 +321,29 @@ pub type SendReply = Reply<Option<serde_json::Map<String, serde_json::Value>>>;
 pub type ActionReply = Reply<Acted>;
 /// `start-all`, `stop-all`, `rescan`, and every refusal: `data` is `null`.
 pub type NullReply = Reply<()>;
+/// `version`: see [`Version`].
+pub type VersionReply = Reply<Version>;
+
+/// `version`'s `data`, e.g. `{"berth": "0.1.0", "protocol": 1}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Version {
+    /// The launcher's own version (semver).
+    pub berth: String,
+    /// The protocol this launcher speaks (`PROTOCOL_VERSION`): 1, raised
+    /// only when something is renamed or removed.
+    #[schemars(range(min = 1))]
+    pub protocol: u32,
+}
+
+impl Version {
+    /// This build's versions.
+    pub fn current() -> Self {
+        Self {
+            berth: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol: PROTOCOL_VERSION,
+        }
+    }
+}
 
 /// `logs`: the line that ends its history (`data` is `null`); see
 /// [`LogsRequest`].
@@ -475,6 +551,22 @@ mod tests {
         assert!(err.unwrap_err().contains("unknown field"));
         let err = Request::parse(br#"{"cmd": "action", "id": "p"}"#);
         assert!(err.unwrap_err().contains("missing field `label`"));
+    }
+
+    #[test]
+    fn version_is_a_request_without_fields() {
+        assert_eq!(
+            Request::parse(br#"{"cmd": "version"}"#),
+            Ok(Request::Version)
+        );
+        assert_eq!(Request::Version.to_line(), "{\"cmd\":\"version\"}\n");
+        assert_eq!(
+            VersionReply::ok(Version::current()).to_line(),
+            format!(
+                "{{\"ok\":true,\"data\":{{\"berth\":\"{}\",\"protocol\":1}}}}\n",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
     }
 
     #[test]

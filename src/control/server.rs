@@ -19,7 +19,8 @@ use tokio::sync::{Semaphore, watch};
 pub use super::backends::Backends;
 use super::idle::IdleClients;
 use super::protocol::{
-    Acted, ActionReply, CommandReply, MAX_LINE, NullReply, Request, StatusReply, error_line,
+    Acted, ActionReply, CommandReply, MAX_LINE, NullReply, Request, StatusReply, Version,
+    VersionReply, error_line,
 };
 use crate::status::{ActionError, BackendStatus, Outcome, Snapshot, State};
 use crate::supervisor::Ran;
@@ -299,6 +300,7 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
             Ok(()) => NullReply::ok(()).to_line(),
             Err(e) => error_line(e),
         },
+        Request::Version => VersionReply::ok(Version::current()).to_line(),
         // Served by the connection itself (it becomes the stream).
         Request::Watch => error_line("watch is served on its own connection"),
         // Answered as before it existed until its stream is served.

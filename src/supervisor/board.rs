@@ -92,6 +92,11 @@ pub fn fill_def(s: &mut BackendStatus, def: &crate::manifest::Backend) {
     s.version = Some(def.version.to_string());
     s.detail.sha256 = def.executable.as_ref().map(|e| e.sha256);
     s.signed_by.clone_from(&def.signed_by);
+    s.depends_on = def
+        .depends_on
+        .iter()
+        .map(|(id, d)| (id.to_string(), d.condition))
+        .collect();
 }
 
 /// Where the executable would be found now (else its first candidate), as

@@ -389,10 +389,11 @@ pub fn last_error_line(b: &BackendStatus) -> Option<String> {
     ))
 }
 
-/// `v1.0.0 · sha256 3f7c…9a01 ✓ · signed by acme · 🔒 sandboxed` (✓ verified
-/// at the last launch, ✗ mismatch, no mark before the first launch; the
-/// trusted key that signed the manifest, if any; the lock when a sandbox is
-/// asked for, "(partial)" when the kernel enforces only part).
+/// `v1.0.0 · sha256 3f7c…9a01 ✓ · signed by acme · 🔒 sandboxed · needs db`
+/// (✓ verified at the last launch, ✗ mismatch, no mark before the first
+/// launch; the trusted key that signed the manifest, if any; the lock when a
+/// sandbox is asked for, "(partial)" when the kernel enforces only part;
+/// the backends its `depends_on` names, v3).
 pub fn version_line(b: &BackendStatus) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(version) = &b.version {
@@ -413,6 +414,10 @@ pub fn version_line(b: &BackendStatus) -> Option<String> {
         Some("enforced") => parts.push("🔒 sandboxed".to_owned()),
         Some(_) => parts.push("🔒 sandboxed (partial)".to_owned()),
         None => {}
+    }
+    if !b.depends_on.is_empty() {
+        let ids: Vec<&str> = b.depends_on.keys().map(String::as_str).collect();
+        parts.push(format!("needs {}", ids.join(", ")));
     }
     (!parts.is_empty()).then(|| parts.join(" · "))
 }

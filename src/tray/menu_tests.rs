@@ -536,3 +536,16 @@ fn the_health_line_says_ok_or_how_many_checks_failed() {
     b.detail.health_failing = Some((2, 3));
     assert_eq!(health(&b).as_deref(), Some("health: failing 2 of 3"));
 }
+
+#[test]
+fn the_version_line_says_what_it_needs() {
+    use crate::manifest::depends::Condition;
+    let mut b = backend("api", "API", State::Stopped);
+    assert_eq!(version_line(&b).unwrap(), "v1.0.0");
+    b.depends_on = [
+        ("models".to_owned(), Condition::Running),
+        ("db".to_owned(), Condition::Healthy),
+    ]
+    .into();
+    assert_eq!(version_line(&b).unwrap(), "v1.0.0 · needs db, models");
+}

@@ -120,6 +120,7 @@ mod tests {
             backend: None,
             error: error.map(str::to_owned),
             standing: Standing::Invalid,
+            dependency_error: None,
         }
     }
 

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::manifest::{BackendId, Places};
+use crate::manifest::{Backend, BackendId, Places};
 use crate::registry::{self, Catalog, Entry, FileRead, RegistryError};
 use crate::trust::{self, Trust};
 
@@ -222,7 +222,13 @@ pub struct FolderState {
     /// The files of each id (current definition, else last good one): the
     /// files to resolve again when one of them changes, without a scan.
     by_id: HashMap<BackendId, BTreeSet<PathBuf>>,
+    /// The files resolved per id ([`registry::resolve`]), before the
+    /// dependency check.
     catalog: Catalog,
+    /// `catalog` with the dependency check applied
+    /// ([`registry::dependencies::apply`]), when any winner has a
+    /// `depends_on`; `None`: `catalog` is in force as it is.
+    checked: Option<Catalog>,
     /// Whose signatures count, and whether one is required.
     trust: Arc<Trust>,
     load: Loader,
@@ -241,6 +247,7 @@ impl FolderState {
             files: BTreeMap::new(),
             by_id: HashMap::new(),
             catalog: Catalog::default(),
+            checked: None,
             trust: Arc::new(Trust::none()),
             load: load_file,
         }
@@ -283,9 +290,10 @@ impl FolderState {
         &self.resources
     }
 
-    /// The catalog resolved by the last successful reload.
+    /// The catalog resolved by the last successful reload, dependencies
+    /// checked: the one in force.
     pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+        self.checked.as_ref().unwrap_or(&self.catalog)
     }
 
     /// How many manifest files are known.
@@ -358,7 +366,13 @@ impl FolderState {
         let reads: Vec<FileRead> = self.files.values().map(|t| t.read.clone()).collect();
         let next = registry::resolve(&reads, &self.catalog, &self.berth);
         out.changed = next != self.catalog;
-        self.catalog = next;
+        if out.changed {
+            let before = std::mem::replace(&mut self.catalog, next);
+            let in_force = self.checked.take().unwrap_or(before);
+            self.checked = registry::dependencies::apply(&self.catalog, &|file| {
+                definition(&in_force.entries, file)
+            });
+        }
         out
     }
 
@@ -440,14 +454,24 @@ impl FolderState {
         if unchanged {
             return false;
         }
+        let in_force = self.checked.take();
         let entries = &mut self.catalog.entries;
+        let mut replaced = Vec::with_capacity(stale.len());
         for &i in stale.iter().rev() {
-            entries.remove(i);
+            replaced.push(entries.remove(i));
         }
         for entry in fresh {
             let at = entries.partition_point(|e| catalog_order(e) < catalog_order(&entry));
             entries.insert(at, entry);
         }
+        // What was in force before: the checked catalog if there was one,
+        // else the resolved one, whose entries of the touched ids were just
+        // replaced (the others did not move).
+        let resolved = &self.catalog;
+        self.checked = registry::dependencies::apply(resolved, &|file| match &in_force {
+            Some(in_force) => definition(&in_force.entries, file),
+            None => definition(&replaced, file).or_else(|| definition(&resolved.entries, file)),
+        });
         true
     }
 
@@ -560,6 +584,14 @@ fn effective_id(read: &FileRead) -> Option<&BackendId> {
         .ok()
         .or(read.last_good.as_ref())
         .map(|b| &b.id)
+}
+
+/// The definition `entries` hold for `file`.
+fn definition(entries: &[Entry], file: &Path) -> Option<Arc<Backend>> {
+    entries
+        .iter()
+        .find(|e| e.file == file)
+        .and_then(|e| e.backend.clone())
 }
 
 /// The order of catalog entries (the one `registry::resolve` produces).

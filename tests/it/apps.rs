@@ -67,7 +67,9 @@ impl App<'_> {
     }
 
     fn run(&self, args: &[&str]) -> Out {
-        Out(self.berth(args).output().unwrap())
+        let output = self.berth(args).output().unwrap();
+        crate::protocol::check::cli(args, &output);
+        Out(output)
     }
 
     fn status(&self) -> Vec<serde_json::Value> {

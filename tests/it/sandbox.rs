@@ -196,9 +196,15 @@ impl Lab {
 
 /// The stdout text of each log line.
 pub fn report_lines(log: &str) -> Vec<String> {
-    log.lines()
+    let lines: Vec<String> = log
+        .lines()
         .filter_map(|l| l.split_once(" stdout ").map(|(_, t)| t.to_owned()))
-        .collect()
+        .collect();
+    // The probe's `control` checks print the socket's reply line as read.
+    for reply in lines.iter().filter_map(|l| l.strip_prefix("reply ")) {
+        crate::protocol::check::lines(b"", reply);
+    }
+    lines
 }
 
 /// The outcome the probe printed for `check`: `ok` or `denied <ERRNO>`.

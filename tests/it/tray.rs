@@ -1034,3 +1034,45 @@ fn an_apps_title_and_icon_are_what_the_panel_shows() {
         "{stderr}"
     );
 }
+
+/// A backend's info line names what its `depends_on` needs, and follows an
+/// edit of it (issue #26, point 7).
+#[test]
+fn the_info_line_says_what_a_backend_needs() {
+    let Some(desktop) = Desktop::start("the_info_line_says_what_a_backend_needs") else {
+        return;
+    };
+    let dir = shell_backend("api", "API", "exec sleep 300");
+    let backends = dir.path().join("backends");
+    let args = serde_json::to_string(&["-c", "exec sleep 300"]).unwrap();
+    manifest(&backends, "db", "DB", Path::new("/bin/sh"), &args);
+    manifest(&backends, "models", "Models", Path::new("/bin/sh"), &args);
+    let api = backends.join("api.yaml");
+    let plain = std::fs::read_to_string(&api).unwrap();
+    std::fs::write(
+        &api,
+        format!("{plain}depends_on: {{ models: running, db: started }}\n"),
+    )
+    .unwrap();
+    let panel = Panel::start(&desktop.bus).expect("own the StatusNotifierWatcher name");
+    let berth = spawn_berth(desktop.command(BERTH), dir);
+    let item = registered(&panel, &berth);
+    let info = |r: &MenuNode| {
+        r.child("API")
+            .and_then(|s| s.child("v1.0.0"))
+            .map(|l| l.label.clone())
+    };
+    let root = panel
+        .wait_layout(&item, WAIT, |r| info(r).is_some())
+        .unwrap_or_else(|last| panic!("no API in the tray:\n{last}\n{}", berth.stderr()));
+    let line = info(&root).unwrap();
+    assert!(line.ends_with(" · needs db, models"), "{line}");
+    assert!(!root.child("DB").unwrap().render().contains("needs"));
+
+    std::fs::write(&api, format!("{plain}depends_on: {{ db: started }}\n")).unwrap();
+    panel
+        .wait_layout(&item, WAIT, |r| {
+            info(r).is_some_and(|l| l.ends_with(" · needs db"))
+        })
+        .unwrap_or_else(|last| panic!("the edit never showed:\n{last}"));
+}

@@ -66,6 +66,7 @@ pub fn catalog(backends: impl IntoIterator<Item = Backend>) -> Catalog {
                 backend: Some(Arc::new(b)),
                 error: None,
                 standing: Standing::Winner,
+                dependency_error: None,
             })
             .collect(),
     }

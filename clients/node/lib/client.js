@@ -11,7 +11,7 @@
 import { BerthError, codes } from './errors.js'
 import { Connection, checkReply, parseLine } from './connection.js'
 
-/** A reply the launcher gives at once (status). */
+/** A reply the launcher gives at once (status, version). */
 export const QUICK_TIMEOUT_MS = 10_000
 /**
  * Silence after which a call that may rightly take long (start waits for
@@ -184,6 +184,10 @@ export class Client {
 
   status() {
     return this.#data({ cmd: 'status' }, { patient: false })
+  }
+
+  version() {
+    return this.#data({ cmd: 'version' }, { patient: false })
   }
 
   async start(id, args) {

@@ -3,10 +3,11 @@
 
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
+import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import { BerthError, connect, launch } from '../index.js'
-import { Home, alive } from './helpers.js'
+import { Home, alive, repo } from './helpers.js'
 
 describe('a launched berth with the shipped Python backend', () => {
   const home = new Home()
@@ -59,6 +60,11 @@ describe('a launched berth with the shipped Python backend', () => {
     assert.equal(stopped.pid, null)
     assert.ok(!alive(started.pid), `pid ${started.pid} survived the stop`)
     assert.match(readFileSync(home.log('python'), 'utf8'), /"status": "ready"/)
+  })
+
+  test('version() names berth\'s version and protocol 1', async () => {
+    const cargo = readFileSync(path.join(repo, 'Cargo.toml'), 'utf8').match(/^version = "(.*)"$/m)[1]
+    assert.deepEqual(await berth.version(), { berth: cargo, protocol: 1 })
   })
 
   test('a refusal is a BerthError with the launcher\'s one-line message', async () => {

@@ -341,7 +341,20 @@ pub fn status(f: &Facts<'_>) -> BackendStatus {
     s.ready_json = values.ready_json.cloned();
     s.actions = actions::statuses(&def.actions, f.phase.state(), &values);
     let manifest = f.manifest_error.map(|m| Problem::Said(m.into()));
-    s.error = render(f.phase.problems().into_iter().chain(manifest));
+    // A start failed on an id no manifest defines says what the file's
+    // dependency error already says: once is enough.
+    let said_twice = match (f.phase, f.manifest_error) {
+        (
+            Phase::Idle {
+                rest: Rest::Failed(Failure::Dependency(e)),
+                ..
+            },
+            Some(m),
+        ) => m.contains(e.as_str()),
+        _ => false,
+    };
+    let problems = f.phase.problems().into_iter().filter(|_| !said_twice);
+    s.error = render(problems.chain(manifest));
     s.ready = s.state == State::Running;
     if let Phase::Running(Run {
         health: Some(h), ..

@@ -75,6 +75,7 @@ fn status_prints_a_table_and_the_documented_json() {
         "ready_json",
         "port",
         "token",
+        "depends_on",
         "waiting_for",
     ];
     want.sort();
@@ -227,6 +228,7 @@ fn the_real_launcher_survives_protocol_abuse() {
     let mut got = Vec::new();
     let _ = s.read_to_end(&mut got); // ends in EOF or ECONNRESET
     writer.join().unwrap();
+    crate::protocol::check::lines(b"", &String::from_utf8_lossy(&got));
     assert_eq!(
         String::from_utf8_lossy(&got),
         "{\"ok\":false,\"error\":\"request line over 68 KiB\"}\n"
@@ -262,6 +264,7 @@ fn a_silent_client_is_closed_after_10_seconds() {
     let mut got = String::new();
     s.read_to_string(&mut got).unwrap();
     let waited = t0.elapsed();
+    crate::protocol::check::lines(b"", &got);
     assert!(waited >= Duration::from_secs(9), "closed after {waited:?}");
     assert!(got.contains("no request for 10s"), "{got}");
     assert_eq!(home.run(&["status"]).code(), 0, "still serving");

@@ -81,8 +81,13 @@ impl Home {
         cmd
     }
 
+    /// Runs `berth ARGS` to the end; what it printed is checked against the
+    /// schemas when they describe it (`status --json`).
+    #[track_caller]
     pub fn run(&self, args: &[&str]) -> Out {
-        Out(self.berth(args).output().unwrap())
+        let output = self.berth(args).output().unwrap();
+        crate::protocol::check::cli(args, &output);
+        Out(output)
     }
 
     /// Starts `berth run --headless` and waits until it answers.
@@ -269,11 +274,13 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     true
 }
 
-/// One raw request line, one raw reply line.
+/// One raw request line, one raw reply line (checked against the protocol
+/// schema's reply to that request).
+#[track_caller]
 pub fn raw(socket: &Path, line: &[u8]) -> serde_json::Value {
     let mut s = UnixStream::connect(socket).unwrap();
     s.write_all(line).unwrap();
     let mut out = String::new();
     BufReader::new(s).read_line(&mut out).unwrap();
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out:?}: {e}"))
+    crate::protocol::check::reply(line, &out)
 }

@@ -14,6 +14,8 @@ use super::home::*;
 /// A client that sent one streaming request and reads its lines.
 pub struct Stream {
     reader: BufReader<UnixStream>,
+    /// What was asked, to check each line against its schema.
+    request: String,
 }
 
 impl Stream {
@@ -23,6 +25,7 @@ impl Stream {
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         Self {
             reader: BufReader::new(s),
+            request: request.to_owned(),
         }
     }
 
@@ -34,7 +37,7 @@ impl Stream {
             .read_line(&mut line)
             .expect("a line within 30 s");
         assert!(n > 0, "the stream ended");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+        crate::protocol::check::stream(self.request.as_bytes(), &line)
     }
 
     /// Lines until one satisfies `done` (included).
@@ -188,12 +191,12 @@ fn status_watch_json_prints_a_line_per_change_and_exits_0_when_the_launcher_quit
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(cli.stdout.take().unwrap()).lines();
-    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let first = crate::protocol::check::watch_json(&lines.next().unwrap().unwrap(), true);
     assert_eq!(first[0]["id"], "one", "the status array first: {first}");
     assert_eq!(home.run(&["start", "one"]).code(), 0);
     loop {
         let line = lines.next().expect("a line per change").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let v = crate::protocol::check::watch_json(&line, false);
         assert_eq!(v["event"], "status", "{line}");
         if v["backend"]["state"] == "running" {
             break;
@@ -203,7 +206,7 @@ fn status_watch_json_prints_a_line_per_change_and_exits_0_when_the_launcher_quit
     assert_eq!(l.wait(Duration::from_secs(15)), Some(0), "{}", l.stderr());
     // The rest of the stream, then a clean end.
     for line in lines {
-        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let v = crate::protocol::check::watch_json(&line.unwrap(), false);
         assert_eq!(v["event"], "status");
     }
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -36,6 +36,7 @@ fn six_hundred_idle_clients_do_not_lock_status_out() {
         .unwrap();
     let mut text = String::new();
     first.read_to_string(&mut text).unwrap();
+    crate::protocol::check::lines(b"", &text);
     assert!(
         text.contains("closing this idle connection") || text.contains("no request for"),
         "{text}"

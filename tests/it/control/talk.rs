@@ -196,7 +196,7 @@ fn a_backend_that_never_reads_stdin_fills_its_queue_and_nobody_else_waits() {
             started.elapsed() < Duration::from_secs(5),
             "send {n} blocked"
         );
-        let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        let reply = crate::protocol::check::reply(request.to_string().as_bytes(), &reply);
         if reply["ok"] == false {
             refused = Some((n, reply["error"].as_str().unwrap().to_owned()));
             break;

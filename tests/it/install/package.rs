@@ -87,6 +87,8 @@ fn the_package_passes_lintian_and_desktop_file_validate() {
         "usr/share/zsh/vendor-completions/_berth",
         "usr/share/fish/vendor_completions.d/berth.fish",
         "usr/share/berth/backend.schema.json",
+        "usr/share/berth/protocol.schema.json",
+        "usr/share/berth/status.schema.json",
     ] {
         assert!(root.path().join(file).is_file(), "{file} missing");
     }

@@ -228,6 +228,7 @@ impl Berth {
 
     pub fn status(&self, desktop: &Desktop, id: &str) -> serde_json::Value {
         let out = self.cli(desktop, &["status", "--json"]);
+        crate::protocol::check::cli(&["status", "--json"], &out);
         let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         all.as_array()
             .unwrap()

@@ -25,6 +25,7 @@ fn loser(
         backend: backend.map(Arc::new),
         error: error.map(str::to_owned),
         standing,
+        dependency_error: None,
     }
 }
 

@@ -202,6 +202,7 @@ async fn an_untrusted_dependency_fails_its_dependent() {
         file: db.file.clone(),
         backend: Some(Arc::new(db)),
         error: None,
+        dependency_error: None,
         standing: Standing::Untrusted {
             reason: "signed by no trusted key".into(),
         },

@@ -257,7 +257,7 @@ fn listed_ids(home: &Path) -> Option<Vec<String>> {
     if !out.status.success() {
         return None;
     }
-    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let list = crate::protocol::check::status_json(&String::from_utf8_lossy(&out.stdout));
     Some(
         list.iter()
             .filter_map(|b| b["id"].as_str().map(str::to_owned))
