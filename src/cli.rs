@@ -332,12 +332,7 @@ pub struct SignaturesArg {
     pub require: bool,
 }
 
-/// Smallest `--log-max-size`: below it a chatty backend rotates on every
-/// few lines, and rotation (renames, a new file) turns into a hot loop.
-pub const MIN_LOG_SIZE: u64 = 64 << 10;
-/// Largest `--log-backups`: each rotation renames every backup, so a huge
-/// count made every rotation a walk over a million names.
-pub const MAX_LOG_BACKUPS: u32 = 100;
+pub use crate::embed::{MAX_LOG_BACKUPS, MIN_LOG_SIZE};
 
 fn parse_log_size(text: &str) -> Result<u64, String> {
     let bytes = parse_size(text)?;
@@ -389,17 +384,8 @@ pub fn main() -> ExitCode {
 pub fn main_with(frontend: Option<crate::launcher::Frontend>) -> ExitCode {
     // The guardian is internal, not a subcommand: clap's completions would
     // offer even a hidden one.
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a == crate::supervisor::guardian::ARG)
-    {
-        return match crate::supervisor::guardian::main() {
-            Ok(code) => code,
-            Err(err) => {
-                eprintln!("berth: {}", one_line(&format!("{err:#}")));
-                ExitCode::FAILURE
-            }
-        };
+    if let Some(code) = crate::embed::run_guardian_if_asked() {
+        return code;
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -540,7 +526,7 @@ mod tests {
     #[test]
     fn a_quoted_cause_is_printed_once() {
         let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
-        let err = crate::control::client::ClientError::Io {
+        let err = crate::client::ClientError::Io {
             path: "/run/berth.sock".into(),
             source: io,
         };

@@ -24,8 +24,7 @@
 //! - [`status`] is the status model: what is published about each manifest
 //!   file and what a command answers; every face reads it.
 //! - [`supervisor`] owns the processes and publishes [`status::Snapshot`]s.
-//! - [`control`] serves the snapshots and commands on a Unix socket; the CLI
-//!   client talks to it.
+//! - [`control`] serves the snapshots and commands on a Unix socket.
 //! - [`tray`] renders snapshots as a system-tray menu and turns clicks into
 //!   commands.
 //! - [`sandbox`] confines a backend (Landlock, no_new_privs, rlimits) on Linux.
@@ -37,11 +36,18 @@
 //!   carried unchanged from the CLI, the tray and the socket to its job.
 //! - [`update`] is a backend's signed releases: the feed's format, `berth
 //!   release`, and the download and install of an update.
-//! - [`launcher`] wires all of the above together for `berth run`.
+//! - [`embed`] wires all of the above together into a launcher: the API an
+//!   app uses to host its backends in-process, and what `berth run` runs.
+//! - [`launcher`] is `berth run`: the embedded launcher plus signals, the
+//!   parent process it follows, and the tray.
+//! - [`client`] talks to a running launcher over its control socket (the
+//!   CLI's commands use it; so can programs).
 
 pub mod autostart;
 pub mod cli;
+pub mod client;
 pub mod control;
+pub mod embed;
 pub mod folders;
 pub mod graph;
 pub mod human;
@@ -65,6 +71,15 @@ pub mod update;
 pub mod vars;
 pub mod verb;
 pub mod watch;
+
+pub use client::{Answer, Client, ClientError, Settled, Watch};
+pub use control::protocol::{Acted, Event, LogLine, Stream, Version, Wait};
+pub use control::talk::{JsonObject, SendError};
+pub use embed::{Builder, Guardian, Handle, Launcher, StartError};
+pub use paths::AppName;
+pub use status::{ActionError, BackendStatus, Outcome, Snapshot, State};
+pub use supervisor::Ran;
+pub use verb::Verb;
 
 /// berth's own version, matched against a manifest's `requires`.
 pub fn berth_version() -> semver::Version {

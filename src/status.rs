@@ -96,6 +96,7 @@ impl std::fmt::Display for State {
 /// One manifest file as seen by users: the element of `berth status --json`.
 /// Field names and types are the contract of DESIGN.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = added_within_protocol_1)]
 pub struct BackendStatus {
     pub id: Option<String>,
     pub name: Option<String>,
@@ -186,6 +187,23 @@ impl BackendStatus {
             waiting_for: Vec::new(),
             detail: Detail::default(),
         }
+    }
+}
+
+/// Fields added to the status after replies of protocol 1 were recorded:
+/// always written, but not required by the schema, so what a berth of the
+/// same protocol sent before them stays valid (fields are only ever added).
+const ADDED_WITHIN_PROTOCOL_1: &[&str] = &["depends_on", "waiting_for"];
+
+fn added_within_protocol_1(schema: &mut schemars::Schema) {
+    if let Some(required) = schema
+        .get_mut("required")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        required.retain(|f| {
+            !f.as_str()
+                .is_some_and(|f| ADDED_WITHIN_PROTOCOL_1.contains(&f))
+        });
     }
 }
 

@@ -248,6 +248,21 @@ impl SupervisorHandle {
         tokio::join!(self.recheck(), self.metrics.look());
     }
 
+    /// Follows `id`'s log (`{"cmd": "logs"}`): its live lines from now on,
+    /// and its history in the files up to them.
+    pub fn follow_log(&self, id: &str) -> Result<logs::history::Source, ActionError> {
+        if self.snapshots.borrow().get(id).is_none() {
+            return Err(ActionError::UnknownId(id.to_owned()));
+        }
+        let config = &self.shared.config;
+        let log = crate::paths::backend_log(&config.log_dir, id);
+        Ok(logs::history::Source {
+            follow: self.shared.feeds.get(id).follow(&log),
+            log,
+            backups: config.log_backups,
+        })
+    }
+
     /// What the launcher's front end set in berth's environment for itself
     /// ([`Config::env_remove`]): no program berth starts inherits it, the
     /// desktop's opener included.

@@ -115,7 +115,14 @@ export interface BackendStatus {
   port: number | null
   /** The current run's secret (`token: true`). */
   token: string | null
+  /** The manifest's `depends_on`: dependency id -> condition. */
+  depends_on: Record<string, DependencyCondition>
+  /** The dependencies a start is waiting for, in id order; empty unless `starting` and waiting. */
+  waiting_for: string[]
 }
+
+/** When a dependency counts as up: its process exists, it is ready, or its first health check passed. */
+export type DependencyCondition = 'started' | 'running' | 'healthy'
 
 /** `version()`: the launcher's version and the protocol it speaks. */
 export interface VersionInfo {

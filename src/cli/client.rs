@@ -8,40 +8,23 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::anyhow;
-
 use super::Exit;
-use crate::control::client::{Client, ClientError, STATUS_TIMEOUT};
-use crate::control::protocol::{CommandReply, StatusReply};
-use crate::control::{Reply, Request};
+use crate::client::{Client, ClientError};
 use crate::human;
 use crate::status::BackendStatus;
 use crate::verb::Verb;
 
-pub(super) fn connect(socket: &Path) -> anyhow::Result<Client> {
-    Client::connect(socket).map_err(|e| match e {
+/// "No launcher" and a bad socket path are usage errors (exit 2); a
+/// refusal and every other failure exit 1.
+pub(super) fn failed(e: ClientError) -> anyhow::Error {
+    match e {
         ClientError::NoLauncher { .. } | ClientError::BadPath(_) => Exit::usage(e.to_string()),
         other => other.into(),
-    })
-}
-
-pub(super) fn refused<T>(reply: &Reply<T>) -> anyhow::Error {
-    anyhow!(
-        "{}",
-        reply
-            .error
-            .as_deref()
-            .unwrap_or("the launcher refused without a reason")
-    )
+    }
 }
 
 pub fn status(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let mut client = connect(socket)?;
-    let reply: StatusReply = client.request(&Request::Status, STATUS_TIMEOUT)?;
-    if !reply.ok {
-        return Err(refused(&reply));
-    }
-    let list = reply.data.unwrap_or_default();
+    let list = Client::at(socket).status().map_err(failed)?;
     let mut out = std::io::stdout().lock();
     if json {
         // The documented array, through a JSON value as before, so the
@@ -58,22 +41,14 @@ pub fn status(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
 /// (earlier ARGS are not kept).
 pub fn command(socket: &Path, id: &str, verb: Verb) -> anyhow::Result<ExitCode> {
     crate::manifest::BackendId::new(id).map_err(Exit::usage)?;
-    let request = Request::Command {
-        id: id.into(),
-        verb,
-    };
-    let mut client = connect(socket)?;
     // The launcher answers once the backend settles, which can take as long
-    // as its readiness or stop timeout: wait while it is alive.
-    let reply: CommandReply = client.request_while_alive(&request)?;
-    if !reply.ok {
-        return Err(refused(&reply));
-    }
-    if let Some(note) = &reply.note {
+    // as its readiness or stop timeout: the client waits while it is alive.
+    let answer = Client::at(socket).command(id, verb).map_err(failed)?;
+    if let Some(note) = &answer.note {
         eprintln!("berth: {note}");
     }
-    // `null`: the backend left the catalog meanwhile.
-    match reply.data.flatten() {
+    // `None`: the backend left the catalog meanwhile.
+    match answer.data {
         Some(s) => match s.pid {
             Some(pid) => println!("{id}: {} (pid {pid})", s.state.as_str()),
             None => println!("{id}: {}", s.state.as_str()),

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::embed::StartError;
 use crate::launcher::{Frontend, LauncherError};
 use crate::paths::TRAY_EXE;
 
@@ -30,8 +31,7 @@ pub fn run(
     }
     crate::launcher::run(args.options(app), socket, frontend).map_err(|e| match e {
         // A folder that does not exist is a usage error (exit 2).
-        LauncherError::BackendsDir { .. }
-        | LauncherError::NoBackendsDir(_)
+        LauncherError::Start(StartError::BackendsDir { .. } | StartError::NoBackendsDir(_))
         | LauncherError::Parent(_) => super::Exit::usage(e.to_string()),
         other => other.into(),
     })

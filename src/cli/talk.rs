@@ -7,15 +7,11 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use super::Exit;
-use super::client::{connect, refused};
-use crate::control::Request;
-use crate::control::protocol::{Acted, ActionReply, SendReply, SendRequest, Wait};
-
-/// Slack beyond `--timeout` before the client gives up on the launcher itself.
-const CLIENT_SLACK: Duration = Duration::from_secs(10);
+use super::client::failed;
+use crate::client::Client;
+use crate::control::protocol::{Acted, Wait};
 
 pub fn send(
     socket: &Path,
@@ -53,21 +49,10 @@ pub fn send(
         .transpose()?;
     let timeout = crate::manifest::scalar::parse_duration(timeout)
         .map_err(|e| Exit::usage(format!("invalid --timeout: {e}")))?;
-    let mut client = connect(socket)?;
-    let request = Request::Send(SendRequest {
-        id: id.to_owned(),
-        line,
-        wait: wait.clone(),
-        timeout_ms: Some(timeout.as_millis().try_into().unwrap_or(u64::MAX)),
-    });
-    // The launcher answers at once, or with `--wait` within the timeout.
-    let reply: SendReply = client.request(&request, timeout + CLIENT_SLACK)?;
-    if !reply.ok {
-        return Err(refused(&reply));
-    }
-    if wait.is_some()
-        && let Some(obj) = reply.data.flatten()
-    {
+    let found = Client::at(socket)
+        .send(id, &line, wait.as_ref(), timeout)
+        .map_err(failed)?;
+    if let Some(obj) = found {
         println!("{}", serde_json::Value::Object(obj));
     }
     Ok(ExitCode::SUCCESS)
@@ -75,20 +60,13 @@ pub fn send(
 
 pub fn action(socket: &Path, id: &str, label: &str) -> anyhow::Result<ExitCode> {
     crate::manifest::BackendId::new(id).map_err(Exit::usage)?;
-    let mut client = connect(socket)?;
     // A restart action answers once the backend settles, like `berth restart`.
-    let reply: ActionReply = client.request_while_alive(&Request::Action {
-        id: id.to_owned(),
-        label: label.to_owned(),
-    })?;
-    if !reply.ok {
-        return Err(refused(&reply));
-    }
-    match reply.data {
-        Some(Acted::Opened { opened }) => println!("{id}: opened {opened}"),
-        Some(Acted::Sent { .. }) => println!("{id}: sent"),
-        Some(Acted::Restarted(Some(status))) => println!("{id}: {}", status.state),
-        Some(Acted::Restarted(None)) | None => {}
+    let answer = Client::at(socket).action(id, label).map_err(failed)?;
+    match answer.data {
+        Acted::Opened { opened } => println!("{id}: opened {opened}"),
+        Acted::Sent { .. } => println!("{id}: sent"),
+        Acted::Restarted(Some(status)) => println!("{id}: {}", status.state),
+        Acted::Restarted(None) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

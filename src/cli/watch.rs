@@ -10,36 +10,27 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::client::{connect, refused, table};
-use crate::control::Request;
-use crate::control::protocol::{Event, Reply, StatusReply};
+use super::client::{failed, table};
+use crate::client::Client;
+use crate::control::protocol::Event;
 use crate::status::BackendStatus;
 
 pub fn run(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let mut lines = connect(socket)?.stream(&Request::Watch)?;
-    let first: StatusReply = lines.reply()?;
-    if !first.ok {
-        return Err(refused(&first));
-    }
+    let watch = Client::at(socket).watch().map_err(failed)?;
     let mut shown = Shown {
-        list: first.data.unwrap_or_default(),
+        list: watch.backends().to_vec(),
         json,
     };
     let mut out = io::stdout().lock();
     if let Err(e) = shown.all(&mut out) {
         return closed_stdout(e);
     }
-    while let Some(line) = lines.next_line()? {
-        let event: Event = match serde_json::from_str(&line) {
-            Ok(event) => event,
-            // An error line ends the stream (the launcher closes it next).
-            Err(_) => match serde_json::from_str::<Reply<()>>(&line) {
-                Ok(reply) if !reply.ok => return Err(refused(&reply)),
-                _ => anyhow::bail!("the launcher sent a line berth cannot read: {line}"),
-            },
-        };
+    for event in watch {
+        let event = event.map_err(failed)?;
         let printed = if json {
-            writeln!(out, "{line}").and_then(|()| out.flush())
+            // The line as the launcher wrote it: the same type, serialized.
+            out.write_all(event.to_line().as_bytes())
+                .and_then(|()| out.flush())
         } else {
             shown.change(event, &mut out)
         };

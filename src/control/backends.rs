@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::status::{ActionError, Outcome, Snapshot};
+use crate::supervisor::logs::history::Source as LogSource;
 use crate::supervisor::talk::Replies;
 use crate::supervisor::{Ran, SupervisorHandle};
 use crate::verb::Verb;
@@ -40,6 +41,11 @@ pub trait Backends: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Replies>, ActionError>> + Send {
         let _ = (id, line, wait);
         async { Err(ActionError::Unsupported("send")) }
+    }
+    /// Follows `id`'s log: the live lines and the history before them (v3).
+    fn follow_log(&self, id: &str) -> Result<LogSource, ActionError> {
+        let _ = id;
+        Err(ActionError::Unsupported("logs"))
     }
     /// Runs one of the manifest's actions (v2).
     fn action(
@@ -78,5 +84,8 @@ impl Backends for SupervisorHandle {
     }
     async fn action(&self, id: &str, label: &str) -> Result<Ran, ActionError> {
         SupervisorHandle::action(self, id, label).await
+    }
+    fn follow_log(&self, id: &str) -> Result<LogSource, ActionError> {
+        SupervisorHandle::follow_log(self, id)
     }
 }

@@ -18,6 +18,7 @@ use tokio::sync::{Semaphore, watch};
 
 pub use super::backends::Backends;
 use super::idle::IdleClients;
+use super::log_stream::After;
 use super::protocol::{
     Acted, ActionReply, CommandReply, MAX_LINE, NullReply, Request, StatusReply, Version,
     VersionReply, error_line,
@@ -39,14 +40,19 @@ struct Served<B> {
 
 impl<B> Served<B> {
     async fn rescan(&self) -> Result<(), String> {
-        let Some(rescans) = &self.rescans else {
-            return Err("rescan is not supported here".to_owned());
-        };
-        let quitting = || "the launcher is quitting".to_owned();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        rescans.send(tx).await.map_err(|_| quitting())?;
-        rx.await.unwrap_or_else(|_| Err(quitting()))
+        match &self.rescans {
+            Some(rescans) => ask_rescan(rescans).await,
+            None => Err("rescan is not supported here".to_owned()),
+        }
     }
+}
+
+/// Asks for a rescan and waits for its answer.
+pub(crate) async fn ask_rescan(rescans: &Rescans) -> Result<(), String> {
+    let quitting = || "the launcher is quitting".to_owned();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rescans.send(tx).await.map_err(|_| quitting())?;
+    rx.await.unwrap_or_else(|_| Err(quitting()))
 }
 
 /// Limits on one server's clients.
@@ -212,12 +218,23 @@ async fn connection<B: Backends>(
             let _ = write.shutdown().await;
             return;
         }
-        let reply = match Request::parse(&line) {
+        let request = match Request::parse(&line) {
             // The connection is the stream from now on.
             Ok(Request::Watch) => {
                 super::watch_stream::watch(&control.backends, reader, write).await;
                 return;
             }
+            Ok(Request::Logs(logs)) => {
+                let after =
+                    super::log_stream::logs(&control.backends, logs, &mut reader, &mut write).await;
+                match after {
+                    After::Next if complete => continue,
+                    _ => return,
+                }
+            }
+            other => other,
+        };
+        let reply = match request {
             Ok(request) => {
                 tracing::debug!(?request, "control socket: request");
                 handle(&control, request).await
@@ -266,7 +283,7 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
             let outcome = control.command(&id, verb).await;
             settle(control, &id, outcome, rx, goal).await.to_line()
         }
-        Request::Send(send) => super::talk::send(control, send).await.to_line(),
+        Request::Send(send) => super::talk::reply(control, send).await.to_line(),
         Request::Action { id, label } => {
             let rx = control.subscribe();
             let reply = match control.action(&id, &label).await {
@@ -301,10 +318,8 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
             Err(e) => error_line(e),
         },
         Request::Version => VersionReply::ok(Version::current()).to_line(),
-        // Served by the connection itself (it becomes the stream).
-        Request::Watch => error_line("watch is served on its own connection"),
-        // Answered as before it existed until its stream is served.
-        Request::Logs(_) => error_line(r#"unknown command "logs""#),
+        // Streams: served by the connection itself (`connection`).
+        Request::Watch | Request::Logs(_) => error_line("a stream is served by its connection"),
     }
 }
 

@@ -3,7 +3,7 @@
 //! two channels join them: tray clicks in, "the launcher has finished" out.
 //!
 //! Quit is one path for every source: the tray's Quit calls the launcher's
-//! [`Quitter`], [`Launcher::run_until_quit`] stops every backend in parallel
+//! [`Quitter`], [`Standalone::run_until_quit`] stops every backend in parallel
 //! (the tray meanwhile says "stopping"), then the exit signal ends the event
 //! loop and `berth run` exits 0. SIGTERM/SIGINT take the same path, and the
 //! launcher's `quitting` flag makes the tray say "stopping" for them too.
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Launcher, Quitter};
+use super::{Quitter, Standalone};
 use crate::status::Outcome;
 use crate::supervisor::SupervisorHandle;
 use crate::tray::{self, Click, Face, TrayInputs};
@@ -20,11 +20,11 @@ use crate::tray::{self, Click, Face, TrayInputs};
 /// Runs the tray on this (the main) thread until the launcher has quit;
 /// [`tray::probe`] must have succeeded on this thread. If the tray fails
 /// later, berth carries on headless until a signal.
-pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Launcher, face: Face) -> ExitCode {
+pub(super) fn run(runtime: &tokio::runtime::Runtime, launcher: Standalone, face: Face) -> ExitCode {
     let handle = launcher.handle();
     let quitter = launcher.quitter();
     let icon_dir = launcher.private_dir().join("tray-icon");
-    let login_dirs = launcher.login_dirs.clone();
+    let login_dirs = launcher.login_dirs();
     let quitting = launcher.quitting();
     let (exit_tx, exit_rx) = watch::channel(false);
     let (actions_tx, actions_rx) = mpsc::unbounded_channel();

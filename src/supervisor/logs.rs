@@ -20,7 +20,9 @@ use tokio::process::{ChildStderr, ChildStdout};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+pub mod feed;
 mod file;
+pub mod history;
 
 pub use file::{LogFile, Writing, format_utc, open_append, shift_backups};
 
@@ -147,6 +149,8 @@ struct Sink<'a> {
     /// a lock and an allocation.
     last_err: Vec<u8>,
     err_dirty: bool,
+    /// The followers' side (`logs` with follow).
+    feed: &'a mut feed::FeedWriter,
 }
 
 /// Tells the job the log's current error (`None`: it writes again), for
@@ -172,6 +176,8 @@ impl Sink<'_> {
     fn flush(&mut self) {
         self.log.flush();
         self.health();
+        let (dev, ino, size) = self.log.written_end();
+        self.feed.flushed(feed::Position { dev, ino, size });
         if self.err_dirty {
             self.tail.set(&self.last_err);
             self.err_dirty = false;
@@ -180,6 +186,7 @@ impl Sink<'_> {
 
     fn line(&mut self, stream: &'static str, text: &[u8]) {
         self.log.write_line(stream, text);
+        self.feed.line(stream == "stderr", text);
         self.health();
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(backend = %self.id, stream, "{}", String::from_utf8_lossy(text));
@@ -231,7 +238,11 @@ pub struct Pump {
 }
 
 impl Pump {
-    /// Starts copying both pipes into `log`.
+    /// Starts copying both pipes into `log` (and to the run's followers).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the pump's inputs, each owned by the task; a struct would only rename them"
+    )]
     pub fn spawn(
         id: String,
         stdout: ChildStdout,
@@ -240,10 +251,11 @@ impl Pump {
         json: JsonOut,
         report: Report,
         tail: StderrTail,
+        feed: feed::FeedWriter,
     ) -> Self {
         let (tx, rx) = tokio::sync::oneshot::channel();
         Self {
-            task: tokio::spawn(pump(id, stdout, stderr, log, json, report, tail, rx)),
+            task: tokio::spawn(pump(id, stdout, stderr, log, json, report, tail, feed, rx)),
             finish: Some(tx),
         }
     }
@@ -292,6 +304,7 @@ async fn pump(
     json: JsonOut,
     report: Report,
     tail: StderrTail,
+    mut feed: feed::FeedWriter,
     mut finish: tokio::sync::oneshot::Receiver<()>,
 ) {
     let mut obuf = vec![0u8; READ_BUF];
@@ -307,6 +320,7 @@ async fn pump(
         tail: &tail,
         last_err: Vec::new(),
         err_dirty: false,
+        feed: &mut feed,
     };
     while !(odone && edone) {
         tokio::select! {

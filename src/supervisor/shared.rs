@@ -25,6 +25,8 @@ pub struct Shared {
     /// Dependents' requests to their dependencies, carried to those jobs by
     /// the handle (see `reach`).
     reaches: tokio::sync::mpsc::UnboundedSender<Reach>,
+    /// Each backend's live log lines, for followers.
+    pub feeds: super::logs::feed::Feeds,
 }
 
 /// The supervisor's locks guard data that stays consistent field by field
@@ -51,6 +53,7 @@ impl Shared {
             guardian,
             events: events::Events::default(),
             reaches,
+            feeds: Default::default(),
         };
         (shared, rx)
     }

@@ -36,6 +36,14 @@ describe('a launched berth with the shipped Python backend', () => {
     )
   })
 
+  test('index.d.ts declares every field of the status berth sends', async () => {
+    const dts = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8')
+    const body = dts.slice(dts.indexOf('export interface BackendStatus {'))
+    const declared = [...body.slice(0, body.indexOf('\n}\n')).matchAll(/^ {2}(\w+): /gm)].map((m) => m[1])
+    const [sent] = await berth.status()
+    assert.deepEqual(declared.sort(), Object.keys(sent).sort(), 'clients/node/index.d.ts: BackendStatus must list the fields berth sends')
+  })
+
   test('start, send with wait, action and stop drive the real backend', async () => {
     const started = await berth.start('python')
     assert.equal(started.state, 'running')

@@ -273,6 +273,11 @@ impl Job {
         };
         let (log_tx, log_error) = tokio::sync::watch::channel(None);
         let stderr = logs::StderrTail::default();
+        let (dev, ino, size) = log.written_end();
+        let feed = self
+            .shared
+            .feeds
+            .writer(&self.id, pid, logs::feed::Position { dev, ino, size });
         let pump = match (child.stdout.take(), child.stderr.take()) {
             (Some(out), Some(err)) => {
                 let report: logs::Report = Box::new(move |e| {
@@ -286,6 +291,7 @@ impl Job {
                     json_out,
                     report,
                     stderr.clone(),
+                    feed,
                 )
             }
             _ => logs::Pump::none(),

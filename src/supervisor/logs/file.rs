@@ -152,6 +152,12 @@ impl LogFile {
         }
     }
 
+    /// Where what is written so far ends: the open file's `(device,
+    /// inode)` and its length (the live feed's [`super::feed::Position`]).
+    pub fn written_end(&self) -> (u64, u64, u64) {
+        (self.ident.0, self.ident.1, self.size)
+    }
+
     /// Does writing fail at the moment?
     pub fn failing(&self) -> bool {
         self.failing.is_some()
@@ -308,6 +314,12 @@ impl Stamp {
         self.text[22] = b'0' + (ms % 10) as u8;
         &self.text
     }
+}
+
+/// The stamp a line written now gets (`2026-12-07T21:49:32.123Z`): stamps
+/// of one width sort as text in time order.
+pub fn stamp_now() -> [u8; 24] {
+    *Stamp::default().now()
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for seconds since the epoch (UTC).

@@ -172,6 +172,18 @@ fn a_racy_read_is_not_trusted() {
 
 #[test]
 fn incremental_resolution_equals_a_full_one() {
+    random_walk(false);
+}
+
+/// The same walk with `depends_on` edges among the ids: cycles made and
+/// broken, ids that come and go; the dependency check after an incremental
+/// reload (its "before" from the replaced entries) equals a full one's.
+#[test]
+fn incremental_resolution_equals_a_full_one_with_dependencies() {
+    random_walk(true);
+}
+
+fn random_walk(dependencies: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut incremental = state(dir);
@@ -185,6 +197,7 @@ fn incremental_resolution_equals_a_full_one() {
             .wrapping_add(1_442_695_040_888_963_407);
         (seed >> 33) % n
     };
+    let mut cycles = 0;
     for step in 0..400 {
         let name = format!("f{}.yaml", next(8));
         let path = dir.join(&name);
@@ -198,13 +211,24 @@ fn incremental_resolution_equals_a_full_one() {
                 let version = ["1.0.0", "1.0.0", "2.0.0"][next(3) as usize];
                 let requires =
                     ["", "requires: \">=0.1\"\n", "requires: \">=9\"\n"][next(3) as usize];
-                std::fs::write(&path, format!("{}{requires}", manifest(id, version))).unwrap();
+                let depends = if dependencies {
+                    let on = ["", "a: started", "b: running", "c: started, d: started"];
+                    format!("depends_on: {{ {} }}\n", on[next(4) as usize])
+                } else {
+                    String::new()
+                };
+                let text = format!("{}{requires}{depends}", manifest(id, version));
+                std::fs::write(&path, text).unwrap();
             }
         }
         incremental.reload(&paths(dir, &[&name]));
         full.reload(&Scope::Full { force: false });
         assert_eq!(incremental.catalog(), full.catalog(), "step {step}");
+        let cyclic = |e: &Entry| e.error.as_deref().is_some_and(|e| e.contains("cycle"));
+        cycles += usize::from(full.catalog().entries.iter().any(cyclic));
     }
+    // The walk met cycles (or had no edges to make them).
+    assert_eq!(cycles > 0, dependencies, "{cycles} steps with a cycle");
 }
 
 #[test]

@@ -131,10 +131,11 @@ fn closed_by_peer(s: &UnixStream) -> bool {
 #[test]
 fn a_watcher_that_does_not_read_is_closed_past_1_mib_and_status_still_answers() {
     let home = Home::new();
-    // Each line changes its status line (4 KB long): a snapshot per line.
+    // Each line changes its status line (4 KB long): a snapshot per line,
+    // about 100 a second, so 1 MiB piles up in seconds, not at once.
     home.backend(
         "chatty",
-        "pad=$(printf '%04000d' 0)\ni=0\nwhile :; do i=$((i+1)); echo \"{\\\"status\\\": \\\"$pad $i\\\"}\"; done",
+        "pad=$(printf '%04000d' 0)\ni=0\nwhile :; do i=$((i+1)); echo \"{\\\"status\\\": \\\"$pad $i\\\"}\"; sleep 0.01; done",
         "",
     );
     let _l = home.launch();
@@ -255,4 +256,141 @@ fn status_watch_prints_the_table_then_a_row_per_change() {
     l.signal(Signal::SIGTERM);
     assert_eq!(l.wait(Duration::from_secs(15)), Some(0));
     let _ = cli.wait();
+}
+
+/// The `log` events of `lines`: `(stream, line, run)`.
+fn logged(lines: &[serde_json::Value]) -> Vec<(String, String, Option<u64>)> {
+    lines
+        .iter()
+        .filter(|v| v["event"] == "log")
+        .map(|v| {
+            (
+                v["stream"].as_str().unwrap().to_owned(),
+                v["line"].as_str().unwrap().to_owned(),
+                v["run"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+fn is_end(v: &serde_json::Value) -> bool {
+    v.get("ok").is_some()
+}
+
+#[test]
+fn logs_give_the_last_lines_with_stream_and_run_and_follow_across_a_restart() {
+    let home = Home::new();
+    home.backend(
+        "two",
+        "echo \"out $$\"\necho \"err $$\" >&2\nexec sleep 600",
+        "",
+    );
+    let _l = home.launch();
+    let refused = raw(
+        &home.socket(),
+        b"{\"cmd\": \"logs\", \"id\": \"nope\", \"follow\": true}\n",
+    );
+    assert_eq!(refused["error"], "no backend with id \"nope\"", "{refused}");
+
+    assert_eq!(home.run(&["start", "two"]).code(), 0);
+    let first = home.status_of("two")["pid"].as_u64().unwrap();
+    // Both lines are in the log once the pump flushed them.
+    assert!(wait_until(Duration::from_secs(15), || {
+        std::fs::read_to_string(home.log("two")).is_ok_and(|t| t.lines().count() == 2)
+    }));
+    let mut follower = Stream::open(
+        &home.socket(),
+        r#"{"cmd": "logs", "id": "two", "follow": true, "lines": 10}"#,
+    );
+    let history = follower.until(is_end);
+    assert_eq!(
+        history.last().unwrap(),
+        &serde_json::json!({"ok": true, "data": null})
+    );
+    let mut got = logged(&history);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("stderr".to_owned(), format!("err {first}"), Some(first)),
+            ("stdout".to_owned(), format!("out {first}"), Some(first)),
+        ]
+    );
+
+    assert_eq!(home.run(&["restart", "two"]).code(), 0);
+    let second = home.status_of("two")["pid"].as_u64().unwrap();
+    assert_ne!(first, second);
+    let mut live = Vec::new();
+    while live.len() < 2 {
+        live.extend(logged(&[follower.next()]));
+    }
+    live.sort();
+    assert_eq!(
+        live,
+        [
+            ("stderr".to_owned(), format!("err {second}"), Some(second)),
+            ("stdout".to_owned(), format!("out {second}"), Some(second)),
+        ]
+    );
+
+    // Without follow: the last lines, the end, and the connection goes on.
+    let mut once = Stream::open(
+        &home.socket(),
+        r#"{"cmd": "logs", "id": "two", "lines": 3}"#,
+    );
+    let lines = once.until(is_end);
+    let got = logged(&lines);
+    assert_eq!(got.len(), 3, "{lines:?}");
+    assert_eq!(
+        got.iter().filter(|l| l.2 == Some(second)).count(),
+        2,
+        "{got:?}"
+    );
+    assert_eq!(
+        got.iter().filter(|l| l.2 == Some(first)).count(),
+        1,
+        "{got:?}"
+    );
+    once.request = r#"{"cmd": "status"}"#.to_owned();
+    once.reader
+        .get_mut()
+        .write_all(b"{\"cmd\": \"status\"}\n")
+        .unwrap();
+    let status = once.next();
+    assert_eq!(status["data"][0]["id"], "two", "{status}");
+}
+
+#[test]
+fn a_follower_gets_every_line_once_in_order_across_rotations() {
+    let home = Home::new();
+    let n = 2000;
+    home.backend(
+        "many",
+        &format!(
+            "i=0\nwhile [ $i -lt {n} ]; do i=$((i+1)); echo \"line $i ....................................................................................\"; done\nexec sleep 600"
+        ),
+        "",
+    );
+    let _l = home.launch_with(&["--log-max-size", "64KiB", "--log-backups", "5"]);
+    let mut follower = Stream::open(
+        &home.socket(),
+        r#"{"cmd": "logs", "id": "many", "follow": true, "lines": 0}"#,
+    );
+    assert!(is_end(&follower.next()), "no history: the end at once");
+    assert_eq!(home.run(&["start", "many"]).code(), 0);
+    let pid = home.status_of("many")["pid"].as_u64().unwrap();
+    let mut seen = 0;
+    while seen < n {
+        let v = follower.next();
+        assert_eq!(v["event"], "log", "{v}");
+        assert_eq!(v["run"].as_u64(), Some(pid));
+        let line = v["line"].as_str().unwrap();
+        let k: u32 = line.split(' ').nth(1).unwrap().parse().unwrap();
+        assert_eq!(k, seen + 1, "lines in order, none lost or repeated: {line}");
+        seen = k;
+    }
+    assert!(
+        home.log("many").with_extension("log.2").exists(),
+        "the log rotated while followed"
+    );
 }

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::status::State;
+use crate::supervisor;
 use crate::verb::Verb;
+use std::path::Path;
 
 fn manifest(exe: &Path, extra: &str) -> String {
     let digest = crate::integrity::hash_file(exe).unwrap();
