@@ -122,15 +122,16 @@ pub struct BackendStatus {
     /// Automatic restarts since the last user start.
     pub restarts: u32,
     /// The arguments of the current (else last) run, extra ARGS included;
-    /// `None` before any run (v2).
+    /// null before any run (v2).
     pub args: Option<Vec<String>>,
-    /// `None` when no `health` is set or the backend is not running (v2).
+    /// Its `health` check passes; null when no `health` is set or the
+    /// backend is not running (v2).
     pub healthy: Option<bool>,
     /// The last stderr line of the last run (v2).
     pub last_stderr: Option<String>,
     /// The trusted key that signed the winning file (v2).
     pub signed_by: Option<String>,
-    /// `None` (no sandbox asked), `"enforced"` or `"partial: <what is not>"` (v2).
+    /// Its sandbox: null (none asked), `"enforced"` or `"partial: <what is not>"` (v2).
     pub sandbox: Option<String>,
     /// The manifest's `actions`, in order (v2).
     pub actions: Vec<ActionStatus>,

@@ -13,12 +13,12 @@
 //! - [`stage`]: one release downloaded into a staging folder and verified
 //!   (signatures, id, version, sizes, digests) before it may be published.
 //! - `cli/release.rs`: `berth release`, the publisher's side.
-//! - `fetch` (engineer `fetch`, issue #27 points 4, 7, 8): the HTTP(S)
-//!   client: small signed files read whole up to a bound, artifacts
-//!   downloaded into a path with their size and digest checked, 30 s
-//!   without progress ends a transfer.
+//! - [`fetch`]: the HTTP(S) client: small signed files read whole up to a
+//!   bound, artifacts downloaded into a path with their size and digest
+//!   checked, 30 s without progress ends a transfer.
 
 pub mod check;
 pub mod feed;
+pub mod fetch;
 pub mod install;
 pub mod stage;

@@ -166,11 +166,29 @@ export type WatchEvent = StatusEvent | RemovedEvent
 /** What `watch()` yields: the full status array first, then one event per change. */
 export type WatchItem = BackendStatus[] | WatchEvent
 
+/** One line of a backend's output. */
+export interface LogEvent {
+  event: 'log'
+  id: string
+  stream: 'stdout' | 'stderr'
+  /** The line without its newline. */
+  line: string
+  /** The pid of the run that printed it; null for a line of the log's history written before this launcher started. */
+  run: number | null
+}
+
 export interface SendOptions {
   /** Resolve with the first stdout JSON object after the line whose `key` equals `value` (compared as text: 7 matches `7`). */
   wait?: { key: string; value: string | number | boolean }
   /** How long the launcher waits for it (default 5000). */
   timeoutMs?: number
+}
+
+export interface LogsOptions {
+  /** Keep streaming each new line after the last ones, across restarts, until the loop is left (default false: end after them). */
+  follow?: boolean
+  /** How many of the last lines come first (default 10). */
+  lines?: number
 }
 
 export interface CloseOptions {
@@ -217,6 +235,8 @@ export declare class Client {
   version(): Promise<VersionInfo>
   /** The full status array first, then one event per change; leaving the loop closes the connection. */
   watch(): AsyncGenerator<WatchItem, void, undefined>
+  /** `id`'s output: the last lines, then (with `follow`) each new one; leaving the loop closes the connection. */
+  logs(id: string, options?: LogsOptions): AsyncGenerator<LogEvent, void, undefined>
   /** Send any request of the protocol; resolves with the whole reply. */
   request<T = unknown>(request: Request, options?: { patient?: boolean }): Promise<Reply<T>>
   /**

@@ -19,5 +19,4 @@ if [[ -z "${BERTH_BIN:-}" ]]; then
 fi
 
 cd "$here"
-node --check examples/electron-main.js
 exec node --test "$@" test/*.test.js

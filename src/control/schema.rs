@@ -7,7 +7,9 @@
 //!
 //! Requests are described as the server accepts them (serde's deserialize
 //! side), replies and the status as it writes them (the serialize side:
-//! every field that is always written is required, `null` included).
+//! every field that is always written is required, `null` included), except
+//! that a field added within the protocol version (it has a serde default)
+//! is optional, so replies recorded before it existed stay valid.
 
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
@@ -93,7 +95,7 @@ pub fn protocol() -> Schema {
         ],
     });
     root.insert("$defs".into(), Value::Object(defs));
-    root
+    added_fields_are_optional(root)
 }
 
 /// `schemas/status.schema.json`: the array `berth status --json` prints,
@@ -106,7 +108,43 @@ pub fn status() -> Schema {
         "description".into(),
         "One object per manifest file (superseded and invalid ones included), sorted like the tray. The same object is in the control socket's `status` reply and in `watch`'s `status` events.".into(),
     );
-    schema
+    added_fields_are_optional(schema)
+}
+
+/// Within a protocol version fields are only added, and what an older berth
+/// of the same version wrote must stay valid: so a field added later is
+/// not `required`, although berth always writes it. Such a field carries
+/// `#[serde(default)]` (berth's own client reads old replies through it
+/// too), which is what marks it here: every property with a `default` is
+/// dropped from its object's `required`.
+fn added_fields_are_optional(schema: Schema) -> Schema {
+    let mut value = schema.to_value();
+    drop_defaulted_from_required(&mut value);
+    Schema::try_from(value).unwrap_or_else(|_| Schema::default())
+}
+
+fn drop_defaulted_from_required(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let defaulted: Vec<String> = map
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|props| {
+                    props
+                        .iter()
+                        .filter(|(_, p)| p.get("default").is_some())
+                        .map(|(name, _)| name.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(Value::Array(required)) = map.get_mut("required") {
+                required.retain(|name| !defaulted.iter().any(|d| name == d.as_str()));
+            }
+            map.values_mut().for_each(drop_defaulted_from_required);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_defaulted_from_required),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +163,23 @@ mod tests {
                 assert_eq!(&schema, other, "{name} is read and written differently");
             }
         }
+    }
+
+    #[test]
+    fn a_field_added_with_a_default_is_optional_the_others_required() {
+        let schema = status().to_value();
+        let status = &schema["$defs"]["BackendStatus"];
+        let required: Vec<&str> = status["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for (name, property) in status["properties"].as_object().unwrap() {
+            let defaulted = property.get("default").is_some();
+            assert_eq!(required.contains(&name.as_str()), !defaulted, "{name}");
+        }
+        assert!(required.contains(&"pid") && required.contains(&"token"));
     }
 
     #[test]

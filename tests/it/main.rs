@@ -5,6 +5,7 @@ mod autostart;
 mod control;
 mod desktop;
 mod faults;
+mod fetch;
 mod folders;
 mod graph;
 mod install;

@@ -76,7 +76,7 @@ function notAnswering(path, ms) {
 }
 
 /**
- * The lines of a stream request (watch) as parsed objects, until the
+ * The lines of a stream request (watch, logs) as parsed objects, until the
  * launcher ends the stream (the generator returns) or refuses (it throws).
  * Leaving the loop early closes the connection.
  * @param {() => boolean} quiet true when an end is expected (the client closed)
@@ -227,6 +227,20 @@ export class Client {
   watch() {
     // The first line is the status reply: its array is the first item.
     return this.#stream(() => ({ cmd: 'watch' }), (reply) => ({ items: [reply.data], end: false }))
+  }
+
+  /** A backend's output: the last lines, then (follow) each new one. */
+  logs(id, { follow = false, lines } = {}) {
+    const request = () => {
+      const request = { cmd: 'logs', id: checkId(id), follow: Boolean(follow) }
+      if (lines !== undefined) {
+        if (!Number.isInteger(lines) || lines < 0) throw usage('lines must be a whole number')
+        request.lines = lines
+      }
+      return request
+    }
+    // The reply line ends the history; without follow it ends the request.
+    return this.#stream(request, () => ({ items: [], end: !follow }))
   }
 
   /**

@@ -6,7 +6,10 @@ import { createHash } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { after, before } from 'node:test'
 import { fileURLToPath } from 'node:url'
+
+import { launch } from '../index.js'
 
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 
@@ -94,4 +97,22 @@ export async function waitUntil(ms, check) {
     if (Date.now() > end) return false
     await new Promise((r) => setTimeout(r, 25))
   }
+}
+
+/**
+ * One launcher for the enclosing describe(): a private home with the
+ * shipped Python backend, launched before its tests and closed after them.
+ * `berth` is set once the tests run.
+ */
+export function launchedPython() {
+  const shared = { home: new Home(), berth: null }
+  before(async () => {
+    shared.home.shippedPython()
+    shared.berth = await launch(shared.home.options())
+  })
+  after(async () => {
+    await shared.berth?.close()
+    shared.home.remove()
+  })
+  return shared
 }

@@ -7,21 +7,13 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import { BerthError, connect, launch } from '../index.js'
-import { Home, alive, repo } from './helpers.js'
+import { Home, alive, launchedPython, repo } from './helpers.js'
 
 describe('a launched berth with the shipped Python backend', () => {
-  const home = new Home()
+  const shared = launchedPython()
+  const { home } = shared
   let berth
-
-  before(async () => {
-    home.shippedPython()
-    berth = await launch(home.options())
-  })
-
-  after(async () => {
-    await berth?.close()
-    home.remove()
-  })
+  before(() => ({ berth } = shared))
 
   test('launch runs berth headless for the app, with the parent and the folders given', async () => {
     const cmdline = readFileSync(`/proc/${berth.pid}/cmdline`, 'utf8').split('\0')

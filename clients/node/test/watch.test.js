@@ -4,10 +4,9 @@
 import assert from 'node:assert/strict'
 import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 
-import { launch } from '../index.js'
-import { Home, waitUntil } from './helpers.js'
+import { launchedPython, waitUntil } from './helpers.js'
 
 /** The launcher's open socket descriptors (its listener and every client). */
 function sockets(pid) {
@@ -27,18 +26,10 @@ function folded(states) {
 }
 
 describe('the watch of a launched berth', () => {
-  const home = new Home()
+  const shared = launchedPython()
+  const { home } = shared
   let berth
-
-  before(async () => {
-    home.shippedPython()
-    berth = await launch(home.options())
-  })
-
-  after(async () => {
-    await berth?.close()
-    home.remove()
-  })
+  before(() => ({ berth } = shared))
 
   test('watch() gives the status array, then starting -> running -> stopped, a new file and its removal', { timeout: 60_000 }, async () => {
     const watch = berth.watch()

@@ -67,6 +67,7 @@ fn the_recordings_cover_every_request_and_the_status_states() {
         "rescan",
         "version",
         "watch",
+        "logs",
     ] {
         assert!(all.contains(&format!("> {{\"cmd\":\"{cmd}\"")), "{cmd}");
     }
@@ -87,6 +88,8 @@ fn the_recordings_cover_every_request_and_the_status_states() {
         "\"sent\":true",
         "{\"event\":\"status\"",
         "{\"event\":\"removed\"",
+        "{\"event\":\"log\"",
+        "\"stream\":\"stderr\"",
     ] {
         assert!(all.contains(shape), "{shape}");
     }

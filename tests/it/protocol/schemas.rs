@@ -20,7 +20,9 @@ fn same_as_checked_in(args: &[&str], file: &str) {
     assert!(
         printed(args) == checked_in,
         "{file} is stale (a request, reply, event or status type changed): \
-         run `scripts/schemas.sh` and commit what it writes"
+         run `scripts/schemas.sh` and commit what it writes (a field added to \
+         a reply, event or status needs #[serde(default)], so replies recorded \
+         before it stay valid)"
     );
 }
 
