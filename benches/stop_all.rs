@@ -59,6 +59,7 @@ fn main() {
                 port_auto: false,
                 token: false,
                 depends_on: Default::default(),
+                update: None,
             };
             Entry {
                 file: backend.file.clone(),

@@ -85,6 +85,7 @@ async fn run(args: Vec<String>) -> ExitCode {
             port_auto: false,
             token: false,
             depends_on: Default::default(),
+            update: None,
         };
         entries.push(Entry {
             file: backend.file.clone(),

@@ -34,6 +34,9 @@ if [[ "${CI:-}" == true ]]; then
 fi
 
 cargo clippy --all-targets --all-features -- -D warnings
+# The library's documentation (the embed API, the client) builds without a
+# warning: no broken or private link, no undocumented item of the app API.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
 
 # The tray tests talk to a real StatusNotifier watcher over a real bus.
 export NO_AT_BRIDGE=1

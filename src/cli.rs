@@ -20,11 +20,12 @@ mod keygen;
 mod logs;
 mod new;
 mod pin;
-pub(crate) mod release;
+mod release;
 pub(crate) mod run;
 mod schema;
 mod sign;
 mod talk;
+mod update;
 mod watch;
 
 /// A failure with a specific exit code (2 for usage errors and "no launcher").
@@ -157,6 +158,15 @@ pub enum Command {
         /// The release folder: ID/VERSION/PLATFORM/ and the signed index.json.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+    },
+    /// Say which version the feed of a backend's `update` section offers.
+    Update {
+        id: String,
+        /// Only look: print what the feed offers (exit 0, also when up to date).
+        #[arg(long, required = true)]
+        check: bool,
+        #[command(flatten)]
+        backends: BackendsArg,
     },
     /// Write the current digests of ID's executable (and `files` tree) into its manifest.
     Pin {
@@ -471,6 +481,7 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
         Command::Keygen { name, dir, force } => keygen::run(&name, &dir, force, &app),
         Command::Sign { manifest, key } => sign::run(&manifest, &key),
         Command::Release { manifest, key, out } => release::run(&manifest, &key, &out),
+        Command::Update { id, backends, .. } => update::check(&id, &backends.folders(&app), &app),
         Command::Pin { id, backends } => pin::run(&id, &backends.folders(&app), &app),
         Command::Schema { protocol, status } => schema::run(match (protocol, status) {
             (true, _) => schema::Which::Protocol,

@@ -34,6 +34,9 @@
 //! [`PROBE_EVERY`] of silence the client asks for `status` on a second
 //! connection, and gives up when that goes unanswered too.
 
+// The API apps use: every public item says what it is for.
+#![warn(missing_docs)]
+
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;

@@ -50,6 +50,9 @@
 //! the launcher's memory or environment through `/proc`. berth logs through
 //! `tracing`; it installs no subscriber of its own here.
 
+// The API apps use: every public item says what it is for.
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -22,6 +22,7 @@ pub mod raw;
 pub mod sandbox;
 pub mod scalar;
 pub mod unique_map;
+pub mod update;
 pub mod validate;
 
 /// Largest manifest berth reads; a bigger file is rejected unread.
@@ -342,6 +343,8 @@ pub struct Backend {
     /// `depends_on` (v3): what must have got where before this backend is
     /// spawned. Checked against the other manifests by [`crate::graph`].
     pub depends_on: depends::DependsOn,
+    /// Where its signed releases are published (v3, "Updates"), if anywhere.
+    pub update: Option<update::UpdateSpec>,
 }
 
 impl Backend {

@@ -43,6 +43,7 @@ pub fn backend(dir: &Path, id: &str, exe: &Path) -> Backend {
         port_auto: false,
         token: false,
         depends_on: Default::default(),
+        update: None,
         notify: false,
     }
 }

@@ -35,7 +35,7 @@ const ENVELOPE: usize = 4 * 1024;
 ///
 /// On the wire each verb is its own `cmd` (`{"cmd": "start", "id": ...}`);
 /// in berth it is one [`Request::Command`] carrying the [`Verb`] as the user
-/// gave it. [`Wire`] is the line's exact shape, converted both ways.
+/// gave it. `Wire` is the line's exact shape, converted both ways.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(from = "Wire", into = "Wire")]
 #[schemars(description = "One request line: `cmd` names the request; no other field is accepted.")]

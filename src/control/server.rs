@@ -3,7 +3,7 @@
 //!
 //! The server is generic over [`Backends`], what it needs from the
 //! supervisor, so its protocol handling is tested in-process against a
-//! scripted fake and runs against [`SupervisorHandle`] in the launcher.
+//! scripted fake and runs against [`SupervisorHandle`](crate::supervisor::SupervisorHandle) in the launcher.
 //!
 //! Waiting for an outcome happens here, not in the client: the server sees
 //! every snapshot as it is published and knows when a backend has settled,

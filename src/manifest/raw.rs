@@ -63,6 +63,8 @@ pub struct RawManifest {
     pub health: Option<super::health::RawHealth>,
     /// Least privilege (Linux): Landlock filesystem and TCP rules, rlimits.
     pub sandbox: Option<super::sandbox::RawSandbox>,
+    /// Where the backend's signed releases are published (v3): `berth update ID --check` reads them.
+    pub update: Option<super::update::RawUpdate>,
     /// Extra items of the backend's submenu (open a URL, send a JSON line, restart with arguments).
     #[serde(default)]
     pub actions: super::actions::RawActions,

@@ -22,7 +22,7 @@ use super::{
     ReadySpec, RestartPolicy, RestartSpec, StopSpec,
 };
 
-/// Most `[` and `{` characters a manifest may hold (see [`decode`]).
+/// Most `[` and `{` characters a manifest may hold (see `decode`).
 pub const MAX_FLOW_OPENERS: usize = 1000;
 
 impl ManifestError {
@@ -266,6 +266,7 @@ pub fn to_backend(raw: RawManifest, file: &Path, places: &Places, platform: Plat
         restart,
         ready,
         health: raw.health.map(Into::into),
+        update: raw.update.map(Into::into),
         actions: raw.actions.0.into_iter().map(Into::into).collect(),
         depends_on: raw.depends_on.into(),
         signed_by: None,
@@ -450,7 +451,7 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
         .unwrap_err();
         assert_eq!(
             e.message,
-            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `port`, `token`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `actions`, `depends_on`"
+            "unknown field `x\\ny`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `port`, `token`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `update`, `actions`, `depends_on`"
         );
     }
 

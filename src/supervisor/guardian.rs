@@ -18,7 +18,7 @@
 //! At end of file (berth exited or died, even by SIGKILL) a guardian takes
 //! the shared lock, sends every registered group its stop signal, waits each
 //! group's timeout, SIGKILLs what is left, marks the work done and exits.
-//! Why two: berth replaces a guardian that dies (see [`link`]), but if berth
+//! Why two: berth replaces a guardian that dies (see `link`), but if berth
 //! and a guardian are killed at the same instant nobody is left to replace
 //! it; the other guardian then does the work. The lock (an `flock` the kernel
 //! releases when its holder dies) makes the second one wait instead of

@@ -20,8 +20,8 @@
 //!   honoured. Plain http only when the host is a loopback *address*
 //!   (`127.0.0.0/8`, `::1`) written as an IP literal: a name, `localhost`
 //!   included, resolves wherever /etc/hosts or DNS says, so it is refused
-//!   ([`plain_http_allowed`], which the manifest's `update.feed` check
-//!   shares).
+//!   ([`plain_http_allowed`], the rule of the manifest's `update.feed`
+//!   check, so both judge a URL alike).
 //! - Redirects are followed by hand (at most 5), each hop checked by the
 //!   same rule, and never from https to http.
 //! - Stalls: each phase (resolve, connect with TLS, request, response
@@ -52,14 +52,13 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
-use url::{Host, Url};
+use url::Url;
 
 use crate::manifest::Digest;
 
@@ -144,14 +143,9 @@ impl Problem {
 }
 
 /// Whether plain http may reach `url`'s host: only a loopback IP literal.
-pub fn plain_http_allowed(url: &Url) -> bool {
-    let ip: IpAddr = match url.host() {
-        Some(Host::Ipv4(ip)) => ip.into(),
-        Some(Host::Ipv6(ip)) => ip.to_canonical(),
-        _ => return false,
-    };
-    ip.is_loopback()
-}
+/// The rule lives with the manifest's `update.feed` check (a leaf module),
+/// so both judge a URL the same way.
+pub use crate::manifest::update::plain_http_allowed;
 
 /// Refuses a URL berth may not fetch from.
 fn check_url(url: &Url) -> Result<(), FetchError> {

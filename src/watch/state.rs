@@ -39,7 +39,7 @@ use crate::trust::{self, Trust};
 const RACY_WINDOW: Duration = Duration::from_millis(50);
 
 /// A cheap stand-in for a file's content: if none of these moved, the bytes
-/// did not either (except for racy reads, see [`RACY_WINDOW`]).
+/// did not either (except for racy reads, see `RACY_WINDOW`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint {
     mtime_ns: i128,

@@ -4,6 +4,7 @@ mod apps;
 mod autostart;
 mod control;
 mod desktop;
+mod embed;
 mod faults;
 mod fetch;
 mod folders;

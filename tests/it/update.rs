@@ -1,4 +1,6 @@
 //! Updates (issue #27) through the real binary: `berth release` writes a
-//! folder that a client can trust file by file.
+//! folder that a client can trust file by file, and `berth update ID
+//! --check` reads it from a real web server.
 
+mod check;
 mod release;

@@ -53,6 +53,7 @@ pub fn backend(dir: &Path, id: &str, exe: &Path) -> Backend {
         port_auto: false,
         token: false,
         depends_on: Default::default(),
+        update: None,
     }
 }
 
@@ -238,20 +239,26 @@ pub fn pyinstaller_backend() -> Option<PathBuf> {
     );
 }
 
-/// The `supervise` example binary (built by `cargo test`, else built here;
+/// The `supervise` example binary.
+pub fn example_supervise() -> PathBuf {
+    example("supervise")
+}
+
+/// The example binary `name` (built by `cargo test`, else built here;
 /// `cargo test --test it` does not build examples, so one older than this
 /// test binary is rebuilt rather than run stale).
-pub fn example_supervise() -> PathBuf {
+pub fn example(name: &str) -> PathBuf {
     let deps = std::env::current_exe().unwrap();
     let exe = deps
         .parent()
         .and_then(Path::parent)
         .unwrap()
-        .join("examples/supervise");
+        .join("examples")
+        .join(name);
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if modified(&exe) < modified(&deps) {
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--example", "supervise"])
+            .args(["build", "--example", name])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .unwrap();

@@ -75,25 +75,59 @@ impl World {
         self.tmp.path().join(rel)
     }
 
+    /// Publishes `version` as `berth release` lays it out (the command's
+    /// own tests hold it to that layout; it is in `cli`, above this module).
     fn release(&self, version: &str) {
+        let platform = crate::manifest::platform::Platform::current().keys()[0].clone();
+        let rel = format!("demo/{version}/{platform}");
+        let dir = self.path(&format!("feed/{rel}"));
         let lib = self.path("src/lib");
         fs::create_dir_all(&lib).unwrap();
-        let exe = self.path("src/run.sh");
+        fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join("run.sh");
         fs::write(&exe, format!("#!/bin/sh\necho {version}\n")).unwrap();
-        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
         fs::write(lib.join("data.txt"), version).unwrap();
         fs::set_permissions(lib.join("data.txt"), fs::Permissions::from_mode(0o640)).unwrap();
         let _ = fs::remove_file(lib.join("link"));
         std::os::unix::fs::symlink("data.txt", lib.join("link")).unwrap();
+        let mut tar = tar::Builder::new(fs::File::create(dir.join(FILES_TAR)).unwrap());
+        tar.follow_symlinks(false);
+        tar.append_dir_all("", &lib).unwrap();
+        tar.into_inner().unwrap();
         let sha = crate::integrity::hash_file(&exe).unwrap();
         let tree = crate::tree::digest(&lib).unwrap();
-        let manifest = self.path("src/demo.yaml");
+        let manifest = dir.join("demo.yaml");
         fs::write(
             &manifest,
-            format!("id: demo\nname: Demo\nversion: {version}\nexecutable:\n  linux:\n    path: run.sh\n    sha256: {sha}\n    files: {{ dir: lib, sha256: {tree} }}\n"),
+            format!("id: demo\nname: Demo\nversion: {version}\nexecutable:\n  {platform}:\n    path: run.sh\n    sha256: {sha}\n    files: {{ dir: lib, sha256: {tree} }}\n"),
         )
         .unwrap();
-        crate::cli::release::run(&manifest, &self.path("acme.key"), &self.path("feed")).unwrap();
+        let key = minisign::SecretKeyBox::from_string(
+            &fs::read_to_string(self.path("acme.key")).unwrap(),
+        )
+        .unwrap()
+        .into_unencrypted_secret_key()
+        .unwrap();
+        let signature =
+            minisign::sign(None, &key, &fs::read(&manifest).unwrap()[..], None, None).unwrap();
+        fs::write(dir.join("demo.yaml.minisig"), signature.to_string()).unwrap();
+        let artifact = |name: &str| crate::update::feed::Artifact {
+            path: format!("{rel}/{name}"),
+            size: fs::metadata(dir.join(name)).unwrap().len(),
+            sha256: crate::integrity::hash_file(&dir.join(name))
+                .unwrap()
+                .to_string(),
+        };
+        let mut index = Index::new();
+        index.add(Release {
+            id: "demo".into(),
+            version: version.parse().unwrap(),
+            platform,
+            manifest: artifact("demo.yaml"),
+            executable: artifact("run.sh"),
+            files: Some(artifact(FILES_TAR)),
+        });
+        fs::write(self.path("feed/index.json"), index.to_bytes()).unwrap();
     }
 
     fn trust(&self) -> Trust {

@@ -394,3 +394,36 @@ fn a_follower_gets_every_line_once_in_order_across_rotations() {
         "the log rotated while followed"
     );
 }
+
+#[test]
+fn a_follower_that_does_not_read_is_closed_past_1_mib_and_the_backend_goes_on() {
+    let home = Home::new();
+    // 200,000 lines of 100 bytes: 20 MB, far past what a follower may owe.
+    home.backend(
+        "flood",
+        "pad=$(printf '%0100d' 0)\ni=0\nwhile [ $i -lt 200000 ]; do i=$((i+1)); echo \"$pad\"; done\necho done\nexec sleep 600",
+        "",
+    );
+    let _l = home.launch_with(&["--log-max-size", "64MB"]);
+    let mut stuck = UnixStream::connect(home.socket()).unwrap();
+    stuck
+        .write_all(b"{\"cmd\": \"logs\", \"id\": \"flood\", \"follow\": true, \"lines\": 0}\n")
+        .unwrap();
+    assert_eq!(home.run(&["start", "flood"]).code(), 0);
+    assert!(
+        wait_until(Duration::from_secs(120), || closed_by_peer(&stuck)),
+        "the non-reading follower was never closed"
+    );
+    let own = std::fs::read_to_string(home.path().join("state/berth/berth.log")).unwrap();
+    assert!(
+        own.contains("closing a logs client that fell behind"),
+        "{own}"
+    );
+    // The backend was not held up: every line reached the log.
+    assert!(wait_until(Duration::from_secs(120), || {
+        std::fs::read_to_string(home.log("flood")).is_ok_and(|t| t.ends_with(" stdout done\n"))
+    }));
+    let log = std::fs::read_to_string(home.log("flood")).unwrap();
+    assert_eq!(log.lines().count(), 200_001);
+    let _ = stuck.read(&mut [0u8; 1]);
+}

@@ -20,6 +20,26 @@ const INVALID: &[(&str, &str)] = &[
         "line 10 column 11: actions[0].open: unknown variable `${host}`: use ${id}, ${pid}, ${port}, ${token} or ${ready.KEY} (KEY of letters, digits, '_' and '-')",
     ),
     (
+        "update-bad-scheme.yaml",
+        "line 9 column 9: update.feed: invalid URL \"ftp://example.org/feed/\": expected an https:// URL (http:// only for a loopback address)",
+    ),
+    (
+        "update-http-localhost.yaml",
+        "line 9 column 9: update.feed: \"http://localhost:8000/feed/\": http is allowed only for a loopback address (127.0.0.1, [::1]); use https",
+    ),
+    (
+        "update-http-remote.yaml",
+        "line 9 column 9: update.feed: \"http://example.org/feed/\": http is allowed only for a loopback address (127.0.0.1, [::1]); use https",
+    ),
+    (
+        "update-no-feed.yaml",
+        "line 8 column 9: update.feed: required field missing",
+    ),
+    (
+        "update-unknown-field.yaml",
+        "line 10 column 3: update: unknown field `chek`, expected `feed`",
+    ),
+    (
         "health-two-checks.yaml",
         "line 9 column 3: health: more than one check: give only one of http, tcp or watchdog",
     ),
@@ -206,7 +226,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "unknown-field.yaml",
-        "line 8 column 1: unknown field `color`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `port`, `token`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `actions`, `depends_on`",
+        "line 8 column 1: unknown field `color`, expected one of `id`, `name`, `version`, `requires`, `executable`, `args`, `env`, `port`, `token`, `workdir`, `autostart`, `notify`, `stop`, `restart`, `ready`, `health`, `sandbox`, `update`, `actions`, `depends_on`",
     ),
     (
         "unknown-variable.yaml",
@@ -552,6 +572,16 @@ fn the_valid_fixtures_check_clean() {
                 "ok",
                 "unsigned"
             ],
+            vec![
+                "update-loopback.yaml",
+                "update-loopback",
+                "1.0.0",
+                "ok",
+                t,
+                "ok",
+                "unsigned"
+            ],
+            vec!["update.yaml", "update", "1.0.0", "ok", t, "ok", "unsigned"],
             vec![
                 "windows-only.yaml",
                 "windows-only",
