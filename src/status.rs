@@ -277,6 +277,9 @@ pub enum Outcome {
     Reached(Box<BackendStatus>),
     /// Nothing to do, with the reason (`python is already running`).
     Noop(String),
+    /// Done, with what else was done first, for a note (v3: `stopping api,
+    /// which depends on db`).
+    DoneWith(String),
 }
 
 /// A refused command, in one line.

@@ -35,6 +35,7 @@
 //!   process that leaves its group (`setpgid`, `setsid`) is out of reach of
 //!   both the stop and the guardian.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -42,6 +43,7 @@ use tokio::sync::{mpsc, oneshot};
 
 mod actions;
 mod board;
+mod cascade;
 pub mod events;
 pub mod given;
 pub mod group;
@@ -50,6 +52,8 @@ pub mod health;
 mod job;
 pub mod logs;
 mod metrics;
+mod order;
+mod reach;
 pub mod ready;
 pub mod restart;
 pub mod sd_notify;
@@ -59,7 +63,8 @@ pub mod talk;
 pub use actions::Ran;
 pub use job::LaunchError;
 
-use crate::manifest::Backend;
+use crate::graph::Graph;
+use crate::manifest::{Backend, BackendId};
 use crate::registry::{Catalog, Standing};
 use crate::status::{ActionError, BackendStatus, Config, Outcome, Snapshot};
 use crate::verb::Verb;
@@ -156,7 +161,7 @@ impl SupervisorHandle {
                 let generation = jobs.next_generation;
                 jobs.next_generation += 1;
                 let (ctl, rx) = mpsc::unbounded_channel();
-                let job = job::Job::new(shared.clone(), def.clone(), error.clone(), generation);
+                let mut job = job::Job::new(shared.clone(), def.clone(), error.clone(), generation);
                 job.publish();
                 let talker = job.talker();
                 tokio::spawn(run_job(
@@ -317,9 +322,102 @@ impl SupervisorHandle {
     /// group is gone: not running is `Noop`; in backoff it cancels the
     /// restart. Restart stops if needed, then starts with the current
     /// definition.
+    ///
+    /// With dependencies (v3): a Stop first stops every running dependent
+    /// (transitively, each completely) and names them in a
+    /// [`Outcome::DoneWith`] note; a Restart first stops the dependents on
+    /// `restart: true` edges and starts them again after (their start waits
+    /// for this one to be back at its condition). A Start's waiting is the
+    /// job's own (see `reach`).
     pub async fn command(&self, id: &str, verb: Verb) -> Result<Outcome, ActionError> {
+        match verb {
+            Verb::Stop => self.stop_with_dependents(id).await,
+            Verb::Restart { .. } => self.restart_with_dependents(id, verb).await,
+            Verb::Start { .. } => self.command_one(id, verb).await,
+        }
+    }
+
+    /// `verb` on `id` alone.
+    async fn command_one(&self, id: &str, verb: Verb) -> Result<Outcome, ActionError> {
         self.ask(id, verb.word(), |reply| Control::Command { verb, reply })
             .await
+    }
+
+    /// The definitions in force (removed ones excluded), by id.
+    fn defs(&self) -> BTreeMap<String, Arc<Backend>> {
+        let jobs = lock(&self.jobs);
+        jobs.map
+            .iter()
+            .filter(|(_, j)| !j.removing)
+            .map(|(id, j)| (id.clone(), j.def.clone()))
+            .collect()
+    }
+
+    /// Stops `id`'s dependents, then `id` (see [`Self::command`]).
+    async fn stop_with_dependents(&self, id: &str) -> Result<Outcome, ActionError> {
+        let defs = self.defs();
+        let mut ids = names(Graph::new(defs.values().map(|d| &**d)).all_dependents(id));
+        if ids.is_empty() {
+            return self.command_one(id, Verb::Stop).await;
+        }
+        ids.insert(id.to_owned());
+        let mut results = self.in_stop_order(&defs, &ids, |_| Verb::Stop).await;
+        let own = results.remove(id).unwrap_or(Err(ActionError::ShutDown));
+        let stopped: Vec<String> = results
+            .iter()
+            .filter(|(_, r)| matches!(r, Ok(Outcome::Done)))
+            .map(|(x, _)| stopping_note(&defs, x, &ids))
+            .collect();
+        if stopped.is_empty() {
+            return own;
+        }
+        let note = stopped.join("; ");
+        own.map(|outcome| match outcome {
+            Outcome::Noop(reason) => Outcome::Noop(format!("{note}; {reason}")),
+            _ => Outcome::DoneWith(note),
+        })
+    }
+
+    /// Restarts `id`: its dependents on `restart: true` edges are stopped
+    /// first and started again after (see [`Self::command`]).
+    async fn restart_with_dependents(&self, id: &str, verb: Verb) -> Result<Outcome, ActionError> {
+        let defs = self.defs();
+        let ids = restart_dependents(&defs, id);
+        if ids.is_empty() {
+            return self.command_one(id, verb).await;
+        }
+        let stopped: Vec<String> = self
+            .in_stop_order(&defs, &ids, |_| Verb::Stop)
+            .await
+            .into_iter()
+            .filter(|(_, r)| matches!(r, Ok(Outcome::Done)))
+            .map(|(x, _)| x)
+            .collect();
+        let own = self.command_one(id, verb).await;
+        for x in stopped {
+            if let Err(e) = self.command_one(&x, Verb::start()).await {
+                tracing::warn!(backend = %x, error = %e, "not started again after {id}'s restart");
+            }
+        }
+        own
+    }
+
+    /// Sends `verb(id)` to each of `ids`, dependents before dependencies,
+    /// independent branches in parallel (see `order`).
+    async fn in_stop_order(
+        &self,
+        defs: &BTreeMap<String, Arc<Backend>>,
+        ids: &BTreeSet<String>,
+        verb: impl Fn(&str) -> Verb,
+    ) -> BTreeMap<String, Result<Outcome, ActionError>> {
+        let graph = Graph::new(defs.values().map(|d| &**d));
+        let above = order::above(ids, |x| names(graph.all_dependents(x)));
+        order::dependents_first(above, |x| {
+            let this = self.clone();
+            let verb = verb(&x);
+            async move { this.command_one(&x, verb).await }
+        })
+        .await
     }
 
     /// Queues `line` (one line of JSON text, no newline) for `id`'s stdin
@@ -392,33 +490,46 @@ impl SupervisorHandle {
         while set.join_next().await.is_some() {}
     }
 
-    /// Stop every backend, in parallel; returns once all are stopped.
+    /// Stop every backend, dependents before their dependencies, the rest
+    /// in parallel; returns once all are stopped.
     pub async fn stop_all(&self) {
-        let mut set = tokio::task::JoinSet::new();
-        for id in self.job_ids() {
-            let this = self.clone();
-            set.spawn(async move { this.command(&id, Verb::Stop).await });
-        }
-        while set.join_next().await.is_some() {}
+        let defs = self.defs();
+        let ids = defs.keys().cloned().collect();
+        self.in_stop_order(&defs, &ids, |_| Verb::Stop).await;
     }
 
-    /// Stop everything in parallel and end the supervisor; later commands
-    /// return `Err(ShutDown)`.
+    /// Stop everything (dependents before their dependencies, the rest in
+    /// parallel) and end the supervisor; later commands return
+    /// `Err(ShutDown)`.
     pub async fn shutdown(&self) {
-        let acks: Vec<_> = {
+        let (ctls, defs) = {
             let mut jobs = lock(&self.jobs);
             jobs.shut_down = true;
-            jobs.map
-                .values()
-                .filter_map(|job| {
-                    let (tx, rx) = oneshot::channel();
-                    job.ctl.send(Control::Shutdown(tx)).ok().map(|_| rx)
-                })
-                .collect()
+            let ctls: BTreeMap<String, _> = jobs
+                .map
+                .iter()
+                .map(|(id, j)| (id.clone(), j.ctl.clone()))
+                .collect();
+            let defs: BTreeMap<String, Arc<Backend>> = jobs
+                .map
+                .iter()
+                .map(|(id, j)| (id.clone(), j.def.clone()))
+                .collect();
+            (ctls, defs)
         };
-        for ack in acks {
-            let _ = ack.await;
-        }
+        let ids = ctls.keys().cloned().collect();
+        let graph = Graph::new(defs.values().map(|d| &**d));
+        let above = order::above(&ids, |x| names(graph.all_dependents(x)));
+        order::dependents_first(above, |id| {
+            let ctl = ctls.get(&id).cloned();
+            async move {
+                let (tx, rx) = oneshot::channel();
+                if ctl.is_some_and(|c| c.send(Control::Shutdown(tx)).is_ok()) {
+                    let _ = rx.await;
+                }
+            }
+        })
+        .await;
         // Backends removed by a catalog just before may still be stopping
         // in their own tasks: wait for their groups too.
         while !self.shared.groups.all().is_empty() {
@@ -433,6 +544,46 @@ impl SupervisorHandle {
     pub fn kill_all_now(&self) {
         self.shared.groups.kill_all();
     }
+}
+
+fn names(ids: BTreeSet<BackendId>) -> BTreeSet<String> {
+    ids.into_iter().map(|id| id.to_string()).collect()
+}
+
+/// Every id that depends on `id` along `restart: true` edges, directly or
+/// through others that do (`id` itself excluded): what a Restart of `id`
+/// stops first and starts again after.
+fn restart_dependents(defs: &BTreeMap<String, Arc<Backend>>, id: &str) -> BTreeSet<String> {
+    let direct = |of: &str| -> Vec<String> {
+        defs.iter()
+            .filter(|(_, d)| d.depends_on.get(of).is_some_and(|e| e.restart))
+            .map(|(x, _)| x.clone())
+            .collect()
+    };
+    let mut seen = BTreeSet::new();
+    let mut queue = direct(id);
+    while let Some(x) = queue.pop() {
+        if x != id && seen.insert(x.clone()) {
+            queue.extend(direct(&x));
+        }
+    }
+    seen
+}
+
+/// `stopping api, which depends on db`: why a stop of one of `ids` stopped
+/// `x` first.
+fn stopping_note(defs: &BTreeMap<String, Arc<Backend>>, x: &str, ids: &BTreeSet<String>) -> String {
+    let on: Vec<&str> = defs
+        .get(x)
+        .map(|d| {
+            d.depends_on
+                .keys()
+                .map(BackendId::as_str)
+                .filter(|d| ids.contains(*d))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!("stopping {x}, which depends on {}", on.join(" and "))
 }
 
 /// Runs a job's task; a removed job, once it has left the board, leaves the
@@ -477,14 +628,150 @@ pub fn spawn_with_guardian(config: Config, guardian_exe: Option<PathBuf>) -> Sup
             None
         }
     });
-    let (shared, snapshots) = Shared::new(config, guardian);
+    let (reaches, reach_rx) = mpsc::unbounded_channel();
+    let (shared, snapshots) = Shared::new(config, guardian, reaches);
     let shared = Arc::new(shared);
     let (metrics, task) = metrics::Metrics::spawn(Arc::downgrade(&shared));
     tokio::spawn(task);
-    SupervisorHandle {
+    let jobs = Arc::default();
+    tokio::spawn(carry_reaches(
+        Arc::downgrade(&jobs),
+        Arc::downgrade(&shared),
+        reach_rx,
+    ));
+    let handle = SupervisorHandle {
         snapshots,
         shared,
-        jobs: Arc::default(),
+        jobs,
         metrics,
+    };
+    tokio::spawn(restart_cascades(handle.downgrade()));
+    handle
+}
+
+/// The handle's parts, held weakly by its own tasks: dropping the last
+/// handle still closes the jobs' channels and ends them.
+#[derive(Clone)]
+struct WeakHandle {
+    snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    shared: std::sync::Weak<Shared>,
+    jobs: std::sync::Weak<Mutex<Jobs>>,
+    metrics: metrics::Metrics,
+}
+
+impl SupervisorHandle {
+    fn downgrade(&self) -> WeakHandle {
+        WeakHandle {
+            snapshots: self.snapshots.clone(),
+            shared: Arc::downgrade(&self.shared),
+            jobs: Arc::downgrade(&self.jobs),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+impl WeakHandle {
+    fn upgrade(&self) -> Option<SupervisorHandle> {
+        Some(SupervisorHandle {
+            snapshots: self.snapshots.clone(),
+            shared: self.shared.upgrade()?,
+            jobs: self.jobs.upgrade()?,
+            metrics: self.metrics.clone(),
+        })
+    }
+}
+
+/// `restart: true` edges whose dependency's run ended without the handle
+/// stopping its dependents first (a crash, an unhealthy verdict): each
+/// such dependent is stopped, then started again once the dependency is
+/// back at its condition (see `cascade`). Driven by the snapshots.
+async fn restart_cascades(weak: WeakHandle) {
+    let mut rx = weak.snapshots.clone();
+    let parked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    while rx.changed().await.is_ok() {
+        let snapshot = rx.borrow_and_update().clone();
+        let Some(this) = weak.upgrade() else {
+            break;
+        };
+        let edges = cascade::edges(&this.defs());
+        drop(this);
+        for edge in cascade::stale(&edges, &snapshot) {
+            if lock(&parked).insert(edge.dependent.clone()) {
+                tokio::spawn(park(weak.clone(), edge.clone(), parked.clone()));
+            }
+        }
+    }
+}
+
+/// Stops `edge.dependent`, waits for its dependency to be back at the
+/// condition, and starts it again; a dependency that settles elsewhere
+/// (exited, failed, stopped) leaves it stopped.
+async fn park(weak: WeakHandle, edge: cascade::Edge, parked: Arc<Mutex<BTreeSet<String>>>) {
+    let id = &edge.dependent;
+    tracing::info!(backend = %id, dependency = %edge.dependency, "its dependency's run ended: stopping it until the dependency is back");
+    if let Some(this) = weak.upgrade() {
+        let _ = this.command_one(id, Verb::Stop).await;
+    }
+    let mut rx = weak.snapshots.clone();
+    loop {
+        let verdict = rx
+            .borrow_and_update()
+            .get(&edge.dependency)
+            .map(|s| reach::verdict(edge.condition, s));
+        match verdict {
+            Some(reach::Verdict::Met) => {
+                if let Some(this) = weak.upgrade() {
+                    let _ = this.command_one(id, Verb::start()).await;
+                }
+                break;
+            }
+            Some(reach::Verdict::Pending) if rx.changed().await.is_ok() => {}
+            _ => break,
+        }
+    }
+    lock(&parked).remove(id);
+}
+
+/// Carries each dependent's request to its dependency's job (only the
+/// handle sends to jobs); a dependency without a job (no manifest defines
+/// it, invalid, untrusted, incompatible) is answered here with why. Holds
+/// both weakly: it ends with the supervisor.
+async fn carry_reaches(
+    jobs: std::sync::Weak<Mutex<Jobs>>,
+    shared: std::sync::Weak<Shared>,
+    mut rx: mpsc::UnboundedReceiver<reach::Reach>,
+) {
+    while let Some(reach::Reach {
+        id,
+        condition,
+        progress,
+    }) = rx.recv().await
+    {
+        let (Some(jobs), Some(shared)) = (jobs.upgrade(), shared.upgrade()) else {
+            break;
+        };
+        let sent = {
+            let jobs = lock(&jobs);
+            jobs.map.get(&id).filter(|j| !j.removing).is_some_and(|j| {
+                j.ctl
+                    .send(Control::Reach {
+                        condition,
+                        progress: progress.clone(),
+                    })
+                    .is_ok()
+            })
+        };
+        if sent {
+            continue;
+        }
+        let why = {
+            let board = shared.lock_board();
+            let other = board.others.iter().find(|o| o.id.as_deref() == Some(&id));
+            other.map_or_else(|| "no manifest defines this id".to_owned(), reach::describe)
+        };
+        let _ = progress.send(reach::Arrival {
+            id,
+            result: Err(why),
+        });
     }
 }

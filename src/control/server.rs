@@ -343,6 +343,15 @@ async fn settle<B: Backends>(
         Ok(Outcome::Reached(status)) => return status_reply(&status),
         Ok(Outcome::Noop(reason)) => Some(reason),
         Ok(Outcome::Done) => None,
+        Ok(Outcome::DoneWith(note)) => {
+            // Only a stop says what it stopped first: the current snapshot
+            // is its outcome, as for any stop.
+            let snapshot = control.snapshot();
+            return match snapshot.get(id) {
+                Some(status) => status_reply(status).with_note(Some(note)),
+                None => CommandReply::ok(None).with_note(Some(note)),
+            };
+        }
     };
     // The supervisor's stop returns once the group is gone, and a no-op
     // changes nothing: the current snapshot is the outcome.

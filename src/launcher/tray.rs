@@ -74,7 +74,9 @@ async fn dispatch(
                         Ok(Outcome::Done | Outcome::Reached(_)) => {
                             tracing::debug!(backend = %id, action, "done")
                         }
-                        Ok(Outcome::Noop(note)) => tracing::info!(backend = %id, action, "{note}"),
+                        Ok(Outcome::Noop(note) | Outcome::DoneWith(note)) => {
+                            tracing::info!(backend = %id, action, "{note}")
+                        }
                         Err(e) => tracing::warn!(backend = %id, action, "{e}"),
                     }
                 });

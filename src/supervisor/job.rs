@@ -42,12 +42,14 @@ use super::actions::{self, Ran};
 use super::events::{EventKind, JobEvent};
 use super::health::Finding;
 use super::logs::JsonLine;
+use super::reach::{Arrival, Progress, Reach, Waiter};
 use super::restart::LeaderExit;
 use super::sd_notify::Notice;
 use super::shared::{Shared, lock};
 use super::talk::{Replies, Talker};
 use crate::manifest::Backend;
 use crate::manifest::actions::ActionKind;
+use crate::manifest::depends::Condition;
 use crate::status::{ActionError, BackendStatus, LaunchFailure, Outcome, State};
 use crate::verb::Verb;
 
@@ -93,6 +95,12 @@ pub enum Control {
     /// Look again whether the executable exists (a reload, a status
     /// request): a stopped backend shows not-found at once, and back.
     Recheck(oneshot::Sender<()>),
+    /// A dependent needs this backend at `condition`: start it if it has
+    /// no process, and answer once there or never to be (see `reach`).
+    Reach {
+        condition: Condition,
+        progress: Progress,
+    },
     /// The id left the catalog: stop gracefully, then leave the board.
     Remove,
     /// Stop and end the task.
@@ -132,6 +140,9 @@ pub struct Job {
     last_args: Option<Vec<String>>,
     /// The port of the last run (`port: auto`), tried first by the next.
     last_port: Option<u16>,
+    /// Dependents waiting for this backend to reach their condition,
+    /// answered from each published status.
+    waiters: Vec<Waiter>,
 }
 
 /// A command that needs the process gone: carried out at once when there
@@ -139,6 +150,8 @@ pub struct Job {
 enum Then {
     /// A user's Start or Restart (its ARGS are the new run's).
     Start(Verb, ReplyTo),
+    /// A dependent's start (see [`Control::Reach`]).
+    Reach(Condition, Progress),
     /// The id left the catalog: leave the board.
     Remove,
     /// End the task.
@@ -161,6 +174,8 @@ enum Event {
     Notice(Option<Notice>),
     /// What the health checks or the watchdog found.
     Health(Finding),
+    /// A dependency's answer while waiting; `None` once none can come.
+    Arrival(Option<Arrival>),
 }
 
 enum Flow {
@@ -204,6 +219,7 @@ impl Job {
             last_args: None,
             last_port: None,
             talker: Arc::default(),
+            waiters: Vec::new(),
         };
         job.recheck();
         job
@@ -225,7 +241,7 @@ impl Job {
     /// snapshot. Called once per transition; it also hands the control
     /// socket the run's [`Talker`] while the state accepts lines, and takes
     /// it back otherwise.
-    pub fn publish(&self) {
+    pub fn publish(&mut self) {
         let talker = self
             .phase
             .run()
@@ -234,6 +250,8 @@ impl Job {
             .unwrap_or_default();
         *lock(&self.talker) = talker;
         let status = self.status();
+        let id = &self.id;
+        self.waiters.retain(|w| w.keep(id, &status));
         let mut board = self.shared.lock_board();
         board.set(&self.id, self.generation, status);
         self.shared.publish(&board);
@@ -281,9 +299,14 @@ impl Job {
         };
         let starting = matches!(self.phase, Phase::Starting(_));
         let running = matches!(self.phase, Phase::Running(_));
-        let run = self.phase.run_mut();
+        let (run, arrivals) = match &mut self.phase {
+            Phase::Waiting(w) => (None, Some(&mut w.arrivals)),
+            other => (other.run_mut(), None),
+        };
+        let arrival = or_never(arrivals.map(|a| a.recv()));
         tokio::select! {
             c = rx.recv(), if listening => Event::Cmd(c),
+            a = arrival => Event::Arrival(a),
             e = or_never(run.map(|r| run_event(r, starting, running))) => e,
             _ = crate::timer::sleep_until(backoff) => Event::Backoff,
             _ = crate::timer::sleep_until(stop_check) => Event::StopCheck,
@@ -323,6 +346,7 @@ impl Job {
             }
             Event::Notice(n) => self.on_notice(n),
             Event::Health(v) => self.on_health(v),
+            Event::Arrival(a) => self.on_arrival(a).await,
             Event::Backoff => {
                 // The restart repeats the ended run's ARGS.
                 let mut extra = Vec::new();
@@ -333,7 +357,7 @@ impl Job {
                     tracing::info!(backend = %self.id, attempt, "automatic restart");
                     extra = std::mem::take(e);
                 }
-                if let Err(e) = self.launch(extra).await {
+                if let Err(e) = self.begin(extra).await {
                     tracing::warn!(backend = %self.id, reason = %e, "automatic restart failed");
                 }
             }
@@ -384,6 +408,10 @@ impl Job {
             Control::Command { verb, reply } => {
                 return self.when_stopped(Then::Start(verb, reply)).await;
             }
+            Control::Reach {
+                condition,
+                progress,
+            } => return self.when_stopped(Then::Reach(condition, progress)).await,
             Control::Remove => return self.when_stopped(Then::Remove).await,
             Control::Shutdown(ack) => return self.when_stopped(Then::Shutdown(ack)).await,
         }
@@ -393,7 +421,7 @@ impl Job {
     /// A user's Stop: answered once the group is gone (also when a stop was
     /// already under way); in backoff the restart is cancelled.
     fn stop(&mut self, reply: ReplyTo) {
-        let in_backoff = matches!(self.phase, Phase::Backoff { .. });
+        let in_backoff = matches!(self.phase, Phase::Backoff { .. } | Phase::Waiting(_));
         self.begin_stop(After::Stopped);
         if let Phase::Stopping(_, stop) = &mut self.phase {
             stop.replies.push(reply);
@@ -412,7 +440,7 @@ impl Job {
     /// (or cancel a backoff) first. Each is carried out now if no stop is
     /// under way, else queued and brought back here once the group is gone.
     async fn when_stopped(&mut self, then: Then) -> Flow {
-        if !matches!(then, Then::Start(Verb::Start { .. }, _)) {
+        if !matches!(then, Then::Start(Verb::Start { .. }, _) | Then::Reach(..)) {
             self.begin_stop(After::Stopped);
         }
         if matches!(self.phase, Phase::Stopping(..)) {
@@ -423,6 +451,10 @@ impl Job {
             Then::Start(verb, reply) => {
                 let r = self.user_start(&verb).await;
                 let _ = reply.send(r);
+                Flow::Continue
+            }
+            Then::Reach(condition, progress) => {
+                self.reach(condition, progress).await;
                 Flow::Continue
             }
             Then::Remove => {
@@ -482,6 +514,9 @@ impl Job {
         if self.phase.run().is_some() {
             return Ok(Outcome::Noop(format!("{} is already running", self.id)));
         }
+        if matches!(self.phase, Phase::Waiting(_)) {
+            return Ok(Outcome::Noop(format!("{} is already starting", self.id)));
+        }
         if self.def.executable.is_none() {
             return Err(ActionError::Refused {
                 id: self.id.clone(),
@@ -492,7 +527,7 @@ impl Job {
         }
         self.retries = 0;
         self.restarts = 0;
-        match self.launch(verb.args().to_vec()).await {
+        match self.begin(verb.args().to_vec()).await {
             Ok(()) if matches!(self.phase, Phase::Running(_)) => {
                 Ok(Outcome::Reached(Box::new(self.status())))
             }
@@ -502,6 +537,93 @@ impl Job {
                 action,
                 source: LaunchFailure(source),
             }),
+        }
+    }
+
+    /// Starts a run: at once, or once every dependency has reached its
+    /// condition (the phase waits, `starting` with `waiting_for`).
+    async fn begin(&mut self, extra: Vec<String>) -> Result<(), Arc<LaunchError>> {
+        if self.def.depends_on.is_empty() {
+            return self.launch(extra).await;
+        }
+        let (progress, arrivals) = mpsc::unbounded_channel();
+        for (id, dep) in &self.def.depends_on {
+            self.shared.reach(Reach {
+                id: id.to_string(),
+                condition: dep.condition,
+                progress: progress.clone(),
+            });
+        }
+        let last_exit = self.phase.last_exit().cloned();
+        let pending = self
+            .def
+            .depends_on
+            .keys()
+            .map(ToString::to_string)
+            .collect();
+        tracing::info!(backend = %self.id, waiting_for = ?pending, "waiting for dependencies");
+        self.phase = Phase::Waiting(state::Wait {
+            pending,
+            arrivals,
+            extra,
+            last_exit,
+        });
+        self.publish();
+        Ok(())
+    }
+
+    /// A dependency arrived (the last one: spawn) or cannot (`failed`).
+    async fn on_arrival(&mut self, arrival: Option<Arrival>) {
+        let Phase::Waiting(wait) = &mut self.phase else {
+            return;
+        };
+        let (id, result) = match arrival {
+            Some(a) => (a.id, a.result),
+            // Every dependency's job ended without an answer (removed).
+            None => {
+                let id = wait.pending.first().cloned().unwrap_or_default();
+                (id, Err("removed".to_owned()))
+            }
+        };
+        match result {
+            Ok(()) => {
+                wait.pending.remove(&id);
+                if wait.pending.is_empty() {
+                    let extra = std::mem::take(&mut wait.extra);
+                    if let Err(e) = self.launch(extra).await {
+                        tracing::warn!(backend = %self.id, reason = %e, "start failed");
+                    }
+                } else {
+                    self.publish();
+                }
+            }
+            Err(why) => {
+                let error = format!("dependency {id}: {why}");
+                tracing::warn!(backend = %self.id, %error, "not started");
+                let last_exit = wait.last_exit.take();
+                self.phase = Phase::Idle {
+                    rest: Rest::Failed(state::Failure::Dependency(error)),
+                    last_exit,
+                };
+                self.publish();
+            }
+        }
+    }
+
+    /// A dependent needs this backend at `condition`: started here if it
+    /// has no process and can have one (a backoff restarts by itself), then
+    /// answered from this and every later status.
+    async fn reach(&mut self, condition: Condition, progress: Progress) {
+        if matches!(self.phase, Phase::Idle { ref rest, .. } if !matches!(rest, Rest::Unsupported))
+        {
+            let _ = self.begin(Vec::new()).await;
+        }
+        let waiter = Waiter {
+            condition,
+            progress,
+        };
+        if waiter.keep(&self.id, &self.status()) {
+            self.waiters.push(waiter);
         }
     }
 

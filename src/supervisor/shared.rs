@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::watch;
 
 use super::board::Board;
+use super::reach::Reach;
 use super::{events, group, guardian};
 use crate::status::{Config, Snapshot};
 
@@ -21,6 +22,9 @@ pub struct Shared {
     pub groups: group::LiveGroups,
     pub guardian: Option<guardian::Guardians>,
     pub events: events::Events,
+    /// Dependents' requests to their dependencies, carried to those jobs by
+    /// the handle (see `reach`).
+    reaches: tokio::sync::mpsc::UnboundedSender<Reach>,
     /// Each backend's live log lines, for followers.
     pub feeds: super::logs::feed::Feeds,
 }
@@ -38,6 +42,7 @@ impl Shared {
     pub fn new(
         config: Config,
         guardian: Option<guardian::Guardians>,
+        reaches: tokio::sync::mpsc::UnboundedSender<Reach>,
     ) -> (Self, watch::Receiver<Arc<Snapshot>>) {
         let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
         let shared = Self {
@@ -47,6 +52,7 @@ impl Shared {
             groups: group::LiveGroups::default(),
             guardian,
             events: events::Events::default(),
+            reaches,
             feeds: Default::default(),
         };
         (shared, rx)
@@ -58,6 +64,12 @@ impl Shared {
 
     pub fn publish(&self, board: &Board) {
         self.tx.send_replace(Arc::new(board.snapshot()));
+    }
+
+    /// Asks the handle to carry a dependent's request to its dependency.
+    pub fn reach(&self, reach: Reach) {
+        // Closed only once the supervisor is gone, with the jobs.
+        let _ = self.reaches.send(reach);
     }
 
     /// A removed job is done: it leaves the board (the handle drops it from

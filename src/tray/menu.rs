@@ -339,6 +339,9 @@ pub fn status_line(b: &BackendStatus, now: Instant) -> String {
         }
     };
     let mut parts = vec![indicator];
+    if !b.waiting_for.is_empty() {
+        parts.push(format!("waiting for {}", b.waiting_for.join(", ")));
+    }
     if b.ready && b.state == State::Running {
         parts.push("ready".to_owned());
     }

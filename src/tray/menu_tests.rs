@@ -189,6 +189,16 @@ fn extras_follow_the_indicator() {
 }
 
 #[test]
+fn a_start_waiting_for_its_dependencies_names_them() {
+    let now = Instant::now();
+    let mut b = backend("api", "API", State::Starting);
+    b.waiting_for = vec!["db".into()];
+    assert_eq!(status_line(&b, now), "🟡 Starting · waiting for db");
+    b.waiting_for = vec!["db".into(), "models".into()];
+    assert_eq!(status_line(&b, now), "🟡 Starting · waiting for db, models");
+}
+
+#[test]
 fn superseded_files_are_not_shown_and_names_sort_the_submenus() {
     let mut old = backend("python", "Python Backend", State::Superseded);
     old.file = "/b/python-old.yaml".into();

@@ -4,6 +4,7 @@
 
 mod bounds;
 mod commands;
+mod depends;
 mod errors;
 mod fastapi;
 mod follow;

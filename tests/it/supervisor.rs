@@ -15,6 +15,7 @@ use berth::status::{ActionError, BackendStatus, Outcome, State};
 use crate::util::{Env, backend, catalog, env, script, wait_file, wait_for};
 
 mod catalog;
+mod depends;
 mod events;
 mod health;
 mod integrity;

@@ -31,6 +31,11 @@ impl Job {
                 rest: Rest::Stopped,
                 last_exit: Some(last_exit),
             },
+            // Its dependencies' waiters see the receiver gone.
+            Phase::Waiting(wait) => Phase::Idle {
+                rest: Rest::Stopped,
+                last_exit: wait.last_exit,
+            },
             other => {
                 self.phase = other;
                 return;

@@ -5,6 +5,7 @@
 //!  Idle{Stopped|Exited|Failed|NotFound|IntegrityFailed|Unsupported, last_exit}
 //!    │ start (verify + spawn ok)            ▲ group gone (stop)
 //!    ▼                                      │
+//!    │ start with depends_on: Waiting{pending} ──all arrived: spawn──▶ Starting
 //!  Starting(Run) ──ready──▶ Running(Run) ──stop / leader exit / unhealthy──▶ Stopping(Run, Stop)
 //!    └──────────────stop / leader exit───────────────────────────────────────▲    │ group gone after
 //!                                                                                 ▼ an exit or unhealthy
@@ -30,6 +31,7 @@ use crate::manifest::Backend;
 use crate::status::{BackendStatus, State};
 use crate::supervisor::health::Monitor;
 use crate::supervisor::logs::JsonLine;
+use crate::supervisor::reach::Arrival;
 use crate::supervisor::restart::LeaderExit;
 use crate::supervisor::sd_notify::Listener;
 use crate::supervisor::talk::Link;
@@ -64,6 +66,8 @@ pub enum Failure {
     },
     /// A run found unhealthy under a policy that does not restart it.
     Unhealthy(String),
+    /// A dependency cannot reach its condition: `dependency db: failed: ...`.
+    Dependency(String),
 }
 
 /// One thing wrong with a job, as the job keeps it, shown once: in the
@@ -101,6 +105,9 @@ pub enum Phase {
         rest: Rest,
         last_exit: Option<LeaderExit>,
     },
+    /// Shown `starting` with `waiting_for`: no process yet, until every
+    /// dependency has reached its condition.
+    Waiting(Wait),
     Starting(Run),
     Running(Run),
     Stopping(Run, Stop),
@@ -114,6 +121,17 @@ pub enum Phase {
         /// (unhealthy); shown while waiting.
         error: Option<String>,
     },
+}
+
+/// A start waiting for its dependencies (see `supervisor::reach`).
+pub struct Wait {
+    /// The dependencies not there yet (`waiting_for`).
+    pub pending: std::collections::BTreeSet<String>,
+    /// Their answers, one per dependency.
+    pub arrivals: mpsc::UnboundedReceiver<Arrival>,
+    /// The extra ARGS of the run to start.
+    pub extra: Vec<String>,
+    pub last_exit: Option<LeaderExit>,
 }
 
 /// One spawned process and what watches it; it lives exactly as long as the
@@ -197,7 +215,7 @@ impl Phase {
                 Rest::IntegrityFailed(..) => State::IntegrityFailed,
                 Rest::Unsupported => State::Unsupported,
             },
-            Self::Starting(_) => State::Starting,
+            Self::Waiting(_) | Self::Starting(_) => State::Starting,
             Self::Running(_) => State::Running,
             Self::Stopping(..) => State::Stopping,
             Self::Backoff { .. } => State::Backoff,
@@ -223,6 +241,7 @@ impl Phase {
         match self {
             Self::Idle { last_exit, .. } => last_exit.as_ref(),
             Self::Backoff { last_exit, .. } => Some(last_exit),
+            Self::Waiting(w) => w.last_exit.as_ref(),
             _ => None,
         }
     }
@@ -239,7 +258,7 @@ impl Phase {
                     .map(|e| said(e))
                     .chain([Problem::GaveUp(*retries)])
                     .collect(),
-                Rest::Failed(Failure::Unhealthy(e)) => vec![said(e)],
+                Rest::Failed(Failure::Unhealthy(e) | Failure::Dependency(e)) => vec![said(e)],
                 Rest::Stopped | Rest::Exited | Rest::Unsupported => Vec::new(),
             },
             Self::Backoff { error, .. } => error.iter().map(|e| said(e)).collect(),
@@ -322,7 +341,20 @@ pub fn status(f: &Facts<'_>) -> BackendStatus {
     s.ready_json = values.ready_json.cloned();
     s.actions = actions::statuses(&def.actions, f.phase.state(), &values);
     let manifest = f.manifest_error.map(|m| Problem::Said(m.into()));
-    s.error = render(f.phase.problems().into_iter().chain(manifest));
+    // A start failed on an id no manifest defines says what the file's
+    // dependency error already says: once is enough.
+    let said_twice = match (f.phase, f.manifest_error) {
+        (
+            Phase::Idle {
+                rest: Rest::Failed(Failure::Dependency(e)),
+                ..
+            },
+            Some(m),
+        ) => m.contains(e.as_str()),
+        _ => false,
+    };
+    let problems = f.phase.problems().into_iter().filter(|_| !said_twice);
+    s.error = render(problems.chain(manifest));
     s.ready = s.state == State::Running;
     if let Phase::Running(Run {
         health: Some(h), ..
@@ -357,6 +389,9 @@ pub fn status(f: &Facts<'_>) -> BackendStatus {
     }
     if let Phase::Backoff { until, .. } = f.phase {
         s.detail.retry_at = Some(until.into_std());
+    }
+    if let Phase::Waiting(w) = f.phase {
+        s.waiting_for = w.pending.iter().cloned().collect();
     }
     s
 }
