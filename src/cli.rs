@@ -407,8 +407,15 @@ pub fn main_with(frontend: Option<crate::launcher::Frontend>) -> ExitCode {
                 clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue
             ) {
                 let text = e.render().to_string();
-                let first = text.lines().next().unwrap_or_default();
-                eprintln!("berth: {}", first.trim_start_matches("error: "));
+                // A value that holds a line break (`--title $'a\nb'`) stays
+                // on the one line, so the reason after it is not lost.
+                let line = match e.kind() {
+                    clap::error::ErrorKind::ValueValidation => {
+                        text.split("\n\n").next().unwrap_or_default().replace('\n', "\\n")
+                    }
+                    _ => text.lines().next().unwrap_or_default().to_owned(),
+                };
+                eprintln!("berth: {}", line.trim_start_matches("error: "));
                 return ExitCode::from(2);
             }
             // clap prints help/version to stdout and usage errors to stderr (exit 2).

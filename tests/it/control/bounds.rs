@@ -25,6 +25,13 @@ fn out_of_bounds_log_settings_are_one_line_errors_naming_the_option() {
             "--log-backups",
             "keep at most 100 backups",
         ),
+        // A title with a line break was cut at it, and its reason lost.
+        (
+            ["--title", "Acme\nStudio"],
+            "--title",
+            "has a control character (a title is one line)",
+        ),
+        (["--title", " "], "--title", "the title is empty"),
     ] {
         let out = home.run(&[&["run", "--headless", "--backends", b][..], &args[..]].concat());
         assert_eq!(out.code(), 2, "{out:?}");
