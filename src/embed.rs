@@ -589,3 +589,55 @@ pub fn run_guardian_if_asked() -> Option<ExitCode> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // An embedded launcher that serves its control socket answers a client
+    // (what `berth --app NAME status` and the Node client do), and its
+    // shutdown removes the socket.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_embedded_launcher_serves_its_socket_until_shutdown() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("backends");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(
+            dir.join("demo.yaml"),
+            "id: demo\nname: Demo\nversion: 1.0.0\nexecutable:\n  linux:\n    path: /nonexistent/demo\n    sha256: 0000000000000000000000000000000000000000000000000000000000000000\n",
+        )
+        .unwrap();
+        let socket = tmp.path().join("run/berth.sock");
+        let launcher = Launcher::builder("embed-test".parse().unwrap())
+            .backends(&dir)
+            .notifications(false)
+            .guardian(Guardian::None)
+            .control_socket(&socket)
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(launcher.socket_path(), Some(socket.as_path()));
+        let client = crate::client::Client::at(&socket);
+        let list = tokio::task::spawn_blocking(move || client.status())
+            .await
+            .unwrap()
+            .unwrap();
+        let ids: Vec<_> = list.iter().filter_map(|b| b.id.as_deref()).collect();
+        assert_eq!(ids, ["demo"]);
+        assert_eq!(
+            launcher.handle().snapshot().get("demo").map(|b| b.state),
+            Some(crate::status::State::NotFound)
+        );
+        launcher.shutdown().await;
+        assert!(!socket.exists(), "the socket is removed at shutdown");
+    }
+
+    #[tokio::test]
+    async fn log_options_out_of_bounds_are_refused_before_anything_starts() {
+        let app: AppName = "embed-test".parse().unwrap();
+        let small = Launcher::builder(app.clone()).log_max_size(1).start().await;
+        assert!(matches!(small, Err(StartError::LogMaxSize(1))));
+        let many = Launcher::builder(app).log_backups(101).start().await;
+        assert!(matches!(many, Err(StartError::LogBackups(101))));
+    }
+}
