@@ -410,9 +410,11 @@ pub fn main_with(frontend: Option<crate::launcher::Frontend>) -> ExitCode {
                 // A value that holds a line break (`--title $'a\nb'`) stays
                 // on the one line, so the reason after it is not lost.
                 let line = match e.kind() {
-                    clap::error::ErrorKind::ValueValidation => {
-                        text.split("\n\n").next().unwrap_or_default().replace('\n', "\\n")
-                    }
+                    clap::error::ErrorKind::ValueValidation => text
+                        .split("\n\n")
+                        .next()
+                        .unwrap_or_default()
+                        .replace('\n', "\\n"),
                     _ => text.lines().next().unwrap_or_default().to_owned(),
                 };
                 eprintln!("berth: {}", line.trim_start_matches("error: "));
