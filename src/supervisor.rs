@@ -50,6 +50,7 @@ pub mod group;
 pub mod guardian;
 pub mod health;
 mod job;
+mod lock;
 pub mod logs;
 mod metrics;
 mod order;
@@ -70,7 +71,8 @@ use crate::status::{ActionError, BackendStatus, Config, Outcome, Snapshot};
 use crate::verb::Verb;
 pub use events::{EventKind, JobEvent};
 use job::Control;
-use shared::{Shared, lock};
+use lock::lock;
+use shared::Shared;
 
 /// A cloneable handle to the supervisor.
 #[derive(Clone)]

@@ -6,11 +6,12 @@
 //! without importing the handle that created it. The handle's own table of
 //! jobs is not here: only the handle sends to jobs.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
 use super::board::Board;
+use super::lock::lock;
 use super::reach::Reach;
 use super::{events, group, guardian};
 use crate::status::{Config, Snapshot};
@@ -27,13 +28,6 @@ pub struct Shared {
     reaches: tokio::sync::mpsc::UnboundedSender<Reach>,
     /// Each backend's live log lines, for followers.
     pub feeds: super::logs::feed::Feeds,
-}
-
-/// The supervisor's locks guard data that stays consistent field by field
-/// if a panic interrupts a writer, so poisoning is ignored. Lock order: the
-/// handle's jobs, then the board.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 use super::file::stamp_now;
-use crate::supervisor::shared::lock;
+use crate::supervisor::lock::lock;
 
 /// Batches a follower may fall behind by before it is closed (it reads
 /// them into its own bounded outbox at once, so only a starved follower
