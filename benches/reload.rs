@@ -130,6 +130,7 @@ async fn latency() {
             log_backups: 1,
             notify_dir: tmp.path().join("notify"),
             env_remove: Vec::new(),
+            updates_dir: None,
         },
         None,
     );

@@ -79,6 +79,7 @@ fn main() {
                 log_backups: 3,
                 notify_dir: dir.path().join("notify"),
                 env_remove: Vec::new(),
+                updates_dir: None,
             },
             None::<PathBuf>,
         );

@@ -102,6 +102,7 @@ async fn run(args: Vec<String>) -> ExitCode {
         log_max_size: 10 * 1024 * 1024,
         log_backups: 3,
         env_remove: Vec::new(),
+        updates_dir: None,
     });
     sup.apply(Catalog { entries }).await;
     let mut rx = sup.subscribe();

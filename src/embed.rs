@@ -300,6 +300,7 @@ impl Builder {
                 .parent()
                 .map_or_else(|| PathBuf::from("notify"), |d| d.join("notify")),
             env_remove: self.env_remove,
+            updates_dir: Some(crate::paths::updates_dir(&self.app)),
         };
         let trust = Arc::new(load_trust(self.require_signatures, &self.app));
         let guardian = match self.guardian {

@@ -149,6 +149,9 @@ pub struct BackendStatus {
     /// order; empty unless it is `starting` and waiting (v3).
     #[serde(default)]
     pub waiting_for: Vec<String>,
+    /// Its updates (v3, "Updates"): null without `update` in the manifest.
+    #[serde(default)]
+    pub update: Option<UpdateStatus>,
     /// In-process extras for the tray; not part of the JSON contract.
     #[serde(skip)]
     pub detail: Detail,
@@ -186,15 +189,33 @@ impl BackendStatus {
             token: None,
             depends_on: BTreeMap::new(),
             waiting_for: Vec::new(),
+            update: None,
             detail: Detail::default(),
         }
     }
 }
 
+/// What berth knows of a backend's updates (`status --json` `update`, v3):
+/// the last check's findings and what `--rollback` would return to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct UpdateStatus {
+    /// The version the feed offers above the installed one, if the last
+    /// check found one (never a version marked bad).
+    pub available: Option<String>,
+    /// When the feed was last read successfully (RFC 3339, UTC).
+    pub checked: Option<String>,
+    /// The version `--rollback` returns to, if any.
+    pub previous: Option<String>,
+    /// Versions that failed their probation: never offered again.
+    pub bad: Vec<String>,
+    /// Why the last check or update failed, in one line.
+    pub error: Option<String>,
+}
+
 /// Fields added to the status after replies of protocol 1 were recorded:
 /// always written, but not required by the schema, so what a berth of the
 /// same protocol sent before them stays valid (fields are only ever added).
-const ADDED_WITHIN_PROTOCOL_1: &[&str] = &["depends_on", "waiting_for"];
+const ADDED_WITHIN_PROTOCOL_1: &[&str] = &["depends_on", "waiting_for", "update"];
 
 fn added_within_protocol_1(schema: &mut schemars::Schema) {
     if let Some(required) = schema
@@ -264,6 +285,10 @@ pub struct Config {
     /// (those the tray set for GTK before any thread started); a manifest's
     /// `env` can still set them.
     pub env_remove: Vec<String>,
+    /// The updates folder (v3, "Updates": `$XDG_DATA_HOME/NAME/updates`)
+    /// whose `ID/` folder and `ID.yaml` link each backend's job alone
+    /// writes; `None`: updates are not installed (tests, benchmarks).
+    pub updates_dir: Option<PathBuf>,
 }
 
 /// What an accepted command did, for a note on stderr.

@@ -59,6 +59,7 @@ pub async fn supervise(dir: &Path, backends: Vec<Backend>) -> SupervisorHandle {
             log_backups: 3,
             notify_dir: dir.join("notify"),
             env_remove: Vec::new(),
+            updates_dir: None,
         },
         None::<PathBuf>,
     );

@@ -119,6 +119,22 @@ export interface BackendStatus {
   depends_on: Record<string, DependencyCondition>
   /** The dependencies a start is waiting for, in id order; empty unless `starting` and waiting. */
   waiting_for: string[]
+  /** Its updates; null without `update` in the manifest. */
+  update: UpdateStatus | null
+}
+
+/** What berth knows of a backend's updates. */
+export interface UpdateStatus {
+  /** The version the feed offers above the installed one, if the last check found one. */
+  available: string | null
+  /** When the feed was last read successfully (RFC 3339, UTC). */
+  checked: string | null
+  /** The version `rollback` returns to, if any. */
+  previous: string | null
+  /** Versions that failed their probation: never offered again. */
+  bad: string[]
+  /** Why the last check or update failed, in one line. */
+  error: string | null
 }
 
 /** When a dependency counts as up: its process exists, it is ready, or its first health check passed. */

@@ -35,6 +35,7 @@ async fn a_typo_during_a_rescan_without_watcher_keeps_the_running_backend() {
             log_backups: 1,
             notify_dir: tmp.path().join("notify"),
             env_remove: Vec::new(),
+            updates_dir: None,
         },
         None,
     );

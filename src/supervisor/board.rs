@@ -97,6 +97,11 @@ pub fn fill_def(s: &mut BackendStatus, def: &crate::manifest::Backend) {
         .iter()
         .map(|(id, d)| (id.to_string(), d.condition))
         .collect();
+    // What the job learns (checks, kept versions) is laid over this.
+    s.update = def
+        .update
+        .as_ref()
+        .map(|_| crate::status::UpdateStatus::default());
 }
 
 /// Where the executable would be found now (else its first candidate), as

@@ -102,6 +102,7 @@ pub fn env() -> Env {
             log_backups: 3,
             notify_dir: dir.path().join("run/notify"),
             env_remove: Vec::new(),
+            updates_dir: None,
         },
         Some(PathBuf::from(env!("CARGO_BIN_EXE_berth"))),
     );

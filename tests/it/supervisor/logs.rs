@@ -62,6 +62,7 @@ async fn logs_rotate_by_size_through_the_supervisor() {
             log_backups: 2,
             notify_dir: dir.path().join("notify"),
             env_remove: Vec::new(),
+            updates_dir: None,
         },
         None,
     );
