@@ -15,10 +15,12 @@
 //! - `cli/release.rs`: `berth release`, the publisher's side.
 //! - [`fetch`]: the HTTP(S) client: small signed files read whole up to a
 //!   bound, artifacts downloaded into a path with their size and digest
-//!   checked, 30 s without progress ends a transfer.
+//!   checked, 30 s without progress ends a transfer; [`network`]: it as
+//!   `check` and `stage` read the network.
 
 pub mod check;
 pub mod feed;
 pub mod fetch;
 pub mod install;
+pub mod network;
 pub mod stage;

@@ -141,6 +141,22 @@ pub fn single(event: &JobEvent) -> Note {
             };
             (format!("{name} is unhealthy"), format!("{reason}{next}"))
         }
+        // Plain words until the notifications of updates are worded.
+        EventKind::UpdateFound { version } => {
+            (format!("{name}: update {version} available"), String::new())
+        }
+        EventKind::UpdateApplied { version, from } => (
+            format!("{name} updated to {version}"),
+            format!("from {from}"),
+        ),
+        EventKind::RolledBack {
+            version,
+            to,
+            reason,
+        } => (
+            format!("{name} {version} rolled back to {to}"),
+            reason.clone(),
+        ),
     };
     let mut body = reason;
     if let Some(line) = &event.last_stderr {

@@ -34,6 +34,27 @@ pub enum Offer {
     UpToDate(Option<semver::Version>),
 }
 
+impl Offer {
+    /// What it means for `id` installed at `installed`, in one line
+    /// (`berth update ID --check`, the `check-update` reply's note).
+    pub fn line(&self, id: &str, installed: &semver::Version, platform: &str) -> String {
+        match self {
+            Self::Available(release) => {
+                format!(
+                    "{id}: {} available (installed {installed})",
+                    release.version
+                )
+            }
+            Self::UpToDate(Some(latest)) => format!(
+                "{id}: up to date (installed {installed}, the feed's latest for {platform} is {latest})"
+            ),
+            Self::UpToDate(None) => format!(
+                "{id}: up to date (installed {installed}; the feed has no release for {platform})"
+            ),
+        }
+    }
+}
+
 /// Why a check failed: one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckError {

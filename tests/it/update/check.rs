@@ -10,13 +10,13 @@ use super::release::{publisher_backend, publisher_key, release};
 use crate::control::home::{Home, Out, one_line, wait_until};
 
 /// `python3 -m http.server` serving `dir` on a free loopback port.
-struct Server {
+pub(super) struct Server {
     child: Child,
     port: u16,
 }
 
 impl Server {
-    fn serve(dir: &Path) -> Self {
+    pub(super) fn serve(dir: &Path) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -47,7 +47,7 @@ impl Server {
         Self { child, port }
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.port)
     }
 }
@@ -60,7 +60,7 @@ impl Drop for Server {
 }
 
 /// The home's backend `demo` at 1.0.0 whose feed is `feed`.
-fn installed(home: &Home, feed: &str) {
+pub(super) fn installed(home: &Home, feed: &str) {
     home.backend(
         "demo",
         "exec sleep 30",
@@ -78,7 +78,7 @@ fn check(home: &Home) -> Out {
     ])
 }
 
-fn trust_publisher(home: &Home, key: &Path) {
+pub(super) fn trust_publisher(home: &Home, key: &Path) {
     let trusted = home.path().join("config/berth/trusted");
     std::fs::create_dir_all(&trusted).unwrap();
     std::fs::copy(key.with_extension("pub"), trusted.join("publisher.pub")).unwrap();
@@ -86,7 +86,7 @@ fn trust_publisher(home: &Home, key: &Path) {
 
 /// The publisher's 1.1.0 released into `feed/` and served; returns the
 /// key, the folder and its server.
-fn published(home: &Home) -> (std::path::PathBuf, std::path::PathBuf, Server) {
+pub(super) fn published(home: &Home) -> (std::path::PathBuf, std::path::PathBuf, Server) {
     let key = publisher_key(home);
     let feed = home.path().join("feed");
     let out = release(home, &publisher_backend(home, "1.1.0"), &key, &feed);

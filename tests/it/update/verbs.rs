@@ -1,0 +1,114 @@
+//! `check-update` and `update` carried out by the running launcher (the job
+//! of the backend), against a real web server on 127.0.0.1 serving a folder
+//! made by the real `berth release`: what the status's `update` shows, the
+//! switch of a stopped and of a running backend, and the refusals.
+
+use std::path::PathBuf;
+
+use super::check::{Server, installed, published, trust_publisher};
+use crate::control::home::{Home, Launcher, Out, one_line};
+
+/// The updates folder of the home's launcher.
+fn updates(home: &Home) -> PathBuf {
+    home.path().join("data/berth/updates")
+}
+
+/// `berth run` with this home's data folder (the updates go there).
+fn launch(home: &Home) -> Launcher {
+    let data = home.path().join("data");
+    home.launch_with_cmd(&[], |cmd| {
+        cmd.env("XDG_DATA_HOME", &data);
+    })
+}
+
+fn update(home: &Home, flag: Option<&str>) -> Out {
+    let mut args = vec!["update", "demo"];
+    args.extend(flag);
+    home.run(&args)
+}
+
+/// The publisher's 1.1.0 served and trusted, `demo` 1.0.0 installed with
+/// that feed, a launcher running.
+fn ready(home: &Home) -> (Server, Launcher) {
+    let (key, _, server) = published(home);
+    trust_publisher(home, &key);
+    installed(home, &server.url());
+    let launcher = launch(home);
+    (server, launcher)
+}
+
+#[test]
+fn check_update_through_the_launcher_fills_available_and_checked() {
+    let home = Home::new();
+    let (_server, _launcher) = ready(&home);
+    let before = home.status_of("demo");
+    assert_eq!(before["update"]["available"], serde_json::Value::Null);
+    assert_eq!(before["update"]["checked"], serde_json::Value::Null);
+
+    let out = update(&home, Some("--check"));
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout(), "demo: 1.1.0 available (installed 1.0.0)\n");
+    let after = home.status_of("demo");
+    assert_eq!(after["update"]["available"], "1.1.0", "{after}");
+    let checked = after["update"]["checked"].as_str().unwrap();
+    assert!(
+        checked.len() == 20 && checked.ends_with('Z') && checked.as_bytes()[10] == b'T',
+        "{checked}"
+    );
+    assert_eq!(after["update"]["error"], serde_json::Value::Null);
+    // Only looked: nothing installed.
+    assert!(!updates(&home).join("demo.yaml").exists());
+}
+
+#[test]
+fn update_refusals_are_one_line_and_change_nothing() {
+    let home = Home::new();
+    let (key, _, server) = published(&home);
+    trust_publisher(&home, &key);
+    // Installed at the feed's version: not higher.
+    home.backend(
+        "demo",
+        "exec sleep 30",
+        &format!("update:\n  feed: {}\n", server.url()),
+    );
+    let manifest = home.backends().join("demo.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("version: 1.0.0", "version: 1.1.0")).unwrap();
+    home.backend("plain", "exec sleep 30", "");
+
+    // Without a launcher, only --check is answered.
+    let out = update(&home, None);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(
+        one_line(&out.stderr()) && out.stderr().contains("no launcher running"),
+        "{out:?}"
+    );
+
+    let _launcher = launch(&home);
+    let out = update(&home, None);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(one_line(&out.stderr()), "{out:?}");
+    assert!(
+        out.stderr()
+            .contains("demo: up to date (installed 1.1.0, the feed's latest"),
+        "{out:?}"
+    );
+    assert!(out.stderr().contains("nothing to install"), "{out:?}");
+    assert!(!updates(&home).join("demo").exists());
+    let status = home.status_of("demo");
+    assert!(
+        status["update"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to install"),
+        "{status}"
+    );
+
+    let out = home.run(&["update", "plain"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(one_line(&out.stderr()), "{out:?}");
+    assert!(out.stderr().contains("has no update section"), "{out:?}");
+    let out = home.run(&["update", "ghost", "--check"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr().contains("no backend with id"), "{out:?}");
+}
