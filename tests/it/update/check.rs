@@ -95,12 +95,18 @@ fn published(home: &Home) -> (std::path::PathBuf, std::path::PathBuf, Server) {
     (key, feed, server)
 }
 
+/// [`published`], its key trusted and `demo` 1.0.0 following it.
+fn following(home: &Home) -> (std::path::PathBuf, std::path::PathBuf, Server) {
+    let (key, feed, server) = published(home);
+    trust_publisher(home, &key);
+    installed(home, &server.url());
+    (key, feed, server)
+}
+
 #[test]
 fn the_feed_offers_a_higher_version_then_none() {
     let home = Home::new();
-    let (key, _, server) = published(&home);
-    trust_publisher(&home, &key);
-    installed(&home, &server.url());
+    let _feed = following(&home);
     let out = check(&home);
     assert_eq!(out.code(), 0, "{out:?}");
     assert_eq!(out.stdout(), "demo: 1.1.0 available (installed 1.0.0)\n");
@@ -162,4 +168,31 @@ fn a_backend_without_an_update_section_has_no_feed_to_check() {
             .contains("demo has no update section: no feed to check"),
         "{out:?}"
     );
+}
+
+#[test]
+fn a_version_rolled_back_is_not_offered_again_but_a_higher_one_is() {
+    let home = Home::new();
+    let (key, feed, _server) = following(&home);
+    // 1.1.0 failed its probation here: the list the job keeps.
+    let bad = home.path().join("data/berth/updates/demo");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("bad"), "1.1.0\n").unwrap();
+    let out = check(&home);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stdout()
+            .starts_with("demo: up to date (installed 1.0.0")
+            && out
+                .stdout()
+                .contains("not offered, rolled back before: 1.1.0"),
+        "{out:?}"
+    );
+
+    // The publisher fixes it in 1.2.0.
+    let out = release(&home, &publisher_backend(&home, "1.2.0"), &key, &feed);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let out = check(&home);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout(), "demo: 1.2.0 available (installed 1.0.0)\n");
 }
