@@ -17,7 +17,8 @@ use crate::client::{Client, ClientError};
 use crate::folders::Folders;
 use crate::manifest::platform::Platform;
 use crate::trust::{Policy, Trust};
-use crate::update::check;
+use crate::update::check::{self, Installed};
+use crate::update::install::Updates;
 use crate::update::network::Network;
 use crate::verb::Verb;
 use crate::watch::{FolderState, Scope};
@@ -75,15 +76,20 @@ pub fn check(id: &str, folders: &Folders, app: &crate::paths::AppName) -> anyhow
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let bad = Updates::of(app).bad(&backend.id);
+    let installed = Installed {
+        id: &backend.id,
+        version: &backend.version,
+        bad: &bad,
+    };
     let offer = runtime.block_on(check::check(
-        &backend.id,
-        &backend.version,
+        installed,
         &update.feed,
         &trust,
         &platform,
         &Network,
     ))?;
-    println!("{}", offer.line(id, &backend.version, &platform));
+    println!("{}", offer.line(installed, &platform));
     Ok(ExitCode::SUCCESS)
 }
 

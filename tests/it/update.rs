@@ -4,5 +4,6 @@
 //! `check-update` and `update` install it.
 
 mod check;
+pub mod feed;
 mod release;
 mod verbs;

@@ -31,7 +31,7 @@ use crate::manifest::BackendId;
 use crate::manifest::platform::Platform;
 use crate::status::{ActionError, BackendStatus, Outcome, State, UpdateStatus};
 use crate::trust::Trust;
-use crate::update::check::{self, Offer};
+use crate::update::check::{self, Installed, Offer};
 use crate::update::install::Updates;
 use crate::update::network::Network;
 use crate::update::stage::{self, Wanted};
@@ -97,8 +97,9 @@ impl Drop for Task {
 
 /// What the task found.
 pub(super) struct Report {
-    /// What the feed offered, when it could be read and trusted.
-    read: Option<Offer>,
+    /// What the feed offered, when it could be read and trusted, and that
+    /// in words.
+    read: Option<(Offer, String)>,
     /// The version published (an update), nothing (a check), or why not.
     result: Result<Option<Version>, String>,
 }
@@ -163,34 +164,36 @@ struct Work {
 
 impl Work {
     async fn run(self) -> Report {
-        let keys = self.readers.keys.clone();
-        let trust = match tokio::task::spawn_blocking(move || Trust::load(keys)).await {
-            Ok(trust) => trust,
+        let (keys, updates, id) = (
+            self.readers.keys.clone(),
+            self.updates.clone(),
+            self.id.clone(),
+        );
+        let read = tokio::task::spawn_blocking(move || (Trust::load(keys), updates.bad(&id))).await;
+        let (trust, bad) = match read {
+            Ok(read) => read,
             Err(e) => return failed(None, format!("cannot read the trusted keys: {e}")),
         };
         let platform = Platform::current().keys()[0].clone();
-        let offer = match check::check(
-            &self.id,
-            &self.installed,
-            &self.feed,
-            &trust,
-            &platform,
-            &Network,
-        )
-        .await
-        {
+        let installed = Installed {
+            id: &self.id,
+            version: &self.installed,
+            bad: &bad,
+        };
+        let offer = match check::check(installed, &self.feed, &trust, &platform, &Network).await {
             Ok(offer) => offer,
             Err(e) => return failed(None, e.to_string()),
         };
+        let line = offer.line(installed, &platform);
         if !self.install {
             return Report {
-                read: Some(offer),
+                read: Some((offer, line)),
                 result: Ok(None),
             };
         }
         let Offer::Available(release) = &offer else {
-            let line = offer.line(self.id.as_str(), &self.installed, &platform);
-            return failed(Some(offer), format!("{line}: nothing to install"));
+            let why = format!("{line}: nothing to install");
+            return failed(Some((offer, line)), why);
         };
         let wanted = Wanted {
             id: &self.id,
@@ -206,28 +209,29 @@ impl Work {
             &Network,
         )
         .await;
+        let version = release.version.clone();
         let staging = match staged {
             Ok(staging) => staging,
-            Err(e) => return failed(Some(offer), e.to_string()),
+            Err(e) => return failed(Some((offer, line)), e.to_string()),
         };
-        let version = release.version.clone();
         let updates = self.updates.clone();
         let published = {
             let version = version.clone();
             tokio::task::spawn_blocking(move || updates.publish(staging, &version)).await
         };
+        let read = Some((offer, line));
         match published {
             Ok(Ok(())) => Report {
-                read: Some(offer),
+                read,
                 result: Ok(Some(version)),
             },
-            Ok(Err(e)) => failed(Some(offer), e.to_string()),
-            Err(e) => failed(Some(offer), format!("publishing failed: {e}")),
+            Ok(Err(e)) => failed(read, e.to_string()),
+            Err(e) => failed(read, format!("publishing failed: {e}")),
         }
     }
 }
 
-fn failed(read: Option<Offer>, why: String) -> Report {
+fn failed(read: Option<(Offer, String)>, why: String) -> Report {
     Report {
         read,
         result: Err(why),
@@ -343,12 +347,11 @@ impl Job {
         else {
             return Flow::Continue;
         };
-        let platform = Platform::current().keys()[0].clone();
         let mut line = None;
-        if let Some(offer) = &report.read {
+        if let Some((offer, said)) = &report.read {
             self.updating.checked = Some(SystemTime::now());
             self.updating.error = None;
-            line = Some(offer.line(&self.id, &from, &platform));
+            line = Some(said.clone());
             self.updating.available = match offer {
                 Offer::Available(release) => {
                     self.found(&release.version);

@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use super::check::{Server, installed, published, trust_publisher};
+use super::feed::{FeedServer, Publisher};
+use super::release::publisher_backend;
 use crate::control::home::{Home, Launcher, Out, one_line};
 
 /// The updates folder of the home's launcher.
@@ -13,12 +14,21 @@ fn updates(home: &Home) -> PathBuf {
     home.path().join("data/berth/updates")
 }
 
-/// `berth run` with this home's data folder (the updates go there).
-fn launch(home: &Home) -> Launcher {
-    let data = home.path().join("data");
-    home.launch_with_cmd(&[], |cmd| {
-        cmd.env("XDG_DATA_HOME", &data);
-    })
+/// The home's backend `demo` at 1.0.0 (a script) whose feed is `feed`.
+fn installed(home: &Home, feed: &str) {
+    home.backend(
+        "demo",
+        "exec sleep 30",
+        &format!("update:\n  feed: {feed}\n"),
+    );
+}
+
+/// The publisher's 1.1.0 (a script printing its version) released,
+/// trusted and served.
+fn published(home: &Home) -> FeedServer {
+    let publisher = Publisher::new(home);
+    publisher.release(home, &publisher_backend(home, "1.1.0"));
+    FeedServer::serve(&publisher.feed)
 }
 
 fn update(home: &Home, flag: Option<&str>) -> Out {
@@ -29,11 +39,10 @@ fn update(home: &Home, flag: Option<&str>) -> Out {
 
 /// The publisher's 1.1.0 served and trusted, `demo` 1.0.0 installed with
 /// that feed, a launcher running.
-fn ready(home: &Home) -> (Server, Launcher) {
-    let (key, _, server) = published(home);
-    trust_publisher(home, &key);
+fn ready(home: &Home) -> (FeedServer, Launcher) {
+    let server = published(home);
     installed(home, &server.url());
-    let launcher = launch(home);
+    let launcher = home.launch();
     (server, launcher)
 }
 
@@ -63,8 +72,7 @@ fn check_update_through_the_launcher_fills_available_and_checked() {
 #[test]
 fn update_refusals_are_one_line_and_change_nothing() {
     let home = Home::new();
-    let (key, _, server) = published(&home);
-    trust_publisher(&home, &key);
+    let server = published(&home);
     // Installed at the feed's version: not higher.
     home.backend(
         "demo",
@@ -84,7 +92,7 @@ fn update_refusals_are_one_line_and_change_nothing() {
         "{out:?}"
     );
 
-    let _launcher = launch(&home);
+    let _launcher = home.launch();
     let out = update(&home, None);
     assert_eq!(out.code(), 1, "{out:?}");
     assert!(one_line(&out.stderr()), "{out:?}");
