@@ -22,6 +22,11 @@ use super::scalar::{Scalar, scalar};
 pub struct UpdateSpec {
     /// The feed's folder URL, ending in `/` so files join below it.
     pub feed: Url,
+    /// Set by the registry when the definition in force is an installed
+    /// update: the version of the id's own manifest in the backends folders,
+    /// whose `update` section this is (it governs the installed versions
+    /// too). `None`: the definition is that manifest itself.
+    pub shipped: Option<semver::Version>,
 }
 
 /// `update`.
@@ -34,7 +39,10 @@ pub struct RawUpdate {
 
 impl From<RawUpdate> for UpdateSpec {
     fn from(raw: RawUpdate) -> Self {
-        Self { feed: raw.feed.0 }
+        Self {
+            feed: raw.feed.0,
+            shipped: None,
+        }
     }
 }
 
