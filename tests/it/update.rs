@@ -3,4 +3,5 @@
 //! --check` reads it from a real web server.
 
 mod check;
+pub mod feed;
 mod release;
