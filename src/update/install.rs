@@ -218,6 +218,7 @@ impl Updates {
         let target = Path::new(id.as_str())
             .join(version.to_string())
             .join(format!("{id}.yaml"));
+        super::pause::at("published-version");
         self.point(&self.link(&id), &target)?;
         self.prune(&id).map(drop)
     }

@@ -53,9 +53,6 @@ pub(super) struct Updating {
     error: Option<String>,
     /// Versions already announced ([`EventKind::UpdateFound`] once each).
     announced: BTreeSet<Version>,
-    /// The version this launcher updated from, while the registry does
-    /// not say which version the shipped manifest has.
-    from: Option<Version>,
     /// The version `--rollback` returns to, read from the updates folder
     /// when the definition changes.
     previous: Option<Version>,
@@ -372,8 +369,6 @@ impl Job {
                 if self.updating.available.as_ref() <= Some(&version) {
                     self.updating.available = None;
                 }
-                self.updating.from = Some(from.clone());
-                self.refresh_previous();
                 self.updating.step = Some(Step::Loading {
                     version: version.clone(),
                     from,
@@ -464,8 +459,11 @@ impl Job {
         let Some(Step::Watching { version, .. }) = &self.updating.step else {
             return;
         };
-        // Its old run still being stopped is not the new version's.
-        if status.version.as_deref() != Some(version.to_string().as_str()) {
+        // Its old run being stopped, and the moment between that stop and
+        // the queued restart, are not the new version's.
+        if !self.deferred.is_empty()
+            || status.version.as_deref() != Some(version.to_string().as_str())
+        {
             return;
         }
         match verdict(status) {
@@ -505,19 +503,13 @@ impl Job {
 
     /// Reads again which version `--rollback` returns to (the definition
     /// changed): the one the updates folder keeps, else, while an installed
-    /// update is in force, the one this launcher updated from.
+    /// update is in force, the shipped one.
     pub(super) fn refresh_previous(&mut self) {
         let dir = self.shared.config.updates_dir.as_ref();
         self.updating.previous = match (dir, &self.def.update) {
-            (Some(dir), Some(_)) => {
-                let updates = Updates::at(dir);
-                let id = &self.def.id;
-                updates.previous(id).or_else(|| {
-                    (updates.current(id).as_ref() == Some(&self.def.version))
-                        .then(|| self.updating.from.clone())
-                        .flatten()
-                })
-            }
+            (Some(dir), Some(spec)) => Updates::at(dir)
+                .previous(&self.def.id)
+                .or_else(|| spec.shipped.clone()),
             _ => None,
         };
     }

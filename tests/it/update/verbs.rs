@@ -4,10 +4,11 @@
 //! switch of a stopped and of a running backend, and the refusals.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::feed::{FeedServer, Publisher};
 use super::release::publisher_backend;
-use crate::control::home::{Home, Launcher, Out, one_line};
+use crate::control::home::{Home, Launcher, Out, one_line, wait_until};
 
 /// The updates folder of the home's launcher.
 fn updates(home: &Home) -> PathBuf {
@@ -119,4 +120,48 @@ fn update_refusals_are_one_line_and_change_nothing() {
     let out = home.run(&["update", "ghost", "--check"]);
     assert_eq!(out.code(), 1, "{out:?}");
     assert!(out.stderr().contains("no backend with id"), "{out:?}");
+}
+#[test]
+fn update_while_stopped_runs_the_new_version_at_the_next_start() {
+    let home = Home::new();
+    let (_server, _launcher) = ready(&home);
+    let out = update(&home, None);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout(), "demo: updated 1.0.0 -> 1.1.0 (stopped)\n");
+    let status = home.status_of("demo");
+    assert_eq!(status["version"], "1.1.0", "{status}");
+    assert_eq!(status["state"], "stopped", "{status}");
+    assert_eq!(status["update"]["available"], serde_json::Value::Null);
+    assert_eq!(status["update"]["previous"], "1.0.0", "{status}");
+
+    let out = home.run(&["start", "demo"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    // The release's run.sh says its version first.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(home.log("demo")).is_ok_and(|l| l.contains("1.1.0"))
+        }),
+        "{:?}",
+        std::fs::read_to_string(home.log("demo"))
+    );
+}
+
+#[test]
+fn update_while_running_restarts_into_the_new_version() {
+    let home = Home::new();
+    let (_server, launcher) = ready(&home);
+    assert_eq!(home.run(&["start", "demo"]).code(), 0);
+    let old = home.status_of("demo")["pid"].as_u64().unwrap();
+
+    let out = update(&home, None);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout(), "demo: updated 1.0.0 -> 1.1.0 (running)\n");
+    let status = home.status_of("demo");
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(status["version"], "1.1.0", "{status}");
+    assert_eq!(status["pending_restart"], false, "{status}");
+    let new = status["pid"].as_u64().unwrap();
+    assert_ne!(new, old);
+    let log = launcher.stderr();
+    assert!(log.contains("update applied"), "{log}");
 }
