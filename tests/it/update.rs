@@ -5,5 +5,6 @@
 
 mod check;
 pub mod feed;
+mod installed;
 mod release;
 mod verbs;
