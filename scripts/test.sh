@@ -17,6 +17,9 @@ fi
 
 scripts/deps.sh
 python/build.sh --onedir --dev
+# The backend at 1.1.0, the newer release of the update tests
+# (tests/it/update/feed.rs): onedir, about 12 s to build (onefile: 25 s).
+python/build.sh --version 1.1.0
 # The FastAPI example (fastapi and uvicorn from PyPI into python/.venv),
 # run under berth by tests/it/control/fastapi.rs.
 examples/python-fastapi/build.sh

@@ -342,6 +342,27 @@ ready: {{ stdout_json: {{ status: ready, port: 5000 }}, timeout: 1h }}
     };
 
     #[test]
+    fn update_section_values_and_defaults() {
+        let with = |section: &str| {
+            parse_on(&format!("{}update: {section}\n", full()), LINUX_X64)
+                .unwrap()
+                .update
+                .unwrap()
+        };
+        let spec =
+            with("{ feed: \"https://example.org/f/\", check: 6h, auto: true, probation: 90s }");
+        assert_eq!(spec.feed.as_str(), "https://example.org/f/");
+        assert_eq!(spec.check, Some(Duration::from_secs(6 * 3600)));
+        assert!(spec.auto);
+        assert_eq!(spec.probation, Duration::from_secs(90));
+        let spec = with("{ feed: \"https://example.org/f/\" }");
+        assert_eq!(spec.check, None);
+        assert!(!spec.auto);
+        assert_eq!(spec.probation, crate::manifest::update::DEFAULT_PROBATION);
+        assert_eq!(spec.probation, Duration::from_secs(60));
+    }
+
+    #[test]
     fn every_field() {
         let b = parse_on(&full(), LINUX_X64).unwrap();
         assert_eq!(b.file, Path::new("/m/backends/python.yaml"));

@@ -91,10 +91,24 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            stall: STALL,
+            stall: test_stall().unwrap_or(STALL),
             min_progress: MIN_PROGRESS,
         }
     }
+}
+
+/// A test of the real binary against a stalled feed would wait the
+/// contract's 30 s: debug builds take a shorter stall, in whole seconds,
+/// from `BERTH_TEST_FETCH_STALL`. Release builds have no such knob.
+#[cfg(debug_assertions)]
+fn test_stall() -> Option<Duration> {
+    let secs: u64 = std::env::var("BERTH_TEST_FETCH_STALL").ok()?.parse().ok()?;
+    Some(Duration::from_secs(secs))
+}
+
+#[cfg(not(debug_assertions))]
+fn test_stall() -> Option<Duration> {
+    None
 }
 
 /// Why a fetch failed: one line, naming the URL it concerns (for a
@@ -259,9 +273,14 @@ impl Fetcher {
         };
         let mut file = File::create(dest).map_err(write_error)?;
         let mut hasher = Sha256::new();
+        let mut first = true;
         let got = self.transfer(url, expected_size, |chunk| {
             hasher.update(chunk);
-            file.write_all(chunk).map_err(write_error)
+            file.write_all(chunk).map_err(write_error)?;
+            if std::mem::take(&mut first) {
+                super::pause::at("downloading");
+            }
+            Ok(())
         })?;
         if got < expected_size {
             let expected = expected_size;
@@ -471,6 +490,17 @@ async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_limits_are_the_contracts_30_s_and_32_kib() {
+        if std::env::var_os("BERTH_TEST_FETCH_STALL").is_none() {
+            let contract = Limits {
+                stall: Duration::from_secs(30),
+                min_progress: 32 * 1024,
+            };
+            assert_eq!(Limits::default(), contract);
+        }
+    }
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()

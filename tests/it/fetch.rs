@@ -17,7 +17,7 @@ use url::Url;
 use server::{Reply, Server};
 use tls::Ca;
 
-mod server;
+pub mod server;
 mod tls;
 
 /// Stall rules short enough for a test: 1 s, 1 KiB.

@@ -223,7 +223,14 @@ pub fn guardians_of(parent: u32) -> Vec<u32> {
 /// test fails and says how to build it, unless `BERTH_SKIP_PYINSTALLER=1`
 /// (then `None`: the caller skips).
 pub fn pyinstaller_backend() -> Option<PathBuf> {
-    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dist/backend");
+    pyinstaller_build("python/dist/backend", "python/build.sh")
+}
+
+/// The executable of a PyInstaller build at `exe` (in the source tree),
+/// built by the command `how`. Absent: the test fails and says how to build
+/// it, unless `BERTH_SKIP_PYINSTALLER=1` (then `None`: the caller skips).
+pub fn pyinstaller_build(exe: &str, how: &str) -> Option<PathBuf> {
+    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join(exe);
     if exe.is_file() {
         return Some(exe);
     }
@@ -235,7 +242,7 @@ pub fn pyinstaller_backend() -> Option<PathBuf> {
         return None;
     }
     panic!(
-        "{} is missing: run python/build.sh first (or set BERTH_SKIP_PYINSTALLER=1 to skip)",
+        "{} is missing: run {how} first (or set BERTH_SKIP_PYINSTALLER=1 to skip)",
         exe.display()
     );
 }

@@ -37,7 +37,19 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "update-unknown-field.yaml",
-        "line 10 column 3: update: unknown field `chek`, expected `feed`",
+        "line 10 column 3: update: unknown field `chek`, did you mean `check`?",
+    ),
+    (
+        "update-check-too-short.yaml",
+        "line 10 column 10: update.check: check \"59s\" is too often: the smallest is 1m (like 6h)",
+    ),
+    (
+        "update-probation-zero.yaml",
+        "line 10 column 14: update.probation: \"0s\" is zero: give a duration of more than 0, like 10s",
+    ),
+    (
+        "update-auto-not-bool.yaml",
+        "line 10 column 9: update.auto: invalid type: string \"sometimes\", expected a boolean",
     ),
     (
         "health-two-checks.yaml",

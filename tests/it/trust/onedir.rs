@@ -9,21 +9,14 @@ use std::process::Command;
 use super::ok;
 use crate::control::home::{Home, one_line};
 
-/// The onedir build; absent, the test fails and says how to build it
-/// (`BERTH_SKIP_PYINSTALLER=1` skips, as for the onefile build).
+/// The onedir build's folder; absent, the test fails and says how to build
+/// it (`BERTH_SKIP_PYINSTALLER=1` skips, as for the onefile build).
 fn onedir_build() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dist/onedir/backend");
-    if dir.join("backend").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("BERTH_SKIP_PYINSTALLER").as_deref() == Ok("1") {
-        eprintln!("skipped: {} is absent", dir.display());
-        return None;
-    }
-    panic!(
-        "{} is missing: run python/build.sh --onedir first",
-        dir.display()
-    );
+    let exe = crate::util::pyinstaller_build(
+        "python/dist/onedir/backend/backend",
+        "python/build.sh --onedir",
+    )?;
+    Some(exe.parent().unwrap().to_owned())
 }
 
 fn expect_mismatch(home: &Home, what: &str) {

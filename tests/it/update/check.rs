@@ -1,63 +1,9 @@
 //! `berth update ID --check` against a real web server on 127.0.0.1
-//! (Python's http.server) serving a folder made by `berth release`.
+//! serving a folder made by `berth release`.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use super::release::{publisher_backend, publisher_key, release};
-use crate::control::home::{Home, Out, one_line, wait_until};
-
-/// `python3 -m http.server` serving `dir` on a free loopback port.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn serve(dir: &Path) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .arg("--directory")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(
-            wait_until(Duration::from_secs(15), || TcpStream::connect((
-                "127.0.0.1",
-                port
-            ))
-            .is_ok()),
-            "http.server never served"
-        );
-        Self { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use super::feed::{FeedServer, Publisher, python_1_0_0, release_python_1_1_0};
+use super::release::publisher_backend;
+use crate::control::home::{Home, Out, one_line};
 
 /// The home's backend `demo` at 1.0.0 whose feed is `feed`.
 fn installed(home: &Home, feed: &str) {
@@ -78,28 +24,20 @@ fn check(home: &Home) -> Out {
     ])
 }
 
-fn trust_publisher(home: &Home, key: &Path) {
-    let trusted = home.path().join("config/berth/trusted");
-    std::fs::create_dir_all(&trusted).unwrap();
-    std::fs::copy(key.with_extension("pub"), trusted.join("publisher.pub")).unwrap();
-}
-
-/// The publisher's 1.1.0 released into `feed/` and served; returns the
-/// key, the folder and its server.
-fn published(home: &Home) -> (std::path::PathBuf, std::path::PathBuf, Server) {
-    let key = publisher_key(home);
-    let feed = home.path().join("feed");
-    let out = release(home, &publisher_backend(home, "1.1.0"), &key, &feed);
-    assert_eq!(out.code(), 0, "{out:?}");
-    let server = Server::serve(&feed);
-    (key, feed, server)
+/// The publisher's 1.1.0 released into its feed and served (the key
+/// trusted only once the test says so).
+fn published(home: &Home) -> (Publisher, FeedServer) {
+    let publisher = Publisher::untrusted(home);
+    publisher.release(home, &publisher_backend(home, "1.1.0"));
+    let server = FeedServer::serve(&publisher.feed);
+    (publisher, server)
 }
 
 #[test]
 fn the_feed_offers_a_higher_version_then_none() {
     let home = Home::new();
-    let (key, _, server) = published(&home);
-    trust_publisher(&home, &key);
+    let (publisher, server) = published(&home);
+    publisher.trust(&home);
     installed(&home, &server.url());
     let out = check(&home);
     assert_eq!(out.code(), 0, "{out:?}");
@@ -121,7 +59,8 @@ fn the_feed_offers_a_higher_version_then_none() {
 #[test]
 fn an_index_without_a_trusted_signature_is_refused_in_one_line() {
     let home = Home::new();
-    let (key, feed, server) = published(&home);
+    let (publisher, server) = published(&home);
+    let feed = &publisher.feed;
     installed(&home, &server.url());
 
     // The publisher's key is not trusted here.
@@ -131,7 +70,7 @@ fn an_index_without_a_trusted_signature_is_refused_in_one_line() {
     assert!(out.stderr().contains("index.json: not trusted"), "{out:?}");
 
     // Trusted, but the index was changed after signing.
-    trust_publisher(&home, &key);
+    publisher.trust(&home);
     let index = feed.join("index.json");
     let text = std::fs::read_to_string(&index).unwrap();
     std::fs::write(&index, text.replace("1.1.0", "9.9.9")).unwrap();
@@ -162,4 +101,55 @@ fn a_backend_without_an_update_section_has_no_feed_to_check() {
             .contains("demo has no update section: no feed to check"),
         "{out:?}"
     );
+}
+
+#[test]
+fn the_pyinstaller_1_1_0_release_is_offered_to_the_installed_1_0_0() {
+    let home = Home::new();
+    let publisher = Publisher::new(&home);
+    if !release_python_1_1_0(&home, &publisher, "") {
+        return;
+    }
+    let server = FeedServer::serve(&publisher.feed);
+    assert!(python_1_0_0(
+        &home,
+        &format!("update:\n  feed: {}\n", server.url())
+    ));
+    let out = home.run(&[
+        "update",
+        "python",
+        "--check",
+        "--backends",
+        home.backends().to_str().unwrap(),
+    ]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout(), "python: 1.1.0 available (installed 1.0.0)\n");
+}
+
+#[test]
+fn a_version_rolled_back_is_not_offered_again_but_a_higher_one_is() {
+    let home = Home::new();
+    let (publisher, server) = published(&home);
+    publisher.trust(&home);
+    installed(&home, &server.url());
+    // 1.1.0 failed its probation here: the list the job keeps.
+    let bad = home.path().join("data/berth/updates/demo");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("bad"), "1.1.0\n").unwrap();
+    let out = check(&home);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stdout()
+            .starts_with("demo: up to date (installed 1.0.0")
+            && out
+                .stdout()
+                .contains("not offered, rolled back before: 1.1.0"),
+        "{out:?}"
+    );
+
+    // The publisher fixes it in 1.2.0.
+    publisher.release(&home, &publisher_backend(&home, "1.2.0"));
+    let out = check(&home);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout(), "demo: 1.2.0 available (installed 1.0.0)\n");
 }
