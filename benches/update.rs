@@ -36,11 +36,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use berth::manifest::{BackendId, Digest, Places};
+use berth::manifest::{BackendId, Places};
 use berth::trust::{Policy, Trust};
-use berth::update::check::{self, Get, Offer};
+use berth::update::check::{self, Installed, Offer};
 use berth::update::install::Updates;
-use berth::update::stage::{self, Download, Wanted};
+use berth::update::network::Network;
+use berth::update::stage::{self, Wanted};
 use url::Url;
 
 use server::{Reply, Server};
@@ -154,31 +155,6 @@ fn berth(tmp: &Path, args: &[&str]) -> std::process::Output {
         .expect("berth")
 }
 
-/// The network through berth's download side, as the launcher uses it.
-struct Network;
-
-impl Get for Network {
-    async fn get(&self, url: &Url, max_bytes: u64) -> Result<Vec<u8>, String> {
-        berth::update::fetch::get(url, max_bytes)
-            .await
-            .map_err(|e| e.to_string())
-    }
-}
-
-impl Download for Network {
-    async fn download(
-        &self,
-        url: &Url,
-        size: u64,
-        sha256: &Digest,
-        dest: &Path,
-    ) -> Result<(), String> {
-        berth::update::fetch::download(url, size, sha256, dest)
-            .await
-            .map_err(|e| e.to_string())
-    }
-}
-
 fn install(publisher: &Publisher, feed: &Url, tmp: &Path) {
     let rounds: usize = env_number("BERTH_UPDATE_ROUNDS", 15);
     let curl = support::which("curl");
@@ -208,7 +184,15 @@ fn install(publisher: &Publisher, feed: &Url, tmp: &Path) {
         let started = Instant::now();
         let offer = runtime
             .block_on(check::check(
-                &id, &installed, feed, &trust, &platform, &Network,
+                Installed {
+                    id: &id,
+                    version: &installed,
+                    bad: &[],
+                },
+                feed,
+                &trust,
+                &platform,
+                &Network,
             ))
             .expect("berth check");
         let Offer::Available(release) = offer else {
@@ -362,8 +346,14 @@ fn switch(publisher: &Publisher, feed: &Url, tmp: &Path) {
         "switch: a running onefile backend not serving, medians of {rounds} rounds ({})",
         support::load()
     );
-    println!("switch: berth restart: {r:.1} ms (max {:.1})", max(&restarts));
-    println!("switch: berth update:  {u:.1} ms (max {:.1})", max(&updates));
+    println!(
+        "switch: berth restart: {r:.1} ms (max {:.1})",
+        max(&restarts)
+    );
+    println!(
+        "switch: berth update:  {u:.1} ms (max {:.1})",
+        max(&updates)
+    );
     println!(
         "switch: update - restart = {:+.1} ms (goal <= +{SWITCH_SLACK_MS}): {}",
         u - r,
