@@ -15,7 +15,6 @@ mod server;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
