@@ -4,4 +4,5 @@
 
 mod check;
 pub mod feed;
+mod launcher;
 mod release;

@@ -173,6 +173,19 @@ pub fn release_python_1_1_0(home: &Home, publisher: &Publisher, extra: &str) -> 
     true
 }
 
+/// The version the backend `id` says it is: `GET /api/status` on the port
+/// of its ready line, as `status --json` shows it.
+pub fn served_version(home: &Home, id: &str) -> String {
+    let status = home.status_of(id);
+    let port = status["ready_json"]["port"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{id} has no port in its ready line: {status}"));
+    let body = http_get(&format!("127.0.0.1:{port}"), "/api/status");
+    let json: serde_json::Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("{id}'s /api/status is not JSON ({e}): {body}"));
+    json["version"].as_str().unwrap_or_default().to_owned()
+}
+
 /// A plain HTTP/1.0 GET: the body.
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
