@@ -5,4 +5,5 @@
 mod check;
 pub mod feed;
 mod launcher;
+mod probation;
 mod release;

@@ -6,12 +6,14 @@
 //! (`python/dist-1.1.0/backend/`, `python/build.sh --version 1.1.0`, onedir).
 //! Shared so the update tests make one of each instead of their own.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::release::{publisher_key, release};
-use crate::control::home::Home;
+use crate::control::home::{Home, Out};
 use crate::fetch::server::{Reply, Server};
 
 /// How the server answers a request for a release's artifact (its
@@ -115,6 +117,34 @@ impl Publisher {
     }
 }
 
+/// Releases `id` at `version` into `publisher`'s feed: a `#!/bin/sh`
+/// backend running `script`, pinned, its manifest with `extra` added (its
+/// `ready`, `health`).
+pub fn release_script(
+    home: &Home,
+    publisher: &Publisher,
+    id: &str,
+    version: &str,
+    script: &str,
+    extra: &str,
+) {
+    let src = home.path().join(format!("src/{id}-{version}"));
+    std::fs::create_dir_all(&src).unwrap();
+    let exe = src.join("run.sh");
+    std::fs::write(&exe, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sha = berth::integrity::hash_file(&exe).unwrap();
+    let manifest = src.join(format!("{id}.yaml"));
+    std::fs::write(
+        &manifest,
+        format!(
+            "id: {id}\nname: Backend {id}\nversion: {version}\nexecutable:\n  linux:\n    path: run.sh\n    sha256: {sha}\nstop: {{ timeout: 2s }}\n{extra}"
+        ),
+    )
+    .unwrap();
+    publisher.release(home, &manifest);
+}
+
 /// The onedir build of the backend at 1.1.0: its folder, holding `backend`
 /// and `_internal/` (`None`: absent, and the caller skips).
 pub fn pyinstaller_1_1_0() -> Option<PathBuf> {
@@ -184,6 +214,17 @@ pub fn served_version(home: &Home, id: &str) -> String {
     let json: serde_json::Value = serde_json::from_str(&body)
         .unwrap_or_else(|e| panic!("{id}'s /api/status is not JSON ({e}): {body}"));
     json["version"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits (at most a minute) for a `berth` spawned with piped output, such
+/// as a `berth update` left running while the test looks elsewhere.
+pub fn finished(mut child: Child) -> Out {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "berth never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Out(child.wait_with_output().unwrap())
 }
 
 /// A plain HTTP/1.0 GET: the body.

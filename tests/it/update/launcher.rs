@@ -4,11 +4,11 @@
 //! feed whose download stalls or dribbles holding up neither a status reply
 //! nor another backend's start, the transfer failing in one line.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::feed::{
-    FeedServer, Mode, Publisher, python_1_0_0, release_python_1_1_0, served_version,
+    FeedServer, Mode, Publisher, finished, python_1_0_0, release_python_1_1_0, served_version,
 };
 use super::release::publisher_backend;
 use crate::control::home::{Home, Out, one_line, wait_until};
@@ -99,15 +99,6 @@ fn slowest_status(home: &Home) -> Duration {
         })
         .max()
         .unwrap()
-}
-
-fn finished(mut child: Child) -> Out {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "berth update never ended");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Out(child.wait_with_output().unwrap())
 }
 
 /// Point 7: while `berth update` waits on a download that stalls (the
