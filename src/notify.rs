@@ -1,6 +1,7 @@
 //! Desktop notifications: a backend that crashes, gives up, fails its
 //! checksum or signature (or, with `health`, its health checks) says so on
-//! the desktop, through org.freedesktop.Notifications.
+//! the desktop, through org.freedesktop.Notifications; so does an update
+//! found, applied or rolled back (v3), once each.
 //!
 //! A tray launcher that fails silently is worse than none. The supervisor's
 //! job events ([`crate::supervisor::JobEvent`]) come in; `notify: false`

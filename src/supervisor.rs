@@ -54,6 +54,7 @@ mod lock;
 pub mod logs;
 mod metrics;
 mod order;
+pub mod probation;
 mod reach;
 pub mod ready;
 pub mod restart;

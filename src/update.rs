@@ -16,9 +16,11 @@
 //! - [`fetch`]: the HTTP(S) client: small signed files read whole up to a
 //!   bound, artifacts downloaded into a path with their size and digest
 //!   checked, 30 s without progress ends a transfer.
+//! - [`pause`]: debug builds' hooks where a test kills berth mid-update.
 
 pub mod check;
 pub mod feed;
 pub mod fetch;
 pub mod install;
+pub mod pause;
 pub mod stage;

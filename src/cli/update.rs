@@ -14,7 +14,8 @@ use url::Url;
 use crate::folders::Folders;
 use crate::manifest::platform::Platform;
 use crate::trust::{Policy, Trust};
-use crate::update::check::{self, Get, Offer};
+use crate::update::check::{self, Get, Installed, Offer};
+use crate::update::install::Updates;
 use crate::watch::{FolderState, Scope};
 
 /// The network, through the download side's bounded reads.
@@ -33,7 +34,9 @@ pub fn check(id: &str, folders: &Folders, app: &crate::paths::AppName) -> anyhow
     // The installed definition is the one `berth run` would use; the feed's
     // files are judged by the trusted keys whatever the policy says.
     let trust = Arc::new(Trust::load(Policy::new(false, app)));
-    let mut state = FolderState::new(folders.dirs.clone(), places).with_trust(trust.clone());
+    let mut state = FolderState::new(folders.dirs.clone(), places)
+        .with_trust(trust.clone())
+        .with_updates(Some(crate::paths::updates_dir(app)));
     state.reload(&Scope::Full { force: false });
     let Some(backend) = state.catalog().winner(id) else {
         bail!("{id}: no such backend in {}", shown(folders));
@@ -48,15 +51,27 @@ pub fn check(id: &str, folders: &Folders, app: &crate::paths::AppName) -> anyhow
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let bad = Updates::of(app).bad(&backend.id);
+    let installed = Installed {
+        id: &backend.id,
+        version: &backend.version,
+        bad: &bad,
+    };
     let offer = runtime.block_on(check::check(
-        &backend.id,
-        &backend.version,
+        installed,
         &update.feed,
         &trust,
         &platform,
         &Network,
     ))?;
     let installed = &backend.version;
+    // Say why a higher version in the feed is not offered.
+    let skipped = if bad.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = bad.iter().map(ToString::to_string).collect();
+        format!("; not offered, rolled back before: {}", list.join(", "))
+    };
     match offer {
         Offer::Available(release) => {
             println!(
@@ -66,12 +81,12 @@ pub fn check(id: &str, folders: &Folders, app: &crate::paths::AppName) -> anyhow
         }
         Offer::UpToDate(Some(latest)) => {
             println!(
-                "{id}: up to date (installed {installed}, the feed's latest for {platform} is {latest})"
+                "{id}: up to date (installed {installed}, the feed's latest for {platform} is {latest}{skipped})"
             );
         }
         Offer::UpToDate(None) => {
             println!(
-                "{id}: up to date (installed {installed}; the feed has no release for {platform})"
+                "{id}: up to date (installed {installed}; the feed has no release for {platform}{skipped})"
             );
         }
     }

@@ -6,8 +6,14 @@
 //! that window is held and, when the window closes, shown as one
 //! notification ("Python Backend crashed 4 times in 30 s"), which opens the
 //! next window. A backend that stays quiet for a whole window starts over.
+//!
+//! Updates (v3) are news, not trouble, and rare by construction: a version
+//! found is told once (a later check that finds it again says nothing), an
+//! update applied or rolled back once per update. So they neither wait for
+//! nor open a window: a rollback, which a user must hear of, is never held
+//! behind a burst of crashes of the version that failed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -29,12 +35,17 @@ pub struct Note {
     pub body: String,
     /// The backend's log (for the Open log action).
     pub log: Option<PathBuf>,
+    /// Something went wrong: shown as critical, with Restart and Open log;
+    /// `false` for news (an update found or applied).
+    pub urgent: bool,
 }
 
 /// Per-backend windows.
 #[derive(Debug, Default)]
 pub struct Limiter {
     windows: HashMap<String, Window>,
+    /// `(backend, version)` of every update found and told.
+    found: HashSet<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -49,6 +60,16 @@ struct Window {
 impl Limiter {
     /// An event arrives at `now`: the note to show at once, if any.
     pub fn push(&mut self, event: JobEvent, now: Instant) -> Option<Note> {
+        match &event.kind {
+            EventKind::UpdateFound { version } => {
+                let new = self.found.insert((event.id.clone(), version.clone()));
+                return new.then(|| single(&event));
+            }
+            EventKind::UpdateApplied { .. } | EventKind::RolledBack { .. } => {
+                return Some(single(&event));
+            }
+            _ => {}
+        }
         let crash = u32::from(is_crash(&event.kind));
         match self.windows.get_mut(&event.id) {
             Some(w) if now < w.opened + WINDOW || w.held.is_some() => {
@@ -141,7 +162,26 @@ pub fn single(event: &JobEvent) -> Note {
             };
             (format!("{name} is unhealthy"), format!("{reason}{next}"))
         }
+        EventKind::UpdateFound { version } => {
+            (format!("{name} {version} is available"), String::new())
+        }
+        EventKind::UpdateApplied { version, from } => (
+            format!("{name} updated to {version}"),
+            format!("from {from}"),
+        ),
+        EventKind::RolledBack {
+            version,
+            to,
+            reason,
+        } => (
+            format!("{name} {version} rolled back to {to}"),
+            reason.clone(),
+        ),
     };
+    let urgent = !matches!(
+        event.kind,
+        EventKind::UpdateFound { .. } | EventKind::UpdateApplied { .. }
+    );
     let mut body = reason;
     if let Some(line) = &event.last_stderr {
         body.push('\n');
@@ -152,6 +192,7 @@ pub fn single(event: &JobEvent) -> Note {
         summary,
         body,
         log: event.log.clone(),
+        urgent,
     }
 }
 
@@ -286,6 +327,65 @@ mod tests {
             reason: "bad signature".into(),
         };
         assert_eq!(single(&e).summary, "Backend a: untrusted");
+    }
+
+    fn update(id: &str, kind: EventKind) -> JobEvent {
+        JobEvent {
+            kind,
+            last_stderr: None,
+            ..crash(id, State::Exited)
+        }
+    }
+
+    fn found(version: &str) -> EventKind {
+        EventKind::UpdateFound {
+            version: version.into(),
+        }
+    }
+
+    #[test]
+    fn an_update_found_is_told_once_per_version() {
+        let t0 = Instant::now();
+        let mut l = Limiter::default();
+        let note = l.push(update("a", found("1.2.0")), t0).unwrap();
+        assert_eq!(note.summary, "Backend a 1.2.0 is available");
+        assert_eq!(note.body, "");
+        assert!(!note.urgent);
+        let later = t0 + WINDOW * 3;
+        assert_eq!(l.push(update("a", found("1.2.0")), later), None);
+        assert!(l.push(update("b", found("1.2.0")), later).is_some());
+        assert!(l.push(update("a", found("1.3.0")), later).is_some());
+        assert!(l.due(later).is_empty(), "news leaves nothing held");
+    }
+
+    #[test]
+    fn a_rollback_is_shown_at_once_even_after_a_burst_of_crashes() {
+        let t0 = Instant::now();
+        let mut l = Limiter::default();
+        let applied = EventKind::UpdateApplied {
+            version: "1.2.0".into(),
+            from: "1.0.0".into(),
+        };
+        let note = l.push(update("a", applied), t0).unwrap();
+        assert_eq!(
+            (note.summary.as_str(), note.body.as_str()),
+            ("Backend a updated to 1.2.0", "from 1.0.0")
+        );
+        assert!(l.push(crash("a", State::Backoff), t0).is_some());
+        assert!(l.push(crash("a", State::Backoff), t0).is_none());
+        let rolled = EventKind::RolledBack {
+            version: "1.2.0".into(),
+            to: "1.0.0".into(),
+            reason: "exited (code 1) 10s into its probation".into(),
+        };
+        let note = l.push(update("a", rolled), t0).unwrap();
+        assert_eq!(note.summary, "Backend a 1.2.0 rolled back to 1.0.0");
+        assert_eq!(note.body, "exited (code 1) 10s into its probation");
+        assert!(note.urgent);
+        // The held crash is still told when its window closes.
+        let notes = l.due(t0 + WINDOW);
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].summary, "Backend a crashed 2 times in 30 s");
     }
 
     #[test]

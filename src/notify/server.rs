@@ -198,21 +198,28 @@ async fn send(
     }
     let caps = s.caps.clone().unwrap_or_default();
     let mut hints = HashMap::new();
-    // 2 = critical: a crash stays until the user has seen it.
-    hints.insert("urgency", Value::U8(2));
+    // 2 = critical: a crash stays until the user has seen it; 1 = normal:
+    // news (an update found or applied) goes away as the server decides.
+    hints.insert("urgency", Value::U8(if note.urgent { 2 } else { 1 }));
+    let (icon, actions) = if note.urgent {
+        ("dialog-error", caps.actions())
+    } else {
+        // Restart and Open log answer trouble, not news.
+        ("software-update-available", &[][..])
+    };
     let id = timed(s.proxy.notify(
         app.as_str(),
         0,
-        "dialog-error",
+        icon,
         &note.summary,
         &body_text(&note.body, &caps),
-        caps.actions(),
+        actions,
         hints,
         -1,
     ))
     .await?;
     tracing::debug!(backend = %note.id, id, summary = %note.summary, "notification shown");
-    if caps.actions {
+    if !actions.is_empty() {
         let mut shown = s
             .shown
             .lock()

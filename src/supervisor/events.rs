@@ -49,6 +49,17 @@ pub enum EventKind {
     /// the backend; `then` is the state that led to: backoff (restarting)
     /// or failed.
     Unhealthy { reason: String, then: State },
+    /// Its feed offers `version` (v3): once per version per launcher.
+    UpdateFound { version: String },
+    /// `version` is installed and in force (running, if it was), `from`
+    /// the version before it (v3).
+    UpdateApplied { version: String, from: String },
+    /// `version` failed its probation and `to` is back (v3).
+    RolledBack {
+        version: String,
+        to: String,
+        reason: String,
+    },
 }
 
 /// The sending side, shared by every job.

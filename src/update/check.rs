@@ -45,24 +45,34 @@ pub enum CheckError {
     Feed { url: String, source: FeedError },
 }
 
-/// Reads the feed at `feed` (a folder URL) and says what it offers `id`,
-/// installed at version `installed`, for `platform`.
+/// What is installed of a backend, as a check compares a feed with it.
+#[derive(Debug, Clone, Copy)]
+pub struct Installed<'a> {
+    pub id: &'a BackendId,
+    pub version: &'a semver::Version,
+    /// Versions rolled back after a failed probation (`Updates::bad`):
+    /// never offered, whatever the feed says.
+    pub bad: &'a [semver::Version],
+}
+
+/// Reads the feed at `feed` (a folder URL) and says what it offers the
+/// `installed` backend for `platform`.
 pub async fn check(
-    id: &BackendId,
-    installed: &semver::Version,
+    installed: Installed<'_>,
     feed: &Url,
     trust: &Trust,
     platform: &str,
     net: &impl Get,
 ) -> Result<Offer, CheckError> {
+    let Installed { id, version, bad } = installed;
     let index_url = join(feed, INDEX)?;
     let (index, _) = read_signed(&index_url, MAX_INDEX_BYTES, trust, net).await?;
     let index = Index::parse(&index).map_err(|source| CheckError::Feed {
         url: index_url.to_string(),
         source,
     })?;
-    Ok(match index.latest(id, platform) {
-        Some(r) if r.version > *installed => Offer::Available(Box::new(r.clone())),
+    Ok(match index.latest(id, platform, bad) {
+        Some(r) if r.version > *version => Offer::Available(Box::new(r.clone())),
         Some(r) => Offer::UpToDate(Some(r.version.clone())),
         None => Offer::UpToDate(None),
     })
@@ -184,17 +194,25 @@ mod tests {
     }
 
     async fn offer(files: &Files, trust: &Trust, installed: &str) -> Result<Offer, CheckError> {
+        offer_but(files, trust, installed, &[]).await
+    }
+
+    /// The offer to a backend for which the `bad` versions failed probation.
+    async fn offer_but(
+        files: &Files,
+        trust: &Trust,
+        installed: &str,
+        bad: &[&str],
+    ) -> Result<Offer, CheckError> {
         let url = Url::parse("http://127.0.0.1:1/feed/").unwrap();
         let id = BackendId::new("demo").unwrap();
-        check(
-            &id,
-            &installed.parse().unwrap(),
-            &url,
-            trust,
-            "linux-x86_64",
-            files,
-        )
-        .await
+        let bad: Vec<semver::Version> = bad.iter().map(|v| v.parse().unwrap()).collect();
+        let installed = Installed {
+            id: &id,
+            version: &installed.parse().unwrap(),
+            bad: &bad,
+        };
+        check(installed, &url, trust, "linux-x86_64", files).await
     }
 
     fn index(versions: &[&str]) -> Vec<u8> {
@@ -223,6 +241,30 @@ mod tests {
         assert_eq!(
             offer(&files, &trust, "2.0.0").await,
             Ok(Offer::UpToDate(Some("1.2.0".parse().unwrap())))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_version_is_never_offered_but_a_higher_one_is() {
+        let publisher = Publisher::new();
+        publisher.trust_key();
+        let trust = publisher.trust();
+        let bytes = index(&["1.0.0", "1.1.0"]);
+        let files = feed(&bytes, publisher.sign(&bytes));
+        assert_eq!(
+            offer_but(&files, &trust, "1.0.0", &["1.1.0"]).await,
+            Ok(Offer::UpToDate(Some("1.0.0".parse().unwrap())))
+        );
+        // The publisher fixes it in 1.2.0.
+        let bytes = index(&["1.0.0", "1.1.0", "1.2.0"]);
+        let files = feed(&bytes, publisher.sign(&bytes));
+        assert_eq!(
+            offer_but(&files, &trust, "1.0.0", &["1.1.0"]).await,
+            Ok(Offer::Available(Box::new(release("1.2.0"))))
+        );
+        assert_eq!(
+            offer_but(&files, &trust, "1.0.0", &["1.1.0", "1.2.0"]).await,
+            Ok(Offer::UpToDate(Some("1.0.0".parse().unwrap())))
         );
     }
 

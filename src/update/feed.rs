@@ -120,11 +120,19 @@ impl Index {
         self.releases.sort_by(Release::order);
     }
 
-    /// The highest version of `id` for `platform`.
-    pub fn latest(&self, id: &BackendId, platform: &str) -> Option<&Release> {
+    /// The highest version of `id` for `platform` that is not one of `bad`
+    /// (versions rolled back after a failed probation are never offered
+    /// again; a higher one is).
+    pub fn latest(
+        &self,
+        id: &BackendId,
+        platform: &str,
+        bad: &[semver::Version],
+    ) -> Option<&Release> {
         self.releases
             .iter()
             .filter(|r| r.id == id.as_str() && r.platform == platform)
+            .filter(|r| !bad.contains(&r.version))
             .max_by(|a, b| a.version.cmp(&b.version))
     }
 }
@@ -259,14 +267,33 @@ mod tests {
         let id = BackendId::new("python").unwrap();
         assert_eq!(
             index
-                .latest(&id, "linux-x86_64")
+                .latest(&id, "linux-x86_64", &[])
                 .unwrap()
                 .version
                 .to_string(),
             "1.1.0"
         );
-        assert!(index.latest(&id, "macos-aarch64").is_none());
+        assert!(index.latest(&id, "macos-aarch64", &[]).is_none());
         assert_eq!(Index::parse(&index.to_bytes()).unwrap(), index);
+    }
+
+    #[test]
+    fn the_latest_release_skips_bad_versions() {
+        let mut index = Index::new();
+        for v in ["1.0.0", "1.1.0", "1.2.0"] {
+            index.add(release(v, "linux-x86_64"));
+        }
+        let id = BackendId::new("python").unwrap();
+        let latest = |bad: &[&str]| {
+            let bad: Vec<semver::Version> = bad.iter().map(|v| v.parse().unwrap()).collect();
+            index
+                .latest(&id, "linux-x86_64", &bad)
+                .map(|r| r.version.to_string())
+        };
+        assert_eq!(latest(&["1.1.0"]).as_deref(), Some("1.2.0"));
+        assert_eq!(latest(&["1.2.0"]).as_deref(), Some("1.1.0"));
+        assert_eq!(latest(&["1.1.0", "1.2.0"]).as_deref(), Some("1.0.0"));
+        assert_eq!(latest(&["1.0.0", "1.1.0", "1.2.0"]), None);
     }
 
     #[test]

@@ -273,9 +273,14 @@ impl Fetcher {
         };
         let mut file = File::create(dest).map_err(write_error)?;
         let mut hasher = Sha256::new();
+        let mut first = true;
         let got = self.transfer(url, expected_size, |chunk| {
             hasher.update(chunk);
-            file.write_all(chunk).map_err(write_error)
+            file.write_all(chunk).map_err(write_error)?;
+            if std::mem::take(&mut first) {
+                super::pause::at("downloading");
+            }
+            Ok(())
         })?;
         if got < expected_size {
             let expected = expected_size;

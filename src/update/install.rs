@@ -10,6 +10,8 @@
 //!   ID/VERSION/                    a version, whole: ID.yaml, ID.yaml.minisig,
 //!                                  the executable, its `files` folder
 //!   ID/.staging.PID.N/             a version being built (never read)
+//!   ID/bad                         versions rolled back after a failed
+//!                                  probation, one a line: never offered again
 //! ```
 //!
 //! A version is built in a staging folder beside the versions (same file
@@ -33,6 +35,9 @@ use crate::manifest::BackendId;
 
 const STAGING_PREFIX: &str = ".staging.";
 const PREVIOUS: &str = "previous";
+const BAD: &str = "bad";
+/// The temporary file a new bad list is written to before its rename.
+const BAD_TMP_PREFIX: &str = ".bad.";
 
 /// The updates folder of one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +124,50 @@ impl Updates {
         target.to_str()?.parse().ok()
     }
 
+    /// The versions of `id` that failed their probation, lowest first. The
+    /// file is berth's own; a line that is not a version is skipped.
+    pub fn bad(&self, id: &BackendId) -> Vec<semver::Version> {
+        let Ok(text) = fs::read_to_string(self.versions(id).join(BAD)) else {
+            return Vec::new();
+        };
+        let mut list: Vec<semver::Version> =
+            text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        list.sort();
+        list.dedup();
+        list
+    }
+
+    /// Adds `version` to `id`'s bad versions, so no check offers it again.
+    /// The list is written whole to a temporary file, flushed, and renamed
+    /// over the old one: a crash leaves the old list or the new one.
+    pub fn mark_bad(&self, id: &BackendId, version: &semver::Version) -> Result<(), InstallError> {
+        let mut list = self.bad(id);
+        if list.contains(version) {
+            return Ok(());
+        }
+        list.push(version.clone());
+        list.sort();
+        let versions = self.versions(id);
+        crate::paths::create_private_dir(&versions).map_err(io_at(&versions))?;
+        let text: String = list.iter().map(|v| format!("{v}\n")).collect();
+        let tmp = versions.join(format!("{BAD_TMP_PREFIX}{}", std::process::id()));
+        let written = (|| {
+            let mut file = fs::File::create(&tmp)?;
+            io::Write::write_all(&mut file, text.as_bytes())?;
+            file.sync_all()
+        })();
+        if let Err(source) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(InstallError::Io { path: tmp, source });
+        }
+        let path = versions.join(BAD);
+        if let Err(source) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(InstallError::Io { path, source });
+        }
+        sync_dir(&versions).map_err(io_at(&versions))
+    }
+
     /// A new, empty staging folder for `id` (the folders are created).
     pub fn stage(&self, id: &BackendId) -> Result<Staging, InstallError> {
         static N: AtomicU32 = AtomicU32::new(0);
@@ -169,6 +218,7 @@ impl Updates {
         let target = Path::new(id.as_str())
             .join(version.to_string())
             .join(format!("{id}.yaml"));
+        super::pause::at("published-version");
         self.point(&self.link(&id), &target)?;
         self.prune(&id).map(drop)
     }
@@ -222,11 +272,15 @@ impl Updates {
             if let Ok(list) = fs::read_dir(&versions) {
                 for e in list.filter_map(Result::ok) {
                     let n = e.file_name();
-                    if n.to_string_lossy().starts_with(STAGING_PREFIX) {
-                        let path = e.path();
+                    let n = n.to_string_lossy();
+                    let path = e.path();
+                    if n.starts_with(STAGING_PREFIX) {
                         if fs::remove_dir_all(&path).is_ok() {
                             done.push(format!("{}: removed an unfinished update", path.display()));
                         }
+                    } else if n.starts_with(BAD_TMP_PREFIX) && fs::remove_file(&path).is_ok() {
+                        // The bad list renamed over is whole; this was its next version.
+                        done.push(format!("{}: removed a leftover", path.display()));
                     }
                 }
             }

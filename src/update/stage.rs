@@ -173,6 +173,7 @@ pub async fn stage(
         let _ = fs::remove_file(&tar);
         crate::tree::check(&exe_path, files).map_err(|e| problem(e.to_string()))?;
     }
+    super::pause::at("staged");
     Ok(staging)
 }
 

@@ -152,3 +152,45 @@ fn a_link_to_a_missing_version_is_removed_at_recovery() {
     );
     assert!(fs::symlink_metadata(updates.link(&id())).is_err());
 }
+
+#[test]
+fn a_version_marked_bad_stays_bad_through_rollback_prune_and_recovery() {
+    let tmp = tempfile::tempdir().unwrap();
+    let updates = Updates::at(tmp.path().join("updates"));
+    assert_eq!(updates.bad(&id()), Vec::<semver::Version>::new());
+    install(&updates, "1.0.0");
+    install(&updates, "1.1.0");
+    updates.mark_bad(&id(), &v("1.1.0")).unwrap();
+    assert_eq!(updates.rollback(&id()).unwrap(), Some(v("1.0.0")));
+    // Marking again changes nothing; a second version keeps its order.
+    updates.mark_bad(&id(), &v("1.1.0")).unwrap();
+    updates.mark_bad(&id(), &v("0.9.0")).unwrap();
+    assert_eq!(updates.bad(&id()), [v("0.9.0"), v("1.1.0")]);
+    assert_eq!(
+        fs::read_to_string(updates.dir().join("demo/bad")).unwrap(),
+        "0.9.0\n1.1.0\n"
+    );
+    install(&updates, "1.2.0");
+    assert_eq!(kept(&updates), ["1.0.0", "1.2.0", "bad", "previous"]);
+    // A kill between writing the next list and its rename: the list
+    // renamed before is whole; recovery removes the leftover.
+    fs::write(updates.dir().join("demo/.bad.99999"), "1.1").unwrap();
+    let done = updates.recover();
+    assert!(done.iter().any(|l| l.contains(".bad.99999")), "{done:?}");
+    assert_eq!(kept(&updates), ["1.0.0", "1.2.0", "bad", "previous"]);
+    assert_eq!(updates.rollback(&id()).unwrap(), Some(v("1.0.0")));
+    assert_eq!(updates.rollback(&id()).unwrap(), None);
+    assert_eq!(updates.bad(&id()), [v("0.9.0"), v("1.1.0")]);
+}
+
+#[test]
+fn a_bad_version_can_be_marked_before_any_update_is_installed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let updates = Updates::at(tmp.path().join("updates"));
+    updates.mark_bad(&id(), &v("1.1.0")).unwrap();
+    assert_eq!(updates.bad(&id()), [v("1.1.0")]);
+    assert!(updates.recover().is_empty());
+    // A line that is not a version (a hand edit) is skipped, not fatal.
+    fs::write(updates.dir().join("demo/bad"), "1.1.0\nnonsense\n\n").unwrap();
+    assert_eq!(updates.bad(&id()), [v("1.1.0")]);
+}

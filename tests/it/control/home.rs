@@ -72,6 +72,7 @@ impl Home {
     pub fn berth_at(&self, program: &Path) -> Command {
         let mut cmd = Command::new(program);
         cmd.env("XDG_STATE_HOME", self.path().join("state"))
+            .env("XDG_DATA_HOME", self.path().join("data"))
             .env("XDG_RUNTIME_DIR", self.path().join("run"))
             .env("XDG_CONFIG_HOME", self.path().join("config"))
             .env_remove("BERTH_SOCKET")

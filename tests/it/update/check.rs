@@ -125,3 +125,31 @@ fn the_pyinstaller_1_1_0_release_is_offered_to_the_installed_1_0_0() {
     assert_eq!(out.code(), 0, "{out:?}");
     assert_eq!(out.stdout(), "python: 1.1.0 available (installed 1.0.0)\n");
 }
+
+#[test]
+fn a_version_rolled_back_is_not_offered_again_but_a_higher_one_is() {
+    let home = Home::new();
+    let (publisher, server) = published(&home);
+    publisher.trust(&home);
+    installed(&home, &server.url());
+    // 1.1.0 failed its probation here: the list the job keeps.
+    let bad = home.path().join("data/berth/updates/demo");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("bad"), "1.1.0\n").unwrap();
+    let out = check(&home);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stdout()
+            .starts_with("demo: up to date (installed 1.0.0")
+            && out
+                .stdout()
+                .contains("not offered, rolled back before: 1.1.0"),
+        "{out:?}"
+    );
+
+    // The publisher fixes it in 1.2.0.
+    publisher.release(&home, &publisher_backend(&home, "1.2.0"));
+    let out = check(&home);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout(), "demo: 1.2.0 available (installed 1.0.0)\n");
+}
