@@ -7,6 +7,5 @@ mod check;
 pub mod feed;
 mod installed;
 mod launcher;
-mod probation;
 mod release;
 mod verbs;

@@ -6,7 +6,6 @@
 //! (`python/dist-1.1.0/backend/`, `python/build.sh --version 1.1.0`, onedir).
 //! Shared so the update tests make one of each instead of their own.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::{Arc, Mutex};
@@ -115,34 +114,6 @@ impl Publisher {
         let out = release(home, manifest, &self.key, &self.feed);
         assert_eq!(out.code(), 0, "berth release: {out:?}");
     }
-}
-
-/// Releases `id` at `version` into `publisher`'s feed: a `#!/bin/sh`
-/// backend running `script`, pinned, its manifest with `extra` added (its
-/// `ready`, `health`).
-pub fn release_script(
-    home: &Home,
-    publisher: &Publisher,
-    id: &str,
-    version: &str,
-    script: &str,
-    extra: &str,
-) {
-    let src = home.path().join(format!("src/{id}-{version}"));
-    std::fs::create_dir_all(&src).unwrap();
-    let exe = src.join("run.sh");
-    std::fs::write(&exe, format!("#!/bin/sh\n{script}\n")).unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let sha = berth::integrity::hash_file(&exe).unwrap();
-    let manifest = src.join(format!("{id}.yaml"));
-    std::fs::write(
-        &manifest,
-        format!(
-            "id: {id}\nname: Backend {id}\nversion: {version}\nexecutable:\n  linux:\n    path: run.sh\n    sha256: {sha}\nstop: {{ timeout: 2s }}\n{extra}"
-        ),
-    )
-    .unwrap();
-    publisher.release(home, &manifest);
 }
 
 /// The onedir build of the backend at 1.1.0: its folder, holding `backend`
