@@ -4,4 +4,6 @@
 
 mod check;
 pub mod feed;
+mod kills;
+mod refusals;
 mod release;
