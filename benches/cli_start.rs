@@ -63,6 +63,7 @@ fn run(bin: &Path, args: &[&str], socket: &Path, home: &Path) -> Duration {
         .arg(socket)
         .args(args)
         .env("XDG_STATE_HOME", home.join("state"))
+        .env("XDG_DATA_HOME", home.join("data"))
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

@@ -43,6 +43,7 @@ fn main() {
             .arg("--socket")
             .arg(&socket)
             .env("XDG_STATE_HOME", dir.join("state"))
+            .env("XDG_DATA_HOME", dir.join("data"))
             .env("XDG_CONFIG_HOME", dir.join("config"))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())

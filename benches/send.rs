@@ -82,6 +82,7 @@ fn main() {
             .arg(&socket)
             .args(args)
             .env("XDG_STATE_HOME", dir.join("state"))
+            .env("XDG_DATA_HOME", dir.join("data"))
             .env("XDG_CONFIG_HOME", dir.join("config"))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null());

@@ -173,6 +173,7 @@ fn measure(
         .arg(home.join("berth.sock"))
         .args(extra)
         .env("XDG_STATE_HOME", home.join("state"))
+        .env("XDG_DATA_HOME", home.join("data"))
         .env("XDG_RUNTIME_DIR", &home)
         .env_remove("GDK_GL")
         .env_remove("RUST_LOG")

@@ -104,6 +104,7 @@ fn main() {
             .arg("--socket")
             .arg(tray_home.join("run/berth.sock"))
             .env("XDG_STATE_HOME", tray_home.join("state"))
+            .env("XDG_DATA_HOME", tray_home.join("data"))
             .env("XDG_CONFIG_HOME", tray_home.join("config"))
             .env("XDG_RUNTIME_DIR", tray_home.join("run"))
             .env_remove("RUST_LOG")

@@ -292,6 +292,7 @@ impl Builder {
             .map(|d| d.display().to_string())
             .collect();
         tracing::info!(backends = %shown.join(":"), socket = %socket_path.display(), "berth launcher starting");
+        let updates = prepare_updates(&self.app);
         let config = Config {
             log_dir: crate::paths::log_dir(&self.app),
             log_max_size: self.log_max_size,
@@ -300,7 +301,7 @@ impl Builder {
                 .parent()
                 .map_or_else(|| PathBuf::from("notify"), |d| d.join("notify")),
             env_remove: self.env_remove,
-            updates_dir: Some(crate::paths::updates_dir(&self.app)),
+            updates_dir: Some(updates.clone()),
         };
         let trust = Arc::new(load_trust(self.require_signatures, &self.app));
         let guardian = match self.guardian {
@@ -320,6 +321,7 @@ impl Builder {
                 dirs: folders.dirs.clone(),
                 resources: crate::manifest::Places::new(resources, self.app.clone()),
                 trust,
+                updates: Some(updates),
             },
             supervisor.clone(),
             requests,
@@ -356,6 +358,22 @@ impl Builder {
             open_dir,
         })
     }
+}
+
+/// The instance's updates folder, made ready before the supervisor starts
+/// and the folders are first read (DESIGN.md "Updates"): created (0700) so
+/// it is watched from the start rather than looked for, and cleared of what
+/// a crash left half-done ([`crate::update::install::Updates::recover`]),
+/// each thing done one line in berth.log.
+fn prepare_updates(app: &AppName) -> PathBuf {
+    let updates = crate::update::install::Updates::of(app);
+    if let Err(error) = crate::paths::create_private_dir(updates.dir()) {
+        tracing::warn!(dir = %updates.dir().display(), %error, "cannot create the updates folder");
+    }
+    for line in updates.recover() {
+        tracing::warn!("updates folder: {line}");
+    }
+    updates.dir().to_path_buf()
 }
 
 /// Folders the user named (`--backends`, `BERTH_BACKENDS`) must include at

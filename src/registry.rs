@@ -16,7 +16,7 @@
 //! watcher drops it when a reload of the keys loses that key
 //! ([`crate::trust::Trust::still_vouches`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -130,6 +130,10 @@ pub struct FileRead {
     /// The last valid and trusted definition this file had during this run
     /// (hot reload keeps it in force while the file is broken or untrusted).
     pub last_good: Option<Arc<Backend>>,
+    /// An installed update: the updates folder's `ID.yaml`
+    /// ([`FileRead::load_installed`]), which competes only beside its id's
+    /// own manifest with an `update` section (see [`resolve`]).
+    pub installed: bool,
 }
 
 impl FileRead {
@@ -157,9 +161,74 @@ impl FileRead {
             current,
             untrusted,
             last_good: None,
+            installed: false,
         };
         read.last_good = read.usable().cloned();
         read
+    }
+
+    /// Reads an installed update: `link` is the updates folder's `ID.yaml`,
+    /// a symbolic link to `ID/VERSION/ID.yaml` ([`crate::update::install`]).
+    /// The manifest is read through the link at its real path, so its
+    /// relative paths resolve against its own version folder and its
+    /// signature is the one beside it; a signature by a trusted key is
+    /// required always (DESIGN.md "Updates"). The definition keeps the
+    /// link's path as its file (the one the folder lists), and its id must
+    /// be the link's name.
+    pub fn load_installed(link: PathBuf, places: &Places, trust: &Trust) -> Self {
+        let real = match std::fs::canonicalize(&link) {
+            Ok(real) => real,
+            Err(e) => {
+                let error = ManifestError::file(&link, format!("cannot follow the link: {e}"));
+                return Self::failed(link, error);
+            }
+        };
+        let read = crate::manifest::validate::read_bounded(&real).and_then(|bytes| {
+            let backend = crate::manifest::parse(&real, &bytes, places)?;
+            Ok((backend, trust.verdict_signed(&real, &bytes)))
+        });
+        let (mut backend, verdict) = match read {
+            Ok(read) => read,
+            Err(e) => return Self::failed(link, e),
+        };
+        let named = link.file_stem().and_then(|s| s.to_str());
+        if named != Some(backend.id.as_str()) {
+            let error = ManifestError::file(
+                &real,
+                format!(
+                    "id {} in the updates folder's {}: an installed update is named after its id",
+                    backend.id,
+                    link.file_name().unwrap_or_default().to_string_lossy()
+                ),
+            );
+            return Self::failed(link, error);
+        }
+        backend.file.clone_from(&link);
+        backend.signed_by = verdict.signer().map(str::to_owned);
+        let untrusted = match verdict {
+            Verdict::Untrusted(reason) => Some(reason),
+            Verdict::Unsigned | Verdict::Signed(_) => None,
+        };
+        let mut read = Self {
+            file: link,
+            current: Ok(Arc::new(backend)),
+            untrusted,
+            last_good: None,
+            installed: true,
+        };
+        read.last_good = read.usable().cloned();
+        read
+    }
+
+    /// An installed update that cannot be read.
+    fn failed(link: PathBuf, error: ManifestError) -> Self {
+        Self {
+            file: link,
+            current: Err(error),
+            untrusted: None,
+            last_good: None,
+            installed: true,
+        }
     }
 
     /// The current definition, if it is valid and trusted.
@@ -206,8 +275,22 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
 /// compatible files are superseded. Two files with the same id and version
 /// both carry a duplicate error; at the top, neither wins unless one already
 /// won in `previous`.
+///
+/// An installed update ([`FileRead::installed`]) competes only with the
+/// file that wins its id among the backends folders (its own manifest), and
+/// only while that one has an `update` section; otherwise it is not in force
+/// (incompatible, with the reason). It wins with a higher version than its
+/// own manifest's, and then carries that manifest's `update` section with
+/// [`UpdateSpec::shipped`](crate::manifest::update::UpdateSpec::shipped)
+/// set; the same version or a lower one is superseded by it (a berth package
+/// that ships a newer version wins over an older installed update).
 pub fn resolve(files: &[FileRead], previous: &Catalog, berth: &semver::Version) -> Catalog {
     let core = semver::Version::new(berth.major, berth.minor, berth.patch);
+    let installed: BTreeSet<&Path> = files
+        .iter()
+        .filter(|f| f.installed)
+        .map(|f| f.file.as_path())
+        .collect();
     let mut entries: Vec<Entry> = files.iter().map(entry).collect();
     entries.sort_by(|a, b| (a.file.file_name(), &a.file).cmp(&(b.file.file_name(), &b.file)));
 
@@ -221,53 +304,120 @@ pub fn resolve(files: &[FileRead], previous: &Catalog, berth: &semver::Version) 
         }
     }
     for (id, group) in by_id {
-        mark_duplicates(&mut entries, &group);
-        let mut compatible = Vec::new();
-        for &i in &group {
-            let requires = entries[i].backend.as_ref().and_then(|b| b.requires.clone());
-            match requires {
-                Some(req) if !req.matches(&core) => {
-                    entries[i].standing = Standing::Incompatible {
-                        reason: format!("requires {req}, berth is {berth}"),
-                    };
-                }
-                _ => compatible.push(i),
-            }
-        }
-        let version = |i: usize| entries[i].backend.as_ref().map(|b| b.version.clone());
-        let Some(top) = compatible.iter().filter_map(|&i| version(i)).max() else {
-            continue;
-        };
-        let tops: Vec<usize> = compatible
+        let (updates, shipped): (Vec<usize>, Vec<usize>) = group
             .iter()
-            .copied()
-            .filter(|&i| version(i).as_ref() == Some(&top))
-            .collect();
-        let winner = if let [only] = tops[..] {
-            Some(only)
-        } else {
-            // A clash keeps the file that already won: a copy dropped beside a
-            // running backend must never stop it.
-            tops.iter().copied().find(|&i| {
-                previous.entries.iter().any(|p| {
-                    p.file == entries[i].file
-                        && p.standing == Standing::Winner
-                        && p.id() == Some(&id)
-                })
-            })
-        };
-        let by = entries[winner.unwrap_or(tops[0])].file.clone();
-        for &i in &compatible {
-            entries[i].standing = if Some(i) == winner {
-                Standing::Winner
-            } else if tops.contains(&i) {
-                Standing::Invalid
-            } else {
-                Standing::Superseded { by: by.clone() }
-            };
+            .partition(|&&i| installed.contains(entries[i].file.as_path()));
+        let winner = resolve_id(&mut entries, &id, &shipped, previous, berth, &core);
+        for i in updates {
+            if let Some(reason) = incompatible(&entries[i], berth, &core) {
+                entries[i].standing = Standing::Incompatible { reason };
+                continue;
+            }
+            admit_update(&mut entries, i, winner, &shipped);
         }
     }
     Catalog { entries }
+}
+
+/// Why `entry`'s `requires` rejects this berth, if it does.
+fn incompatible(entry: &Entry, berth: &semver::Version, core: &semver::Version) -> Option<String> {
+    let requires = entry.backend.as_ref()?.requires.as_ref()?;
+    (!requires.matches(core)).then(|| format!("requires {requires}, berth is {berth}"))
+}
+
+/// The same-id rule among the files of `group` (the backends folders' files
+/// of `id`): sets their standings and returns the winner, if any.
+fn resolve_id(
+    entries: &mut [Entry],
+    id: &BackendId,
+    group: &[usize],
+    previous: &Catalog,
+    berth: &semver::Version,
+    core: &semver::Version,
+) -> Option<usize> {
+    mark_duplicates(entries, group);
+    let mut compatible = Vec::new();
+    for &i in group {
+        match incompatible(&entries[i], berth, core) {
+            Some(reason) => entries[i].standing = Standing::Incompatible { reason },
+            None => compatible.push(i),
+        }
+    }
+    let version = |i: usize| entries[i].backend.as_ref().map(|b| b.version.clone());
+    let top = compatible.iter().filter_map(|&i| version(i)).max()?;
+    let tops: Vec<usize> = compatible
+        .iter()
+        .copied()
+        .filter(|&i| version(i).as_ref() == Some(&top))
+        .collect();
+    let winner = if let [only] = tops[..] {
+        Some(only)
+    } else {
+        // A clash keeps the file that already won: a copy dropped beside a
+        // running backend must never stop it.
+        tops.iter().copied().find(|&i| {
+            previous.entries.iter().any(|p| {
+                p.file == entries[i].file && p.standing == Standing::Winner && p.id() == Some(id)
+            })
+        })
+    };
+    let by = entries[winner.unwrap_or(tops[0])].file.clone();
+    for &i in &compatible {
+        entries[i].standing = if Some(i) == winner {
+            Standing::Winner
+        } else if tops.contains(&i) {
+            Standing::Invalid
+        } else {
+            Standing::Superseded { by: by.clone() }
+        };
+    }
+    winner
+}
+
+/// Where the installed update `i` stands beside `own`, the file that wins
+/// its id among the backends folders (`shipped`, all that id's files there).
+fn admit_update(entries: &mut [Entry], i: usize, own: Option<usize>, shipped: &[usize]) {
+    let Some(mine) = entries[i].backend.clone() else {
+        return;
+    };
+    let own_def = own.and_then(|o| entries[o].backend.clone());
+    let spec = own_def.as_ref().and_then(|d| d.update.clone());
+    let (Some(own), Some(own_def), Some(spec)) = (own, own_def, spec) else {
+        let none = match own.map(|o| &entries[o].file) {
+            Some(file) => format!(" ({} has none)", file.display()),
+            None => String::new(),
+        };
+        entries[i].standing = Standing::Incompatible {
+            reason: format!(
+                "{}: not in force: no manifest of {} with an update section in the backends folders{none}",
+                entries[i].file.display(),
+                mine.id
+            ),
+        };
+        return;
+    };
+    if mine.version <= own_def.version {
+        entries[i].standing = Standing::Superseded {
+            by: entries[own].file.clone(),
+        };
+        return;
+    }
+    let mut def = (*mine).clone();
+    def.update = Some(crate::manifest::update::UpdateSpec {
+        shipped: Some(own_def.version.clone()),
+        ..spec
+    });
+    entries[i].backend = Some(Arc::new(def));
+    entries[i].standing = Standing::Winner;
+    let by = entries[i].file.clone();
+    for &s in shipped {
+        if matches!(
+            entries[s].standing,
+            Standing::Winner | Standing::Superseded { .. }
+        ) {
+            entries[s].standing = Standing::Superseded { by: by.clone() };
+        }
+    }
 }
 
 /// A file's entry before resolution: its usable definition (current, else
@@ -370,6 +520,7 @@ mod tests {
             current: Ok(backend(file, id, version, requires)),
             untrusted: None,
             last_good: None,
+            installed: false,
         }
     }
 
@@ -379,6 +530,7 @@ mod tests {
             current: Err(ManifestError::file(Path::new(file), "broken")),
             untrusted: None,
             last_good,
+            installed: false,
         }
     }
 

@@ -208,17 +208,36 @@ impl Trust {
     /// Judges `bytes`, the content of `manifest` as the registry read it,
     /// against the signature file beside it.
     pub fn verdict(&self, manifest: &Path, bytes: &[u8]) -> Verdict {
+        let why = self.policy.require.then_some("and signatures are required");
+        self.judge(manifest, bytes, why)
+    }
+
+    /// [`Trust::verdict`] for an installed update (DESIGN.md "Updates"):
+    /// a signature by a trusted key is required whatever the policy says.
+    pub fn verdict_signed(&self, manifest: &Path, bytes: &[u8]) -> Verdict {
+        self.judge(
+            manifest,
+            bytes,
+            Some("and an installed update must be signed by a trusted key"),
+        )
+    }
+
+    /// Judges `bytes`; `required` (why a signature is needed) makes a
+    /// missing signature untrusted.
+    fn judge(&self, manifest: &Path, bytes: &[u8], required: Option<&str>) -> Verdict {
         let sig_path = signature_path(manifest);
         let text = match read_bounded(&sig_path) {
             Ok(Some(text)) => text,
-            Ok(None) if self.policy.require => {
-                return Verdict::Untrusted(format!(
-                    "{}: not signed ({} is missing) and signatures are required",
-                    manifest.display(),
-                    file_name(&sig_path)
-                ));
+            Ok(None) => {
+                return match required {
+                    Some(why) => Verdict::Untrusted(format!(
+                        "{}: not signed ({} is missing) {why}",
+                        manifest.display(),
+                        file_name(&sig_path)
+                    )),
+                    None => Verdict::Unsigned,
+                };
             }
-            Ok(None) => return Verdict::Unsigned,
             Err(e) => return Verdict::Untrusted(format!("{}: {e}", sig_path.display())),
         };
         match self.check(manifest, bytes, &text) {

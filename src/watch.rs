@@ -70,6 +70,9 @@ pub struct WatchConfig {
     pub debounce: Duration,
     /// Whose signatures count, and whether one is required (v2, "Trust").
     pub trust: Arc<crate::trust::Trust>,
+    /// The updates folder (v3, "Updates"), watched and read with the
+    /// backends folders; `None`: none.
+    pub updates: Option<PathBuf>,
 }
 
 impl WatchConfig {
@@ -80,6 +83,7 @@ impl WatchConfig {
             resources: resources.into(),
             debounce: DEFAULT_DEBOUNCE,
             trust: Arc::new(crate::trust::Trust::none()),
+            updates: None,
         }
     }
 }
@@ -217,16 +221,19 @@ pub async fn spawn(
     })
     .map_err(WatchError::Notify)?;
     let (progress_tx, progress) = channel::channel(Progress::default());
-    let state = FolderState::new(dirs, config.resources.clone()).with_trust(config.trust.clone());
-    let mut task = task::Task::new(
-        state,
-        config.resources,
-        watcher,
-        config.debounce,
-        supervisor,
-        rx,
-        progress_tx,
-    );
+    let updates = match config.updates {
+        Some(dir) => Some(
+            std::path::absolute(&dir).map_err(|source| WatchError::Absolute {
+                dir: dir.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let state = FolderState::new(dirs, config.resources)
+        .with_trust(config.trust)
+        .with_updates(updates);
+    let mut task = task::Task::new(state, watcher, config.debounce, supervisor, rx, progress_tx);
     task.start().await;
     let task = tokio::spawn(task.run());
     Ok(WatchHandle {

@@ -62,6 +62,7 @@ pub fn berth_headless(backends: &Path, home: &Path) -> Guard {
             .arg("--socket")
             .arg(home.join("run/berth.sock"))
             .env("XDG_STATE_HOME", home.join("state"))
+            .env("XDG_DATA_HOME", home.join("data"))
             .env("XDG_CONFIG_HOME", home.join("config"))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())

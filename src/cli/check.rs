@@ -51,7 +51,9 @@ pub fn run(
     for duplicate in &folders.duplicates {
         eprintln!("berth: warning: {duplicate}");
     }
-    let mut state = FolderState::new(folders.dirs.clone(), resources).with_trust(Arc::new(trust));
+    let mut state = FolderState::new(folders.dirs.clone(), resources)
+        .with_trust(Arc::new(trust))
+        .with_updates(Some(crate::paths::updates_dir(app)));
     state.reload(&Scope::Full { force: false });
     // The user folder is made by the first `berth run`: not there yet is
     // not a problem of the default list.

@@ -40,6 +40,7 @@ fn load_pinnable(path: &Path, resources: &crate::manifest::Places, _: &Trust) ->
         current,
         untrusted: None,
         last_good: None,
+        installed: false,
     }
 }
 
@@ -49,8 +50,9 @@ pub fn run(id: &str, folders: &Folders, app: &crate::paths::AppName) -> anyhow::
     }
     let resources = crate::manifest::Places::new(crate::paths::resources_dir(), app.clone());
     let platform = Platform::current();
-    let mut state =
-        FolderState::new(folders.dirs.clone(), resources.clone()).with_loader(load_pinnable);
+    let mut state = FolderState::new(folders.dirs.clone(), resources.clone())
+        .with_loader(load_pinnable)
+        .with_updates(Some(crate::paths::updates_dir(app)));
     state.reload(&Scope::Full { force: false });
     let problems: Vec<_> = state
         .problems()
@@ -69,6 +71,13 @@ pub fn run(id: &str, folders: &Folders, app: &crate::paths::AppName) -> anyhow::
         bail!("{}", no_winner(id, &folders.dirs, catalog));
     };
     let shown = entry.file.clone();
+    if backend.update.as_ref().is_some_and(|u| u.shipped.is_some()) {
+        bail!(
+            "{}: {id} {} in force is an installed update, verified by its signature: pin edits only manifests of the backends folders",
+            shown.display(),
+            backend.version
+        );
+    }
     let bytes = validate::read_bounded(&shown)?;
     let pinnable = locate::parse_pinnable(&shown, &bytes, &resources, platform)?;
     let Some(exe) = &backend.executable else {

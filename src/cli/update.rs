@@ -34,7 +34,9 @@ pub fn check(id: &str, folders: &Folders, app: &crate::paths::AppName) -> anyhow
     // The installed definition is the one `berth run` would use; the feed's
     // files are judged by the trusted keys whatever the policy says.
     let trust = Arc::new(Trust::load(Policy::new(false, app)));
-    let mut state = FolderState::new(folders.dirs.clone(), places).with_trust(trust.clone());
+    let mut state = FolderState::new(folders.dirs.clone(), places)
+        .with_trust(trust.clone())
+        .with_updates(Some(crate::paths::updates_dir(app)));
     state.reload(&Scope::Full { force: false });
     let Some(backend) = state.catalog().winner(id) else {
         bail!("{id}: no such backend in {}", shown(folders));

@@ -26,6 +26,8 @@ pub(crate) struct Folder {
     pub dirs: Vec<PathBuf>,
     pub resources: crate::manifest::Places,
     pub trust: Arc<crate::trust::Trust>,
+    /// The updates folder, read with them (`None` in tests).
+    pub updates: Option<PathBuf>,
 }
 
 /// Without a watcher: reads the folders through the same incremental
@@ -33,8 +35,7 @@ pub(crate) struct Folder {
 /// edit keeps its last good definition here too, and applies the catalog.
 /// `Err` names the folders that could not be read (the others are applied).
 async fn rescan(state: &mut watch::FolderState, handle: &SupervisorHandle) -> Result<(), String> {
-    let blank = watch::FolderState::new(state.dirs().to_vec(), state.resources().clone())
-        .with_trust(state.trust().clone());
+    let blank = state.blank();
     let mut owned = std::mem::replace(state, blank);
     let owned = tokio::task::spawn_blocking(move || {
         owned.reload(&watch::Scope::Full { force: true });
@@ -63,8 +64,10 @@ pub(crate) async fn spawn_reloader(
 ) -> JoinHandle<()> {
     let mut config = watch::WatchConfig::new(folder.dirs.clone(), folder.resources.clone());
     config.trust = folder.trust.clone();
-    let mut folder =
-        watch::FolderState::new(folder.dirs, folder.resources).with_trust(folder.trust);
+    config.updates.clone_from(&folder.updates);
+    let mut folder = watch::FolderState::new(folder.dirs, folder.resources)
+        .with_trust(folder.trust)
+        .with_updates(folder.updates);
     let watcher = match watch::spawn(config, handle.clone()).await {
         Ok(watcher) => Some(watcher),
         Err(e) => {

@@ -30,6 +30,11 @@ pub struct UpdateSpec {
     /// How long a new version must stay up (running, healthy with `health`)
     /// before it is kept.
     pub probation: Duration,
+    /// Set by the registry when the definition in force is an installed
+    /// update: the version of the id's own manifest in the backends folders,
+    /// whose `update` section this is (it governs the installed versions
+    /// too). `None`: the definition is that manifest itself.
+    pub shipped: Option<semver::Version>,
 }
 
 /// `update.probation` when the manifest gives none.
@@ -57,6 +62,7 @@ impl From<RawUpdate> for UpdateSpec {
             check: raw.check.map(|c| c.0),
             auto: raw.auto,
             probation: raw.probation.map_or(DEFAULT_PROBATION, |p| p.0),
+            shipped: None,
         }
     }
 }

@@ -123,6 +123,7 @@ mod tests {
                 current: Ok(b.clone()),
                 untrusted: None,
                 last_good: Some(b.clone()),
+                installed: false,
             })
             .collect();
         resolve(&reads, &Catalog::default(), &semver::Version::new(0, 1, 0))

@@ -214,6 +214,11 @@ fn load_file(path: &Path, places: &Places, trust: &Trust) -> FileRead {
 pub struct FolderState {
     /// Absolute, each once (see [`crate::folders`]).
     dirs: Vec<PathBuf>,
+    /// The updates folder ([`crate::update::install`]), read with the
+    /// backends folders: its `ID.yaml` links are installed updates
+    /// ([`FileRead::load_installed`]). Absent until the first install: not
+    /// a problem then.
+    updates: Option<PathBuf>,
     /// The folders the last look at them could not read.
     problems: BTreeMap<PathBuf, FolderProblem>,
     resources: Places,
@@ -241,6 +246,7 @@ impl FolderState {
     pub fn new(dirs: Vec<PathBuf>, resources: impl Into<Places>) -> Self {
         Self {
             dirs,
+            updates: None,
             problems: BTreeMap::new(),
             resources: resources.into(),
             berth: crate::berth_version(),
@@ -251,6 +257,31 @@ impl FolderState {
             trust: Arc::new(Trust::none()),
             load: load_file,
         }
+    }
+
+    /// Reads the updates folder `dir` with the backends folders (absolute,
+    /// as they are).
+    pub fn with_updates(mut self, dir: Option<PathBuf>) -> Self {
+        self.updates = dir.filter(|d| !self.dirs.contains(d));
+        self
+    }
+
+    /// The updates folder, if it is read.
+    pub fn updates(&self) -> Option<&Path> {
+        self.updates.as_deref()
+    }
+
+    /// Every folder read: the backends folders, then the updates folder.
+    pub fn all_dirs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().chain(&self.updates).cloned().collect()
+    }
+
+    /// A state for the same folders, keys and reader with nothing read yet.
+    pub fn blank(&self) -> Self {
+        Self::new(self.dirs.clone(), self.resources.clone())
+            .with_updates(self.updates.clone())
+            .with_trust(self.trust.clone())
+            .with_loader(self.load)
     }
 
     /// Reads each file with `load` instead of [`FileRead::load`].
@@ -278,10 +309,18 @@ impl FolderState {
 
     /// The folders that could not be read when last looked at, in the order
     /// of [`FolderState::dirs`].
+    /// The updates folder missing is none: the first install makes it.
     pub fn problems(&self) -> Vec<FolderProblem> {
+        let updates = self
+            .updates
+            .as_ref()
+            .and_then(|d| self.problems.get(d))
+            .filter(|p| !matches!(p, FolderProblem::Missing { .. }));
         self.dirs
             .iter()
-            .filter_map(|d| self.problems.get(d).cloned())
+            .filter_map(|d| self.problems.get(d))
+            .chain(updates)
+            .cloned()
             .collect()
     }
 
@@ -337,7 +376,7 @@ impl FolderState {
             self.trust = Arc::new(trust);
         }
         let mut out = Reload::default();
-        for dir in self.dirs.clone() {
+        for dir in self.all_dirs() {
             let Some(listed) = self.list(&dir) else {
                 continue;
             };
@@ -539,7 +578,13 @@ impl FolderState {
             // Unreadable metadata: the read below reports the error itself.
             Err(_) => None,
         };
-        let signature = SigStat::of(path);
+        let installed = self.is_installed(path);
+        // An installed update's signature is beside its real file.
+        let signature = if installed {
+            SigStat::of(&std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()))
+        } else {
+            SigStat::of(path)
+        };
         let previous = self.files.get(path);
         if let Some(t) = previous
             && !force
@@ -551,7 +596,11 @@ impl FolderState {
         {
             return Refresh::Unchanged;
         }
-        let mut read = (self.load)(path, &self.resources, &self.trust);
+        let mut read = if installed {
+            FileRead::load_installed(path.to_path_buf(), &self.resources, &self.trust)
+        } else {
+            (self.load)(path, &self.resources, &self.trust)
+        };
         if read.last_good.is_none() {
             read.last_good = previous.and_then(|t| t.read.last_good.clone());
         }
@@ -574,6 +623,13 @@ impl FolderState {
             },
         );
         Refresh::Reread
+    }
+}
+
+impl FolderState {
+    /// Is `path` in the updates folder (an installed update)?
+    fn is_installed(&self, path: &Path) -> bool {
+        self.updates.is_some() && path.parent() == self.updates.as_deref()
     }
 }
 
@@ -616,3 +672,6 @@ enum Refresh {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod installed_tests;

@@ -60,8 +60,10 @@ impl Pending {
 pub(super) struct Task {
     /// `None` only while a reload runs on the blocking pool.
     state: Option<FolderState>,
+    /// The backends folders and the updates folder: what is watched.
     dirs: Vec<PathBuf>,
-    resources: crate::manifest::Places,
+    /// An empty state for the same folders, to start over from.
+    template: FolderState,
     watcher: RecommendedWatcher,
     /// What the watcher follows now: each folder and each parent, once.
     watched: BTreeSet<PathBuf>,
@@ -82,7 +84,6 @@ pub(super) struct Task {
 impl Task {
     pub(super) fn new(
         state: FolderState,
-        resources: crate::manifest::Places,
         watcher: RecommendedWatcher,
         debounce: Duration,
         supervisor: SupervisorHandle,
@@ -90,8 +91,8 @@ impl Task {
         progress: channel::Sender<Progress>,
     ) -> Self {
         Self {
-            dirs: state.dirs().to_vec(),
-            resources,
+            dirs: state.all_dirs(),
+            template: state.blank(),
             state: Some(state),
             watcher,
             watched: BTreeSet::new(),
@@ -350,8 +351,7 @@ impl Task {
                 // A panic in parsing is a bug; start over from an empty state
                 // with a full rescan rather than stop watching.
                 tracing::error!(%error, "reload failed; rescanning every backends folder");
-                let mut state =
-                    FolderState::new(self.dirs.clone(), self.resources.clone()).with_trust(trust);
+                let mut state = self.template.blank().with_trust(trust);
                 let reload = state.reload(&Scope::Full { force: true });
                 self.state = Some(state);
                 reload

@@ -97,6 +97,7 @@ fn spawn_berth_run(mut cmd: Command, dir: tempfile::TempDir, args: &[&std::ffi::
         cmd.env("XDG_RUNTIME_DIR", &run);
     }
     cmd.env("XDG_STATE_HOME", dir.path().join("state"))
+        .env("XDG_DATA_HOME", dir.path().join("data"))
         .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

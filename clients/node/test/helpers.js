@@ -42,6 +42,7 @@ export class Home {
     this.env = {
       XDG_RUNTIME_DIR: path.join(this.root, 'run'),
       XDG_STATE_HOME: path.join(this.root, 'state'),
+      XDG_DATA_HOME: path.join(this.root, 'data'),
       XDG_CONFIG_HOME: path.join(this.root, 'config'),
       BERTH_SOCKET: undefined,
       BERTH_APP: undefined,

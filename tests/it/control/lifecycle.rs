@@ -145,6 +145,7 @@ fn stderr_is_coloured_only_at_a_terminal_without_no_color() {
         cmd.args(["-qec", &line, "/dev/null"])
             .env("SHELL", "/bin/sh")
             .env("XDG_STATE_HOME", home.path().join("state"))
+            .env("XDG_DATA_HOME", home.path().join("data"))
             .env("XDG_RUNTIME_DIR", home.path().join("run"))
             .env("XDG_CONFIG_HOME", home.path().join("config"))
             .env_remove("RUST_LOG")

@@ -192,6 +192,7 @@ impl Berth {
             .args(extra)
             .env("BERTH_SOCKET", run.join("berth.sock"))
             .env("XDG_STATE_HOME", dir.join("state"))
+            .env("XDG_DATA_HOME", dir.join("data"))
             .env("XDG_RUNTIME_DIR", &run)
             .env("XDG_CONFIG_HOME", dir.join("config"))
             .env(
@@ -222,6 +223,7 @@ impl Berth {
             .args(args)
             .env("BERTH_SOCKET", self.dir.join("run/berth.sock"))
             .env("XDG_STATE_HOME", self.dir.join("state"))
+            .env("XDG_DATA_HOME", self.dir.join("data"))
             .output()
             .unwrap()
     }

@@ -276,6 +276,7 @@ fn the_launcher_follows_the_folder_without_sighup() {
         .args(["run", "--headless", "--backends"])
         .arg(&dir)
         .env("XDG_STATE_HOME", home.path().join("state"))
+        .env("XDG_DATA_HOME", home.path().join("data"))
         .env("XDG_RUNTIME_DIR", home.path().join("run"))
         .env("XDG_CONFIG_HOME", home.path().join("config"))
         .env_remove("BERTH_SOCKET")
