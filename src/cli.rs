@@ -159,12 +159,16 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Say which version the feed of a backend's `update` section offers.
+    /// Install the version a backend's feed offers (through the running launcher).
     Update {
         id: String,
         /// Only look: print what the feed offers (exit 0, also when up to date).
-        #[arg(long, required = true)]
+        #[arg(long, conflicts_with = "rollback")]
         check: bool,
+        /// Go back to the version kept before the installed one.
+        #[arg(long)]
+        rollback: bool,
+        /// Where --check looks when no launcher runs.
         #[command(flatten)]
         backends: BackendsArg,
     },
@@ -490,7 +494,19 @@ fn dispatch(cli: Cli, frontend: Option<crate::launcher::Frontend>) -> anyhow::Re
         Command::Keygen { name, dir, force } => keygen::run(&name, &dir, force, &app),
         Command::Sign { manifest, key } => sign::run(&manifest, &key),
         Command::Release { manifest, key, out } => release::run(&manifest, &key, &out),
-        Command::Update { id, backends, .. } => update::check(&id, &backends.folders(&app), &app),
+        Command::Update {
+            id,
+            check,
+            rollback,
+            backends,
+        } => {
+            let verb = match (check, rollback) {
+                (true, _) => Verb::CheckUpdate,
+                (_, true) => Verb::Rollback,
+                _ => Verb::Update,
+            };
+            update::run(&socket, &id, verb, &backends.folders(&app), &app)
+        }
         Command::Pin { id, backends } => pin::run(&id, &backends.folders(&app), &app),
         Command::Schema { protocol, status } => schema::run(match (protocol, status) {
             (true, _) => schema::Which::Protocol,

@@ -437,6 +437,25 @@ impl Client {
         self.command(id, Verb::Restart { args })
     }
 
+    /// [`Client::command`] with [`Verb::CheckUpdate`]: reads `id`'s feed;
+    /// `data`'s `update` shows what it offers, the note says it in words.
+    pub fn check_update(&self, id: &str) -> Result<Settled, ClientError> {
+        self.command(id, Verb::CheckUpdate)
+    }
+
+    /// [`Client::command`] with [`Verb::Update`]: installs the version
+    /// `id`'s feed offers; answered once it runs on it (it was running) or
+    /// is installed (it was not), the note saying `id: updated A -> B`.
+    pub fn update(&self, id: &str) -> Result<Settled, ClientError> {
+        self.command(id, Verb::Update)
+    }
+
+    /// [`Client::command`] with [`Verb::Rollback`]: back to the version
+    /// kept before the installed one.
+    pub fn rollback(&self, id: &str) -> Result<Settled, ClientError> {
+        self.command(id, Verb::Rollback)
+    }
+
     /// Writes `line` as one compact JSON line to `id`'s stdin, as `berth
     /// send` does. Without `wait`, `Ok(None)` once queued; with it, the
     /// first stdout JSON object from then on whose `key` renders as

@@ -315,6 +315,15 @@ impl Builder {
             .notifications
             .then(|| crate::notify::spawn(supervisor.clone(), self.app.clone()));
         let resources = self.resources.unwrap_or_else(crate::paths::resources_dir);
+        supervisor.enable_updates(crate::supervisor::Readers {
+            places: crate::manifest::Places::new(resources.clone(), self.app.clone()),
+            // A feed's files are judged by the trusted keys, with or
+            // without --require-signatures.
+            keys: crate::trust::Policy {
+                require: false,
+                ..trust.policy().clone()
+            },
+        });
         let (rescans, requests) = mpsc::channel(8);
         let reloader = reload::spawn_reloader(
             reload::Folder {

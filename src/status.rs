@@ -343,6 +343,10 @@ pub enum ActionError {
         label: String,
         reason: String,
     },
+    /// An update verb failed or was refused (v3): the whole line, which
+    /// names the backend (`python: no updates folder configured`).
+    #[error("{0}")]
+    Update(String),
     /// Whoever answers the control socket cannot do this (a test double).
     #[error("{0} is not supported here")]
     Unsupported(&'static str),

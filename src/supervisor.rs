@@ -73,6 +73,7 @@ use crate::verb::Verb;
 pub use events::{EventKind, JobEvent};
 use job::Control;
 use lock::lock;
+pub use shared::Readers;
 use shared::Shared;
 
 /// A cloneable handle to the supervisor.
@@ -266,6 +267,13 @@ impl SupervisorHandle {
         })
     }
 
+    /// Lets the jobs install updates (v3) into [`Config::updates_dir`],
+    /// reading their files with `readers`; the launcher calls it once,
+    /// before the first catalog (later calls change nothing).
+    pub fn enable_updates(&self, readers: Readers) {
+        let _ = self.shared.readers.set(readers);
+    }
+
     /// What the launcher's front end set in berth's environment for itself
     /// ([`Config::env_remove`]): no program berth starts inherits it, the
     /// desktop's opener included.
@@ -336,7 +344,9 @@ impl SupervisorHandle {
         match verb {
             Verb::Stop => self.stop_with_dependents(id).await,
             Verb::Restart { .. } => self.restart_with_dependents(id, verb).await,
-            Verb::Start { .. } => self.command_one(id, verb).await,
+            Verb::Start { .. } | Verb::CheckUpdate | Verb::Update | Verb::Rollback => {
+                self.command_one(id, verb).await
+            }
         }
     }
 

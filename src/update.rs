@@ -15,12 +15,14 @@
 //! - `cli/release.rs`: `berth release`, the publisher's side.
 //! - [`fetch`]: the HTTP(S) client: small signed files read whole up to a
 //!   bound, artifacts downloaded into a path with their size and digest
-//!   checked, 30 s without progress ends a transfer.
+//!   checked, 30 s without progress ends a transfer; [`network`]: it as
+//!   `check` and `stage` read the network.
 //! - [`pause`]: debug builds' hooks where a test kills berth mid-update.
 
 pub mod check;
 pub mod feed;
 pub mod fetch;
 pub mod install;
+pub mod network;
 pub mod pause;
 pub mod stage;

@@ -21,6 +21,15 @@ pub enum Verb {
     /// Stop it if needed, then start it with its current definition and
     /// these `args` (v2), like `Start`.
     Restart { args: Vec<String> },
+    /// Read the feed of its `update` section and say what it offers (v3):
+    /// nothing is installed; the status's `update` shows the answer.
+    CheckUpdate,
+    /// Install the version its feed offers and switch to it (v3): a
+    /// stopped backend runs it at its next start, a running one is
+    /// restarted into it. Answered once it runs, or is installed.
+    Update,
+    /// Go back to the version kept before the installed one (v3).
+    Rollback,
 }
 
 impl Verb {
@@ -34,13 +43,17 @@ impl Verb {
         Self::Restart { args: Vec::new() }
     }
 
-    /// The word a user types and reads: `start`, `stop`, `restart` (also
+    /// The word a user types and reads: `start`, `stop`, `restart`,
+    /// `check-update`, `update`, `rollback` (also
     /// the word in "cannot start while ..." and in the tray's menu ids).
     pub fn word(&self) -> &'static str {
         match self {
             Self::Start { .. } => "start",
             Self::Stop => "stop",
             Self::Restart { .. } => "restart",
+            Self::CheckUpdate => "check-update",
+            Self::Update => "update",
+            Self::Rollback => "rollback",
         }
     }
 
@@ -48,7 +61,7 @@ impl Verb {
     pub fn args(&self) -> &[String] {
         match self {
             Self::Start { args } | Self::Restart { args } => args,
-            Self::Stop => &[],
+            Self::Stop | Self::CheckUpdate | Self::Update | Self::Rollback => &[],
         }
     }
 
@@ -58,6 +71,9 @@ impl Verb {
             "start" => Some(Self::start()),
             "stop" => Some(Self::Stop),
             "restart" => Some(Self::restart()),
+            "check-update" => Some(Self::CheckUpdate),
+            "update" => Some(Self::Update),
+            "rollback" => Some(Self::Rollback),
             _ => None,
         }
     }
@@ -75,7 +91,14 @@ mod tests {
 
     #[test]
     fn every_word_names_its_verb() {
-        for verb in [Verb::start(), Verb::Stop, Verb::restart()] {
+        for verb in [
+            Verb::start(),
+            Verb::Stop,
+            Verb::restart(),
+            Verb::CheckUpdate,
+            Verb::Update,
+            Verb::Rollback,
+        ] {
             assert_eq!(Verb::from_word(verb.word()), Some(verb));
         }
         assert_eq!(Verb::from_word("log"), None);

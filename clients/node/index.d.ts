@@ -243,6 +243,12 @@ export declare class Client {
   stop(id: string): Promise<BackendStatus | null>
   /** Restart `id` (extra `args` for this run only); resolves once it runs again. */
   restart(id: string, args?: string[]): Promise<BackendStatus | null>
+  /** Read the feed of `id`'s `update` section; resolves with its status, whose `update.available` says what the feed offers. */
+  checkUpdate(id: string): Promise<BackendStatus | null>
+  /** Install the version `id`'s feed offers; resolves once it runs on it (it was running) or is installed (it was not). */
+  update(id: string): Promise<BackendStatus | null>
+  /** Go back to the version of `id` kept before the installed one. */
+  rollback(id: string): Promise<BackendStatus | null>
   /** Write `value` as one JSON line to `id`'s stdin; with `wait`, resolve with the stdout JSON object that answers (else null). */
   send(id: string, value: unknown, options?: SendOptions): Promise<Record<string, unknown> | null>
   /** Run one of `id`'s manifest actions by label, as the tray does. */

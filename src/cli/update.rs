@@ -1,34 +1,61 @@
-//! `berth update ID --check`: what the feed of ID's winning manifest offers
-//! for this platform (DESIGN.md "Updates"). It reads the backends folders
-//! itself, as `pin` does, so it needs no launcher: nothing is installed.
+//! `berth update ID [--check | --rollback]` (DESIGN.md "Updates"): the
+//! verbs `update`, `check-update` and `rollback`, carried out by the running
+//! launcher, whose job of ID is the only writer of ID's updates.
 //!
-//! Exit 0 when the feed answered (an update is offered, or none); 1 when
-//! the feed cannot be read or trusted, with the reason in one line.
+//! `--check` without a launcher reads the backends folders itself, as `pin`
+//! does, and asks the feed from here: nothing is installed. Exit 0 when the
+//! feed answered (an update is offered, or none), when the update is
+//! installed (and running, if the backend was), or rolled back; 1 with the
+//! reason in one line; 2 without a launcher (but `--check`).
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::bail;
-use url::Url;
-
+use super::Exit;
+use crate::client::{Client, ClientError};
 use crate::folders::Folders;
 use crate::manifest::platform::Platform;
 use crate::trust::{Policy, Trust};
-use crate::update::check::{self, Get, Installed, Offer};
+use crate::update::check::{self, Installed};
 use crate::update::install::Updates;
+use crate::update::network::Network;
+use crate::verb::Verb;
 use crate::watch::{FolderState, Scope};
+use anyhow::bail;
 
-/// The network, through the download side's bounded reads.
-struct Network;
-
-impl Get for Network {
-    async fn get(&self, url: &Url, max_bytes: u64) -> Result<Vec<u8>, String> {
-        crate::update::fetch::get(url, max_bytes)
-            .await
-            .map_err(|e| e.to_string())
+/// `verb` on `id` through the launcher at `socket`; `--check` without one
+/// is answered here from `folders`.
+pub fn run(
+    socket: &Path,
+    id: &str,
+    verb: Verb,
+    folders: &Folders,
+    app: &crate::paths::AppName,
+) -> anyhow::Result<ExitCode> {
+    crate::manifest::BackendId::new(id).map_err(Exit::usage)?;
+    let answer = match Client::at(socket).command(id, verb.clone()) {
+        Err(ClientError::NoLauncher { .. }) if verb == Verb::CheckUpdate => {
+            return check(id, folders, app);
+        }
+        Err(ClientError::NoLauncher { .. }) => {
+            return Err(Exit::usage(format!(
+                "{id}: no launcher running: start berth first (`berth run`); its job of {id} installs updates"
+            )));
+        }
+        other => other.map_err(super::client::failed)?,
+    };
+    let note = answer
+        .note
+        .unwrap_or_else(|| format!("{id}: {}", verb.word()));
+    match (verb, answer.data) {
+        (Verb::CheckUpdate, _) | (_, None) => println!("{note}"),
+        (_, Some(status)) => println!("{note} ({})", status.state.as_str()),
     }
+    Ok(ExitCode::SUCCESS)
 }
 
+/// `--check` without a launcher: the feed read from here.
 pub fn check(id: &str, folders: &Folders, app: &crate::paths::AppName) -> anyhow::Result<ExitCode> {
     let places = crate::manifest::Places::new(crate::paths::resources_dir(), app.clone());
     // The installed definition is the one `berth run` would use; the feed's
@@ -64,32 +91,7 @@ pub fn check(id: &str, folders: &Folders, app: &crate::paths::AppName) -> anyhow
         &platform,
         &Network,
     ))?;
-    let installed = &backend.version;
-    // Say why a higher version in the feed is not offered.
-    let skipped = if bad.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = bad.iter().map(ToString::to_string).collect();
-        format!("; not offered, rolled back before: {}", list.join(", "))
-    };
-    match offer {
-        Offer::Available(release) => {
-            println!(
-                "{id}: {} available (installed {installed})",
-                release.version
-            );
-        }
-        Offer::UpToDate(Some(latest)) => {
-            println!(
-                "{id}: up to date (installed {installed}, the feed's latest for {platform} is {latest}{skipped})"
-            );
-        }
-        Offer::UpToDate(None) => {
-            println!(
-                "{id}: up to date (installed {installed}; the feed has no release for {platform}{skipped})"
-            );
-        }
-    }
+    println!("{}", offer.line(installed, &platform));
     Ok(ExitCode::SUCCESS)
 }
 

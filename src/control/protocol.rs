@@ -89,6 +89,14 @@ enum Wire {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         args: Vec<String>,
     },
+    /// Read the feed of `id`'s `update` section; the reply's status shows
+    /// what it offers (`update.available`) and its note says it in words.
+    CheckUpdate { id: String },
+    /// Install the version `id`'s feed offers and switch to it: answered
+    /// once it runs on it (it was running) or is installed (it was not).
+    Update { id: String },
+    /// Go back to the version of `id` kept before the installed one.
+    Rollback { id: String },
     /// Write one JSON line to `id`'s stdin, optionally waiting for its answer.
     Send(SendRequest),
     /// Run `id`'s manifest action `label`, as the tray does.
@@ -118,6 +126,9 @@ impl From<Wire> for Request {
             Wire::Start { id, args } => command(id, Verb::Start { args }),
             Wire::Stop { id } => command(id, Verb::Stop),
             Wire::Restart { id, args } => command(id, Verb::Restart { args }),
+            Wire::CheckUpdate { id } => command(id, Verb::CheckUpdate),
+            Wire::Update { id } => command(id, Verb::Update),
+            Wire::Rollback { id } => command(id, Verb::Rollback),
             Wire::Send(send) => Self::Send(send),
             Wire::Action { id, label } => Self::Action { id, label },
             Wire::StartAll => Self::StartAll,
@@ -138,6 +149,9 @@ impl From<Request> for Wire {
                 Verb::Start { args } => Self::Start { id, args },
                 Verb::Stop => Self::Stop { id },
                 Verb::Restart { args } => Self::Restart { id, args },
+                Verb::CheckUpdate => Self::CheckUpdate { id },
+                Verb::Update => Self::Update { id },
+                Verb::Rollback => Self::Rollback { id },
             },
             Request::Send(send) => Self::Send(send),
             Request::Action { id, label } => Self::Action { id, label },
@@ -260,7 +274,7 @@ impl Request {
                 | Self::Version
                 | Self::Watch
                 | Self::Command {
-                    verb: Verb::Stop,
+                    verb: Verb::Stop | Verb::CheckUpdate | Verb::Update | Verb::Rollback,
                     ..
                 }
         )
@@ -551,6 +565,27 @@ mod tests {
         assert!(err.unwrap_err().contains("unknown field"));
         let err = Request::parse(br#"{"cmd": "action", "id": "p"}"#);
         assert!(err.unwrap_err().contains("missing field `label`"));
+    }
+
+    #[test]
+    fn update_verbs_match_the_documented_lines() {
+        for (line, verb) in [
+            (r#"{"cmd":"check-update","id":"python"}"#, Verb::CheckUpdate),
+            (r#"{"cmd":"update","id":"python"}"#, Verb::Update),
+            (r#"{"cmd":"rollback","id":"python"}"#, Verb::Rollback),
+        ] {
+            let request = Request::Command {
+                id: "python".into(),
+                verb,
+            };
+            assert_eq!(Request::parse(line.as_bytes()), Ok(request.clone()));
+            assert_eq!(request.to_line(), format!("{line}\n"));
+        }
+        assert!(
+            Request::parse(br#"{"cmd":"update","id":"p","version":"9"}"#)
+                .unwrap_err()
+                .contains("unknown field")
+        );
     }
 
     #[test]

@@ -278,6 +278,9 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
             let goal = match verb {
                 Verb::Start { .. } | Verb::Restart { .. } => Goal::Running,
                 Verb::Stop => Goal::Stopped,
+                // The job answers once the update is over, however long
+                // the download takes (the client probes meanwhile).
+                Verb::CheckUpdate | Verb::Update | Verb::Rollback => Goal::Answered,
             };
             let rx = control.subscribe();
             let outcome = control.command(&id, verb).await;
@@ -327,6 +330,8 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
 enum Goal {
     Running,
     Stopped,
+    /// The job's answer is the outcome (the update verbs).
+    Answered,
 }
 
 /// After a start/stop/restart was accepted, waits until the backend reaches
@@ -353,9 +358,10 @@ async fn settle<B: Backends>(
             };
         }
     };
-    // The supervisor's stop returns once the group is gone, and a no-op
-    // changes nothing: the current snapshot is the outcome.
-    if goal == Goal::Stopped || note.is_some() {
+    // The supervisor's stop returns once the group is gone, the update
+    // verbs once they are over, and a no-op changes nothing: the current
+    // snapshot is the outcome.
+    if goal != Goal::Running || note.is_some() {
         let snapshot = control.snapshot();
         return match snapshot.get(id) {
             Some(status) => status_reply(status).with_note(note),

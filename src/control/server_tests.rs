@@ -103,6 +103,9 @@ impl Backends for Fake {
                 self.set(id, |b| b.state = State::Stopped);
                 self.start(id).await
             }
+            Verb::CheckUpdate | Verb::Update | Verb::Rollback => {
+                Err(ActionError::Unsupported(verb.word()))
+            }
         }
     }
     async fn start_all(&self) {}

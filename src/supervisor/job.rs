@@ -17,7 +17,9 @@
 //! To add an event: a field in `state::Run` (per run) or [`Job`] (per backend),
 //! one branch in `run_event`'s (per run) or `next_event`'s `select!`
 //! producing an [`Event`] (an optional source through `or_never`), one arm
-//! in `handle`. To add a verb: a `Verb` variant and its arm in `command`. Health (sd_notify notices, checks, the watchdog) is such a set
+//! in `handle`. To add a verb: a `Verb` variant and its arm in `command`.
+//! Updates (v3: check-update, update, and the switch to a new version)
+//! live in `update`. Health (sd_notify notices, checks, the watchdog) is such a set
 //! of fields and branches; its handlers live in `health`.
 
 use std::collections::VecDeque;
@@ -33,6 +35,7 @@ mod launch;
 mod launch_error;
 mod state;
 mod stop;
+mod update;
 
 pub use launch_error::LaunchError;
 use state::{Facts, Phase, Rest, Run};
@@ -144,6 +147,8 @@ pub struct Job {
     /// Dependents waiting for this backend to reach their condition,
     /// answered from each published status.
     waiters: Vec<Waiter>,
+    /// What the status's `update` shows, and the update under way (v3).
+    updating: update::Updating,
 }
 
 /// A command that needs the process gone: carried out at once when there
@@ -177,6 +182,8 @@ enum Event {
     Health(Finding),
     /// A dependency's answer while waiting; `None` once none can come.
     Arrival(Option<Arrival>),
+    /// The update task reported, or its new definition is late (v3).
+    Update(update::Tick),
 }
 
 enum Flow {
@@ -221,7 +228,9 @@ impl Job {
             last_port: None,
             talker: Arc::default(),
             waiters: Vec::new(),
+            updating: update::Updating::default(),
         };
+        job.refresh_previous();
         job.recheck();
         job
     }
@@ -253,6 +262,7 @@ impl Job {
         let status = self.status();
         let id = &self.id;
         self.waiters.retain(|w| w.keep(id, &status));
+        self.judge_update(&status);
         let mut board = self.shared.lock_board();
         board.set(&self.id, self.generation, status);
         self.shared.publish(&board);
@@ -260,7 +270,7 @@ impl Job {
 
     /// The status of the phase as it is now.
     fn status(&self) -> BackendStatus {
-        state::status(&Facts {
+        let mut status = state::status(&Facts {
             def: &self.def,
             phase: &self.phase,
             manifest_error: self.manifest_error.as_deref(),
@@ -271,7 +281,10 @@ impl Job {
             log: &self.log,
             last_stderr: self.last_stderr.as_deref(),
             args: self.last_args.as_deref(),
-        })
+            switching: self.updating.switching(&self.def.version),
+        });
+        update::lay_over(&mut status, &self.updating);
+        status
     }
 
     /// Where this job puts the talker of a run that accepts lines.
@@ -305,8 +318,10 @@ impl Job {
             other => (other.run_mut(), None),
         };
         let arrival = or_never(arrivals.map(|a| a.recv()));
+        let updating = &mut self.updating;
         tokio::select! {
             c = rx.recv(), if listening => Event::Cmd(c),
+            u = updating.next() => Event::Update(u),
             a = arrival => Event::Arrival(a),
             e = or_never(run.map(|r| run_event(r, starting, running))) => e,
             _ = crate::timer::sleep_until(backoff) => Event::Backoff,
@@ -317,6 +332,7 @@ impl Job {
     async fn handle(&mut self, event: Event) -> Flow {
         match event {
             Event::LogHealth => self.publish(),
+            Event::Update(tick) => return self.on_update_tick(tick).await,
             Event::Cmd(Some(c)) => return self.command(c).await,
             Event::Cmd(None) => {
                 self.closed = true;
@@ -387,8 +403,12 @@ impl Job {
                 manifest_error,
                 ack,
             } => {
+                let switch = self.loads(&def);
                 self.update(def, manifest_error);
                 let _ = ack.send(());
+                if switch {
+                    return self.switch().await;
+                }
             }
             Control::Recheck(ack) => {
                 if self.recheck() {
@@ -406,6 +426,16 @@ impl Job {
                 verb: Verb::Stop,
                 reply,
             } => self.stop(reply),
+            // Answered once the feed was read (and the update installed):
+            // the work runs off the job loop meanwhile.
+            Control::Command {
+                verb: verb @ (Verb::CheckUpdate | Verb::Update),
+                reply,
+            } => self.ask_update(&verb, reply),
+            Control::Command {
+                verb: Verb::Rollback,
+                reply,
+            } => self.ask_rollback(reply),
             Control::Command { verb, reply } => {
                 return self.when_stopped(Then::Start(verb, reply)).await;
             }
@@ -484,6 +514,7 @@ impl Job {
         }
         self.def_path = super::board::shown_path(&def);
         self.def = def;
+        self.refresh_previous();
         self.recheck();
         self.publish();
     }

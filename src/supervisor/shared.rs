@@ -6,7 +6,7 @@
 //! without importing the handle that created it. The handle's own table of
 //! jobs is not here: only the handle sends to jobs.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::watch;
 
@@ -28,6 +28,18 @@ pub struct Shared {
     reaches: tokio::sync::mpsc::UnboundedSender<Reach>,
     /// Each backend's live log lines, for followers.
     pub feeds: super::logs::feed::Feeds,
+    /// How the jobs read an update's files (v3); unset, updates are
+    /// refused (see [`Readers`]).
+    pub readers: OnceLock<Readers>,
+}
+
+/// How a job reads an update's files: as the launcher reads the backends
+/// folders (`${resources}`, the instance), judged by the launcher's trusted
+/// key folders (loaded again for each update, as a SIGHUP would).
+#[derive(Debug, Clone)]
+pub struct Readers {
+    pub places: crate::manifest::Places,
+    pub keys: crate::trust::Policy,
 }
 
 impl Shared {
@@ -48,6 +60,7 @@ impl Shared {
             events: events::Events::default(),
             reaches,
             feeds: Default::default(),
+            readers: OnceLock::new(),
         };
         (shared, rx)
     }

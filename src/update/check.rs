@@ -34,6 +34,32 @@ pub enum Offer {
     UpToDate(Option<semver::Version>),
 }
 
+impl Offer {
+    /// What it means for `installed`, in one line (`berth update ID
+    /// --check`, the `check-update` reply's note), saying why a higher
+    /// version in the feed is not offered.
+    pub fn line(&self, installed: Installed<'_>, platform: &str) -> String {
+        let Installed { id, version, bad } = installed;
+        let skipped = if bad.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = bad.iter().map(ToString::to_string).collect();
+            format!("; not offered, rolled back before: {}", list.join(", "))
+        };
+        match self {
+            Self::Available(release) => {
+                format!("{id}: {} available (installed {version})", release.version)
+            }
+            Self::UpToDate(Some(latest)) => format!(
+                "{id}: up to date (installed {version}, the feed's latest for {platform} is {latest}{skipped})"
+            ),
+            Self::UpToDate(None) => format!(
+                "{id}: up to date (installed {version}; the feed has no release for {platform}{skipped})"
+            ),
+        }
+    }
+}
+
 /// Why a check failed: one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckError {

@@ -202,6 +202,18 @@ export class Client {
     return this.#data({ cmd: 'restart', id: checkId(id), ...withArgs(checkArgs(args)) })
   }
 
+  async checkUpdate(id) {
+    return this.#data({ cmd: 'check-update', id: checkId(id) })
+  }
+
+  async update(id) {
+    return this.#data({ cmd: 'update', id: checkId(id) })
+  }
+
+  async rollback(id) {
+    return this.#data({ cmd: 'rollback', id: checkId(id) })
+  }
+
   async send(id, value, { wait, timeoutMs } = {}) {
     if (value === undefined) throw usage('send needs a JSON value to write')
     const request = { cmd: 'send', id: checkId(id), line: value }

@@ -316,6 +316,9 @@ pub struct Facts<'a> {
     pub last_stderr: Option<&'a str>,
     /// The arguments of the current, else the last, run (v2).
     pub args: Option<&'a [String]>,
+    /// The definition is an update being switched to (v3): not a restart
+    /// left pending.
+    pub switching: bool,
 }
 
 /// The complete status of a job: everything but the metrics overlay and the
@@ -368,7 +371,7 @@ pub fn status(f: &Facts<'_>) -> BackendStatus {
         s.port = run.port;
         s.token = run.token.as_ref().map(|t| t.as_str().to_owned());
         s.path = Some(run.path.clone());
-        s.pending_restart = !run.def.runs_like(def);
+        s.pending_restart = !run.def.runs_like(def) && !f.switching;
         s.detail.started_at = Some(run.started.into_std());
     } else {
         s.path = match f.phase {

@@ -77,6 +77,7 @@ fn status_prints_a_table_and_the_documented_json() {
         "token",
         "depends_on",
         "waiting_for",
+        "update",
     ];
     want.sort();
     assert_eq!(keys, want);

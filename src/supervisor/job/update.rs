@@ -1,0 +1,573 @@
+//! The job's side of updates (v3, DESIGN.md "Updates"): `check-update` and
+//! `update` on one backend, and what the status's `update` shows.
+//!
+//! The network work (reading the feed, downloading and verifying into a
+//! staging folder, publishing it in the updates folder) runs in a task off
+//! the job loop, so the job keeps answering status, stop and the rest while
+//! a feed stalls; the job hears its [`Report`] through one `select!` branch
+//! ([`Updating::next`]). The job of an id is the only writer of that id's
+//! part of the updates folder while the launcher runs: one update at a time.
+//!
+//! An update goes through [`Step`]s: `Fetching` (the task), `Loading`
+//! (published; the registry reads the updates folder and hands the job its
+//! new definition, a switch rather than a pending restart), then, if the
+//! backend was running, `Watching` (restarted into the new version; the
+//! reply waits for it to run). [`Job::judge_update`] is the one place that
+//! decides what the switched version's status means.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use semver::Version;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use url::Url;
+
+use super::super::events::{EventKind, JobEvent};
+use super::super::shared::Readers;
+use super::state::Phase;
+use super::{Flow, Job, ReplyTo, Then};
+use crate::manifest::BackendId;
+use crate::manifest::platform::Platform;
+use crate::status::{ActionError, BackendStatus, Outcome, State, UpdateStatus};
+use crate::trust::Trust;
+use crate::update::check::{self, Installed, Offer};
+use crate::update::install::Updates;
+use crate::update::network::Network;
+use crate::update::stage::{self, Wanted};
+use crate::verb::Verb;
+
+/// How long a published version may take to reach the job as its new
+/// definition (the folder watcher's debounce and a read, normally well
+/// under a second).
+pub const LOAD_WAIT: Duration = Duration::from_secs(10);
+
+/// What a job knows of its updates, and the update under way.
+#[derive(Default)]
+pub(super) struct Updating {
+    /// The last check's offer above the installed version.
+    available: Option<Version>,
+    /// When the feed was last read successfully.
+    checked: Option<SystemTime>,
+    /// The last failure, one line.
+    error: Option<String>,
+    /// Versions already announced ([`EventKind::UpdateFound`] once each).
+    announced: BTreeSet<Version>,
+    /// The version `--rollback` returns to, read from the updates folder
+    /// when the definition changes.
+    previous: Option<Version>,
+    step: Option<Step>,
+}
+
+/// Where an update (or a check) is.
+enum Step {
+    /// The task reads the feed (and for an update, stages and publishes).
+    Fetching {
+        task: Task,
+        install: bool,
+        from: Version,
+        reply: ReplyTo,
+    },
+    /// `version` is published; waiting for it to be the definition.
+    Loading {
+        version: Version,
+        from: Version,
+        reply: ReplyTo,
+        until: Instant,
+    },
+    /// Restarted into `version`; answered once it runs.
+    Watching {
+        version: Version,
+        from: Version,
+        reply: ReplyTo,
+    },
+}
+
+/// The network work's task: a job that ends, or drops it, ends it too.
+struct Task(JoinHandle<Report>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What the task found.
+pub(super) struct Report {
+    /// What the feed offered, when it could be read and trusted, and that
+    /// in words.
+    read: Option<(Offer, String)>,
+    /// The version published (an update), nothing (a check), or why not.
+    result: Result<Option<Version>, String>,
+}
+
+/// What [`Updating::next`] waits for.
+pub(super) enum Tick {
+    Report(Report),
+    /// The published version did not arrive within [`LOAD_WAIT`].
+    Late,
+}
+
+impl Updating {
+    /// The task's report, or the end of the wait for the new definition;
+    /// never, while neither is under way.
+    pub async fn next(&mut self) -> Tick {
+        match &mut self.step {
+            Some(Step::Fetching { task, .. }) => {
+                Tick::Report((&mut task.0).await.unwrap_or_else(|e| Report {
+                    read: None,
+                    result: Err(format!("the update task ended: {e}")),
+                }))
+            }
+            Some(Step::Loading { until, .. }) => {
+                tokio::time::sleep_until(*until).await;
+                Tick::Late
+            }
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// The definition `def` comes from the update under way: it is its
+    /// switch, not an edit waiting for a restart.
+    pub fn switching(&self, version: &Version) -> bool {
+        match &self.step {
+            Some(Step::Loading { version: v, .. }) => v == version,
+            Some(Step::Watching { .. }) => true,
+            _ => false,
+        }
+    }
+
+    /// Lays what the job knows over the status's `update` (set from the
+    /// definition: `None` without an `update` section).
+    pub fn fill(&self, update: &mut UpdateStatus) {
+        update.available = self.available.as_ref().map(ToString::to_string);
+        update.checked = self
+            .checked
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+        update.previous = self.previous.as_ref().map(ToString::to_string);
+        update.error.clone_from(&self.error);
+    }
+}
+
+/// The network work of one check or update, off the job loop.
+struct Work {
+    id: BackendId,
+    installed: Version,
+    feed: Url,
+    updates: Updates,
+    readers: Readers,
+    install: bool,
+}
+
+impl Work {
+    async fn run(self) -> Report {
+        let (keys, updates, id) = (
+            self.readers.keys.clone(),
+            self.updates.clone(),
+            self.id.clone(),
+        );
+        let read = tokio::task::spawn_blocking(move || (Trust::load(keys), updates.bad(&id))).await;
+        let (trust, bad) = match read {
+            Ok(read) => read,
+            Err(e) => return failed(None, format!("cannot read the trusted keys: {e}")),
+        };
+        let platform = Platform::current().keys()[0].clone();
+        let installed = Installed {
+            id: &self.id,
+            version: &self.installed,
+            bad: &bad,
+        };
+        let offer = match check::check(installed, &self.feed, &trust, &platform, &Network).await {
+            Ok(offer) => offer,
+            Err(e) => return failed(None, e.to_string()),
+        };
+        let line = offer.line(installed, &platform);
+        if !self.install {
+            return Report {
+                read: Some((offer, line)),
+                result: Ok(None),
+            };
+        }
+        let Offer::Available(release) = &offer else {
+            let why = format!("{line}: nothing to install");
+            return failed(Some((offer, line)), why);
+        };
+        let wanted = Wanted {
+            id: &self.id,
+            installed: &self.installed,
+            feed: &self.feed,
+            release,
+        };
+        let staged = stage::stage(
+            &self.updates,
+            wanted,
+            &trust,
+            &self.readers.places,
+            &Network,
+        )
+        .await;
+        let version = release.version.clone();
+        let staging = match staged {
+            Ok(staging) => staging,
+            Err(e) => return failed(Some((offer, line)), e.to_string()),
+        };
+        let updates = self.updates.clone();
+        let published = {
+            let version = version.clone();
+            tokio::task::spawn_blocking(move || updates.publish(staging, &version)).await
+        };
+        let read = Some((offer, line));
+        match published {
+            Ok(Ok(())) => Report {
+                read,
+                result: Ok(Some(version)),
+            },
+            Ok(Err(e)) => failed(read, e.to_string()),
+            Err(e) => failed(read, format!("publishing failed: {e}")),
+        }
+    }
+}
+
+fn failed(read: Option<(Offer, String)>, why: String) -> Report {
+    Report {
+        read,
+        result: Err(why),
+    }
+}
+
+/// Has a switched version come up, failed, or is it still on its way?
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Verdict {
+    Pending,
+    Up,
+    Down(String),
+}
+
+/// What the status of a backend just switched to a new version means
+/// (probation adds its watch on top of `Up`).
+pub(super) fn verdict(status: &BackendStatus) -> Verdict {
+    let said = |s: &BackendStatus| {
+        let how = crate::human::with_exit(s.state.as_str(), s.exit_code, s.signal.as_deref());
+        match &s.error {
+            Some(e) => format!("{how}: {e}"),
+            None => how,
+        }
+    };
+    match status.state {
+        State::Running => Verdict::Up,
+        State::Starting if status.error.is_some() => Verdict::Down(said(status)),
+        State::Starting | State::Stopping => Verdict::Pending,
+        _ => Verdict::Down(said(status)),
+    }
+}
+
+impl Job {
+    fn updates(&self) -> Option<(Updates, Readers)> {
+        let dir = self.shared.config.updates_dir.as_ref()?;
+        let readers = self.shared.readers.get()?;
+        Some((Updates::at(dir), readers.clone()))
+    }
+
+    /// A `check-update` or `update`: refused at once (one line each), or
+    /// its network work started; the reply comes when it is over.
+    pub(super) fn ask_update(&mut self, verb: &Verb, reply: ReplyTo) {
+        let id = &self.id;
+        let refuse = |line: String| Err(ActionError::Update(line));
+        let Some(spec) = &self.def.update else {
+            let _ = reply.send(refuse(format!(
+                "{id}: {} has no update section: no feed to check",
+                self.def.file.display()
+            )));
+            return;
+        };
+        if self.updating.step.is_some() {
+            let _ = reply.send(refuse(format!("{id}: an update is already under way")));
+            return;
+        }
+        let Some((updates, readers)) = self.updates() else {
+            let _ = reply.send(refuse(format!("{id}: no updates folder configured")));
+            return;
+        };
+        let install = *verb == Verb::Update;
+        let work = Work {
+            id: self.def.id.clone(),
+            installed: self.def.version.clone(),
+            feed: spec.feed.clone(),
+            updates,
+            readers,
+            install,
+        };
+        if install {
+            tracing::info!(backend = %id, feed = %spec.feed, "update: reading the feed");
+        }
+        self.updating.step = Some(Step::Fetching {
+            task: Task(tokio::spawn(work.run())),
+            install,
+            from: self.def.version.clone(),
+            reply,
+        });
+    }
+
+    /// A `rollback`: not carried out yet (probation's arm).
+    pub(super) fn ask_rollback(&mut self, reply: ReplyTo) {
+        let _ = reply.send(Err(ActionError::Update(format!(
+            "{}: rollback is not built yet",
+            self.id
+        ))));
+    }
+
+    /// What [`Updating::next`] produced.
+    pub(super) async fn on_update_tick(&mut self, tick: Tick) -> Flow {
+        match tick {
+            Tick::Report(report) => return self.on_report(report).await,
+            Tick::Late => {
+                if let Some(Step::Loading { version, reply, .. }) = self.updating.step.take() {
+                    let line = format!(
+                        "{}: {version} is installed but the backends folders did not show it within {}s",
+                        self.id,
+                        LOAD_WAIT.as_secs()
+                    );
+                    self.update_failed(reply, line);
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn on_report(&mut self, report: Report) -> Flow {
+        let Some(Step::Fetching {
+            install,
+            from,
+            reply,
+            ..
+        }) = self.updating.step.take()
+        else {
+            return Flow::Continue;
+        };
+        let mut line = None;
+        if let Some((offer, said)) = &report.read {
+            self.updating.checked = Some(SystemTime::now());
+            self.updating.error = None;
+            line = Some(said.clone());
+            self.updating.available = match offer {
+                Offer::Available(release) => {
+                    self.found(&release.version);
+                    Some(release.version.clone())
+                }
+                Offer::UpToDate(_) => None,
+            };
+        }
+        match report.result {
+            Err(why) => self.update_failed(reply, why),
+            Ok(None) => {
+                self.publish();
+                let _ = reply.send(Ok(Outcome::DoneWith(line.unwrap_or_default())));
+            }
+            Ok(Some(version)) => {
+                debug_assert!(install);
+                tracing::info!(backend = %self.id, %version, %from, "update installed; loading it");
+                if self.updating.available.as_ref() <= Some(&version) {
+                    self.updating.available = None;
+                }
+                self.updating.step = Some(Step::Loading {
+                    version: version.clone(),
+                    from,
+                    reply,
+                    until: Instant::now() + LOAD_WAIT,
+                });
+                // The registry may have handed over the new definition first.
+                if self.def.version == version {
+                    return self.switch().await;
+                }
+                self.publish();
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Announces `version` the first time this job sees it offered.
+    fn found(&mut self, version: &Version) {
+        if self.updating.announced.insert(version.clone()) {
+            tracing::info!(backend = %self.id, %version, "update found");
+            self.emit_update(EventKind::UpdateFound {
+                version: version.to_string(),
+            });
+        }
+    }
+
+    fn update_failed(&mut self, reply: ReplyTo, line: String) {
+        tracing::warn!(backend = %self.id, reason = %line, "update failed");
+        self.updating.error = Some(line.clone());
+        self.publish();
+        let _ = reply.send(Err(ActionError::Update(line)));
+    }
+
+    /// An update's event (no stderr line: nothing ended).
+    fn emit_update(&self, kind: EventKind) {
+        self.shared.events.emit(JobEvent {
+            id: self.id.clone(),
+            name: self.def.name.clone(),
+            notify: self.def.notify,
+            kind,
+            last_stderr: None,
+            log: None,
+        });
+    }
+
+    /// Is `def` the definition an update under way waits for?
+    pub(super) fn loads(&self, def: &crate::manifest::Backend) -> bool {
+        matches!(&self.updating.step, Some(Step::Loading { version, .. }) if *version == def.version)
+    }
+
+    /// The new definition is in force: a running backend is restarted
+    /// into it (watched until it runs), a stopped one runs it next time.
+    pub(super) async fn switch(&mut self) -> Flow {
+        let Some(Step::Loading {
+            version,
+            from,
+            reply,
+            ..
+        }) = self.updating.step.take()
+        else {
+            return Flow::Continue;
+        };
+        let running = matches!(self.phase, Phase::Starting(_) | Phase::Running(_));
+        if !running {
+            self.applied(reply, &version, &from);
+            return Flow::Continue;
+        }
+        tracing::info!(backend = %self.id, %version, "update: restarting into it");
+        // Watching from the moment the restart is queued: the publishes of
+        // the stop see `stopping` (pending), never the old run.
+        self.updating.step = Some(Step::Watching {
+            version,
+            from,
+            reply,
+        });
+        let (restarted, _) = tokio::sync::oneshot::channel();
+        let flow = self
+            .when_stopped(Then::Start(Verb::restart(), restarted))
+            .await;
+        let status = self.status();
+        self.judge_update(&status);
+        flow
+    }
+
+    /// The one place that decides what a switched version's status means
+    /// (called on every publish while one is watched).
+    pub(super) fn judge_update(&mut self, status: &BackendStatus) {
+        let Some(Step::Watching { version, .. }) = &self.updating.step else {
+            return;
+        };
+        // Its old run being stopped, and the moment between that stop and
+        // the queued restart, are not the new version's.
+        if !self.deferred.is_empty()
+            || status.version.as_deref() != Some(version.to_string().as_str())
+        {
+            return;
+        }
+        match verdict(status) {
+            Verdict::Pending => {}
+            Verdict::Up => {
+                if let Some(Step::Watching {
+                    version,
+                    from,
+                    reply,
+                }) = self.updating.step.take()
+                {
+                    self.applied(reply, &version, &from);
+                }
+            }
+            Verdict::Down(why) => {
+                if let Some(Step::Watching { version, reply, .. }) = self.updating.step.take() {
+                    let line = format!("{}: {version} did not come up: {why}", self.id);
+                    tracing::warn!(backend = %self.id, reason = %line, "update failed");
+                    self.updating.error = Some(line.clone());
+                    let _ = reply.send(Err(ActionError::Update(line)));
+                }
+            }
+        }
+    }
+
+    fn applied(&mut self, reply: ReplyTo, version: &Version, from: &Version) {
+        tracing::info!(backend = %self.id, %version, %from, "update applied");
+        self.emit_update(EventKind::UpdateApplied {
+            version: version.to_string(),
+            from: from.to_string(),
+        });
+        self.updating.error = None;
+        self.publish();
+        let note = format!("{}: updated {from} -> {version}", self.id);
+        let _ = reply.send(Ok(Outcome::DoneWith(note)));
+    }
+
+    /// Reads again which version `--rollback` returns to (the definition
+    /// changed): the one the updates folder keeps, else, while an installed
+    /// update is in force, the shipped one.
+    pub(super) fn refresh_previous(&mut self) {
+        let dir = self.shared.config.updates_dir.as_ref();
+        self.updating.previous = match (dir, &self.def.update) {
+            (Some(dir), Some(spec)) => Updates::at(dir)
+                .previous(&self.def.id)
+                .or_else(|| spec.shipped.clone()),
+            _ => None,
+        };
+    }
+}
+
+/// The job's status with what it knows of updates laid over it.
+pub(super) fn lay_over(status: &mut BackendStatus, updating: &Updating) {
+    if let Some(update) = status.update.as_mut() {
+        updating.fill(update);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: State) -> BackendStatus {
+        let mut s = BackendStatus::new("/b/x.yaml", state);
+        s.version = Some("1.1.0".into());
+        s
+    }
+
+    #[test]
+    fn a_switched_version_is_up_once_running() {
+        assert_eq!(verdict(&status(State::Running)), Verdict::Up);
+        assert_eq!(verdict(&status(State::Starting)), Verdict::Pending);
+        assert_eq!(verdict(&status(State::Stopping)), Verdict::Pending);
+    }
+
+    #[test]
+    fn a_switched_version_that_ends_or_times_out_is_down_with_why() {
+        let mut exited = status(State::Exited);
+        exited.exit_code = Some(3);
+        assert_eq!(verdict(&exited), Verdict::Down("exited (code 3)".into()));
+        let mut late = status(State::Starting);
+        late.error = Some("not ready within 5s".into());
+        assert_eq!(
+            verdict(&late),
+            Verdict::Down("starting: not ready within 5s".into())
+        );
+    }
+
+    #[test]
+    fn the_status_shows_the_last_check_and_the_previous_version() {
+        let mut updating = Updating {
+            available: Some(Version::new(1, 1, 0)),
+            checked: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(86_400)),
+            error: Some("x: 404".into()),
+            ..Updating::default()
+        };
+        let mut u = UpdateStatus::default();
+        updating.fill(&mut u);
+        assert_eq!(u.available.as_deref(), Some("1.1.0"));
+        assert_eq!(u.checked.as_deref(), Some("1970-01-02T00:00:00Z"));
+        assert_eq!(u.previous, None);
+        assert_eq!(u.error.as_deref(), Some("x: 404"));
+        updating.previous = Some(Version::new(1, 0, 0));
+        updating.fill(&mut u);
+        assert_eq!(u.previous.as_deref(), Some("1.0.0"));
+    }
+}

@@ -1,0 +1,167 @@
+//! `check-update` and `update` carried out by the running launcher (the job
+//! of the backend), against a real web server on 127.0.0.1 serving a folder
+//! made by the real `berth release`: what the status's `update` shows, the
+//! switch of a stopped and of a running backend, and the refusals.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::feed::{FeedServer, Publisher};
+use super::release::publisher_backend;
+use crate::control::home::{Home, Launcher, Out, one_line, wait_until};
+
+/// The updates folder of the home's launcher.
+fn updates(home: &Home) -> PathBuf {
+    home.path().join("data/berth/updates")
+}
+
+/// The home's backend `demo` at 1.0.0 (a script) whose feed is `feed`.
+fn installed(home: &Home, feed: &str) {
+    home.backend(
+        "demo",
+        "exec sleep 30",
+        &format!("update:\n  feed: {feed}\n"),
+    );
+}
+
+/// The publisher's 1.1.0 (a script printing its version) released,
+/// trusted and served.
+fn published(home: &Home) -> FeedServer {
+    let publisher = Publisher::new(home);
+    publisher.release(home, &publisher_backend(home, "1.1.0"));
+    FeedServer::serve(&publisher.feed)
+}
+
+fn update(home: &Home, flag: Option<&str>) -> Out {
+    let mut args = vec!["update", "demo"];
+    args.extend(flag);
+    home.run(&args)
+}
+
+/// The publisher's 1.1.0 served and trusted, `demo` 1.0.0 installed with
+/// that feed, a launcher running.
+fn ready(home: &Home) -> (FeedServer, Launcher) {
+    let server = published(home);
+    installed(home, &server.url());
+    let launcher = home.launch();
+    (server, launcher)
+}
+
+#[test]
+fn check_update_through_the_launcher_fills_available_and_checked() {
+    let home = Home::new();
+    let (_server, _launcher) = ready(&home);
+    let before = home.status_of("demo");
+    assert_eq!(before["update"]["available"], serde_json::Value::Null);
+    assert_eq!(before["update"]["checked"], serde_json::Value::Null);
+
+    let out = update(&home, Some("--check"));
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout(), "demo: 1.1.0 available (installed 1.0.0)\n");
+    let after = home.status_of("demo");
+    assert_eq!(after["update"]["available"], "1.1.0", "{after}");
+    let checked = after["update"]["checked"].as_str().unwrap();
+    assert!(
+        checked.len() == 20 && checked.ends_with('Z') && checked.as_bytes()[10] == b'T',
+        "{checked}"
+    );
+    assert_eq!(after["update"]["error"], serde_json::Value::Null);
+    // Only looked: nothing installed.
+    assert!(!updates(&home).join("demo.yaml").exists());
+}
+
+#[test]
+fn update_refusals_are_one_line_and_change_nothing() {
+    let home = Home::new();
+    let server = published(&home);
+    // Installed at the feed's version: not higher.
+    home.backend(
+        "demo",
+        "exec sleep 30",
+        &format!("update:\n  feed: {}\n", server.url()),
+    );
+    let manifest = home.backends().join("demo.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("version: 1.0.0", "version: 1.1.0")).unwrap();
+    home.backend("plain", "exec sleep 30", "");
+
+    // Without a launcher, only --check is answered.
+    let out = update(&home, None);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(
+        one_line(&out.stderr()) && out.stderr().contains("no launcher running"),
+        "{out:?}"
+    );
+
+    let _launcher = home.launch();
+    let out = update(&home, None);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(one_line(&out.stderr()), "{out:?}");
+    assert!(
+        out.stderr()
+            .contains("demo: up to date (installed 1.1.0, the feed's latest"),
+        "{out:?}"
+    );
+    assert!(out.stderr().contains("nothing to install"), "{out:?}");
+    assert!(!updates(&home).join("demo").exists());
+    let status = home.status_of("demo");
+    assert!(
+        status["update"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to install"),
+        "{status}"
+    );
+
+    let out = home.run(&["update", "plain"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(one_line(&out.stderr()), "{out:?}");
+    assert!(out.stderr().contains("has no update section"), "{out:?}");
+    let out = home.run(&["update", "ghost", "--check"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr().contains("no backend with id"), "{out:?}");
+}
+#[test]
+fn update_while_stopped_runs_the_new_version_at_the_next_start() {
+    let home = Home::new();
+    let (_server, _launcher) = ready(&home);
+    let out = update(&home, None);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout(), "demo: updated 1.0.0 -> 1.1.0 (stopped)\n");
+    let status = home.status_of("demo");
+    assert_eq!(status["version"], "1.1.0", "{status}");
+    assert_eq!(status["state"], "stopped", "{status}");
+    assert_eq!(status["update"]["available"], serde_json::Value::Null);
+    assert_eq!(status["update"]["previous"], "1.0.0", "{status}");
+
+    let out = home.run(&["start", "demo"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    // The release's run.sh says its version first.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(home.log("demo")).is_ok_and(|l| l.contains("1.1.0"))
+        }),
+        "{:?}",
+        std::fs::read_to_string(home.log("demo"))
+    );
+}
+
+#[test]
+fn update_while_running_restarts_into_the_new_version() {
+    let home = Home::new();
+    let (_server, launcher) = ready(&home);
+    assert_eq!(home.run(&["start", "demo"]).code(), 0);
+    let old = home.status_of("demo")["pid"].as_u64().unwrap();
+
+    let out = update(&home, None);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout(), "demo: updated 1.0.0 -> 1.1.0 (running)\n");
+    let status = home.status_of("demo");
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(status["version"], "1.1.0", "{status}");
+    assert_eq!(status["pending_restart"], false, "{status}");
+    let new = status["pid"].as_u64().unwrap();
+    assert_ne!(new, old);
+    let log = launcher.stderr();
+    assert!(log.contains("update applied"), "{log}");
+}
