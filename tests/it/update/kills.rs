@@ -116,7 +116,11 @@ fn a_launcher_killed_mid_update_leaves_a_whole_version_that_starts() {
         // The next launcher: the old version, whole; nothing left over.
         let cleaned = recovered(&home);
         let _launcher = home.launch();
-        assert!(recovered(&home) > cleaned, "{point}: recover said nothing");
+        // berth.log is written off the launcher's threads: give it time.
+        assert!(
+            wait_until(Duration::from_secs(5), || recovered(&home) > cleaned),
+            "{point}: recover said nothing"
+        );
         let status = home.status_of("demo");
         assert_eq!(status["version"], "1.0.0", "{point}: {status}");
         assert_eq!(
@@ -139,6 +143,8 @@ fn a_launcher_killed_mid_update_leaves_a_whole_version_that_starts() {
     let out = home.run(&["update", "demo"]);
     assert_eq!(out.code(), 0, "{out:?}");
     assert_eq!(home.status_of("demo")["version"], "1.1.0");
+    let out = home.run(&["start", "demo"]);
+    assert_eq!(out.code(), 0, "{out:?}");
 }
 
 /// How many lines of berth.log say the updates folder was cleaned up.
