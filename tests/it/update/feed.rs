@@ -37,9 +37,19 @@ impl FeedServer {
     /// Serves the files under `dir` (read at each request, so a folder
     /// changed later is served as it is then); 404 for anything else.
     pub fn serve(dir: &Path) -> Self {
+        Self::start(dir, None)
+    }
+
+    /// [`FeedServer::serve`] over https, presenting `tls`'s certificate
+    /// (from a test CA: `crate::fetch::tls`).
+    pub fn https(dir: &Path, tls: Arc<rustls::ServerConfig>) -> Self {
+        Self::start(dir, Some(tls))
+    }
+
+    fn start(dir: &Path, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let mode = Arc::new(Mutex::new(Mode::Normal));
         let (root, current) = (dir.to_owned(), mode.clone());
-        let server = Server::http(move |path| {
+        let route = move |path: &str| {
             let path = path.split('?').next().unwrap_or_default();
             let rel = path.trim_start_matches('/');
             if rel.split('/').any(|part| part == "..") {
@@ -59,11 +69,15 @@ impl FeedServer {
                 },
                 _ => Reply::Body(body),
             }
-        });
+        };
+        let server = match tls {
+            None => Server::http(route),
+            Some(tls) => Server::https(tls, route),
+        };
         Self { server, mode }
     }
 
-    /// The feed's URL, `http://127.0.0.1:PORT/` (a folder URL, as a
+    /// The feed's URL, `http(s)://127.0.0.1:PORT/` (a folder URL, as a
     /// manifest's `update.feed` names it).
     pub fn url(&self) -> String {
         self.server.url("/").to_string()
