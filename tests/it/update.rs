@@ -7,6 +7,7 @@ mod check;
 pub mod feed;
 mod installed;
 mod kills;
+mod launcher;
 mod refusals;
 mod release;
 mod verbs;
