@@ -6,5 +6,6 @@
 mod check;
 pub mod feed;
 mod installed;
-mod release;
+pub mod release;
+mod timer;
 mod verbs;
