@@ -21,20 +21,15 @@ use std::time::{Duration, SystemTime};
 use semver::Version;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use url::Url;
 
 use super::super::events::{EventKind, JobEvent};
 use super::super::shared::Readers;
 use super::state::Phase;
 use super::{Flow, Job, ReplyTo, Then};
-use crate::manifest::BackendId;
-use crate::manifest::platform::Platform;
 use crate::status::{ActionError, BackendStatus, Outcome, State, UpdateStatus};
-use crate::trust::Trust;
-use crate::update::check::{self, Installed, Offer};
+use crate::update::apply::{self, Report, Work};
+use crate::update::check::Offer;
 use crate::update::install::Updates;
-use crate::update::network::Network;
-use crate::update::stage::{self, Wanted};
 use crate::verb::Verb;
 
 /// How long a published version may take to reach the job as its new
@@ -92,15 +87,6 @@ impl Drop for Task {
     }
 }
 
-/// What the task found.
-pub(super) struct Report {
-    /// What the feed offered, when it could be read and trusted, and that
-    /// in words.
-    read: Option<(Offer, String)>,
-    /// The version published (an update), nothing (a check), or why not.
-    result: Result<Option<Version>, String>,
-}
-
 /// What [`Updating::next`] waits for.
 pub(super) enum Tick {
     Report(Report),
@@ -156,92 +142,6 @@ impl Updating {
             .map(|t| humantime::format_rfc3339_seconds(t).to_string());
         update.previous = self.previous.as_ref().map(ToString::to_string);
         update.error.clone_from(&self.error);
-    }
-}
-
-/// The network work of one check or update, off the job loop.
-struct Work {
-    id: BackendId,
-    installed: Version,
-    feed: Url,
-    updates: Updates,
-    readers: Readers,
-    install: bool,
-}
-
-impl Work {
-    async fn run(self) -> Report {
-        let (keys, updates, id) = (
-            self.readers.keys.clone(),
-            self.updates.clone(),
-            self.id.clone(),
-        );
-        let read = tokio::task::spawn_blocking(move || (Trust::load(keys), updates.bad(&id))).await;
-        let (trust, bad) = match read {
-            Ok(read) => read,
-            Err(e) => return failed(None, format!("cannot read the trusted keys: {e}")),
-        };
-        let platform = Platform::current().keys()[0].clone();
-        let installed = Installed {
-            id: &self.id,
-            version: &self.installed,
-            bad: &bad,
-        };
-        let offer = match check::check(installed, &self.feed, &trust, &platform, &Network).await {
-            Ok(offer) => offer,
-            Err(e) => return failed(None, e.to_string()),
-        };
-        let line = offer.line(installed, &platform);
-        if !self.install {
-            return Report {
-                read: Some((offer, line)),
-                result: Ok(None),
-            };
-        }
-        let Offer::Available(release) = &offer else {
-            let why = format!("{line}: nothing to install");
-            return failed(Some((offer, line)), why);
-        };
-        let wanted = Wanted {
-            id: &self.id,
-            installed: &self.installed,
-            feed: &self.feed,
-            release,
-        };
-        let staged = stage::stage(
-            &self.updates,
-            wanted,
-            &trust,
-            &self.readers.places,
-            &Network,
-        )
-        .await;
-        let version = release.version.clone();
-        let staging = match staged {
-            Ok(staging) => staging,
-            Err(e) => return failed(Some((offer, line)), e.to_string()),
-        };
-        let updates = self.updates.clone();
-        let published = {
-            let version = version.clone();
-            tokio::task::spawn_blocking(move || updates.publish(staging, &version)).await
-        };
-        let read = Some((offer, line));
-        match published {
-            Ok(Ok(())) => Report {
-                read,
-                result: Ok(Some(version)),
-            },
-            Ok(Err(e)) => failed(read, e.to_string()),
-            Err(e) => failed(read, format!("publishing failed: {e}")),
-        }
-    }
-}
-
-fn failed(read: Option<(Offer, String)>, why: String) -> Report {
-    Report {
-        read,
-        result: Err(why),
     }
 }
 
@@ -304,14 +204,15 @@ impl Job {
             installed: self.def.version.clone(),
             feed: spec.feed.clone(),
             updates,
-            readers,
+            places: readers.places,
+            keys: readers.keys,
             install,
         };
         if install {
             tracing::info!(backend = %id, feed = %spec.feed, "update: reading the feed");
         }
         self.updating.step = Some(Step::Fetching {
-            task: Task(tokio::spawn(work.run())),
+            task: Task(tokio::spawn(apply::run(work))),
             install,
             from: self.def.version.clone(),
             reply,

@@ -110,6 +110,16 @@ fn an_installed_update_wins_runs_from_its_own_folder_and_counts_only_beside_an_u
         "{row}"
     );
     assert!(out.stdout().contains("superseded"), "{out:?}");
+    // `pin` never edits a signed, installed version.
+    let out = home.run(&["pin", "demo", "--backends", backends.to_str().unwrap()]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(
+        out.stderr().trim_end(),
+        format!(
+            "berth: {}: demo 1.1.0 in force is an installed update, verified by its signature: pin edits only manifests of the backends folders",
+            link(&home).display()
+        )
+    );
 
     let _launcher = home.launch();
     let demo = status_of_file(&home, &link(&home));
