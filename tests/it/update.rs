@@ -6,6 +6,9 @@
 mod check;
 pub mod feed;
 mod installed;
+mod kills;
+mod launcher;
+mod refusals;
 pub mod release;
 mod timer;
 mod verbs;

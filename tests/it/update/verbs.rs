@@ -112,14 +112,14 @@ fn update_refusals_are_one_line_and_change_nothing() {
     );
     assert!(out.stderr().contains("nothing to install"), "{out:?}");
     assert!(!updates(&home).join("demo").exists());
+    // The feed answered: checked, and no error to show.
     let status = home.status_of("demo");
-    assert!(
-        status["update"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("nothing to install"),
+    assert_eq!(
+        status["update"]["error"],
+        serde_json::Value::Null,
         "{status}"
     );
+    assert!(status["update"]["checked"].is_string(), "{status}");
 
     let out = home.run(&["update", "plain"]);
     assert_eq!(out.code(), 1, "{out:?}");
