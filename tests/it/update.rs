@@ -6,5 +6,6 @@
 mod check;
 pub mod feed;
 mod installed;
+mod probation;
 mod release;
 mod verbs;
