@@ -763,6 +763,98 @@ mod tests {
         );
     }
 
+    fn installed(file: &str, version: &str, requires: Option<&str>) -> FileRead {
+        FileRead {
+            installed: true,
+            ..read(file, "py", version, requires)
+        }
+    }
+
+    fn with_update(file: &str, version: &str) -> FileRead {
+        let mut def = (*backend(file, "py", version, None)).clone();
+        def.update = Some(crate::manifest::update::UpdateSpec {
+            feed: "https://example.org/py/".parse().unwrap(),
+            check: None,
+            auto: false,
+            probation: std::time::Duration::from_secs(60),
+            shipped: None,
+        });
+        FileRead {
+            current: Ok(Arc::new(def)),
+            ..read(file, "py", version, None)
+        }
+    }
+
+    #[test]
+    fn an_installed_update_wins_over_every_shipped_file_with_their_winner_s_update_section() {
+        let files = [
+            with_update("/b/py.yaml", "1.0.0"),
+            read("/b/old.yaml", "py", "0.9.0", None),
+            installed("/u/py.yaml", "1.1.0", None),
+        ];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        let winner = c.winner("py").unwrap();
+        assert_eq!(winner.version, v("1.1.0"));
+        let update = winner.update.as_ref().unwrap();
+        assert_eq!(update.feed.as_str(), "https://example.org/py/");
+        assert_eq!(update.shipped, Some(v("1.0.0")));
+        let by = PathBuf::from("/u/py.yaml");
+        for e in c.entries.iter().filter(|e| e.file.starts_with("/b")) {
+            assert_eq!(e.standing, Standing::Superseded { by: by.clone() });
+        }
+    }
+
+    #[test]
+    fn an_installed_update_that_berth_cannot_run_leaves_the_shipped_file_in_force() {
+        let files = [
+            with_update("/b/py.yaml", "1.0.0"),
+            installed("/u/py.yaml", "1.1.0", Some(">=9")),
+        ];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        assert_eq!(c.winner("py").unwrap().version, v("1.0.0"));
+        assert_eq!(
+            c.winner("py").unwrap().update.as_ref().unwrap().shipped,
+            None
+        );
+        assert_eq!(
+            standings(&c)[1],
+            (
+                "py.yaml".into(),
+                Standing::Incompatible {
+                    reason: "requires >=9, berth is 0.1.0".into()
+                },
+                None
+            )
+        );
+    }
+
+    #[test]
+    fn the_own_manifest_is_the_shipped_winner_and_a_clash_there_admits_no_update() {
+        // The highest shipped file has no update section: the lower one's
+        // does not count.
+        let files = [
+            with_update("/b/a.yaml", "1.0.0"),
+            read("/b/z.yaml", "py", "1.0.5", None),
+            installed("/u/py.yaml", "1.1.0", None),
+        ];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        assert_eq!(c.winner("py").unwrap().file, Path::new("/b/z.yaml"));
+        // Two shipped files clash: nobody is in force, the update neither.
+        let files = [
+            with_update("/b/a.yaml", "1.0.0"),
+            with_update("/b/z.yaml", "1.0.0"),
+            installed("/u/py.yaml", "1.1.0", None),
+        ];
+        let c = resolve(&files, &Catalog::default(), &v("0.1.0"));
+        assert!(c.winner("py").is_none());
+        assert_eq!(
+            c.entries.iter().find(|e| e.file == Path::new("/u/py.yaml")).unwrap().standing,
+            Standing::Incompatible {
+                reason: "/u/py.yaml: not in force: no manifest of py with an update section in the backends folders".into()
+            }
+        );
+    }
+
     #[cfg(unix)]
     #[test]
     fn list_takes_manifests_only() {

@@ -17,8 +17,11 @@
 //!   bound, artifacts downloaded into a path with their size and digest
 //!   checked, 30 s without progress ends a transfer; [`network`]: it as
 //!   `check` and `stage` read the network.
+//! - [`apply`]: one check or update start to end (check, stage, publish),
+//!   run by the launcher's job of the id, or by `berth update` without one.
 //! - [`pause`]: debug builds' hooks where a test kills berth mid-update.
 
+pub mod apply;
 pub mod check;
 pub mod feed;
 pub mod fetch;

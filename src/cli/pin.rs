@@ -27,7 +27,7 @@ use crate::manifest::locate::{self, DigestSpan};
 use crate::manifest::platform::Platform;
 use crate::manifest::validate;
 use crate::registry::{Catalog, FileRead, Standing};
-use crate::trust::Trust;
+use crate::trust::{Policy, Trust};
 use crate::watch::{FolderState, Scope};
 
 /// pin's read of one manifest: a digest that does not parse is accepted.
@@ -52,6 +52,9 @@ pub fn run(id: &str, folders: &Folders, app: &crate::paths::AppName) -> anyhow::
     let platform = Platform::current();
     let mut state = FolderState::new(folders.dirs.clone(), resources.clone())
         .with_loader(load_pinnable)
+        // Judges the installed updates only: `load_pinnable` reads the
+        // backends folders' files whatever their signatures.
+        .with_trust(Arc::new(Trust::load(Policy::new(false, app))))
         .with_updates(Some(crate::paths::updates_dir(app)));
     state.reload(&Scope::Full { force: false });
     let problems: Vec<_> = state

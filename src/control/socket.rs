@@ -106,6 +106,14 @@ pub fn bind(path: &Path) -> Result<Bound, SocketError> {
     })
 }
 
+/// Holds the launcher lock of `path` without serving it: no launcher can
+/// start meanwhile (`berth update` without a launcher installs under it).
+pub fn hold_lock(path: &Path) -> Result<std::fs::File, SocketError> {
+    check_length(path)?;
+    prepare_folder(path)?;
+    lock(path)
+}
+
 /// Takes the launcher lock beside the socket, or says a launcher runs.
 fn lock(path: &Path) -> Result<std::fs::File, SocketError> {
     use std::os::unix::fs::OpenOptionsExt;

@@ -6,6 +6,9 @@
 mod check;
 pub mod feed;
 mod installed;
+mod kills;
+mod launcher;
 mod probation;
+mod refusals;
 mod release;
 mod verbs;

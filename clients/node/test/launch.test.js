@@ -76,6 +76,10 @@ describe('a launched berth with the shipped Python backend', () => {
     })
     await assert.rejects(berth.action('python', 'Fly'), { code: 'BERTH_REFUSED', message: /Fly/ })
     await assert.rejects(berth.request({ cmd: 'fly' }), { code: 'BERTH_REFUSED', message: 'unknown command "fly"' })
+    // The update verbs reach the backend's job: this one has no feed.
+    await assert.rejects(berth.checkUpdate('python'), { code: 'BERTH_REFUSED', message: /python has no update section/ })
+    await assert.rejects(berth.update('python'), { code: 'BERTH_REFUSED', message: /python has no update section/ })
+    await assert.rejects(berth.update(''), { code: 'BERTH_USAGE' })
     // The launcher waits 300 ms for a reply nothing sends, then refuses.
     await assert.rejects(
       berth.send('python', { action: 'ping' }, { wait: { key: 'id', value: 'x' }, timeoutMs: 300 }),

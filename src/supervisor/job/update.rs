@@ -23,20 +23,15 @@ use std::time::{Duration, SystemTime};
 use semver::Version;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use url::Url;
 
 use super::super::events::{EventKind, JobEvent};
 use super::super::shared::Readers;
 use super::state::Phase;
 use super::{Flow, Job, ReplyTo, Then};
-use crate::manifest::BackendId;
-use crate::manifest::platform::Platform;
 use crate::status::{ActionError, BackendStatus, Outcome, State, UpdateStatus};
-use crate::trust::Trust;
-use crate::update::check::{self, Installed, Offer};
+use crate::update::apply::{self, Report, Work};
+use crate::update::check::Offer;
 use crate::update::install::Updates;
-use crate::update::network::Network;
-use crate::update::stage::{self, Wanted};
 use crate::verb::Verb;
 
 mod rollback;
@@ -105,15 +100,6 @@ impl Drop for Task {
     }
 }
 
-/// What the task found.
-pub(super) struct Report {
-    /// What the feed offered, when it could be read and trusted, and that
-    /// in words.
-    read: Option<(Offer, String)>,
-    /// The version published (an update), nothing (a check), or why not.
-    result: Result<Option<Version>, String>,
-}
-
 /// What [`Updating::next`] waits for.
 pub(super) enum Tick {
     Report(Report),
@@ -174,92 +160,6 @@ impl Updating {
     }
 }
 
-/// The network work of one check or update, off the job loop.
-struct Work {
-    id: BackendId,
-    installed: Version,
-    feed: Url,
-    updates: Updates,
-    readers: Readers,
-    install: bool,
-}
-
-impl Work {
-    async fn run(self) -> Report {
-        let (keys, updates, id) = (
-            self.readers.keys.clone(),
-            self.updates.clone(),
-            self.id.clone(),
-        );
-        let read = tokio::task::spawn_blocking(move || (Trust::load(keys), updates.bad(&id))).await;
-        let (trust, bad) = match read {
-            Ok(read) => read,
-            Err(e) => return failed(None, format!("cannot read the trusted keys: {e}")),
-        };
-        let platform = Platform::current().keys()[0].clone();
-        let installed = Installed {
-            id: &self.id,
-            version: &self.installed,
-            bad: &bad,
-        };
-        let offer = match check::check(installed, &self.feed, &trust, &platform, &Network).await {
-            Ok(offer) => offer,
-            Err(e) => return failed(None, e.to_string()),
-        };
-        let line = offer.line(installed, &platform);
-        if !self.install {
-            return Report {
-                read: Some((offer, line)),
-                result: Ok(None),
-            };
-        }
-        let Offer::Available(release) = &offer else {
-            let why = format!("{line}: nothing to install");
-            return failed(Some((offer, line)), why);
-        };
-        let wanted = Wanted {
-            id: &self.id,
-            installed: &self.installed,
-            feed: &self.feed,
-            release,
-        };
-        let staged = stage::stage(
-            &self.updates,
-            wanted,
-            &trust,
-            &self.readers.places,
-            &Network,
-        )
-        .await;
-        let version = release.version.clone();
-        let staging = match staged {
-            Ok(staging) => staging,
-            Err(e) => return failed(Some((offer, line)), e.to_string()),
-        };
-        let updates = self.updates.clone();
-        let published = {
-            let version = version.clone();
-            tokio::task::spawn_blocking(move || updates.publish(staging, &version)).await
-        };
-        let read = Some((offer, line));
-        match published {
-            Ok(Ok(())) => Report {
-                read,
-                result: Ok(Some(version)),
-            },
-            Ok(Err(e)) => failed(read, e.to_string()),
-            Err(e) => failed(read, format!("publishing failed: {e}")),
-        }
-    }
-}
-
-fn failed(read: Option<(Offer, String)>, why: String) -> Report {
-    Report {
-        read,
-        result: Err(why),
-    }
-}
-
 /// Has a switched version come up, failed, or is it still on its way?
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Verdict {
@@ -300,7 +200,7 @@ impl Job {
         let refuse = |line: String| Err(ActionError::Update(line));
         let Some(spec) = &self.def.update else {
             let _ = reply.send(refuse(format!(
-                "{id}: {} has no update section: no feed to check",
+                "{}: {id} has no update section: no feed to check",
                 self.def.file.display()
             )));
             return;
@@ -319,14 +219,15 @@ impl Job {
             installed: self.def.version.clone(),
             feed: spec.feed.clone(),
             updates,
-            readers,
+            places: readers.places,
+            keys: readers.keys,
             install,
         };
         if install {
             tracing::info!(backend = %id, feed = %spec.feed, "update: reading the feed");
         }
         self.updating.step = Some(Step::Fetching {
-            task: Task(tokio::spawn(work.run())),
+            task: Task(tokio::spawn(apply::run(work))),
             install,
             from: self.def.version.clone(),
             reply,
@@ -378,7 +279,14 @@ impl Job {
                 Offer::UpToDate(_) => None,
             };
         }
+        let up_to_date = matches!(report.read, Some((Offer::UpToDate(_), _)));
         match report.result {
+            // Nothing to install is a refusal, not a failure: the feed
+            // answered, and the status says so.
+            Err(why) if up_to_date => {
+                self.publish();
+                let _ = reply.send(Err(ActionError::Update(why)));
+            }
             Err(why) => self.update_failed(reply, why),
             Ok(None) => {
                 self.publish();

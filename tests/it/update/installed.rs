@@ -110,6 +110,16 @@ fn an_installed_update_wins_runs_from_its_own_folder_and_counts_only_beside_an_u
         "{row}"
     );
     assert!(out.stdout().contains("superseded"), "{out:?}");
+    // `pin` never edits a signed, installed version.
+    let out = home.run(&["pin", "demo", "--backends", backends.to_str().unwrap()]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(
+        out.stderr().trim_end(),
+        format!(
+            "berth: {}: demo 1.1.0 in force is an installed update, verified by its signature: pin edits only manifests of the backends folders",
+            link(&home).display()
+        )
+    );
 
     let _launcher = home.launch();
     let demo = status_of_file(&home, &link(&home));
@@ -221,4 +231,35 @@ fn an_unsigned_installed_update_is_refused_with_its_line_and_a_crash_s_leftovers
         )),
         "{log}"
     );
+}
+
+#[test]
+fn an_absent_updates_folder_is_no_warning_at_start_and_is_read_once_it_appears() {
+    let home = Home::new();
+    home.backend("demo", "exec sleep 30", UPDATE);
+    let key = trusted_key(&home);
+    let launcher = home.launch();
+    assert_eq!(home.status_of("demo")["version"], "1.0.0");
+    // Absent before this first start: nothing to warn about.
+    let err = launcher.stderr();
+    assert!(err.contains("berth launcher ready"), "{err}");
+    assert!(!err.contains("WARN"), "{err}");
+    // Made at start (0700), so it is watched from the first moment.
+    let dir = updates(&home).dir().to_path_buf();
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+
+    // Gone while berth runs, then made again by an install.
+    std::fs::remove_dir(&dir).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    install(&home, "1.1.0", Some(&key));
+    let mut demo = serde_json::Value::Null;
+    let seen = wait_until(Duration::from_secs(5), || {
+        demo = home.status_of("demo");
+        demo["version"] == "1.1.0"
+    });
+    assert!(seen, "{demo}");
+    // (notify itself may say at WARN that the gone folder's watch was gone.)
+    let err = launcher.stderr();
+    assert!(!err.contains("missing"), "{err}");
 }

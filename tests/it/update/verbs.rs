@@ -4,9 +4,10 @@
 //! switch of a stopped and of a running backend, and the refusals.
 
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::Duration;
 
-use super::feed::{FeedServer, Publisher};
+use super::feed::{FeedServer, Mode, Publisher};
 use super::release::publisher_backend;
 use crate::control::home::{Home, Launcher, Out, one_line, wait_until};
 
@@ -33,8 +34,10 @@ fn published(home: &Home) -> FeedServer {
     FeedServer::serve(&publisher.feed)
 }
 
+/// `berth update demo [FLAG]` (the backends folder for when no launcher runs).
 fn update(home: &Home, flag: Option<&str>) -> Out {
-    let mut args = vec!["update", "demo"];
+    let backends = home.backends();
+    let mut args = vec!["update", "demo", "--backends", backends.to_str().unwrap()];
     args.extend(flag);
     home.run(&args)
 }
@@ -86,8 +89,13 @@ fn update_refusals_are_one_line_and_change_nothing() {
     std::fs::write(&manifest, text.replace("version: 1.0.0", "version: 1.1.0")).unwrap();
     home.backend("plain", "exec sleep 30", "");
 
-    // Without a launcher, only --check is answered.
+    // Without a launcher: refused here in the same words; a rollback needs
+    // the launcher.
     let out = update(&home, None);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(one_line(&out.stderr()), "{out:?}");
+    assert!(out.stderr().contains("nothing to install"), "{out:?}");
+    let out = update(&home, Some("--rollback"));
     assert_eq!(out.code(), 2, "{out:?}");
     assert!(
         one_line(&out.stderr()) && out.stderr().contains("no launcher running"),
@@ -105,14 +113,14 @@ fn update_refusals_are_one_line_and_change_nothing() {
     );
     assert!(out.stderr().contains("nothing to install"), "{out:?}");
     assert!(!updates(&home).join("demo").exists());
+    // The feed answered: checked, and no error to show.
     let status = home.status_of("demo");
-    assert!(
-        status["update"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("nothing to install"),
+    assert_eq!(
+        status["update"]["error"],
+        serde_json::Value::Null,
         "{status}"
     );
+    assert!(status["update"]["checked"].is_string(), "{status}");
 
     let out = home.run(&["update", "plain"]);
     assert_eq!(out.code(), 1, "{out:?}");
@@ -148,6 +156,22 @@ fn update_while_stopped_runs_the_new_version_at_the_next_start() {
 }
 
 #[test]
+fn update_without_a_launcher_installs_under_its_lock_for_the_next_start() {
+    let home = Home::new();
+    let server = published(&home);
+    installed(&home, &server.url());
+    let out = update(&home, None);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout(), "demo: updated 1.0.0 -> 1.1.0 (stopped)\n");
+    assert!(updates(&home).join("demo.yaml").exists());
+
+    let _launcher = home.launch();
+    let status = home.status_of("demo");
+    assert_eq!(status["version"], "1.1.0", "{status}");
+    assert_eq!(status["update"]["previous"], "1.0.0", "{status}");
+}
+
+#[test]
 fn update_while_running_restarts_into_the_new_version() {
     let home = Home::new();
     let (_server, launcher) = ready(&home);
@@ -165,4 +189,57 @@ fn update_while_running_restarts_into_the_new_version() {
     assert_ne!(new, old);
     let log = launcher.stderr();
     assert!(log.contains("update applied"), "{log}");
+}
+
+#[test]
+fn a_second_update_is_refused_while_one_stalls_and_the_launcher_keeps_answering() {
+    let home = Home::new();
+    let server = published(&home);
+    installed(&home, &server.url());
+    server.set_mode(Mode::Stall);
+    // A stalled transfer fails after 2 s instead of the contract's 30.
+    let launcher = home.launch_with_cmd(&[], |cmd| {
+        cmd.env("BERTH_TEST_FETCH_STALL", "2");
+    });
+    let first = home
+        .berth(&["update", "demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || launcher
+            .stderr()
+            .contains("update: reading the feed")),
+        "{}",
+        launcher.stderr()
+    );
+
+    let out = update(&home, None);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(one_line(&out.stderr()), "{out:?}");
+    assert!(
+        out.stderr()
+            .contains("demo: an update is already under way"),
+        "{out:?}"
+    );
+    // The job answers meanwhile.
+    assert_eq!(home.run(&["start", "demo"]).code(), 0);
+    assert_eq!(home.status_of("demo")["state"], "running");
+
+    let first = Out(first.wait_with_output().unwrap());
+    assert_eq!(first.code(), 1, "{first:?}");
+    assert!(one_line(&first.stderr()), "{first:?}");
+    assert!(first.stderr().contains("no progress for 2 s"), "{first:?}");
+    let status = home.status_of("demo");
+    assert_eq!(status["version"], "1.0.0", "{status}");
+    assert_eq!(
+        status["update"]["error"].as_str(),
+        first.stderr().strip_prefix("berth: ").map(str::trim_end),
+        "{status}"
+    );
+    let left: Vec<_> = std::fs::read_dir(updates(&home).join("demo"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 }

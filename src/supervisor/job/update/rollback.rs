@@ -218,7 +218,7 @@ impl Job {
         let refuse = Err;
         if self.def.update.is_none() {
             return refuse(format!(
-                "{id}: {} has no update section: no update to roll back",
+                "{}: {id} has no update section: no update to roll back",
                 self.def.file.display()
             ));
         }
