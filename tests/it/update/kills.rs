@@ -51,8 +51,15 @@ fn left_at(point: &str, updates: &Path) {
     );
     match point {
         "downloading" => {
+            use std::os::unix::fs::PermissionsExt;
             let dir = staging(updates);
             assert!(dir.join("demo.yaml").is_file(), "{point}");
+            // Written, not yet checked and made executable.
+            let mode = std::fs::metadata(dir.join("run.sh"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o111, 0, "{point}: the download was finished");
             assert!(
                 !dir.join("lib").exists(),
                 "{point}: the files were unpacked"
