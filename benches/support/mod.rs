@@ -64,6 +64,7 @@ pub fn berth_headless(backends: &Path, home: &Path) -> Guard {
             .env("XDG_STATE_HOME", home.join("state"))
             .env("XDG_DATA_HOME", home.join("data"))
             .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("data"))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stderr(Stdio::null())
@@ -194,4 +195,68 @@ fn clock_ticks_per_second() -> f64 {
 
 pub fn verdict(ok: bool) -> &'static str {
     if ok { "ok" } else { "MISSED" }
+}
+
+/// The median of `times`, in milliseconds.
+pub fn median_ms(times: &mut [Duration]) -> f64 {
+    times.sort();
+    times[times.len() / 2].as_secs_f64() * 1000.0
+}
+
+/// The load averages, for the figures printed beside them (the machine is
+/// shared: a figure means little without them).
+pub fn load() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+    format!("load average {}", fields.join(", "))
+}
+
+/// `name` on PATH; installed from Debian when missing (curl and the like).
+pub fn which(name: &str) -> String {
+    let found = |n: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {n}")])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    if let Some(path) = found(name) {
+        return path;
+    }
+    let installed = Command::new("sh")
+        .args([
+            "-c",
+            &format!("apt-get install -y {name} || sudo apt-get install -y {name}"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(installed, "{name} is missing and could not be installed");
+    found(name).unwrap_or_else(|| panic!("{name} not found after installing it"))
+}
+
+/// The reference of the update benchmarks: `curl -o dest url` then
+/// `sha256sum dest`, checked against `digest`; how long both took.
+pub fn curl_and_sha256sum(
+    curl: &str,
+    url: &str,
+    dest: &Path,
+    digest: &impl std::fmt::Display,
+) -> Duration {
+    let started = Instant::now();
+    let ok = Command::new(curl)
+        .args(["-s", "-f", "-o"])
+        .arg(dest)
+        .arg(url)
+        .status()
+        .expect("curl")
+        .success();
+    let sum = Command::new("sha256sum")
+        .arg(dest)
+        .output()
+        .expect("sha256sum");
+    let took = started.elapsed();
+    assert!(ok && sum.status.success(), "curl or sha256sum failed");
+    assert!(String::from_utf8_lossy(&sum.stdout).starts_with(&digest.to_string()));
+    took
 }

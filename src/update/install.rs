@@ -62,7 +62,12 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if let Some(dir) = self.dir.take() {
-            let _ = fs::remove_dir_all(dir);
+            let _ = fs::remove_dir_all(&dir);
+            // A refused first update leaves no trace: the id's folder goes
+            // too when nothing else is in it (else this fails, harmlessly).
+            if let Some(parent) = dir.parent() {
+                let _ = fs::remove_dir(parent);
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ use server::{Reply, Server};
 use tls::Ca;
 
 pub mod server;
-mod tls;
+pub mod tls;
 
 /// Stall rules short enough for a test: 1 s, 1 KiB.
 fn quick() -> Fetcher {

@@ -6,5 +6,8 @@
 mod check;
 pub mod feed;
 mod installed;
+mod kills;
+mod launcher;
+mod refusals;
 mod release;
 mod verbs;

@@ -7,11 +7,12 @@
 //! Shared so the update tests make one of each instead of their own.
 
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::release::{publisher_key, release};
-use crate::control::home::Home;
+use crate::control::home::{Home, Out};
 use crate::fetch::server::{Reply, Server};
 
 /// How the server answers a request for a release's artifact (its
@@ -36,9 +37,19 @@ impl FeedServer {
     /// Serves the files under `dir` (read at each request, so a folder
     /// changed later is served as it is then); 404 for anything else.
     pub fn serve(dir: &Path) -> Self {
+        Self::start(dir, None)
+    }
+
+    /// [`FeedServer::serve`] over https, presenting `tls`'s certificate
+    /// (from a test CA: `crate::fetch::tls`).
+    pub fn https(dir: &Path, tls: Arc<rustls::ServerConfig>) -> Self {
+        Self::start(dir, Some(tls))
+    }
+
+    fn start(dir: &Path, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let mode = Arc::new(Mutex::new(Mode::Normal));
         let (root, current) = (dir.to_owned(), mode.clone());
-        let server = Server::http(move |path| {
+        let route = move |path: &str| {
             let path = path.split('?').next().unwrap_or_default();
             let rel = path.trim_start_matches('/');
             if rel.split('/').any(|part| part == "..") {
@@ -58,11 +69,15 @@ impl FeedServer {
                 },
                 _ => Reply::Body(body),
             }
-        });
+        };
+        let server = match tls {
+            None => Server::http(route),
+            Some(tls) => Server::https(tls, route),
+        };
         Self { server, mode }
     }
 
-    /// The feed's URL, `http://127.0.0.1:PORT/` (a folder URL, as a
+    /// The feed's URL, `http(s)://127.0.0.1:PORT/` (a folder URL, as a
     /// manifest's `update.feed` names it).
     pub fn url(&self) -> String {
         self.server.url("/").to_string()
@@ -171,6 +186,30 @@ pub fn release_python_1_1_0(home: &Home, publisher: &Publisher, extra: &str) -> 
     std::fs::write(&manifest, python_manifest("1.1.0", &executable, extra)).unwrap();
     publisher.release(home, &manifest);
     true
+}
+
+/// The version the backend `id` says it is: `GET /api/status` on the port
+/// of its ready line, as `status --json` shows it.
+pub fn served_version(home: &Home, id: &str) -> String {
+    let status = home.status_of(id);
+    let port = status["ready_json"]["port"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{id} has no port in its ready line: {status}"));
+    let body = http_get(&format!("127.0.0.1:{port}"), "/api/status");
+    let json: serde_json::Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("{id}'s /api/status is not JSON ({e}): {body}"));
+    json["version"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits (at most a minute) for a `berth` spawned with piped output, such
+/// as a `berth update` left running while the test looks elsewhere.
+pub fn finished(mut child: Child) -> Out {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "berth never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Out(child.wait_with_output().unwrap())
 }
 
 /// A plain HTTP/1.0 GET: the body.
