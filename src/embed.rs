@@ -70,6 +70,7 @@ use crate::status::{ActionError, Config, Outcome, Snapshot};
 use crate::supervisor::{Ran, SupervisorHandle};
 use crate::verb::Verb;
 
+mod checks;
 mod reload;
 
 use crate::control::protocol::Wait;
@@ -355,6 +356,8 @@ impl Builder {
             }
             None => (None, None),
         };
+        // Idle (no timer armed) until a backend's `update` has `check`.
+        let checker = checks::spawn(supervisor.clone());
         tracing::info!("berth launcher ready");
         Ok(Launcher {
             handle: Handle {
@@ -365,6 +368,7 @@ impl Builder {
             server,
             reloader: Some(reloader),
             notifier,
+            checker: Some(checker),
             folders,
             open_dir,
         })
@@ -454,6 +458,8 @@ pub struct Launcher {
     server: Option<JoinHandle<()>>,
     reloader: Option<JoinHandle<()>>,
     notifier: Option<JoinHandle<()>>,
+    /// The `update.check` timer (v3).
+    checker: Option<JoinHandle<()>>,
     folders: Folders,
     open_dir: PathBuf,
 }
@@ -500,8 +506,12 @@ impl Launcher {
     /// the socket file. Commands sent meanwhile or later are refused with
     /// [`ActionError::ShutDown`].
     pub async fn shutdown(mut self) {
-        if let Some(reloader) = self.reloader.take() {
-            reloader.abort();
+        // No check or update begins while the backends are stopped.
+        for task in [self.reloader.take(), self.checker.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
         self.handle.supervisor.shutdown().await;
         // Drop ends the server and the notifier and removes the socket.
@@ -514,6 +524,7 @@ impl Drop for Launcher {
             self.reloader.take(),
             self.server.take(),
             self.notifier.take(),
+            self.checker.take(),
         ]
         .into_iter()
         .flatten()
