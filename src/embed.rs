@@ -255,10 +255,12 @@ impl Builder {
     }
 
     /// Starts the launcher on the current tokio runtime: binds the control
-    /// socket (if asked) before anything touches a backend, starts the
-    /// supervisor, reads the backends folders once and applies them
-    /// (backends with `autostart` start), then follows the folders and
-    /// serves the socket. Returns once the first catalog is applied.
+    /// socket (if asked) before anything touches a backend, makes the
+    /// instance's updates folder ready (created, crash leftovers removed),
+    /// starts the supervisor, reads the backends folders and the updates
+    /// folder once and applies them (backends with `autostart` start), then
+    /// follows the folders and serves the socket. Returns once the first
+    /// catalog is applied.
     pub async fn start(self) -> Result<Launcher, StartError> {
         if self.log_max_size < MIN_LOG_SIZE {
             return Err(StartError::LogMaxSize(self.log_max_size));
