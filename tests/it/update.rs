@@ -10,5 +10,6 @@ mod kills;
 mod launcher;
 mod probation;
 mod refusals;
-mod release;
+pub mod release;
+mod timer;
 mod verbs;

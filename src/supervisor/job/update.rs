@@ -147,6 +147,16 @@ impl Updating {
         }
     }
 
+    /// An update (not a mere check) is under way: from reading the feed to
+    /// the new version running (the status's `detail.updating`).
+    pub fn installing(&self) -> bool {
+        match &self.step {
+            Some(Step::Fetching { install, .. }) => *install,
+            Some(Step::Loading { .. } | Step::Watching { .. }) => true,
+            None => false,
+        }
+    }
+
     /// Lays what the job knows over the status's `update` (set from the
     /// definition: `None` without an `update` section).
     pub fn fill(&self, update: &mut UpdateStatus) {
@@ -232,6 +242,10 @@ impl Job {
             from: self.def.version.clone(),
             reply,
         });
+        if install {
+            // The tray's "Update to" turns "Updating to…" at once.
+            self.publish();
+        }
     }
 
     /// What [`Updating::next`] produced.
@@ -476,6 +490,7 @@ pub(super) fn lay_over(status: &mut BackendStatus, updating: &Updating) {
     if let Some(update) = status.update.as_mut() {
         updating.fill(update);
     }
+    status.detail.updating = updating.installing();
 }
 
 #[cfg(test)]
