@@ -148,11 +148,12 @@ impl Updating {
     }
 
     /// An update (not a mere check) is under way: from reading the feed to
-    /// the new version running (the status's `detail.updating`).
+    /// the end of its probation or rollback (the status's `detail.updating`).
     pub fn installing(&self) -> bool {
         match &self.step {
             Some(Step::Fetching { install, .. }) => *install,
-            Some(Step::Loading { .. } | Step::Watching { .. }) => true,
+            // Loading, restarting into it, its probation, a rollback.
+            Some(_) => true,
             None => false,
         }
     }
