@@ -8,7 +8,7 @@ pub mod feed;
 mod installed;
 mod kills;
 mod launcher;
-mod probation;
+pub mod probation;
 mod refusals;
 pub mod release;
 mod timer;

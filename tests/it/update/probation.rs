@@ -17,7 +17,7 @@ use crate::control::home::{Home, Launcher, Out, one_line, wait_until};
 
 /// A release of `demo` at `version` running `script`, with `extra`
 /// manifest lines (its ready probe, its health), in its own source folder.
-fn script_release(home: &Home, version: &str, script: &str, extra: &str) -> PathBuf {
+pub fn script_release(home: &Home, version: &str, script: &str, extra: &str) -> PathBuf {
     let src = home.path().join(format!("src-{version}"));
     std::fs::create_dir_all(&src).unwrap();
     let exe = src.join("run.sh");
