@@ -9,10 +9,10 @@
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use super::feed::{FeedServer, Publisher};
+use super::feed::{FeedServer, Publisher, finished};
 use crate::control::home::{Home, Launcher, Out, one_line, wait_until};
 
 /// A release of `demo` at `version` running `script`, with `extra`
@@ -67,6 +67,16 @@ impl Setup {
             _server: server,
             _launcher: launcher,
         }
+    }
+
+    /// `berth update demo` left running while the test looks elsewhere.
+    fn spawn_update(&self) -> Child {
+        self.home
+            .berth(&["update", "demo"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     fn update(&self, flag: Option<&str>) -> Out {
@@ -153,12 +163,7 @@ fn a_new_version_that_turns_unhealthy_during_probation_is_rolled_back() {
     );
     let home = &setup.home;
     let pid = home.status_of("demo")["pid"].as_u64().unwrap();
-    let update = home
-        .berth(&["update", "demo"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let update = setup.spawn_update();
     assert!(
         wait_until(Duration::from_secs(20), || {
             let s = home.status_of("demo");
@@ -168,7 +173,7 @@ fn a_new_version_that_turns_unhealthy_during_probation_is_rolled_back() {
         home.status_of("demo")
     );
     drop(listener);
-    let out = Out(update.wait_with_output().unwrap());
+    let out = finished(update);
     setup.said(
         &out,
         pid,
@@ -209,5 +214,37 @@ fn rollback_returns_to_the_kept_version_and_is_refused_when_none_is() {
         setup.home.status_of("demo")
     );
     let s = setup.home.status_of("demo");
+    assert_eq!(s["update"]["bad"], serde_json::json!([]), "{s}");
+}
+
+#[test]
+fn a_users_stop_during_probation_ends_it_and_the_new_version_stays() {
+    let setup = Setup::new("exec sleep 60", "ready: { uptime: 0s }\n");
+    let home = &setup.home;
+    let update = setup.spawn_update();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let s = home.status_of("demo");
+            s["version"] == "1.1.0" && s["state"] == "running"
+        }),
+        "{}",
+        home.status_of("demo")
+    );
+    // Within its 3 s probation.
+    assert_eq!(home.run(&["stop", "demo"]).code(), 0);
+    let out = finished(update);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(one_line(&out.stderr()), "{out:?}");
+    assert!(
+        out.stderr()
+            .contains("demo 1.1.0: probation ended by a stop; 1.1.0 stays installed"),
+        "{out:?}"
+    );
+    let s = home.status_of("demo");
+    assert_eq!(
+        (&s["version"], &s["state"]),
+        (&"1.1.0".into(), &"stopped".into()),
+        "{s}"
+    );
     assert_eq!(s["update"]["bad"], serde_json::json!([]), "{s}");
 }

@@ -159,8 +159,13 @@ impl Job {
         }
     }
 
-    /// A user's Stop or Restart ends a probation under way (see the module).
+    /// A user's Stop or Restart ends a probation under way (see the
+    /// module); a Stop during a rollback leaves the kept version stopped.
     pub(in super::super) fn user_ends_probation(&mut self, verb: &Verb) {
+        if let Some(Step::Restoring(restore)) = &mut self.updating.step {
+            restore.start &= *verb != Verb::Stop;
+            return;
+        }
         let Some((version, from, reply)) = self.take_trial() else {
             return;
         };
