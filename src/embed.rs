@@ -70,6 +70,7 @@ use crate::status::{ActionError, Config, Outcome, Snapshot};
 use crate::supervisor::{Ran, SupervisorHandle};
 use crate::verb::Verb;
 
+mod checks;
 mod reload;
 
 use crate::control::protocol::Wait;
@@ -254,10 +255,12 @@ impl Builder {
     }
 
     /// Starts the launcher on the current tokio runtime: binds the control
-    /// socket (if asked) before anything touches a backend, starts the
-    /// supervisor, reads the backends folders once and applies them
-    /// (backends with `autostart` start), then follows the folders and
-    /// serves the socket. Returns once the first catalog is applied.
+    /// socket (if asked) before anything touches a backend, makes the
+    /// instance's updates folder ready (created, crash leftovers removed),
+    /// starts the supervisor, reads the backends folders and the updates
+    /// folder once and applies them (backends with `autostart` start), then
+    /// follows the folders and serves the socket. Returns once the first
+    /// catalog is applied.
     pub async fn start(self) -> Result<Launcher, StartError> {
         if self.log_max_size < MIN_LOG_SIZE {
             return Err(StartError::LogMaxSize(self.log_max_size));
@@ -353,6 +356,8 @@ impl Builder {
             }
             None => (None, None),
         };
+        // Idle (no timer armed) until a backend's `update` has `check`.
+        let checker = checks::spawn(supervisor.clone());
         tracing::info!("berth launcher ready");
         Ok(Launcher {
             handle: Handle {
@@ -363,6 +368,7 @@ impl Builder {
             server,
             reloader: Some(reloader),
             notifier,
+            checker: Some(checker),
             folders,
             open_dir,
         })
@@ -452,6 +458,8 @@ pub struct Launcher {
     server: Option<JoinHandle<()>>,
     reloader: Option<JoinHandle<()>>,
     notifier: Option<JoinHandle<()>>,
+    /// The `update.check` timer (v3).
+    checker: Option<JoinHandle<()>>,
     folders: Folders,
     open_dir: PathBuf,
 }
@@ -498,8 +506,12 @@ impl Launcher {
     /// the socket file. Commands sent meanwhile or later are refused with
     /// [`ActionError::ShutDown`].
     pub async fn shutdown(mut self) {
-        if let Some(reloader) = self.reloader.take() {
-            reloader.abort();
+        // No check or update begins while the backends are stopped.
+        for task in [self.reloader.take(), self.checker.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
         self.handle.supervisor.shutdown().await;
         // Drop ends the server and the notifier and removes the socket.
@@ -512,6 +524,7 @@ impl Drop for Launcher {
             self.reloader.take(),
             self.server.take(),
             self.notifier.take(),
+            self.checker.take(),
         ]
         .into_iter()
         .flatten()

@@ -12,6 +12,12 @@
 //! clash with itself. Whether a folder exists, is a folder and can be read is
 //! not decided here but by every read of it ([`crate::watch::FolderState`]),
 //! since that changes while berth runs.
+//!
+//! The updates folder (`$XDG_DATA_HOME/NAME/updates`, DESIGN.md "Updates")
+//! is read with these folders whichever were chosen, `--backends` included,
+//! but it is not one of them: its files are installed updates, read
+//! through their links and judged by their own rules
+//! ([`crate::watch::FolderState::with_updates`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

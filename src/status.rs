@@ -252,6 +252,10 @@ pub struct Detail {
     pub started_at: Option<Instant>,
     /// `(count, of)` while http/tcp health checks fail but not yet `of` times.
     pub health_failing: Option<(u32, u32)>,
+    /// An update of the backend is under way (v3: reading the feed,
+    /// downloading, switching, restarting into it): the tray's "Update to"
+    /// cannot be clicked again.
+    pub updating: bool,
 }
 
 /// Every manifest file, sorted like the tray: winning backends by name, then

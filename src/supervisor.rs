@@ -126,6 +126,13 @@ impl SupervisorHandle {
         self.snapshots.clone()
     }
 
+    /// The backends whose `update` has `check`, as the catalogs in force
+    /// say; changes only when a catalog changes them (the launcher's check
+    /// timer follows it).
+    pub fn update_checks(&self) -> tokio::sync::watch::Receiver<UpdateChecks> {
+        self.shared.checks.subscribe()
+    }
+
     /// Replace the set of manifests: new ids get jobs, removed ids are stopped
     /// gracefully and then dropped, edited running ones get `pending_restart`.
     /// Returns once the snapshot reflects the catalog (removed backends may
@@ -203,6 +210,12 @@ impl SupervisorHandle {
                     let _ = job.ctl.send(Control::Remove);
                 }
             }
+            let checks = update_checks(&catalog);
+            shared.checks.send_if_modified(|old| {
+                let changed = *old != checks;
+                *old = checks;
+                changed
+            });
             let mut board = shared.lock_board();
             let others: Vec<BackendStatus> = catalog
                 .entries
@@ -597,6 +610,33 @@ fn stopping_note(defs: &BTreeMap<String, Arc<Backend>>, x: &str, ids: &BTreeSet<
         })
         .unwrap_or_default();
     format!("stopping {x}, which depends on {}", on.join(" and "))
+}
+
+/// A backend's `update.check` and `update.auto` (v3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckPlan {
+    /// Ask the feed this often.
+    pub every: std::time::Duration,
+    /// Install what a check finds.
+    pub auto: bool,
+}
+
+/// The winners whose `update` has `check`, by id. Empty: nothing to time.
+pub type UpdateChecks = BTreeMap<String, CheckPlan>;
+
+/// The check plans of `catalog`'s winners.
+fn update_checks(catalog: &Catalog) -> UpdateChecks {
+    catalog
+        .winners()
+        .filter_map(|(_, def)| {
+            let update = def.update.as_ref()?;
+            let plan = CheckPlan {
+                every: update.check?,
+                auto: update.auto,
+            };
+            Some((def.id.to_string(), plan))
+        })
+        .collect()
 }
 
 /// Runs a job's task; a removed job, once it has left the board, leaves the

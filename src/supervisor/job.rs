@@ -162,6 +162,9 @@ enum Then {
     Remove,
     /// End the task.
     Shutdown(oneshot::Sender<()>),
+    /// Back to the kept version of an update, once the version left is
+    /// stopped (v3, see `update::rollback`).
+    RollBack,
 }
 
 enum Event {
@@ -329,7 +332,16 @@ impl Job {
         }
     }
 
+    /// One event, then what it means for a probation under way (v3): an
+    /// exit is judged before a restart policy's backoff can fire.
     async fn handle(&mut self, event: Event) -> Flow {
+        if let Flow::End = self.handle_one(event).await {
+            return Flow::End;
+        }
+        self.probation_due().await
+    }
+
+    async fn handle_one(&mut self, event: Event) -> Flow {
         match event {
             Event::LogHealth => self.publish(),
             Event::Update(tick) => return self.on_update_tick(tick).await,
@@ -425,7 +437,10 @@ impl Job {
             Control::Command {
                 verb: Verb::Stop,
                 reply,
-            } => self.stop(reply),
+            } => {
+                self.user_ends_probation(&Verb::Stop);
+                self.stop(reply);
+            }
             // Answered once the feed was read (and the update installed):
             // the work runs off the job loop meanwhile.
             Control::Command {
@@ -435,8 +450,11 @@ impl Job {
             Control::Command {
                 verb: Verb::Rollback,
                 reply,
-            } => self.ask_rollback(reply),
+            } => return self.ask_rollback(reply).await,
             Control::Command { verb, reply } => {
+                if matches!(verb, Verb::Restart { .. }) {
+                    self.user_ends_probation(&verb);
+                }
                 return self.when_stopped(Then::Start(verb, reply)).await;
             }
             Control::Reach {
@@ -495,6 +513,10 @@ impl Job {
             Then::Shutdown(ack) => {
                 let _ = ack.send(());
                 Flow::End
+            }
+            Then::RollBack => {
+                self.roll_back_folder().await;
+                Flow::Continue
             }
         }
     }

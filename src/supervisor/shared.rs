@@ -31,6 +31,9 @@ pub struct Shared {
     /// How the jobs read an update's files (v3); unset, updates are
     /// refused (see [`Readers`]).
     pub readers: OnceLock<Readers>,
+    /// The winners' `update.check` plans, set by the handle at each
+    /// catalog (see [`super::UpdateChecks`]).
+    pub checks: watch::Sender<super::UpdateChecks>,
 }
 
 /// How a job reads an update's files: as the launcher reads the backends
@@ -61,6 +64,7 @@ impl Shared {
             reaches,
             feeds: Default::default(),
             readers: OnceLock::new(),
+            checks: watch::Sender::new(super::UpdateChecks::new()),
         };
         (shared, rx)
     }

@@ -264,6 +264,9 @@ fn backend_submenu(b: &BackendStatus, now: Instant) -> Option<Node> {
         "Restart",
         b.state.can_restart(),
     ));
+    if let Some(node) = update_item(&id, b) {
+        children.push(node);
+    }
     if !b.actions.is_empty() {
         children.push(separator("sep-manifest-actions"));
     }
@@ -296,6 +299,20 @@ fn backend_submenu(b: &BackendStatus, now: Instant) -> Option<Node> {
         label: muda_text(name),
         children,
     }))
+}
+
+/// "Update to 1.2.0" (v3), once a check found a version: installs it (a
+/// running backend restarts into it). While an update of the backend is
+/// under way (`detail.updating`: downloading, switching, restarting) it
+/// reads "Updating to 1.2.0…" and cannot be clicked again.
+fn update_item(id: &BackendId, b: &BackendStatus) -> Option<Node> {
+    let version = b.update.as_ref()?.available.as_deref()?;
+    let click = Click::Command(id.clone(), Verb::Update);
+    Some(if b.detail.updating {
+        action_item("update", click, &format!("Updating to {version}…"), false)
+    } else {
+        action_item("update", click, &format!("Update to {version}"), true)
+    })
 }
 
 /// `🟢 Running · ready · restart to apply`: the indicator of DESIGN.md's

@@ -549,3 +549,54 @@ fn the_version_line_says_what_it_needs() {
     .into();
     assert_eq!(version_line(&b).unwrap(), "v1.0.0 · needs db, models");
 }
+
+#[test]
+fn an_update_found_is_offered_in_the_submenu_and_not_twice_while_under_way() {
+    let now = Instant::now();
+    let mut python = backend("python", "Python", State::Running);
+    python.update = Some(crate::status::UpdateStatus::default());
+    let m = model(
+        &Snapshot {
+            backends: vec![python.clone()],
+        },
+        now,
+        false,
+    );
+    assert!(
+        Node::find(&m.items, &["python", "update"]).is_none(),
+        "nothing found, nothing offered"
+    );
+    python.update.as_mut().unwrap().available = Some("1.2.0".into());
+    let m = model(
+        &Snapshot {
+            backends: vec![python.clone()],
+        },
+        now,
+        false,
+    );
+    let update = item(&m, &["python", "update"]);
+    assert_eq!(update.label, "Update to 1.2.0");
+    assert!(update.enabled);
+    assert_eq!(
+        update.id.to_action(),
+        Some(Click::Command(
+            BackendId::new("python").unwrap(),
+            Verb::Update
+        ))
+    );
+    // Right after Restart, before the manifest's actions.
+    let children = labels(&submenu(&m, "python").children);
+    let at = children.iter().position(|l| l == "Restart").unwrap();
+    assert_eq!(children[at + 1], "Update to 1.2.0");
+    python.detail.updating = true;
+    let m = model(
+        &Snapshot {
+            backends: vec![python],
+        },
+        now,
+        false,
+    );
+    let update = item(&m, &["python", "update"]);
+    assert_eq!(update.label, "Updating to 1.2.0…");
+    assert!(!update.enabled);
+}

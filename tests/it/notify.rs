@@ -5,6 +5,7 @@
 //! the X display).
 
 mod session;
+mod updates;
 
 use std::time::{Duration, Instant};
 

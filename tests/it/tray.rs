@@ -12,6 +12,8 @@ use crate::desktop::Desktop;
 use crate::panel::{MenuNode, Panel};
 use crate::util::{running, wait_gone};
 
+mod update;
+
 /// Every wait is at least 3x what it takes here (the tray follows within 1 s,
 /// the Python backend is ready in about 2 s).
 const WAIT: Duration = Duration::from_secs(20);

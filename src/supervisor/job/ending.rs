@@ -10,6 +10,7 @@ use super::stop::{After, Check, Stop};
 use super::{DRAIN, Flow, Job};
 use crate::status::Outcome;
 use crate::supervisor::group;
+use crate::supervisor::probation::Seen;
 use crate::supervisor::restart::{self, Decision, Ending, LeaderExit};
 
 impl Job {
@@ -55,6 +56,8 @@ impl Job {
                 Check::Waiting => Flow::Continue,
             };
         }
+        // A new version on probation fails by exiting, whatever the policy.
+        self.probation_sees(Seen::Exited(exit.clone()));
         let phase = std::mem::replace(&mut self.phase, Phase::stopped());
         let (Phase::Starting(mut run) | Phase::Running(mut run)) = phase else {
             self.phase = phase;

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::super::health::{Finding, Monitor};
 use super::super::logs::JsonLine;
+use super::super::probation::Seen;
 use super::super::restart::Ending;
 use super::super::sd_notify::Notice;
 use super::Job;
@@ -121,6 +122,7 @@ impl Job {
                 tracing::warn!(backend = %self.id, %error, "unhealthy: stopping");
                 run.health = None;
                 run.error = Some(error.clone());
+                self.probation_sees(Seen::Unhealthy(error.clone()));
                 self.begin_stop(After::Ended(Ending::Unhealthy(error)));
             }
             other => {

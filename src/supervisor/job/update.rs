@@ -11,9 +11,11 @@
 //! An update goes through [`Step`]s: `Fetching` (the task), `Loading`
 //! (published; the registry reads the updates folder and hands the job its
 //! new definition, a switch rather than a pending restart), then, if the
-//! backend was running, `Watching` (restarted into the new version; the
-//! reply waits for it to run). [`Job::judge_update`] is the one place that
-//! decides what the switched version's status means.
+//! backend was running, `Watching` (restarted into the new version) and
+//! `Probation` (its new run judged by `supervisor::probation`; the reply
+//! waits for the verdict). [`Job::judge_update`] is the one place that
+//! decides what the switched version's status means. A failed probation,
+//! and `rollback`, go through `Restoring` (in `rollback`).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
@@ -31,6 +33,10 @@ use crate::update::apply::{self, Report, Work};
 use crate::update::check::Offer;
 use crate::update::install::Updates;
 use crate::verb::Verb;
+
+mod rollback;
+
+use rollback::{Restore, Trial};
 
 /// How long a published version may take to reach the job as its new
 /// definition (the folder watcher's debounce and a read, normally well
@@ -51,6 +57,9 @@ pub(super) struct Updating {
     /// The version `--rollback` returns to, read from the updates folder
     /// when the definition changes.
     previous: Option<Version>,
+    /// Versions that failed their probation (`updates/ID/bad`), read with
+    /// `previous`.
+    bad: Vec<Version>,
     step: Option<Step>,
 }
 
@@ -70,12 +79,16 @@ enum Step {
         reply: ReplyTo,
         until: Instant,
     },
-    /// Restarted into `version`; answered once it runs.
+    /// Restarted into `version`; on probation once its run is spawned.
     Watching {
         version: Version,
         from: Version,
         reply: ReplyTo,
     },
+    /// The new version's run is on probation; answered at the verdict.
+    Probation(Box<Trial>),
+    /// Back to the version kept (a failed probation, or `rollback`).
+    Restoring(Box<Restore>),
 }
 
 /// The network work's task: a job that ends, or drops it, ends it too.
@@ -90,8 +103,11 @@ impl Drop for Task {
 /// What [`Updating::next`] waits for.
 pub(super) enum Tick {
     Report(Report),
-    /// The published version did not arrive within [`LOAD_WAIT`].
+    /// The published version (or, restoring, the kept one) did not
+    /// arrive within [`LOAD_WAIT`].
     Late,
+    /// The probation's deadline: its verdict may have changed.
+    Probation,
 }
 
 impl Updating {
@@ -109,6 +125,14 @@ impl Updating {
                 tokio::time::sleep_until(*until).await;
                 Tick::Late
             }
+            Some(Step::Probation(trial)) => {
+                tokio::time::sleep_until(trial.deadline()).await;
+                Tick::Probation
+            }
+            Some(Step::Restoring(restore)) => {
+                crate::timer::sleep_until(restore.until).await;
+                Tick::Late
+            }
             _ => std::future::pending().await,
         }
     }
@@ -118,8 +142,19 @@ impl Updating {
     pub fn switching(&self, version: &Version) -> bool {
         match &self.step {
             Some(Step::Loading { version: v, .. }) => v == version,
-            Some(Step::Watching { .. }) => true,
+            Some(Step::Watching { .. } | Step::Probation(_) | Step::Restoring(_)) => true,
             _ => false,
+        }
+    }
+
+    /// An update (not a mere check) is under way: from reading the feed to
+    /// the end of its probation or rollback (the status's `detail.updating`).
+    pub fn installing(&self) -> bool {
+        match &self.step {
+            Some(Step::Fetching { install, .. }) => *install,
+            // Loading, restarting into it, its probation, a rollback.
+            Some(_) => true,
+            None => false,
         }
     }
 
@@ -131,6 +166,7 @@ impl Updating {
             .checked
             .map(|t| humantime::format_rfc3339_seconds(t).to_string());
         update.previous = self.previous.as_ref().map(ToString::to_string);
+        update.bad = self.bad.iter().map(ToString::to_string).collect();
         update.error.clone_from(&self.error);
     }
 }
@@ -207,20 +243,20 @@ impl Job {
             from: self.def.version.clone(),
             reply,
         });
-    }
-
-    /// A `rollback`: not carried out yet (probation's arm).
-    pub(super) fn ask_rollback(&mut self, reply: ReplyTo) {
-        let _ = reply.send(Err(ActionError::Update(format!(
-            "{}: rollback is not built yet",
-            self.id
-        ))));
+        if install {
+            // The tray's "Update to" turns "Updating to…" at once.
+            self.publish();
+        }
     }
 
     /// What [`Updating::next`] produced.
     pub(super) async fn on_update_tick(&mut self, tick: Tick) -> Flow {
         match tick {
             Tick::Report(report) => return self.on_report(report).await,
+            Tick::Probation => {}
+            Tick::Late if matches!(self.updating.step, Some(Step::Restoring(_))) => {
+                self.restore_late();
+            }
             Tick::Late => {
                 if let Some(Step::Loading { version, reply, .. }) = self.updating.step.take() {
                     let line = format!(
@@ -322,14 +358,24 @@ impl Job {
         });
     }
 
-    /// Is `def` the definition an update under way waits for?
+    /// Is `def` the definition an update under way waits for (the new
+    /// version, or restoring, the kept one)?
     pub(super) fn loads(&self, def: &crate::manifest::Backend) -> bool {
-        matches!(&self.updating.step, Some(Step::Loading { version, .. }) if *version == def.version)
+        match &self.updating.step {
+            Some(Step::Loading { version, .. }) => *version == def.version,
+            Some(Step::Restoring(restore)) => restore.awaits(&def.version),
+            _ => false,
+        }
     }
 
     /// The new definition is in force: a running backend is restarted
     /// into it (watched until it runs), a stopped one runs it next time.
+    /// Restoring, the kept version is back (see `rollback`).
     pub(super) async fn switch(&mut self) -> Flow {
+        if matches!(self.updating.step, Some(Step::Restoring(_))) {
+            self.restored().await;
+            return Flow::Continue;
+        }
         let Some(Step::Loading {
             version,
             from,
@@ -362,8 +408,14 @@ impl Job {
     }
 
     /// The one place that decides what a switched version's status means
-    /// (called on every publish while one is watched).
+    /// (called on every publish while one is watched): its run goes on
+    /// probation as soon as it is spawned; no run at all (the launch
+    /// failed) fails it at once.
     pub(super) fn judge_update(&mut self, status: &BackendStatus) {
+        if let Some(Step::Probation(trial)) = &mut self.updating.step {
+            trial.observe(status);
+            return;
+        }
         let Some(Step::Watching { version, .. }) = &self.updating.step else {
             return;
         };
@@ -374,26 +426,33 @@ impl Job {
         {
             return;
         }
-        match verdict(status) {
-            Verdict::Pending => {}
-            Verdict::Up => {
-                if let Some(Step::Watching {
-                    version,
-                    from,
-                    reply,
-                }) = self.updating.step.take()
-                {
-                    self.applied(reply, &version, &from);
-                }
-            }
-            Verdict::Down(why) => {
-                if let Some(Step::Watching { version, reply, .. }) = self.updating.step.take() {
-                    let line = format!("{}: {version} did not come up: {why}", self.id);
-                    tracing::warn!(backend = %self.id, reason = %line, "update failed");
-                    self.updating.error = Some(line.clone());
-                    let _ = reply.send(Err(ActionError::Update(line)));
-                }
-            }
+        let run = self
+            .phase
+            .run()
+            .filter(|r| r.def.version == *version)
+            .map(|r| (r.started, r.def.clone()));
+        let broken = match verdict(status) {
+            Verdict::Pending | Verdict::Up if run.is_none() => return,
+            Verdict::Down(why) if run.is_none() => Some(format!("did not start: {why}")),
+            _ => None,
+        };
+        if let Some(Step::Watching {
+            version,
+            from,
+            reply,
+        }) = self.updating.step.take()
+        {
+            let length = self
+                .def
+                .update
+                .as_ref()
+                .map_or(crate::manifest::update::DEFAULT_PROBATION, |u| u.probation);
+            let (started, def) = run.unwrap_or_else(|| (Instant::now(), self.def.clone()));
+            tracing::info!(backend = %self.id, %version, probation = %crate::human::as_written(length), "on probation");
+            let mut trial = Trial::new(version, from, reply, started, &def, length);
+            trial.broken = broken;
+            trial.observe(status);
+            self.updating.step = Some(Step::Probation(Box::new(trial)));
         }
     }
 
@@ -420,6 +479,10 @@ impl Job {
                 .or_else(|| spec.shipped.clone()),
             _ => None,
         };
+        self.updating.bad = match (dir, &self.def.update) {
+            (Some(dir), Some(_)) => Updates::at(dir).bad(&self.def.id),
+            _ => Vec::new(),
+        };
     }
 }
 
@@ -428,6 +491,7 @@ pub(super) fn lay_over(status: &mut BackendStatus, updating: &Updating) {
     if let Some(update) = status.update.as_mut() {
         updating.fill(update);
     }
+    status.detail.updating = updating.installing();
 }
 
 #[cfg(test)]

@@ -130,6 +130,14 @@ impl Publisher {
     }
 }
 
+/// A trusted publisher's `demo` 1.1.0 (the script of
+/// [`super::release::publisher_backend`]) released and served.
+pub fn demo_1_1_0_served(home: &Home) -> FeedServer {
+    let publisher = Publisher::new(home);
+    publisher.release(home, &super::release::publisher_backend(home, "1.1.0"));
+    FeedServer::serve(&publisher.feed)
+}
+
 /// The onedir build of the backend at 1.1.0: its folder, holding `backend`
 /// and `_internal/` (`None`: absent, and the caller skips).
 pub fn pyinstaller_1_1_0() -> Option<PathBuf> {

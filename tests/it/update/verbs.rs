@@ -16,12 +16,13 @@ fn updates(home: &Home) -> PathBuf {
     home.path().join("data/berth/updates")
 }
 
-/// The home's backend `demo` at 1.0.0 (a script) whose feed is `feed`.
+/// The home's backend `demo` at 1.0.0 (a script) whose feed is `feed`;
+/// a new version's probation is 1 s (a running switch answers after it).
 fn installed(home: &Home, feed: &str) {
     home.backend(
         "demo",
         "exec sleep 30",
-        &format!("update:\n  feed: {feed}\n"),
+        &format!("update:\n  feed: {feed}\n  probation: 1s\n"),
     );
 }
 
