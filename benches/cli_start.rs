@@ -34,6 +34,7 @@ fn main() {
     if let Some(base) = std::env::var_os("BERTH_BASE_BIN") {
         bins.push(("base", PathBuf::from(base)));
     }
+    println!("cli_start: {}", support::load());
     let commands: [(&str, Vec<&str>); 2] =
         [("status", vec!["status"]), ("--version", vec!["--version"])];
     for (name, args) in &commands {

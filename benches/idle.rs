@@ -7,7 +7,11 @@
 //! resident, measured once on this machine; not re-measured: it needs node).
 //!
 //! `BERTH_IDLE_SECS` shortens the window for a quick look; `BERTH_BIN`
-//! measures another berth binary (an installed or release build).
+//! measures another berth binary (an installed or release build);
+//! `BERTH_BASE_BIN` names a build to compare with (say main before a
+//! change), idling beside it in the same window. Resident memory is shown
+//! with its anonymous part (`RssAnon`): the rest is clean file pages, most
+//! of them berth's own code touched at start.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -15,7 +19,6 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{BERTH, Guard, SUPERVISORD, cpu_ms, status_field, verdict};
@@ -34,24 +37,13 @@ fn main() {
     let ids: Vec<String> = ["alpha", "beta", "gamma"].map(String::from).to_vec();
     support::write_backends(&backends, &ids, "exec sleep 600", "");
 
-    let socket = dir.join("run/berth.sock");
     let bin = std::env::var_os("BERTH_BIN").unwrap_or_else(|| BERTH.into());
-    let mut berth = Guard(
-        Command::new(&bin)
-            .args(["run", "--headless", "--backends"])
-            .arg(&backends)
-            .arg("--socket")
-            .arg(&socket)
-            .env("XDG_STATE_HOME", dir.join("state"))
-            .env("XDG_DATA_HOME", dir.join("data"))
-            .env("XDG_CONFIG_HOME", dir.join("config"))
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("berth run"),
-    );
-    wait_for_three(&socket);
+    let mut berth = launch(&bin, &backends, &dir.join("berth"));
+    // A base build (say main before a change) idles in the same window.
+    let base_bin = std::env::var_os("BERTH_BASE_BIN");
+    let mut base = base_bin
+        .as_ref()
+        .map(|b| launch(b, &backends, &dir.join("base")));
 
     let mut supervisord = Path::new(SUPERVISORD).exists().then(|| {
         let programs: Vec<(String, String)> = ["alpha", "beta", "gamma"]
@@ -64,56 +56,80 @@ fn main() {
     // Let start-up work (first scan, allocator growth, python imports) finish.
     std::thread::sleep(Duration::from_secs(3));
     let pids: Vec<(&str, u32)> = std::iter::once(("berth", berth.0.id()))
+        .chain(base.as_ref().map(|b| ("berth base", b.0.id())))
         .chain(supervisord.as_ref().map(|s| ("supervisord", s.0.id())))
         .collect();
     let before: Vec<f64> = pids.iter().map(|(_, pid)| cpu_ms(*pid)).collect();
     println!(
-        "idle: {} measuring for {secs} s with three stopped backends ...",
-        Path::new(&bin).display()
+        "idle: {} measuring for {secs} s with three stopped backends ({}) ...",
+        Path::new(&bin).display(),
+        support::load()
     );
+    if let Some(b) = &base_bin {
+        println!("idle: base {}", Path::new(b).display());
+    }
     std::thread::sleep(Duration::from_secs(secs));
     let mut rows = Vec::new();
     for ((name, pid), before) in pids.iter().zip(before) {
         let cpu = cpu_ms(*pid) - before;
-        let rss_mb = status_field(*pid, "VmRSS:") as f64 / 1024.0;
+        let mb = |field| status_field(*pid, field) as f64 / 1024.0;
         let threads = status_field(*pid, "Threads:");
-        rows.push((*name, cpu, rss_mb, threads));
+        rows.push((*name, cpu, mb("VmRSS:"), mb("RssAnon:"), threads));
     }
     berth.stop();
+    if let Some(b) = base.as_mut() {
+        b.stop();
+    }
     if let Some(s) = supervisord.as_mut() {
         s.stop();
     }
 
     println!();
     println!(
-        "{:<14} {:>12} {:>10} {:>8}",
-        "", "cpu (ms)", "rss (MB)", "threads"
+        "{:<14} {:>12} {:>10} {:>10} {:>8}",
+        "", "cpu (ms)", "rss (MB)", "anon (MB)", "threads"
     );
-    for (name, cpu, rss, threads) in &rows {
-        println!("{name:<14} {cpu:>12.0} {rss:>10.1} {threads:>8}");
+    for (name, cpu, rss, anon, threads) in &rows {
+        println!("{name:<14} {cpu:>12.0} {rss:>10.1} {anon:>10.1} {threads:>8}");
     }
     println!(
-        "{:<14} {:>12} {:>10.1} {:>8}",
-        "pm2 daemon*", "-", PM2_RSS_MB, "-"
+        "{:<14} {:>12} {:>10.1} {:>10} {:>8}",
+        "pm2 daemon*", "-", PM2_RSS_MB, "-", "-"
     );
     println!("* measured once on this machine, not in this run");
-    let (_, cpu, rss, _) = rows[0];
+    let (_, cpu, rss, anon, _) = rows[0];
     println!();
     println!(
         "berth idle cpu: {cpu:.0} ms in {secs} s (target < {TARGET_CPU_MS} ms): {}",
         verdict(cpu < TARGET_CPU_MS)
     );
     println!(
-        "berth idle rss: {rss:.1} MB (target < {TARGET_RSS_MB} MB): {}",
+        "berth idle rss: {rss:.1} MB (target < {TARGET_RSS_MB} MB): {}; of it anonymous (RssAnon) {anon:.1} MB, the rest file pages (berth's code, libc)",
         verdict(rss < TARGET_RSS_MB)
     );
-    if let Some((_, s_cpu, s_rss, _)) = rows.get(1) {
+    if let Some((_, b_cpu, b_rss, b_anon, _)) = rows.iter().find(|r| r.0 == "berth base") {
+        println!(
+            "ratio berth / base: rss {:.3}x ({:+.2} MB, anon {:+.2} MB), cpu {cpu:.0} ms vs {b_cpu:.0} ms",
+            rss / b_rss,
+            rss - b_rss,
+            anon - b_anon
+        );
+    }
+    if let Some((_, s_cpu, s_rss, _, _)) = rows.iter().find(|r| r.0 == "supervisord") {
         println!(
             "ratio berth / supervisord: rss {:.2}x, cpu {cpu:.0} ms vs {s_cpu:.0} ms",
             rss / s_rss
         );
     }
     println!("ratio berth / pm2 daemon: rss {:.2}x", rss / PM2_RSS_MB);
+}
+
+/// `berth run --headless` of `bin` on `backends`, its socket and state
+/// under `home`; returns once it lists the three backends.
+fn launch(bin: &std::ffi::OsStr, backends: &Path, home: &Path) -> Guard {
+    let berth = support::berth_headless_of(bin, backends, home);
+    wait_for_three(&home.join("run/berth.sock"));
+    berth
 }
 
 /// Waits until the launcher answers `status` with three backends.

@@ -145,7 +145,6 @@ impl Publisher {
 fn berth(tmp: &Path, args: &[&str]) -> std::process::Output {
     Command::new(support::berth_bin())
         .args(args)
-        .env("XDG_RUNTIME_DIR", tmp.join("run"))
         .env("XDG_STATE_HOME", tmp.join("state"))
         .env("XDG_CONFIG_HOME", tmp.join("config"))
         .env("XDG_DATA_HOME", tmp.join("data"))
@@ -293,43 +292,30 @@ fn switch(publisher: &Publisher, feed: &Url, tmp: &Path) {
         ),
     )
     .expect("shipped manifest");
-    let mut launcher = support::Guard(
-        Command::new(support::berth_bin())
-            .args(["run", "--headless", "--backends"])
-            .arg(&backends)
-            .env("XDG_RUNTIME_DIR", home.join("run"))
-            .env("XDG_STATE_HOME", home.join("state"))
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("XDG_DATA_HOME", home.join("data"))
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("berth run"),
-    );
-    let socket = home.join("run/berth/berth.sock");
+    let mut launcher = support::berth_headless(&backends, &home);
+    let socket = home.join("run/berth.sock");
     support::wait_status(&socket, "python listed", |list| list.len() == 1);
-    let out = berth(&home, &["start", "python"]);
-    assert!(out.status.success(), "berth start: {out:?}");
+    let cli = |verb: &str| {
+        let out = berth(
+            &home,
+            &["--socket", socket.to_str().unwrap(), verb, "python"],
+        );
+        assert!(out.status.success(), "berth {verb}: {out:?}");
+    };
+    cli("start");
     let prober = Prober::start(port);
     prober.wait_serving();
 
     let (mut restarts, mut updates) = (Vec::new(), Vec::new());
     let mut minor = 1;
     for _ in 0..rounds {
-        restarts.push(prober.downtime(|| {
-            let out = berth(&home, &["restart", "python"]);
-            assert!(out.status.success(), "berth restart: {out:?}");
-        }));
+        restarts.push(prober.downtime(|| cli("restart")));
         // The feed offers one version more; `berth update` downloads it
         // while the old one serves, then switches.
         minor += 1;
         let version = format!("1.{minor}.0");
         publisher.release(tmp, &version, &run);
-        updates.push(prober.downtime(|| {
-            let out = berth(&home, &["update", "python"]);
-            assert!(out.status.success(), "berth update: {out:?}");
-        }));
+        updates.push(prober.downtime(|| cli("update")));
         let status = support::request(&socket, r#"{"cmd":"status"}"#);
         assert_eq!(
             status["data"][0]["version"], version,

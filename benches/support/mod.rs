@@ -54,15 +54,19 @@ pub fn ids(n: usize) -> Vec<String> {
 
 /// `berth run --headless` on `backends`, its socket and state under `home`.
 pub fn berth_headless(backends: &Path, home: &Path) -> Guard {
+    berth_headless_of(berth_bin().as_os_str(), backends, home)
+}
+
+/// [`berth_headless`] of another binary `bin`.
+pub fn berth_headless_of(bin: &std::ffi::OsStr, backends: &Path, home: &Path) -> Guard {
     std::fs::create_dir_all(home).expect("home");
     Guard(
-        Command::new(berth_bin())
+        Command::new(bin)
             .args(["run", "--headless", "--backends"])
             .arg(backends)
             .arg("--socket")
             .arg(home.join("run/berth.sock"))
             .env("XDG_STATE_HOME", home.join("state"))
-            .env("XDG_DATA_HOME", home.join("data"))
             .env("XDG_CONFIG_HOME", home.join("config"))
             .env("XDG_DATA_HOME", home.join("data"))
             .env_remove("RUST_LOG")

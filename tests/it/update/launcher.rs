@@ -1,6 +1,6 @@
 //! `berth update ID` through a running launcher with the real binary
 //! (issue #27, points 3 and 7): the real PyInstaller backend updated from
-//! 1.0.0 to 1.1.0 while stopped and while running; and a
+//! 1.0.0 to 1.1.0 while stopped and while running, and rolled back; and a
 //! feed whose download stalls or dribbles holding up neither a status reply
 //! nor another backend's start, the transfer failing in one line.
 
@@ -26,20 +26,26 @@ fn state(home: &Home, id: &str) -> String {
         .to_owned()
 }
 
-/// One test for both switches, in sequence (one feed, one build):
-/// stopped 1.0.0 -> 1.1.0 (the next start runs 1.1.0), then running 1.0.0
-/// -> 1.1.0 (restarted into it).
+/// One test for the three moves, in sequence (one feed, one build, one
+/// launcher): stopped 1.0.0 -> 1.1.0 (the next start runs 1.1.0), back with
+/// `--rollback` while running (restarted into 1.0.0), then running 1.0.0 ->
+/// 1.1.0 (restarted into it; exit 0 once past its probation).
 #[test]
-fn the_pyinstaller_backend_updates_stopped_and_running() {
+fn the_pyinstaller_backend_updates_stopped_and_running_and_rolls_back() {
     let home = Home::new();
     let publisher = Publisher::new(&home);
     if !release_python_1_1_0(&home, &publisher, "") {
         return;
     }
     let server = FeedServer::serve(&publisher.feed);
-    let section = format!("update:\n  feed: {}\n  probation: 2s\n", server.url());
+    let probation = Duration::from_secs(2);
+    let section = format!(
+        "update:\n  feed: {}\n  probation: {}s\n",
+        server.url(),
+        probation.as_secs()
+    );
     assert!(python_1_0_0(&home, &section));
-    let launcher = home.launch();
+    let _launcher = home.launch();
 
     // Stopped: installed, not started; the next start runs 1.1.0.
     let out = update(&home, &["python"]);
@@ -52,18 +58,40 @@ fn the_pyinstaller_backend_updates_stopped_and_running() {
     assert_eq!(out.code(), 0, "{out:?}");
     assert_eq!(served_version(&home, "python"), "1.1.0");
 
-    // Back to 1.0.0: the installed update removed while no launcher runs.
-    drop(launcher);
-    std::fs::remove_dir_all(home.path().join("data/berth/updates")).unwrap();
-    let _launcher = home.launch();
-    let out = home.run(&["start", "python"]);
+    // Rolled back while running: restarted into the kept 1.0.0.
+    let pid = home.status_of("python")["pid"].clone();
+    let out = update(&home, &["python", "--rollback"]);
     assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stdout()
+            .starts_with("python: rolled back 1.1.0 -> 1.0.0"),
+        "{out:?}"
+    );
+    // The reply comes once 1.0.0 is started ("(starting)"), not yet running.
+    assert!(
+        wait_until(
+            Duration::from_secs(30),
+            || home.status_of("python")["state"] == "running"
+        ),
+        "{}",
+        home.status_of("python")
+    );
+    let status = home.status_of("python");
+    assert_eq!(status["version"], "1.0.0", "{status}");
+    assert_ne!(status["pid"], pid, "not restarted: {status}");
     assert_eq!(served_version(&home, "python"), "1.0.0");
 
-    // Running: restarted into 1.1.0.
+    // Running: restarted into 1.1.0 (a rollback by hand does not make it
+    // bad), and `berth update` answers only once it is past its probation.
     let pid = home.status_of("python")["pid"].clone();
+    let asked = Instant::now();
     let out = update(&home, &["python"]);
     assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        asked.elapsed() >= probation,
+        "answered before the probation ended: {:?}",
+        asked.elapsed()
+    );
     let status = home.status_of("python");
     assert_eq!(status["version"], "1.1.0", "{status}");
     assert_eq!(status["state"], "running", "{status}");
