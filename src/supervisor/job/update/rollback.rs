@@ -20,7 +20,9 @@
 //! A user's Stop or Restart during probation ends it without a verdict: the
 //! new version stays installed and is not marked bad (the user, not the
 //! version, ended the run); the update's reply says so (exit 1: nothing
-//! proved it good), and `--rollback` is there if wanted.
+//! proved it good), and `--rollback` is there if wanted. A `rollback`
+//! during probation ends it the same way, then rolls back (not marked bad
+//! either: a rollback by hand judges nothing).
 
 use semver::Version;
 use tokio::time::Instant;
@@ -209,12 +211,17 @@ impl Job {
         let Some((version, from, reply, _)) = self.take_trial() else {
             return;
         };
-        let line = format!(
-            "{} {version}: probation ended by a {}; {version} stays installed (berth update {} --rollback returns to {from})",
+        let mut line = format!(
+            "{} {version}: probation ended by a {}",
             self.id,
-            verb.word(),
-            self.id
+            verb.word()
         );
+        if *verb != Verb::Rollback {
+            line.push_str(&format!(
+                "; {version} stays installed (berth update {} --rollback returns to {from})",
+                self.id
+            ));
+        }
         tracing::info!(backend = %self.id, %version, "probation ended by a {}", verb.word());
         self.updating.error = Some(line.clone());
         let _ = reply.send(Err(ActionError::Update(line)));
@@ -237,6 +244,8 @@ impl Job {
     /// runs), or refused in one line.
     pub(in super::super) async fn ask_rollback(&mut self, reply: ReplyTo) -> Flow {
         let id = self.id.clone();
+        // Asked for during a probation: the user decided before the judge.
+        self.user_ends_probation(&Verb::Rollback);
         let left = match self.rollback_from() {
             Ok(left) => left,
             Err(line) => {
