@@ -13,9 +13,11 @@
 //! new definition, a switch rather than a pending restart), then, if the
 //! backend was running, `Watching` (restarted into the new version) and
 //! `Probation` (its new run judged by `supervisor::probation`; the reply
-//! waits for the verdict). [`Job::judge_update`] is the one place that
-//! decides what the switched version's status means. A failed probation,
-//! and `rollback`, go through `Restoring` (in `rollback`).
+//! waits for the verdict; a version installed while stopped is answered
+//! at once and put on probation at its first run). [`Job::judge_update`]
+//! is the one place that decides what the switched version's status
+//! means. A failed probation, and `rollback`, go through `Restoring` (in
+//! `rollback`).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
@@ -60,6 +62,9 @@ pub(super) struct Updating {
     /// Versions that failed their probation (`updates/ID/bad`), read with
     /// `previous`.
     bad: Vec<Version>,
+    /// A version installed while the backend was stopped, and the one it
+    /// came from: its first run goes on probation.
+    untried: Option<(Version, Version)>,
     step: Option<Step>,
 }
 
@@ -388,6 +393,7 @@ impl Job {
         let running = matches!(self.phase, Phase::Starting(_) | Phase::Running(_));
         if !running {
             self.applied(reply, &version, &from);
+            self.updating.untried = Some((version, from));
             return Flow::Continue;
         }
         tracing::info!(backend = %self.id, %version, "update: restarting into it");
@@ -416,6 +422,10 @@ impl Job {
             trial.observe(status);
             return;
         }
+        if self.updating.step.is_none() {
+            self.first_run_on_probation(status);
+            return;
+        }
         let Some(Step::Watching { version, .. }) = &self.updating.step else {
             return;
         };
@@ -442,11 +452,7 @@ impl Job {
             reply,
         }) = self.updating.step.take()
         {
-            let length = self
-                .def
-                .update
-                .as_ref()
-                .map_or(crate::manifest::update::DEFAULT_PROBATION, |u| u.probation);
+            let length = self.probation_length();
             let (started, def) = run.unwrap_or_else(|| (Instant::now(), self.def.clone()));
             tracing::info!(backend = %self.id, %version, probation = %crate::human::as_written(length), "on probation");
             let mut trial = Trial::new(version, from, reply, started, &def, length);

@@ -248,3 +248,33 @@ fn a_users_stop_during_probation_ends_it_and_the_new_version_stays() {
     );
     assert_eq!(s["update"]["bad"], serde_json::json!([]), "{s}");
 }
+
+#[test]
+fn the_first_run_of_a_version_installed_while_stopped_is_on_probation_too() {
+    let setup = Setup::new(
+        "exec sleep 60",
+        "ready: { stdout_json: { status: ready }, timeout: 1s }\n",
+    );
+    let home = &setup.home;
+    assert_eq!(home.run(&["stop", "demo"]).code(), 0);
+    let out = setup.update(None);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(home.status_of("demo")["version"], "1.1.0");
+    // Its own answer is the start's (not ready); the rollback follows.
+    let _ = home.run(&["start", "demo"]);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let s = home.status_of("demo");
+            s["version"] == "1.0.0" && s["state"] == "running"
+        }),
+        "{}",
+        home.status_of("demo")
+    );
+    let s = home.status_of("demo");
+    assert_eq!(s["update"]["bad"], serde_json::json!(["1.1.0"]), "{s}");
+    let error = s["update"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("demo 1.1.0 rolled back to 1.0.0: never became ready within 1s"),
+        "{s}"
+    );
+}

@@ -1,7 +1,8 @@
 //! Probation and rollback in the job (v3, DESIGN.md "Updates", Switching).
 //!
-//! After a running backend is switched into a new version, its new run is
-//! a [`Trial`]: what it does (ready, healthy, an exit, unhealthy) goes to
+//! After a running backend is switched into a new version (and at the
+//! first run of a version installed while it was stopped, whose `update`
+//! was answered at once), its new run is a [`Trial`]: what it does (ready, healthy, an exit, unhealthy) goes to
 //! the pure judge `supervisor::probation`, whose one deadline is a branch
 //! of the job's `select!` ([`super::Updating::next`]). The job asks for the
 //! verdict after every event ([`Job::probation_due`]), so a restart policy
@@ -19,7 +20,9 @@
 //! A user's Stop or Restart during probation ends it without a verdict: the
 //! new version stays installed and is not marked bad (the user, not the
 //! version, ended the run); the update's reply says so (exit 1: nothing
-//! proved it good), and `--rollback` is there if wanted.
+//! proved it good), and `--rollback` is there if wanted. A `rollback`
+//! during probation ends it the same way, then rolls back (not marked bad
+//! either: a rollback by hand judges nothing).
 
 use semver::Version;
 use tokio::time::Instant;
@@ -42,6 +45,9 @@ pub(in super::super) struct Trial {
     probation: Probation,
     /// It failed before the judge could watch it (its launch failed).
     pub(super) broken: Option<String>,
+    /// Its update was already answered and announced (installed while the
+    /// backend was stopped; this is its first run): passing says nothing.
+    announced: bool,
 }
 
 impl Trial {
@@ -65,6 +71,7 @@ impl Trial {
             started,
             probation: Probation::new(terms),
             broken: None,
+            announced: false,
         }
     }
 
@@ -135,7 +142,7 @@ impl Job {
         if verdict == Verdict::OnProbation {
             return Flow::Continue;
         }
-        let Some((version, from, reply)) = self.take_trial() else {
+        let Some((version, from, reply, announced)) = self.take_trial() else {
             return Flow::Continue;
         };
         match verdict {
@@ -153,10 +160,45 @@ impl Job {
             }
             _ => {
                 tracing::info!(backend = %self.id, %version, "probation passed");
-                self.applied(reply, &version, &from);
+                if announced {
+                    self.publish();
+                } else {
+                    self.applied(reply, &version, &from);
+                }
                 Flow::Continue
             }
         }
+    }
+
+    /// The first run of a version installed while the backend was stopped
+    /// goes on probation too (its `update` was answered at once): a
+    /// failure is rolled back and told like any other, to no verb.
+    pub(super) fn first_run_on_probation(&mut self, status: &BackendStatus) {
+        let Some((version, _)) = &self.updating.untried else {
+            return;
+        };
+        let Some(run) = self.phase.run().filter(|r| r.def.version == *version) else {
+            return;
+        };
+        let (started, def) = (run.started, run.def.clone());
+        let Some((version, from)) = self.updating.untried.take() else {
+            return;
+        };
+        let length = self.probation_length();
+        tracing::info!(backend = %self.id, %version, probation = %crate::human::as_written(length), "first run: on probation");
+        let (reply, _) = tokio::sync::oneshot::channel();
+        let mut trial = Trial::new(version, from, reply, started, &def, length);
+        trial.announced = true;
+        trial.observe(status);
+        self.updating.step = Some(Step::Probation(Box::new(trial)));
+    }
+
+    /// The shipped manifest's `update.probation`.
+    pub(super) fn probation_length(&self) -> std::time::Duration {
+        self.def
+            .update
+            .as_ref()
+            .map_or(crate::manifest::update::DEFAULT_PROBATION, |u| u.probation)
     }
 
     /// A user's Stop or Restart ends a probation under way (see the
@@ -166,25 +208,31 @@ impl Job {
             restore.start &= *verb != Verb::Stop;
             return;
         }
-        let Some((version, from, reply)) = self.take_trial() else {
+        let Some((version, from, reply, _)) = self.take_trial() else {
             return;
         };
-        let line = format!(
-            "{} {version}: probation ended by a {}; {version} stays installed (berth update {} --rollback returns to {from})",
+        let mut line = format!(
+            "{} {version}: probation ended by a {}",
             self.id,
-            verb.word(),
-            self.id
+            verb.word()
         );
+        if *verb != Verb::Rollback {
+            line.push_str(&format!(
+                "; {version} stays installed (berth update {} --rollback returns to {from})",
+                self.id
+            ));
+        }
         tracing::info!(backend = %self.id, %version, "probation ended by a {}", verb.word());
         self.updating.error = Some(line.clone());
         let _ = reply.send(Err(ActionError::Update(line)));
     }
 
     /// The trial under way, taken out of the step (any other step
-    /// stays): its version, the one it came from, and the verb's reply.
-    fn take_trial(&mut self) -> Option<(Version, Version, ReplyTo)> {
+    /// stays): its version, the one it came from, the verb's reply, and
+    /// whether the update was already announced.
+    fn take_trial(&mut self) -> Option<(Version, Version, ReplyTo, bool)> {
         match self.updating.step.take() {
-            Some(Step::Probation(trial)) => Some((trial.version, trial.from, trial.reply)),
+            Some(Step::Probation(t)) => Some((t.version, t.from, t.reply, t.announced)),
             other => {
                 self.updating.step = other;
                 None
@@ -196,6 +244,8 @@ impl Job {
     /// runs), or refused in one line.
     pub(in super::super) async fn ask_rollback(&mut self, reply: ReplyTo) -> Flow {
         let id = self.id.clone();
+        // Asked for during a probation: the user decided before the judge.
+        self.user_ends_probation(&Verb::Rollback);
         let left = match self.rollback_from() {
             Ok(left) => left,
             Err(line) => {
