@@ -280,7 +280,11 @@ async fn handle<B: Backends>(served: &Served<B>, request: Request) -> String {
                 Verb::Stop => Goal::Stopped,
                 // The job answers once the update is over, however long
                 // the download takes (the client probes meanwhile).
-                Verb::CheckUpdate | Verb::Update | Verb::Rollback => Goal::Answered,
+                Verb::CheckUpdate | Verb::Update => Goal::Answered,
+                // The job answers once the kept version is in force and,
+                // if the backend was running, launched again: then it is
+                // answered like a start.
+                Verb::Rollback => Goal::Restored,
             };
             let rx = control.subscribe();
             let outcome = control.command(&id, verb).await;
@@ -332,6 +336,9 @@ enum Goal {
     Stopped,
     /// The job's answer is the outcome (the update verbs).
     Answered,
+    /// The job's answer, then, if it started the backend again, running
+    /// or settled elsewhere (`rollback`).
+    Restored,
 }
 
 /// After a start/stop/restart was accepted, waits until the backend reaches
@@ -340,7 +347,7 @@ async fn settle<B: Backends>(
     control: &B,
     id: &str,
     outcome: Result<Outcome, ActionError>,
-    mut rx: watch::Receiver<Arc<Snapshot>>,
+    rx: watch::Receiver<Arc<Snapshot>>,
     goal: Goal,
 ) -> CommandReply {
     let note = match outcome {
@@ -349,9 +356,15 @@ async fn settle<B: Backends>(
         Ok(Outcome::Noop(reason)) => Some(reason),
         Ok(Outcome::Done) => None,
         Ok(Outcome::DoneWith(note)) => {
-            // Only a stop says what it stopped first: the current snapshot
-            // is its outcome, as for any stop.
+            // A stop says what it stopped first, a rollback what it
+            // returned to: the current snapshot is the outcome, unless the
+            // rollback launched the kept version again.
             let snapshot = control.snapshot();
+            if goal == Goal::Restored
+                && snapshot.get(id).is_some_and(|s| s.state == State::Starting)
+            {
+                return wait_running(id, rx, true).await.with_note(Some(note));
+            }
             return match snapshot.get(id) {
                 Some(status) => status_reply(status).with_note(Some(note)),
                 None => CommandReply::ok(None).with_note(Some(note)),
@@ -368,10 +381,20 @@ async fn settle<B: Backends>(
             None => CommandReply::ok(None).with_note(note),
         };
     }
-    // A freshly accepted start may not be published yet; give the supervisor
-    // a moment to publish before reading a process-less state as the outcome.
-    // A snapshot published since we subscribed (before the command) reflects it.
-    let mut seen_change = rx.has_changed().unwrap_or(true);
+    wait_running(id, rx, false).await
+}
+
+/// Waits until `id` is running or has settled elsewhere. A freshly
+/// accepted start may not be published yet: unless `seen` says the start
+/// is already in a snapshot, the supervisor gets a moment to publish before
+/// a process-less state is read as the outcome. A snapshot published since
+/// the caller subscribed (before the command) reflects it.
+async fn wait_running(
+    id: &str,
+    mut rx: watch::Receiver<Arc<Snapshot>>,
+    seen: bool,
+) -> CommandReply {
+    let mut seen_change = seen || rx.has_changed().unwrap_or(true);
     loop {
         let verdict = {
             let snapshot = rx.borrow_and_update();

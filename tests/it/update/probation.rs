@@ -46,6 +46,11 @@ struct Setup {
 
 impl Setup {
     fn new(script: &str, extra: &str) -> Self {
+        Self::with_shipped_ready(script, extra, "{ uptime: 0s }")
+    }
+
+    /// As [`Setup::new`], with the shipped 1.0.0's `ready`.
+    fn with_shipped_ready(script: &str, extra: &str, ready: &str) -> Self {
         let home = Home::new();
         let publisher = Publisher::new(&home);
         publisher.release(&home, &script_release(&home, "1.1.0", script, extra));
@@ -54,7 +59,7 @@ impl Setup {
             "demo",
             "exec sleep 60",
             &format!(
-                "ready: {{ uptime: 0s }}\nupdate:\n  feed: {}\n  probation: 3s\n",
+                "ready: {ready}\nupdate:\n  feed: {}\n  probation: 3s\n",
                 server.url()
             ),
         );
@@ -184,7 +189,9 @@ fn a_new_version_that_turns_unhealthy_during_probation_is_rolled_back() {
 
 #[test]
 fn rollback_returns_to_the_kept_version_and_is_refused_when_none_is() {
-    let setup = Setup::new("exec sleep 60", "ready: { uptime: 0s }\n");
+    // 1.0.0 takes a second to be ready: the rollback answers once it runs.
+    let setup =
+        Setup::with_shipped_ready("exec sleep 60", "ready: { uptime: 0s }\n", "{ uptime: 1s }");
     let out = setup.update(Some("--rollback"));
     assert_eq!(out.code(), 1, "{out:?}");
     assert!(one_line(&out.stderr()), "{out:?}");
@@ -206,13 +213,17 @@ fn rollback_returns_to_the_kept_version_and_is_refused_when_none_is() {
     let out = setup.update(Some("--rollback"));
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(
-        wait_until(Duration::from_secs(10), || {
-            let s = setup.home.status_of("demo");
-            s["version"] == "1.0.0" && s["state"] == "running" && s["pid"] != pid
-        }),
-        "{}",
-        setup.home.status_of("demo")
+        out.stdout()
+            .contains("demo: rolled back 1.1.0 -> 1.0.0 (running)"),
+        "{out:?}"
     );
+    let s = setup.home.status_of("demo");
+    assert_eq!(
+        (&s["version"], &s["state"]),
+        (&"1.0.0".into(), &"running".into()),
+        "{s}"
+    );
+    assert_ne!(s["pid"].as_u64(), Some(pid), "{s}");
     let s = setup.home.status_of("demo");
     assert_eq!(s["update"]["bad"], serde_json::json!([]), "{s}");
 }

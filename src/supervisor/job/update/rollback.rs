@@ -364,18 +364,34 @@ impl Job {
             ..
         } = *restore;
         let to = self.def.version.clone();
+        // The caller hears it when the kept version cannot even launch
+        // (else the server waits for it to run, as for a start).
+        let mut not_started = None;
         if start && let Err(e) = self.user_start(&Verb::start()).await {
             tracing::warn!(backend = %self.id, %to, reason = %e, "the kept version did not start");
+            not_started = Some(format!("; {to} did not start: {e}"));
         }
         match reason {
             Some(reason) => {
-                let line = format!("{} {left} rolled back to {to}: {reason}", self.id);
+                let line = format!(
+                    "{} {left} rolled back to {to}: {reason}{}",
+                    self.id,
+                    not_started.unwrap_or_default()
+                );
                 tracing::warn!(backend = %self.id, version = %left, %to, %reason, "rolled back");
                 self.emit_update(EventKind::RolledBack {
                     version: left.to_string(),
                     to: to.to_string(),
                     reason,
                 });
+                self.update_failed(reply, line);
+            }
+            None if not_started.is_some() => {
+                let line = format!(
+                    "{}: rolled back {left} -> {to}{}",
+                    self.id,
+                    not_started.unwrap_or_default()
+                );
                 self.update_failed(reply, line);
             }
             None => {
