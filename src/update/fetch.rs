@@ -47,8 +47,10 @@
 //! the stripped `berth` 10.69 -> 11.11 MB (text +418 KB, all of it counted
 //! against ureq, rustls and ring here); the idle headless launcher
 //! (`cargo bench --bench idle`) 10.1 -> 10.2 MB resident, 20 / 10 ms CPU
-//! in 30 s (nothing here runs until an update is asked for; the 10 MB
-//! target was already missed before); CLI start (`cargo bench --bench
+//! in 30 s under load (nothing here runs until an update is asked for;
+//! the launcher's idle memory was over 10 MB before it, from the loader's
+//! relocation table and libm, since fixed in build.rs and src/main.rs:
+//! 9.0 to 9.6 MB with ureq linked, README "Benchmarks"); CLI start (`cargo bench --bench
 //! cli_start`, alternating both builds, medians of 200) `berth status`
 //! 4.21 -> 3.65 ms, `berth --version` 4.16 -> 3.86 ms: no measurable growth
 //! under a load average of 10+.
