@@ -78,9 +78,13 @@ pub async fn run(work: Work) -> Report {
             result: Ok(None),
         };
     }
+    // Up to date: nothing to do is no failure (exit 0, as `apt-get
+    // upgrade` with nothing newer); the line says what the feed has.
     let Offer::Available(release) = &offer else {
-        let why = format!("{line}: nothing to install");
-        return Report::failed(Some((offer, line)), why);
+        return Report {
+            read: Some((offer, line)),
+            result: Ok(None),
+        };
     };
     let wanted = Wanted {
         id: &work.id,

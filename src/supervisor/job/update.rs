@@ -299,14 +299,7 @@ impl Job {
                 Offer::UpToDate(_) => None,
             };
         }
-        let up_to_date = matches!(report.read, Some((Offer::UpToDate(_), _)));
         match report.result {
-            // Nothing to install is a refusal, not a failure: the feed
-            // answered, and the status says so.
-            Err(why) if up_to_date => {
-                self.publish();
-                let _ = reply.send(Err(ActionError::Update(why)));
-            }
             Err(why) => self.update_failed(reply, why),
             Ok(None) => {
                 self.publish();
