@@ -362,12 +362,18 @@ fn key_id(text: &str) -> Option<String> {
 
 /// `file:NAME` of the trusted comment (minisign and `berth sign` write it),
 /// to say which file a mismatching signature was made for. Only a hint: the
-/// comment of a signature that does not verify is not trusted.
+/// comment of a signature that does not verify is not trusted: anyone
+/// can write it (a feed, a backend), and the reason it goes into reaches
+/// berth.log, a terminal and a notification, so a name with control
+/// characters (terminal escapes, a carriage return) or longer than a file
+/// name may be is not repeated.
 fn signed_file_name(signature: &Signature) -> Option<String> {
+    const MAX_NAME: usize = 255;
     signature
         .trusted_comment()
         .split('\t')
         .find_map(|part| part.strip_prefix("file:"))
+        .filter(|name| name.len() <= MAX_NAME && !name.chars().any(char::is_control))
         .map(str::to_owned)
 }
 

@@ -136,6 +136,28 @@ fn a_signature_made_for_another_file_says_so() {
 }
 
 #[test]
+fn a_mismatching_signature_does_not_repeat_its_comment_with_terminal_escapes() {
+    // The trusted comment of a signature that does not verify is anyone's
+    // text: a feed's or a backend's escape sequences must not reach the
+    // reason (berth.log, a terminal, a notification).
+    let f = fx(&[("vendor.pub", VECTOR_PUB)]);
+    let other = f.manifest.with_file_name("python.yaml");
+    for name in ["\u{1b}]0;owned\u{7}\u{1b}[2Jx", "a\rb", &"n".repeat(4000)] {
+        let hostile = PREHASHED_SIG.replace("file:test", &format!("file:{name}"));
+        std::fs::write(signature_path(&other), &hostile).unwrap();
+        let Verdict::Untrusted(reason) = trust(&f, false).verdict(&other, b"other bytes") else {
+            panic!("a forged signature passed");
+        };
+        assert!(
+            reason.contains("does not match python.yaml")
+                && !reason.chars().any(char::is_control)
+                && reason.len() < 300,
+            "{reason:?}"
+        );
+    }
+}
+
+#[test]
 fn an_unreadable_key_folder_is_a_problem_not_a_key() {
     let f = fx(&[]);
     let t = Trust::load(Policy {
