@@ -156,8 +156,14 @@ impl Updates {
         crate::paths::create_private_dir(&versions).map_err(io_at(&versions))?;
         let text: String = list.iter().map(|v| format!("{v}\n")).collect();
         let tmp = versions.join(format!("{BAD_TMP_PREFIX}{}", std::process::id()));
+        // A new file, never one found there: a link planted at this
+        // predictable name must not make berth write through it.
+        let _ = fs::remove_file(&tmp);
         let written = (|| {
-            let mut file = fs::File::create(&tmp)?;
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
             io::Write::write_all(&mut file, text.as_bytes())?;
             file.sync_all()
         })();
@@ -271,7 +277,7 @@ impl Updates {
                 continue;
             };
             let versions = self.versions(&id);
-            if !versions.is_dir() {
+            if !is_real_dir(&versions) {
                 continue;
             }
             if let Ok(list) = fs::read_dir(&versions) {
@@ -319,6 +325,11 @@ impl Updates {
     /// Deletes `id`'s versions that are neither installed nor kept; says which.
     fn prune(&self, id: &BackendId) -> Result<Vec<PathBuf>, InstallError> {
         let versions = self.versions(id);
+        if !is_real_dir(&versions) {
+            // A link planted in berth's place: deleting "versions" through
+            // it would delete folders outside the updates folder.
+            return Ok(Vec::new());
+        }
         let keep: Vec<String> = [self.current(id), self.previous(id)]
             .into_iter()
             .flatten()
@@ -356,6 +367,11 @@ impl Updates {
         let parent = link.parent().unwrap_or(Path::new("/"));
         sync_dir(parent).map_err(io_at(parent))
     }
+}
+
+/// A folder itself, not a symbolic link to one.
+fn is_real_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }
 
 fn remove_if_present(path: &Path) -> Result<(), InstallError> {

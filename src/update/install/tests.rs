@@ -194,3 +194,36 @@ fn a_bad_version_can_be_marked_before_any_update_is_installed() {
     fs::write(updates.dir().join("demo/bad"), "1.1.0\nnonsense\n\n").unwrap();
     assert_eq!(updates.bad(&id()), [v("1.1.0")]);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_link_planted_at_the_bad_lists_temporary_name_is_not_written_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let updates = Updates::at(tmp.path().join("updates"));
+    let outside = tmp.path().join("precious");
+    fs::write(&outside, "keep me\n").unwrap();
+    fs::create_dir_all(updates.dir().join("demo")).unwrap();
+    let planted = updates
+        .dir()
+        .join("demo")
+        .join(format!("{BAD_TMP_PREFIX}{}", std::process::id()));
+    std::os::unix::fs::symlink(&outside, &planted).unwrap();
+    updates.mark_bad(&id(), &v("1.1.0")).unwrap();
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "keep me\n");
+    assert_eq!(updates.bad(&id()), vec![v("1.1.0")]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_versions_folder_planted_as_a_link_is_not_pruned_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let updates = Updates::at(tmp.path().join("updates"));
+    let outside = tmp.path().join("elsewhere");
+    fs::create_dir_all(outside.join("1.0.0")).unwrap();
+    fs::write(outside.join("1.0.0").join("data"), "keep me").unwrap();
+    fs::create_dir_all(updates.dir()).unwrap();
+    std::os::unix::fs::symlink(&outside, updates.dir().join("demo")).unwrap();
+    updates.recover();
+    assert!(updates.rollback(&id()).is_ok());
+    assert!(outside.join("1.0.0").join("data").exists());
+}
