@@ -35,6 +35,8 @@ use crate::manifest::BackendId;
 
 const STAGING_PREFIX: &str = ".staging.";
 const PREVIOUS: &str = "previous";
+/// The bad list's bound: far more versions than a backend ever fails.
+const MAX_BAD_BYTES: u64 = 64 * 1024;
 const BAD: &str = "bad";
 /// The temporary file a new bad list is written to before its rename.
 const BAD_TMP_PREFIX: &str = ".bad.";
@@ -83,6 +85,8 @@ pub enum InstallError {
         version: semver::Version,
         dir: PathBuf,
     },
+    #[error("{}: not a folder (a symbolic link?): nothing is written through it", path.display())]
+    NotOurs { path: PathBuf },
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> InstallError + '_ {
@@ -115,6 +119,19 @@ impl Updates {
         self.dir.join(id.as_str())
     }
 
+    /// `id`'s folder, created 0700 if missing, and refused when it is not a
+    /// real folder: a link planted in its place would have berth stage,
+    /// publish and list versions somewhere else.
+    fn own_dir(&self, id: &BackendId) -> Result<PathBuf, InstallError> {
+        let dir = self.versions(id);
+        crate::paths::create_private_dir(&dir).map_err(io_at(&dir))?;
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => Ok(dir),
+            Ok(_) => Err(InstallError::NotOurs { path: dir }),
+            Err(source) => Err(InstallError::Io { path: dir, source }),
+        }
+    }
+
     /// The installed version of `id`, if one is.
     pub fn current(&self, id: &BackendId) -> Option<semver::Version> {
         let target = fs::read_link(self.link(id)).ok()?;
@@ -132,9 +149,19 @@ impl Updates {
     /// The versions of `id` that failed their probation, lowest first. The
     /// file is berth's own; a line that is not a version is skipped.
     pub fn bad(&self, id: &BackendId) -> Vec<semver::Version> {
-        let Ok(text) = fs::read_to_string(self.versions(id).join(BAD)) else {
+        // A plain file, read up to a bound: a link planted in its place
+        // (to /dev/zero, a pipe) must not hang or fill the launcher.
+        let path = self.versions(id).join(BAD);
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
             return Vec::new();
-        };
+        }
+        let mut text = String::new();
+        let read = fs::File::open(&path).and_then(|f| {
+            io::Read::read_to_string(&mut io::Read::take(f, MAX_BAD_BYTES), &mut text)
+        });
+        if read.is_err() {
+            return Vec::new();
+        }
         let mut list: Vec<semver::Version> =
             text.lines().filter_map(|l| l.trim().parse().ok()).collect();
         list.sort();
@@ -152,8 +179,7 @@ impl Updates {
         }
         list.push(version.clone());
         list.sort();
-        let versions = self.versions(id);
-        crate::paths::create_private_dir(&versions).map_err(io_at(&versions))?;
+        let versions = self.own_dir(id)?;
         let text: String = list.iter().map(|v| format!("{v}\n")).collect();
         let tmp = versions.join(format!("{BAD_TMP_PREFIX}{}", std::process::id()));
         // A new file, never one found there: a link planted at this
@@ -182,8 +208,7 @@ impl Updates {
     /// A new, empty staging folder for `id` (the folders are created).
     pub fn stage(&self, id: &BackendId) -> Result<Staging, InstallError> {
         static N: AtomicU32 = AtomicU32::new(0);
-        let parent = self.versions(id);
-        crate::paths::create_private_dir(&parent).map_err(io_at(&parent))?;
+        let parent = self.own_dir(id)?;
         let n = N.fetch_add(1, Ordering::Relaxed);
         let dir = parent.join(format!("{STAGING_PREFIX}{}.{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);

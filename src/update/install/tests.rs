@@ -227,3 +227,27 @@ fn a_versions_folder_planted_as_a_link_is_not_pruned_through() {
     assert!(updates.rollback(&id()).is_ok());
     assert!(outside.join("1.0.0").join("data").exists());
 }
+
+#[test]
+fn a_versions_folder_planted_as_a_link_is_not_staged_or_marked_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let updates = Updates::at(tmp.path().join("updates"));
+    let outside = tmp.path().join("elsewhere");
+    fs::create_dir_all(&outside).unwrap();
+    fs::create_dir_all(updates.dir()).unwrap();
+    std::os::unix::fs::symlink(&outside, updates.dir().join("demo")).unwrap();
+    let err = updates.stage(&id()).unwrap_err().to_string();
+    assert!(err.contains("not a folder (a symbolic link?)"), "{err}");
+    let version: semver::Version = "1.1.0".parse().unwrap();
+    assert!(updates.mark_bad(&id(), &version).is_err());
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+}
+
+#[test]
+fn a_bad_list_planted_as_a_link_to_an_endless_file_is_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let updates = Updates::at(tmp.path().join("updates"));
+    fs::create_dir_all(updates.dir().join("demo")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", updates.dir().join("demo").join("bad")).unwrap();
+    assert_eq!(updates.bad(&id()), Vec::<semver::Version>::new());
+}
