@@ -316,6 +316,15 @@ pub enum Outcome {
 pub enum ActionError {
     #[error("no backend with id {0:?}")]
     UnknownId(String),
+    /// No definition has the id, but a file named after it has no usable
+    /// definition: its own error is what the user needs to read.
+    #[error("no backend with id {id:?}: {file} is {state}: {reason}")]
+    UnknownIdBeside {
+        id: String,
+        file: String,
+        state: State,
+        reason: String,
+    },
     #[error("{id}: cannot {action} while {state}: {reason}")]
     Refused {
         id: String,

@@ -331,7 +331,7 @@ impl SupervisorHandle {
                                 .clone()
                                 .unwrap_or_else(|| "this file is not in force".into()),
                         },
-                        None => ActionError::UnknownId(id.to_owned()),
+                        None => unknown_id(id, &board.others),
                     });
                 }
             }
@@ -569,6 +569,29 @@ impl SupervisorHandle {
     /// SIGKILL every process group at once (second Ctrl-C). Synchronous.
     pub fn kill_all_now(&self) {
         self.shared.groups.kill_all();
+    }
+}
+
+/// No job and no file with `id`: unknown, unless a file named after it
+/// (`ID.yaml`, as `berth new` writes it) is invalid or untrusted without a
+/// definition, when its own error says why (a typo in the manifest, not in
+/// the command).
+fn unknown_id(id: &str, others: &[BackendStatus]) -> ActionError {
+    let named = others.iter().find(|o| {
+        o.id.is_none()
+            && o.error.is_some()
+            && std::path::Path::new(&o.file)
+                .file_stem()
+                .is_some_and(|stem| stem == id)
+    });
+    match named {
+        Some(o) => ActionError::UnknownIdBeside {
+            id: id.to_owned(),
+            file: crate::paths::shown(std::path::Path::new(&o.file)),
+            state: o.state,
+            reason: o.error.clone().unwrap_or_default(),
+        },
+        None => ActionError::UnknownId(id.to_owned()),
     }
 }
 

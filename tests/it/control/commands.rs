@@ -170,7 +170,24 @@ fn a_start_that_does_not_reach_running_exits_1_with_the_reason() {
         "#!/bin/sh\necho evil\n",
     )
     .unwrap();
+    // A manifest with a typo defines no id: its own error is the answer.
+    std::fs::write(
+        home.backends().join("typo.yaml"),
+        "id: typo\nname: Typo\nversion: 1.0\n",
+    )
+    .unwrap();
     let _l = home.launch();
+
+    let out = home.run(&["start", "typo"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(one_line(&out.stderr()), "{out:?}");
+    assert!(
+        out.stderr()
+            .starts_with("berth: no backend with id \"typo\": ")
+            && out.stderr().contains("typo.yaml is invalid: ")
+            && out.stderr().contains("version"),
+        "{out:?}"
+    );
 
     let out = home.run(&["start", "crash"]);
     assert_eq!(out.code(), 1, "{out:?}");
