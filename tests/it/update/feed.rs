@@ -138,6 +138,19 @@ pub fn demo_1_1_0_served(home: &Home) -> FeedServer {
     FeedServer::serve(&publisher.feed)
 }
 
+/// `demo` 1.0.0 (`exec sleep 30`) in `home`, following a served feed that
+/// offers the publisher's 1.1.0, with `extra` lines (indented) in its
+/// `update` section.
+pub fn demo_following(home: &Home, extra: &str) -> FeedServer {
+    let server = demo_1_1_0_served(home);
+    home.backend(
+        "demo",
+        "exec sleep 30",
+        &format!("update:\n  feed: {}\n{extra}", server.url()),
+    );
+    server
+}
+
 /// The onedir build of the backend at 1.1.0: its folder, holding `backend`
 /// and `_internal/` (`None`: absent, and the caller skips).
 pub fn pyinstaller_1_1_0() -> Option<PathBuf> {

@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::feed::{FeedServer, Publisher};
-use super::release::publisher_backend;
+use super::feed::demo_following;
 use crate::control::home::{Home, alive, wait_until};
 
 /// What is in `updates/demo` (names, sorted).
@@ -82,14 +81,7 @@ fn left_at(point: &str, updates: &Path) {
 #[test]
 fn a_launcher_killed_mid_update_leaves_a_whole_version_that_starts() {
     let home = Home::new();
-    let publisher = Publisher::new(&home);
-    publisher.release(&home, &publisher_backend(&home, "1.1.0"));
-    let server = FeedServer::serve(&publisher.feed);
-    home.backend(
-        "demo",
-        "exec sleep 30",
-        &format!("update:\n  feed: {}\n", server.url()),
-    );
+    let _server = demo_following(&home, "");
     let updates = home.path().join("data/berth/updates");
     let paused = home.path().join("paused");
 

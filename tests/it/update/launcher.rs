@@ -8,9 +8,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::feed::{
-    FeedServer, Mode, Publisher, finished, python_1_0_0, release_python_1_1_0, served_version,
+    FeedServer, Mode, Publisher, demo_following, finished, python_1_0_0, release_python_1_1_0,
+    served_version,
 };
-use super::release::publisher_backend;
 use crate::control::home::{Home, Out, one_line, wait_until};
 
 fn update(home: &Home, args: &[&str]) -> Out {
@@ -124,14 +124,7 @@ fn slowest_status(home: &Home) -> Duration {
 #[test]
 fn a_stalled_or_dribbling_download_holds_up_neither_status_nor_a_start() {
     let home = Home::new();
-    let publisher = Publisher::new(&home);
-    publisher.release(&home, &publisher_backend(&home, "1.1.0"));
-    let server = FeedServer::serve(&publisher.feed);
-    home.backend(
-        "demo",
-        "exec sleep 30",
-        &format!("update:\n  feed: {}\n", server.url()),
-    );
+    let server = demo_following(&home, "");
     home.backend("other", "exec sleep 30", "ready: { uptime: 0s }\n");
     let _launcher = home.launch_with_cmd(&[], |c| {
         c.env("BERTH_TEST_FETCH_STALL", "3");

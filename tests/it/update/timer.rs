@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use super::feed::demo_1_1_0_served;
+use super::feed::demo_following;
 use crate::control::home::{Home, wait_until};
 
 /// At least 3x the 2 s interval.
@@ -18,13 +18,8 @@ const WAIT: Duration = Duration::from_secs(15);
 #[test]
 fn check_reads_the_feed_on_its_own_only_for_backends_that_have_it() {
     let home = Home::new();
-    let server = demo_1_1_0_served(&home);
+    let server = demo_following(&home, "  check: 2s\n");
     let feed = server.url();
-    home.backend(
-        "demo",
-        "exec sleep 30",
-        &format!("update:\n  feed: {feed}\n  check: 2s\n"),
-    );
     home.backend(
         "asked",
         "exec sleep 30",
@@ -60,15 +55,7 @@ fn check_reads_the_feed_on_its_own_only_for_backends_that_have_it() {
 #[test]
 fn auto_installs_what_a_timed_check_finds() {
     let home = Home::new();
-    let server = demo_1_1_0_served(&home);
-    home.backend(
-        "demo",
-        "exec sleep 30",
-        &format!(
-            "update:\n  feed: {}\n  check: 2s\n  auto: true\n",
-            server.url()
-        ),
-    );
+    let _server = demo_following(&home, "  check: 2s\n  auto: true\n");
     let _launcher = home.launch_with_cmd(&[], |cmd| {
         cmd.env("BERTH_TEST_MIN_CHECK", "1s");
     });

@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::feed::{FeedServer, Mode, Publisher};
-use super::release::publisher_backend;
+use super::feed::{FeedServer, Mode, demo_following};
 use crate::control::home::{Home, Launcher, Out, one_line, wait_until};
 
 /// The updates folder of the home's launcher.
@@ -16,22 +15,21 @@ fn updates(home: &Home) -> PathBuf {
     home.path().join("data/berth/updates")
 }
 
-/// The home's backend `demo` at 1.0.0 (a script) whose feed is `feed`;
-/// a new version's probation is 1 s (a running switch answers after it).
-fn installed(home: &Home, feed: &str) {
-    home.backend(
-        "demo",
-        "exec sleep 30",
-        &format!("update:\n  feed: {feed}\n  probation: 1s\n"),
-    );
+/// The home's backend `demo` at 1.0.0 (a script) following the served
+/// feed of the publisher's 1.1.0; a new version's probation is 1 s (a
+/// running switch answers after it).
+fn installed(home: &Home) -> FeedServer {
+    demo_following(home, "  probation: 1s\n")
 }
 
-/// The publisher's 1.1.0 (a script printing its version) released,
-/// trusted and served.
-fn published(home: &Home) -> FeedServer {
-    let publisher = Publisher::new(home);
-    publisher.release(home, &publisher_backend(home, "1.1.0"));
-    FeedServer::serve(&publisher.feed)
+/// `berth update demo` said the feed has nothing newer than 1.1.0: exit 0.
+fn assert_up_to_date(out: &Out) {
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stdout()
+            .starts_with("demo: up to date (installed 1.1.0, the feed's latest"),
+        "{out:?}"
+    );
 }
 
 /// `berth update demo [FLAG]` (the backends folder for when no launcher runs).
@@ -45,8 +43,7 @@ fn update(home: &Home, flag: Option<&str>) -> Out {
 /// The publisher's 1.1.0 served and trusted, `demo` 1.0.0 installed with
 /// that feed, a launcher running.
 fn ready(home: &Home) -> (FeedServer, Launcher) {
-    let server = published(home);
-    installed(home, &server.url());
+    let server = installed(home);
     let launcher = home.launch();
     (server, launcher)
 }
@@ -77,13 +74,8 @@ fn check_update_through_the_launcher_fills_available_and_checked() {
 #[test]
 fn update_refusals_are_one_line_and_change_nothing() {
     let home = Home::new();
-    let server = published(&home);
     // Installed at the feed's version: not higher.
-    home.backend(
-        "demo",
-        "exec sleep 30",
-        &format!("update:\n  feed: {}\n", server.url()),
-    );
+    let _server = demo_following(&home, "");
     let manifest = home.backends().join("demo.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, text.replace("version: 1.0.0", "version: 1.1.0")).unwrap();
@@ -92,13 +84,7 @@ fn update_refusals_are_one_line_and_change_nothing() {
     // Without a launcher: up to date is nothing to do (exit 0, what the
     // feed has on stdout), said here in the same words; a rollback needs
     // the launcher.
-    let out = update(&home, None);
-    assert_eq!(out.code(), 0, "{out:?}");
-    assert!(
-        out.stdout()
-            .starts_with("demo: up to date (installed 1.1.0, the feed's latest"),
-        "{out:?}"
-    );
+    assert_up_to_date(&update(&home, None));
     let out = update(&home, Some("--rollback"));
     assert_eq!(out.code(), 2, "{out:?}");
     assert!(
@@ -107,13 +93,7 @@ fn update_refusals_are_one_line_and_change_nothing() {
     );
 
     let _launcher = home.launch();
-    let out = update(&home, None);
-    assert_eq!(out.code(), 0, "{out:?}");
-    assert!(
-        out.stdout()
-            .starts_with("demo: up to date (installed 1.1.0, the feed's latest"),
-        "{out:?}"
-    );
+    assert_up_to_date(&update(&home, None));
     assert!(!updates(&home).join("demo").exists());
     // The feed answered: checked, and no error to show.
     let status = home.status_of("demo");
@@ -160,8 +140,7 @@ fn update_while_stopped_runs_the_new_version_at_the_next_start() {
 #[test]
 fn update_without_a_launcher_installs_under_its_lock_for_the_next_start() {
     let home = Home::new();
-    let server = published(&home);
-    installed(&home, &server.url());
+    let _server = installed(&home);
     let out = update(&home, None);
     assert_eq!(out.code(), 0, "{out:?}");
     assert_eq!(out.stdout(), "demo: updated 1.0.0 -> 1.1.0 (stopped)\n");
@@ -196,8 +175,7 @@ fn update_while_running_restarts_into_the_new_version() {
 #[test]
 fn a_second_update_is_refused_while_one_stalls_and_the_launcher_keeps_answering() {
     let home = Home::new();
-    let server = published(&home);
-    installed(&home, &server.url());
+    let server = installed(&home);
     server.set_mode(Mode::Stall);
     // A stalled transfer fails after 2 s instead of the contract's 30.
     let launcher = home.launch_with_cmd(&[], |cmd| {
